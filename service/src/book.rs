@@ -1,0 +1,365 @@
+//! The bookkeeping both simulated institutions share: accounts with balances, one row per
+//! transfer id (its recorded outcome, which every replay returns), and an append-only entry
+//! table. Every function runs inside the caller's transaction on the store's writer (or on
+//! the read connection for reads), so an operation and its entries commit together.
+
+use crate::ids::TransferId;
+use crate::money::AmountCents;
+use crate::store::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS accounts (
+    account_id    TEXT PRIMARY KEY,
+    balance_cents INTEGER NOT NULL CHECK (balance_cents >= 0)
+);
+CREATE TABLE IF NOT EXISTS transfers (
+    transfer_id  TEXT PRIMARY KEY,
+    account_id   TEXT,
+    amount_cents INTEGER,
+    status       TEXT NOT NULL,
+    reason       TEXT
+);
+CREATE TABLE IF NOT EXISTS entries (
+    seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    transfer_id         TEXT NOT NULL,
+    account_id          TEXT NOT NULL,
+    kind                TEXT NOT NULL,
+    amount_cents        INTEGER NOT NULL,
+    balance_after_cents INTEGER NOT NULL,
+    at_ms               INTEGER NOT NULL
+);
+";
+
+/// The recorded state of a transfer id at one institution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStatus {
+    /// External: the debit is applied.
+    Debited,
+    /// Either side: refused, nothing applied (see `reason`).
+    Refused,
+    /// External: the debit was applied and then reversed; net effect zero.
+    Reversed,
+    /// External: a reversal arrived for an id never debited; a later debit is refused.
+    Tombstone,
+    /// Ledger: the credit is applied.
+    Credited,
+}
+
+impl TransferStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TransferStatus::Debited => "debited",
+            TransferStatus::Refused => "refused",
+            TransferStatus::Reversed => "reversed",
+            TransferStatus::Tombstone => "tombstone",
+            TransferStatus::Credited => "credited",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, BookError> {
+        Ok(match text {
+            "debited" => TransferStatus::Debited,
+            "refused" => TransferStatus::Refused,
+            "reversed" => TransferStatus::Reversed,
+            "tombstone" => TransferStatus::Tombstone,
+            "credited" => TransferStatus::Credited,
+            other => {
+                return Err(BookError::Store(StoreError::Corrupt(format!(
+                    "unknown transfer status {other:?}"
+                ))))
+            }
+        })
+    }
+}
+
+/// An entry's kind; its signed effect on the balance follows from it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    Debit,
+    Reversal,
+    Credit,
+}
+
+impl EntryKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Debit => "debit",
+            EntryKind::Reversal => "reversal",
+            EntryKind::Credit => "credit",
+        }
+    }
+
+    fn parse(text: &str) -> Result<Self, BookError> {
+        Ok(match text {
+            "debit" => EntryKind::Debit,
+            "reversal" => EntryKind::Reversal,
+            "credit" => EntryKind::Credit,
+            other => {
+                return Err(BookError::Store(StoreError::Corrupt(format!(
+                    "unknown entry kind {other:?}"
+                ))))
+            }
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferRecord {
+    pub transfer_id: String,
+    /// Absent for a tombstone, which records only the id.
+    pub account_id: Option<String>,
+    pub amount_cents: Option<AmountCents>,
+    pub status: TransferStatus,
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountBalance {
+    pub account_id: String,
+    pub balance_cents: AmountCents,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub seq: i64,
+    pub transfer_id: String,
+    pub account_id: String,
+    pub kind: EntryKind,
+    pub amount_cents: AmountCents,
+    pub balance_after_cents: AmountCents,
+    pub at_ms: i64,
+}
+
+/// Everything an institution holds: what the reconciler reads (`GET /admin/dump`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dump {
+    pub accounts: Vec<AccountBalance>,
+    pub entries: Vec<Entry>,
+    pub transfers: Vec<TransferRecord>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BookError {
+    #[error("unknown account {0}")]
+    UnknownAccount(String),
+    #[error("transfer {transfer_id} already exists with another account or amount")]
+    Conflict { transfer_id: String },
+    #[error("account {0} already exists with another balance")]
+    AccountExists(String),
+    #[error("balance of {0} would overflow")]
+    Overflow(String),
+    #[error("balance of {0} would go negative")]
+    Overdraft(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for BookError {
+    fn from(err: rusqlite::Error) -> Self {
+        BookError::Store(err.into())
+    }
+}
+
+fn amount(value: i64) -> Result<AmountCents, BookError> {
+    AmountCents::from_sql(value)
+        .map_err(|_| BookError::Store(StoreError::Corrupt(format!("negative amount {value}"))))
+}
+
+/// Creates accounts with opening balances. Re-seeding an account with the same balance is a
+/// no-op; with another balance it is refused, and then nothing of the call is applied.
+pub fn seed_accounts(
+    conn: &Connection,
+    accounts: &[(String, AmountCents)],
+) -> Result<usize, BookError> {
+    let mut created = 0;
+    for (account_id, opening) in accounts {
+        match balance(conn, account_id)? {
+            Some(existing) if existing == *opening => {}
+            Some(_) => return Err(BookError::AccountExists(account_id.clone())),
+            None => {
+                conn.execute(
+                    "INSERT INTO accounts (account_id, balance_cents) VALUES (?1, ?2)",
+                    params![account_id, opening.to_sql()],
+                )?;
+                created += 1;
+            }
+        }
+    }
+    Ok(created)
+}
+
+pub fn balance(conn: &Connection, account_id: &str) -> Result<Option<AmountCents>, BookError> {
+    let value: Option<i64> = conn
+        .query_row(
+            "SELECT balance_cents FROM accounts WHERE account_id = ?1",
+            [account_id],
+            |row| row.get(0),
+        )
+        .optional()?;
+    value.map(amount).transpose()
+}
+
+pub fn transfer(conn: &Connection, id: &TransferId) -> Result<Option<TransferRecord>, BookError> {
+    let row: Option<TransferRow> = conn
+        .query_row(
+            "SELECT transfer_id, account_id, amount_cents, status, reason
+             FROM transfers WHERE transfer_id = ?1",
+            [id.as_str()],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+        )
+        .optional()?;
+    row.map(record_from_row).transpose()
+}
+
+type TransferRow = (String, Option<String>, Option<i64>, String, Option<String>);
+
+fn record_from_row(row: TransferRow) -> Result<TransferRecord, BookError> {
+    let (transfer_id, account_id, amount_cents, status, reason) = row;
+    Ok(TransferRecord {
+        transfer_id,
+        account_id,
+        amount_cents: amount_cents.map(amount).transpose()?,
+        status: TransferStatus::parse(&status)?,
+        reason,
+    })
+}
+
+pub fn insert_transfer(conn: &Connection, record: &TransferRecord) -> Result<(), BookError> {
+    conn.execute(
+        "INSERT INTO transfers (transfer_id, account_id, amount_cents, status, reason)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
+        params![
+            record.transfer_id,
+            record.account_id,
+            record.amount_cents.map(AmountCents::to_sql),
+            record.status.as_str(),
+            record.reason,
+        ],
+    )?;
+    Ok(())
+}
+
+pub fn set_status(
+    conn: &Connection,
+    id: &TransferId,
+    status: TransferStatus,
+) -> Result<(), BookError> {
+    conn.execute(
+        "UPDATE transfers SET status = ?2 WHERE transfer_id = ?1",
+        params![id.as_str(), status.as_str()],
+    )?;
+    Ok(())
+}
+
+/// Moves `amount` on `account_id` (down for a debit, up otherwise) and appends the entry.
+/// Returns the balance after.
+pub fn post_entry(
+    conn: &Connection,
+    id: &TransferId,
+    account_id: &str,
+    kind: EntryKind,
+    amount_cents: AmountCents,
+) -> Result<AmountCents, BookError> {
+    let before =
+        balance(conn, account_id)?.ok_or_else(|| BookError::UnknownAccount(account_id.into()))?;
+    let after = match kind {
+        EntryKind::Debit => before
+            .checked_sub(amount_cents)
+            .ok_or_else(|| BookError::Overdraft(account_id.into()))?,
+        EntryKind::Reversal | EntryKind::Credit => before
+            .checked_add(amount_cents)
+            .filter(|a| a.get() <= i64::MAX as u64)
+            .ok_or_else(|| BookError::Overflow(account_id.into()))?,
+    };
+    conn.execute(
+        "UPDATE accounts SET balance_cents = ?2 WHERE account_id = ?1",
+        params![account_id, after.to_sql()],
+    )?;
+    conn.execute(
+        "INSERT INTO entries (transfer_id, account_id, kind, amount_cents, balance_after_cents, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            id.as_str(),
+            account_id,
+            kind.as_str(),
+            amount_cents.to_sql(),
+            after.to_sql(),
+            crate::server::now_ms()
+        ],
+    )?;
+    Ok(after)
+}
+
+pub fn dump(conn: &Connection) -> Result<Dump, BookError> {
+    // One read transaction, so the three tables are one consistent snapshot.
+    conn.execute_batch("BEGIN")?;
+    let result = dump_tables(conn);
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+fn dump_tables(conn: &Connection) -> Result<Dump, BookError> {
+    let mut stmt =
+        conn.prepare("SELECT account_id, balance_cents FROM accounts ORDER BY account_id")?;
+    let accounts = stmt
+        .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
+        .map(|row| {
+            let (account_id, cents) = row?;
+            Ok(AccountBalance {
+                account_id,
+                balance_cents: amount(cents)?,
+            })
+        })
+        .collect::<Result<Vec<_>, BookError>>()?;
+
+    let mut stmt = conn.prepare(
+        "SELECT seq, transfer_id, account_id, kind, amount_cents, balance_after_cents, at_ms
+         FROM entries ORDER BY seq",
+    )?;
+    let entries = stmt
+        .query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, i64>(5)?,
+                r.get::<_, i64>(6)?,
+            ))
+        })?
+        .map(|row| {
+            let (seq, transfer_id, account_id, kind, cents, after, at_ms) = row?;
+            Ok(Entry {
+                seq,
+                transfer_id,
+                account_id,
+                kind: EntryKind::parse(&kind)?,
+                amount_cents: amount(cents)?,
+                balance_after_cents: amount(after)?,
+                at_ms,
+            })
+        })
+        .collect::<Result<Vec<_>, BookError>>()?;
+
+    let mut stmt = conn.prepare(
+        "SELECT transfer_id, account_id, amount_cents, status, reason
+         FROM transfers ORDER BY transfer_id",
+    )?;
+    let transfers = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .map(|row| record_from_row(row?))
+        .collect::<Result<Vec<_>, BookError>>()?;
+
+    Ok(Dump {
+        accounts,
+        entries,
+        transfers,
+    })
+}

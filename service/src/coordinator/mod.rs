@@ -1,0 +1,424 @@
+//! The coordinator (the API gateway): serves `POST /transfers` synchronously within a
+//! deadline, debiting the external institution and crediting the ledger.
+//!
+//! - `saga_log`: the durable saga rows and user-account links (SQLite).
+//! - `remote`: calls to the external side and the ledger, answers sorted applied/refused/unknown.
+//! - `saga`: the step-by-step saga driver.
+//! - `ownership`: which sagas a live task is driving.
+//! - `recovery`: the worker that finishes unfinished sagas, also after restarts.
+//! - `naive`: the seed's design, the known-bad baseline.
+
+pub mod naive;
+pub mod ownership;
+pub mod recovery;
+pub mod remote;
+pub mod saga;
+pub mod saga_log;
+
+use crate::api_error::ApiError;
+use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
+use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES, MAX_BODY_BYTES};
+use crate::metrics::Counters;
+use crate::money::AmountCents;
+use crate::server::{require_admin, AdminGuard};
+use crate::store::{Store, WRITE_QUEUE_CAPACITY};
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use naive::{Naive, NaiveOutcome};
+use ownership::Ownership;
+use recovery::{Recovery, RecoveryConfig};
+use remote::Remote;
+use saga::{Driver, StartedMode, Step};
+use saga_log::{Begin, BeginError, ClientStatus, Intent, Saga};
+use serde::{Deserialize, Serialize};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Notify, Semaphore};
+
+/// Which coordinator design runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Design {
+    /// The correct design: idempotency, write-ahead saga log, recovery worker.
+    Saga,
+    /// The seed's design, known to lose or create money under faults.
+    Naive,
+}
+
+#[derive(Debug, Clone)]
+pub struct CoordinatorConfig {
+    pub design: Design,
+    /// Budget of the synchronous answer; past it the answer is `pending` (202).
+    pub deadline: Duration,
+    /// Requests handled at once; more are shed with 503 before anything is written.
+    pub max_in_flight: usize,
+    pub recovery: RecoveryConfig,
+}
+
+pub struct Coordinator {
+    config: CoordinatorConfig,
+    store: Store,
+    driver: Arc<Driver>,
+    ownership: Ownership,
+    in_flight: Arc<Semaphore>,
+    counters: Arc<Counters>,
+    wake_recovery: Arc<Notify>,
+    /// Present only for the naive design.
+    naive: Option<Naive>,
+}
+
+/// Builds the coordinator and starts its background work (the recovery worker for `saga`,
+/// the in-memory reversal worker for `naive`). Must run inside a tokio runtime.
+pub fn start(config: CoordinatorConfig, store: Store, remote: Remote) -> Arc<Coordinator> {
+    let counters = Arc::new(Counters::default());
+    let driver = Arc::new(Driver {
+        log: store.clone(),
+        remote: remote.clone(),
+        counters: counters.clone(),
+    });
+    let ownership = Ownership::default();
+    let wake_recovery = Arc::new(Notify::new());
+    let naive = match config.design {
+        Design::Saga => {
+            let recovery = Recovery::new(
+                driver.clone(),
+                ownership.clone(),
+                config.recovery.clone(),
+                wake_recovery.clone(),
+            );
+            tokio::spawn(recovery.run());
+            None
+        }
+        Design::Naive => Some(Naive::start(remote)),
+    };
+    Arc::new(Coordinator {
+        in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+        config,
+        store,
+        driver,
+        ownership,
+        counters,
+        wake_recovery,
+        naive,
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TransferBody {
+    user_id: String,
+    external_account_id: String,
+    amount_cents: serde_json::Number,
+}
+
+/// The answer to `POST /transfers` and `GET /transfers/{id}`.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TransferView {
+    pub transfer_id: TransferId,
+    pub status: ClientStatus,
+    /// The saga state behind `status` (absent for the naive design, which keeps none).
+    pub state: Option<saga_log::SagaState>,
+    pub user_id: UserId,
+    pub external_account_id: AccountId,
+    pub amount_cents: AmountCents,
+    pub reason: Option<String>,
+}
+
+impl TransferView {
+    fn of(saga: &Saga) -> Self {
+        TransferView {
+            transfer_id: saga.transfer_id.clone(),
+            status: saga.state.client_status(),
+            state: Some(saga.state),
+            user_id: saga.user_id.clone(),
+            external_account_id: saga.external_account_id.clone(),
+            amount_cents: saga.amount_cents,
+            reason: saga.reason.clone(),
+        }
+    }
+
+    fn into_response(self) -> Response {
+        let code = match self.status {
+            ClientStatus::Completed => StatusCode::OK,
+            ClientStatus::Pending => StatusCode::ACCEPTED,
+            ClientStatus::Failed => StatusCode::UNPROCESSABLE_ENTITY,
+        };
+        (code, Json(self)).into_response()
+    }
+}
+
+const IDEMPOTENCY_HEADER: &str = "idempotency-key";
+
+fn parse_intent(headers: &HeaderMap, body: TransferBody) -> Result<Intent, ApiError> {
+    let key = match headers.get(IDEMPOTENCY_HEADER) {
+        None => {
+            return Err(ApiError::bad_request(
+                "missing_idempotency_key",
+                "the Idempotency-Key header is required",
+            ))
+        }
+        Some(value) => value.to_str().map_err(|_| {
+            ApiError::bad_request(
+                "invalid_idempotency_key",
+                "Idempotency-Key must be visible ASCII",
+            )
+        })?,
+    };
+    let idempotency_key = IdempotencyKey::parse(key)
+        .map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))?;
+    Ok(Intent {
+        user_id: UserId::parse(&body.user_id)?,
+        idempotency_key,
+        external_account_id: AccountId::parse(&body.external_account_id)?,
+        amount_cents: AmountCents::transfer_from_json(&body.amount_cents)?,
+    })
+}
+
+impl From<BeginError> for ApiError {
+    fn from(err: BeginError) -> Self {
+        match err {
+            BeginError::KeyReused => ApiError::conflict(
+                "idempotency_key_reused",
+                "this Idempotency-Key was already used by this user for a different transfer",
+            ),
+            BeginError::UnknownUser(_) => ApiError::not_found("unknown_user", err.to_string()),
+            BeginError::UnknownAccount { .. } => {
+                ApiError::not_found("unknown_account", err.to_string())
+            }
+            BeginError::Store(store) => ApiError::internal(store),
+        }
+    }
+}
+
+async fn post_transfer(
+    State(coord): State<Arc<Coordinator>>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<TransferBody>,
+) -> Result<Response, ApiError> {
+    let deadline = Instant::now() + coord.config.deadline;
+    let intent = parse_intent(&headers, body)?;
+    // Shed before anything is written: a shed request changed nothing and is safe to retry.
+    let Ok(permit) = coord.in_flight.clone().try_acquire_owned() else {
+        coord.counters.inc("transfer", "shed");
+        return Err(ApiError::overloaded(
+            "too many transfers in flight; retry later",
+        ));
+    };
+    if coord.store.free_write_slots() < WRITE_QUEUE_CAPACITY / 4 {
+        coord.counters.inc("transfer", "shed");
+        return Err(ApiError::overloaded("saga log is saturated; retry later"));
+    }
+    let response = match &coord.naive {
+        Some(naive) => naive_transfer(&coord, naive, intent, deadline).await,
+        None => saga_transfer(coord.clone(), intent, deadline).await,
+    };
+    drop(permit);
+    response
+}
+
+async fn naive_transfer(
+    coord: &Coordinator,
+    naive: &Naive,
+    intent: Intent,
+    deadline: Instant,
+) -> Result<Response, ApiError> {
+    let (user, account) = (intent.user_id.clone(), intent.external_account_id.clone());
+    let linked = coord
+        .store
+        .read(move |conn| Ok(saga_log::check_link(conn, &user, &account)))
+        .await?;
+    linked?;
+    let (transfer_id, status, reason) = match naive.transfer(&intent, deadline).await {
+        NaiveOutcome::Completed(id) => (id, ClientStatus::Completed, None),
+        NaiveOutcome::Failed(id, why) => (id, ClientStatus::Failed, Some(why)),
+    };
+    coord.counters.inc(
+        "transfer",
+        match status {
+            ClientStatus::Completed => "completed",
+            _ => "failed",
+        },
+    );
+    Ok(TransferView {
+        transfer_id,
+        status,
+        state: None,
+        user_id: intent.user_id,
+        external_account_id: intent.external_account_id,
+        amount_cents: intent.amount_cents,
+        reason,
+    }
+    .into_response())
+}
+
+/// The shortest remote-call timeout worth trying; below it the answer is `pending`.
+const MIN_CALL_BUDGET: Duration = Duration::from_millis(2);
+
+async fn saga_transfer(
+    coord: Arc<Coordinator>,
+    intent: Intent,
+    deadline: Instant,
+) -> Result<Response, ApiError> {
+    let new_id = TransferId::generate();
+    // Claimed before the intent is written, so the recovery worker never sees this saga
+    // unowned while its handler may still send the debit.
+    let guard = coord
+        .ownership
+        .try_claim(&new_id)
+        .ok_or_else(|| ApiError::internal("fresh transfer id already owned"))?;
+    let begin_id = new_id.clone();
+    let begun = coord
+        .store
+        .write(move |conn| saga_log::begin(conn, &intent, &begin_id))
+        .await?;
+    let saga = match begun {
+        Begin::Existing(saga) => {
+            coord.counters.inc("transfer", "replay");
+            return Ok(TransferView::of(&saga).into_response());
+        }
+        Begin::New(saga) => saga,
+    };
+    // Driven in its own task: if the client hangs up, the handler future is dropped but the
+    // saga keeps going until the deadline, then the recovery worker takes over.
+    let task_coord = coord.clone();
+    let driven = tokio::spawn(async move {
+        let saga = drive_until(&task_coord.driver, saga, deadline).await;
+        drop(guard);
+        if !saga.state.is_final() {
+            task_coord.wake_recovery.notify_one();
+        }
+        saga
+    })
+    .await
+    .map_err(ApiError::internal)?;
+    coord
+        .counters
+        .inc("transfer", driven.state.client_status_label());
+    Ok(TransferView::of(&driven).into_response())
+}
+
+/// Drives a new saga until it is final or the deadline leaves no time for another call.
+async fn drive_until(driver: &Driver, mut saga: Saga, deadline: Instant) -> Saga {
+    let mut mode = StartedMode::SendDebit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left < MIN_CALL_BUDGET {
+            return saga;
+        }
+        match driver.step(&mut saga, &mut mode, left).await {
+            Ok(Step::Progressed) => {}
+            Ok(Step::Done) => return saga,
+            Ok(Step::Blocked(_)) => {
+                // A fast failure (say, a 500 before any work): pause briefly, then retry
+                // within the budget rather than spin.
+                tokio::time::sleep(MIN_CALL_BUDGET.min(left)).await;
+            }
+            Err(err) => {
+                tracing::error!(%err, transfer_id = %saga.transfer_id, "saga step failed");
+                return saga;
+            }
+        }
+    }
+}
+
+impl saga_log::SagaState {
+    fn client_status_label(self) -> &'static str {
+        match self.client_status() {
+            ClientStatus::Completed => "completed",
+            ClientStatus::Failed => "failed",
+            ClientStatus::Pending => "pending",
+        }
+    }
+}
+
+async fn get_transfer(
+    State(coord): State<Arc<Coordinator>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = TransferId::parse(&id)?;
+    let saga = coord
+        .store
+        .read(move |conn| saga_log::get(conn, &id))
+        .await?;
+    saga.map(|s| TransferView::of(&s).into_response())
+        .ok_or_else(|| ApiError::not_found("unknown_transfer", "no such transfer id"))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkRequest {
+    users: Vec<LinkUser>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkUser {
+    user_id: String,
+    external_account_id: String,
+}
+
+async fn post_users(
+    State(coord): State<Arc<Coordinator>>,
+    JsonBody(request): JsonBody<LinkRequest>,
+) -> Result<Response, ApiError> {
+    let links = request
+        .users
+        .iter()
+        .map(|u| {
+            Ok((
+                UserId::parse(&u.user_id)?,
+                AccountId::parse(&u.external_account_id)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, ApiError>>()?;
+    let created = coord
+        .store
+        .write(move |conn| saga_log::link_users(conn, &links))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::json!({ "created": created })),
+    )
+        .into_response())
+}
+
+/// `GET /admin/sagas`: the whole saga log, for the reconciler.
+#[derive(Serialize, Deserialize)]
+pub struct SagaDump {
+    pub design: Design,
+    pub sagas: Vec<Saga>,
+}
+
+async fn get_sagas(State(coord): State<Arc<Coordinator>>) -> Result<Json<SagaDump>, ApiError> {
+    let sagas = coord.store.read(saga_log::all_sagas).await?;
+    Ok(Json(SagaDump {
+        design: coord.config.design,
+        sagas,
+    }))
+}
+
+async fn metrics(State(coord): State<Arc<Coordinator>>) -> String {
+    coord.counters.render("coordinator", coord.store.stats())
+}
+
+pub fn app(coord: Arc<Coordinator>, guard: AdminGuard) -> Router {
+    let admin = Router::new()
+        .route("/admin/users", post(post_users))
+        .route("/admin/sagas", get(get_sagas))
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
+        .with_state(coord.clone());
+    Router::new()
+        .route("/transfers", post(post_transfer))
+        .route("/transfers/{transfer_id}", get(get_transfer))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .route("/healthz", get(crate::institution::healthz))
+        .route("/metrics", get(metrics))
+        .with_state(coord)
+        .merge(admin)
+}
+
+pub const SCHEMA: &str = saga_log::SCHEMA;

@@ -1,0 +1,189 @@
+//! HTTP calls from the coordinator to the external institution and the ledger, each answer
+//! sorted into what the saga may rely on: applied, refused (definite, recorded by the callee)
+//! or unknown (timeout, reset, 5xx, anything unexpected: "maybe applied").
+
+use crate::book::{TransferRecord, TransferStatus};
+use crate::ids::TransferId;
+use crate::money::AmountCents;
+use reqwest::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// The operation is in effect (for a reversal: the id holds no debit any more).
+    Applied,
+    /// A definite refusal: nothing applied, and the callee will not apply it later.
+    Refused(String),
+    /// No definite answer: the operation may or may not have been applied.
+    Unknown(String),
+}
+
+#[derive(Clone)]
+pub struct Remote {
+    http: reqwest::Client,
+    external_url: String,
+    ledger_url: String,
+}
+
+impl Remote {
+    pub fn new(external_url: &str, ledger_url: &str) -> anyhow::Result<Remote> {
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .tcp_nodelay(true)
+            .pool_max_idle_per_host(512)
+            .pool_idle_timeout(Duration::from_secs(30))
+            .connect_timeout(Duration::from_secs(1))
+            .build()?;
+        Ok(Remote {
+            http,
+            external_url: external_url.trim_end_matches('/').to_owned(),
+            ledger_url: ledger_url.trim_end_matches('/').to_owned(),
+        })
+    }
+
+    pub async fn debit(
+        &self,
+        id: &TransferId,
+        account: &str,
+        amount: AmountCents,
+        timeout: Duration,
+    ) -> CallOutcome {
+        let body = json!({
+            "transfer_id": id.as_str(),
+            "external_account_id": account,
+            "amount_cents": amount.get(),
+        });
+        let url = format!("{}/debits", self.external_url);
+        let answer = self.call(&url, Some(body), timeout).await;
+        classify(answer, TransferStatus::Debited, "unknown_account")
+    }
+
+    pub async fn credit(
+        &self,
+        id: &TransferId,
+        user: &str,
+        amount: AmountCents,
+        timeout: Duration,
+    ) -> CallOutcome {
+        let body = json!({
+            "transfer_id": id.as_str(),
+            "user_id": user,
+            "amount_cents": amount.get(),
+        });
+        let url = format!("{}/credits", self.ledger_url);
+        let answer = self.call(&url, Some(body), timeout).await;
+        classify(answer, TransferStatus::Credited, "unknown_user")
+    }
+
+    /// Reverses (or aborts, leaving a tombstone) a debit. `Applied` means the id now holds
+    /// no debit at the external side: reversed, tombstoned, or it was refused in the first place.
+    pub async fn reverse(&self, id: &TransferId, timeout: Duration) -> CallOutcome {
+        let url = format!("{}/debits/{}/reverse", self.external_url, id.as_str());
+        match self.call(&url, None, timeout).await {
+            Ok((StatusCode::OK, Some(record))) => match record.status {
+                TransferStatus::Reversed | TransferStatus::Tombstone | TransferStatus::Refused => {
+                    CallOutcome::Applied
+                }
+                other => CallOutcome::Unknown(format!("reversal answered {other:?}")),
+            },
+            Ok((status, _)) => CallOutcome::Unknown(format!("reversal answered {status}")),
+            Err(why) => CallOutcome::Unknown(why),
+        }
+    }
+
+    async fn call(
+        &self,
+        url: &str,
+        body: Option<serde_json::Value>,
+        timeout: Duration,
+    ) -> Result<(StatusCode, Option<TransferRecord>), String> {
+        let mut request = self.http.post(url).timeout(timeout);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(describe)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(describe)?;
+        Ok((status, serde_json::from_slice(&bytes).ok()))
+    }
+}
+
+fn describe(err: reqwest::Error) -> String {
+    if err.is_timeout() {
+        "timeout".into()
+    } else if err.is_connect() {
+        "connect".into()
+    } else {
+        format!("transport: {err}")
+    }
+}
+
+/// Sorts a debit or credit answer. Only answers that carry a recorded outcome, or a 404 for
+/// an account that does not exist, are definite.
+fn classify(
+    answer: Result<(StatusCode, Option<TransferRecord>), String>,
+    applied: TransferStatus,
+    unknown_account_reason: &str,
+) -> CallOutcome {
+    match answer {
+        Err(why) => CallOutcome::Unknown(why),
+        Ok((StatusCode::OK, Some(record))) if record.status == applied => CallOutcome::Applied,
+        Ok((StatusCode::UNPROCESSABLE_ENTITY | StatusCode::TOO_MANY_REQUESTS, Some(record)))
+            if record.status != applied =>
+        {
+            let reason = record
+                .reason
+                .unwrap_or_else(|| record.status.as_str().to_owned());
+            CallOutcome::Refused(reason)
+        }
+        Ok((StatusCode::NOT_FOUND, _)) => CallOutcome::Refused(unknown_account_reason.into()),
+        Ok((status, _)) => CallOutcome::Unknown(format!("answered {status}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(status: TransferStatus, reason: Option<&str>) -> Option<TransferRecord> {
+        Some(TransferRecord {
+            transfer_id: "t-1".into(),
+            account_id: Some("a".into()),
+            amount_cents: Some(AmountCents::new(5)),
+            status,
+            reason: reason.map(str::to_owned),
+        })
+    }
+
+    #[test]
+    fn only_recorded_answers_are_definite() {
+        let applied = TransferStatus::Credited;
+        assert_eq!(
+            classify(Ok((StatusCode::OK, record(applied, None))), applied, "x"),
+            CallOutcome::Applied
+        );
+        assert_eq!(
+            classify(
+                Ok((
+                    StatusCode::TOO_MANY_REQUESTS,
+                    record(TransferStatus::Refused, Some("rate_limited"))
+                )),
+                applied,
+                "x"
+            ),
+            CallOutcome::Refused("rate_limited".into())
+        );
+        // A 500, a 200 without a body, a timeout: all "maybe applied".
+        for answer in [
+            Ok((StatusCode::INTERNAL_SERVER_ERROR, None)),
+            Ok((StatusCode::OK, None)),
+            Err("timeout".to_string()),
+        ] {
+            assert!(matches!(
+                classify(answer, applied, "x"),
+                CallOutcome::Unknown(_)
+            ));
+        }
+    }
+}

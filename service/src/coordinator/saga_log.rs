@@ -1,0 +1,336 @@
+//! The coordinator's durable saga log: one row per transfer, written before any remote
+//! call; every state change is a compare-and-set on that row. Also the links between our
+//! users and their external accounts, used to validate requests before anything is written.
+
+use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
+use crate::money::AmountCents;
+use crate::store::StoreError;
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+pub const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS sagas (
+    transfer_id     TEXT PRIMARY KEY,
+    user_id         TEXT NOT NULL,
+    idempotency_key TEXT NOT NULL,
+    account_id      TEXT NOT NULL,
+    amount_cents    INTEGER NOT NULL CHECK (amount_cents > 0),
+    state           TEXT NOT NULL,
+    reason          TEXT,
+    created_ms      INTEGER NOT NULL,
+    updated_ms      INTEGER NOT NULL,
+    UNIQUE (user_id, idempotency_key)
+);
+CREATE INDEX IF NOT EXISTS sagas_open ON sagas (state)
+    WHERE state IN ('started', 'debited', 'reversing');
+CREATE TABLE IF NOT EXISTS links (
+    user_id    TEXT NOT NULL,
+    account_id TEXT NOT NULL,
+    PRIMARY KEY (user_id, account_id)
+);
+";
+
+/// A saga's state. `completed`, `failed` and `reversed` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaState {
+    /// Intent recorded; the debit may or may not have been sent or applied.
+    Started,
+    /// The debit is applied; the credit is not known to be.
+    Debited,
+    /// Both sides applied.
+    Completed,
+    /// The debit was refused, or aborted (reversal/tombstone at the external side).
+    Failed,
+    /// The credit was refused: the reversal of the debit is owed (this row is the outbox).
+    Reversing,
+    /// The debit was reversed.
+    Reversed,
+}
+
+impl SagaState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SagaState::Started => "started",
+            SagaState::Debited => "debited",
+            SagaState::Completed => "completed",
+            SagaState::Failed => "failed",
+            SagaState::Reversing => "reversing",
+            SagaState::Reversed => "reversed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<Self, StoreError> {
+        Ok(match text {
+            "started" => SagaState::Started,
+            "debited" => SagaState::Debited,
+            "completed" => SagaState::Completed,
+            "failed" => SagaState::Failed,
+            "reversing" => SagaState::Reversing,
+            "reversed" => SagaState::Reversed,
+            other => return Err(StoreError::Corrupt(format!("unknown saga state {other:?}"))),
+        })
+    }
+
+    pub fn is_final(self) -> bool {
+        matches!(
+            self,
+            SagaState::Completed | SagaState::Failed | SagaState::Reversed
+        )
+    }
+
+    /// What the client is told: `completed`, `failed` or `pending`. A saga in `reversing`
+    /// is already `failed` for the client: its reversal is durably owed and will happen.
+    pub fn client_status(self) -> ClientStatus {
+        match self {
+            SagaState::Completed => ClientStatus::Completed,
+            SagaState::Failed | SagaState::Reversing | SagaState::Reversed => ClientStatus::Failed,
+            SagaState::Started | SagaState::Debited => ClientStatus::Pending,
+        }
+    }
+
+    /// The transitions the saga rules allow.
+    pub fn may_become(self, next: SagaState) -> bool {
+        use SagaState::*;
+        matches!(
+            (self, next),
+            (Started, Debited)
+                | (Started, Failed)
+                | (Debited, Completed)
+                | (Debited, Reversing)
+                | (Reversing, Reversed)
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientStatus {
+    Completed,
+    Failed,
+    Pending,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Saga {
+    pub transfer_id: TransferId,
+    pub user_id: UserId,
+    pub idempotency_key: IdempotencyKey,
+    pub external_account_id: AccountId,
+    pub amount_cents: AmountCents,
+    pub state: SagaState,
+    pub reason: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// A validated transfer request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Intent {
+    pub user_id: UserId,
+    pub idempotency_key: IdempotencyKey,
+    pub external_account_id: AccountId,
+    pub amount_cents: AmountCents,
+}
+
+#[derive(Debug)]
+pub enum Begin {
+    /// A new saga row, in state `started`.
+    New(Saga),
+    /// The same user and key with the same payload: the existing saga.
+    Existing(Saga),
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum BeginError {
+    #[error("idempotency key already used for another transfer payload")]
+    KeyReused,
+    #[error("unknown user {0}")]
+    UnknownUser(String),
+    #[error("external account {account} is not linked to user {user}")]
+    UnknownAccount { user: String, account: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<rusqlite::Error> for BeginError {
+    fn from(err: rusqlite::Error) -> Self {
+        BeginError::Store(err.into())
+    }
+}
+
+const SAGA_COLUMNS: &str = "transfer_id, user_id, idempotency_key, account_id, amount_cents, \
+                            state, reason, created_ms, updated_ms";
+
+fn saga_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Saga, StoreError>> {
+    let transfer_id: String = row.get(0)?;
+    let user_id: String = row.get(1)?;
+    let key: String = row.get(2)?;
+    let account: String = row.get(3)?;
+    let amount: i64 = row.get(4)?;
+    let state: String = row.get(5)?;
+    let reason: Option<String> = row.get(6)?;
+    let created_ms: i64 = row.get(7)?;
+    let updated_ms: i64 = row.get(8)?;
+    let corrupt = |what: &str| StoreError::Corrupt(format!("saga {transfer_id}: bad {what}"));
+    Ok((|| {
+        Ok(Saga {
+            transfer_id: TransferId::parse(&transfer_id).map_err(|_| corrupt("transfer_id"))?,
+            user_id: UserId::parse(&user_id).map_err(|_| corrupt("user_id"))?,
+            idempotency_key: IdempotencyKey::parse(&key).map_err(|_| corrupt("key"))?,
+            external_account_id: AccountId::parse(&account).map_err(|_| corrupt("account"))?,
+            amount_cents: AmountCents::from_sql(amount).map_err(|_| corrupt("amount"))?,
+            state: SagaState::parse(&state)?,
+            reason,
+            created_ms,
+            updated_ms,
+        })
+    })())
+}
+
+/// Writes the intent (state `started`) for a new key, or returns the saga the key already
+/// names. Refuses an unknown user or unlinked account, and a reused key with another payload.
+pub fn begin(conn: &Connection, intent: &Intent, new_id: &TransferId) -> Result<Begin, BeginError> {
+    let existing = conn
+        .query_row(
+            &format!(
+                "SELECT {SAGA_COLUMNS} FROM sagas WHERE user_id = ?1 AND idempotency_key = ?2"
+            ),
+            params![intent.user_id.as_str(), intent.idempotency_key.as_str()],
+            saga_from_row,
+        )
+        .optional()?
+        .transpose()?;
+    if let Some(saga) = existing {
+        let same = saga.external_account_id == intent.external_account_id
+            && saga.amount_cents == intent.amount_cents;
+        return if same {
+            Ok(Begin::Existing(saga))
+        } else {
+            Err(BeginError::KeyReused)
+        };
+    }
+    check_link(conn, &intent.user_id, &intent.external_account_id)?;
+    let now = crate::server::now_ms();
+    let saga = Saga {
+        transfer_id: new_id.clone(),
+        user_id: intent.user_id.clone(),
+        idempotency_key: intent.idempotency_key.clone(),
+        external_account_id: intent.external_account_id.clone(),
+        amount_cents: intent.amount_cents,
+        state: SagaState::Started,
+        reason: None,
+        created_ms: now,
+        updated_ms: now,
+    };
+    conn.execute(
+        &format!(
+            "INSERT INTO sagas ({SAGA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?7)"
+        ),
+        params![
+            saga.transfer_id.as_str(),
+            saga.user_id.as_str(),
+            saga.idempotency_key.as_str(),
+            saga.external_account_id.as_str(),
+            saga.amount_cents.to_sql(),
+            saga.state.as_str(),
+            now
+        ],
+    )?;
+    Ok(Begin::New(saga))
+}
+
+/// Refuses a user we do not know, or an external account not linked to that user.
+pub fn check_link(conn: &Connection, user: &UserId, account: &AccountId) -> Result<(), BeginError> {
+    let linked: Option<String> = conn
+        .query_row(
+            "SELECT account_id FROM links WHERE user_id = ?1 AND account_id = ?2",
+            params![user.as_str(), account.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    if linked.is_some() {
+        return Ok(());
+    }
+    let known_user: Option<String> = conn
+        .query_row(
+            "SELECT user_id FROM links WHERE user_id = ?1 LIMIT 1",
+            [user.as_str()],
+            |r| r.get(0),
+        )
+        .optional()?;
+    match known_user {
+        None => Err(BeginError::UnknownUser(user.to_string())),
+        Some(_) => Err(BeginError::UnknownAccount {
+            user: user.to_string(),
+            account: account.to_string(),
+        }),
+    }
+}
+
+/// Moves a saga from `from` to `to` only if it is still in `from`. False when it was not
+/// (another actor moved it first); the caller must re-read instead of acting.
+pub fn compare_and_set(
+    conn: &Connection,
+    id: &TransferId,
+    from: SagaState,
+    to: SagaState,
+    reason: Option<&str>,
+) -> Result<bool, StoreError> {
+    assert!(
+        from.may_become(to),
+        "saga transition {from:?} -> {to:?} is not allowed"
+    );
+    let changed = conn.execute(
+        "UPDATE sagas SET state = ?3, reason = COALESCE(?4, reason), updated_ms = ?5
+         WHERE transfer_id = ?1 AND state = ?2",
+        params![
+            id.as_str(),
+            from.as_str(),
+            to.as_str(),
+            reason,
+            crate::server::now_ms()
+        ],
+    )?;
+    Ok(changed == 1)
+}
+
+pub fn get(conn: &Connection, id: &TransferId) -> Result<Option<Saga>, StoreError> {
+    conn.query_row(
+        &format!("SELECT {SAGA_COLUMNS} FROM sagas WHERE transfer_id = ?1"),
+        [id.as_str()],
+        saga_from_row,
+    )
+    .optional()?
+    .transpose()
+}
+
+/// Non-final sagas, oldest first.
+pub fn open_sagas(conn: &Connection, limit: usize) -> Result<Vec<Saga>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {SAGA_COLUMNS} FROM sagas WHERE state IN ('started', 'debited', 'reversing')
+         ORDER BY created_ms LIMIT ?1"
+    ))?;
+    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], saga_from_row)?;
+    rows.map(|r| r?).collect()
+}
+
+pub fn all_sagas(conn: &Connection) -> Result<Vec<Saga>, StoreError> {
+    let mut stmt = conn.prepare(&format!(
+        "SELECT {SAGA_COLUMNS} FROM sagas ORDER BY created_ms, transfer_id"
+    ))?;
+    let rows = stmt.query_map([], saga_from_row)?;
+    rows.map(|r| r?).collect()
+}
+
+/// Links users to external accounts; existing links are kept. Returns how many were new.
+pub fn link_users(conn: &Connection, links: &[(UserId, AccountId)]) -> Result<usize, StoreError> {
+    let mut created = 0;
+    for (user, account) in links {
+        created += conn.execute(
+            "INSERT OR IGNORE INTO links (user_id, account_id) VALUES (?1, ?2)",
+            params![user.as_str(), account.as_str()],
+        )?;
+    }
+    Ok(created)
+}

@@ -1,0 +1,208 @@
+//! The simulated external institution: accounts that never overdraw, debits and reversals by
+//! transfer id, both idempotent. A reversal of an id never seen leaves a tombstone, so a late
+//! original debit is refused instead of taking money nobody will give back.
+
+use crate::api_error::ApiError;
+use crate::book::{self, BookError, EntryKind, TransferRecord, TransferStatus};
+use crate::ids::{AccountId, TransferId};
+use crate::institution::{common_routes, Institution};
+use crate::json_body::{JsonBody, MAX_BODY_BYTES};
+use crate::money::AmountCents;
+use crate::server::AdminGuard;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use rusqlite::Connection;
+use serde::Deserialize;
+use std::sync::Arc;
+
+/// Behaviour switches of the external side. `tombstones: false` is a deliberately broken
+/// variant (mutant) used to show that the checker catches a reversal overtaking its debit.
+#[derive(Debug, Clone, Copy)]
+pub struct ExternalPolicy {
+    pub tombstones: bool,
+}
+
+impl Default for ExternalPolicy {
+    fn default() -> Self {
+        ExternalPolicy { tombstones: true }
+    }
+}
+
+pub struct External {
+    pub inst: Arc<Institution>,
+    pub policy: ExternalPolicy,
+}
+
+#[derive(Debug, Clone)]
+pub struct Debit {
+    pub transfer_id: TransferId,
+    pub account_id: AccountId,
+    pub amount_cents: AmountCents,
+}
+
+/// Applies a debit, or replays the outcome first recorded for its id.
+pub fn debit(conn: &Connection, request: &Debit) -> Result<TransferRecord, BookError> {
+    if let Some(existing) = book::transfer(conn, &request.transfer_id)? {
+        if existing.status == TransferStatus::Tombstone {
+            return Ok(existing);
+        }
+        let same = existing.account_id.as_deref() == Some(request.account_id.as_str())
+            && existing.amount_cents == Some(request.amount_cents);
+        if !same {
+            return Err(BookError::Conflict {
+                transfer_id: request.transfer_id.to_string(),
+            });
+        }
+        return Ok(existing);
+    }
+    let account = request.account_id.as_str();
+    let balance =
+        book::balance(conn, account)?.ok_or_else(|| BookError::UnknownAccount(account.into()))?;
+    let mut record = TransferRecord {
+        transfer_id: request.transfer_id.to_string(),
+        account_id: Some(account.to_owned()),
+        amount_cents: Some(request.amount_cents),
+        status: TransferStatus::Debited,
+        reason: None,
+    };
+    if balance < request.amount_cents {
+        record.status = TransferStatus::Refused;
+        record.reason = Some("insufficient_funds".into());
+    } else {
+        book::post_entry(
+            conn,
+            &request.transfer_id,
+            account,
+            EntryKind::Debit,
+            request.amount_cents,
+        )?;
+    }
+    book::insert_transfer(conn, &record)?;
+    Ok(record)
+}
+
+/// Reverses a debit (idempotent). An unknown id gets a tombstone, unless the policy is the
+/// broken no-tombstone variant, which records nothing.
+pub fn reverse(
+    conn: &Connection,
+    id: &TransferId,
+    policy: ExternalPolicy,
+) -> Result<TransferRecord, BookError> {
+    match book::transfer(conn, id)? {
+        Some(record) if record.status == TransferStatus::Debited => {
+            let (Some(account), Some(amount)) = (record.account_id.clone(), record.amount_cents)
+            else {
+                return Err(BookError::Store(crate::store::StoreError::Corrupt(
+                    format!("debited transfer {id} without account or amount"),
+                )));
+            };
+            book::post_entry(conn, id, &account, EntryKind::Reversal, amount)?;
+            book::set_status(conn, id, TransferStatus::Reversed)?;
+            Ok(TransferRecord {
+                status: TransferStatus::Reversed,
+                ..record
+            })
+        }
+        // Reversed, refused or tombstoned already: nothing (more) to undo.
+        Some(record) => Ok(record),
+        None => {
+            let tombstone = TransferRecord {
+                transfer_id: id.to_string(),
+                account_id: None,
+                amount_cents: None,
+                status: TransferStatus::Tombstone,
+                reason: Some("reversed_before_debit".into()),
+            };
+            if policy.tombstones {
+                book::insert_transfer(conn, &tombstone)?;
+            }
+            Ok(tombstone)
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DebitBody {
+    transfer_id: String,
+    external_account_id: String,
+    amount_cents: serde_json::Number,
+}
+
+/// 200 when the debit is in effect; 422 when it is not (refused, reversed, tombstoned).
+fn debit_answer(record: TransferRecord) -> Response {
+    let status = match record.status {
+        TransferStatus::Debited => StatusCode::OK,
+        _ => StatusCode::UNPROCESSABLE_ENTITY,
+    };
+    (status, Json(record)).into_response()
+}
+
+async fn post_debit(
+    State(ext): State<Arc<External>>,
+    JsonBody(body): JsonBody<DebitBody>,
+) -> Response {
+    let inst = ext.inst.clone();
+    let work = async move {
+        let request = Debit {
+            transfer_id: TransferId::parse(&body.transfer_id)?,
+            account_id: AccountId::parse(&body.external_account_id)?,
+            amount_cents: AmountCents::transfer_from_json(&body.amount_cents)?,
+        };
+        let record = ext
+            .inst
+            .store
+            .write(move |conn| debit(conn, &request))
+            .await?;
+        ext.inst.counters.inc("debit", record.status.as_str());
+        Ok(debit_answer(record))
+    };
+    inst.with_faults("debit", work).await
+}
+
+async fn post_reverse(State(ext): State<Arc<External>>, Path(id): Path<String>) -> Response {
+    let inst = ext.inst.clone();
+    let work = async move {
+        let id = TransferId::parse(&id)?;
+        let policy = ext.policy;
+        let record = ext
+            .inst
+            .store
+            .write(move |conn| reverse(conn, &id, policy))
+            .await?;
+        ext.inst.counters.inc("reverse", record.status.as_str());
+        Ok(Json(record).into_response())
+    };
+    inst.with_faults("reverse", work).await
+}
+
+async fn get_transfer(
+    State(ext): State<Arc<External>>,
+    Path(id): Path<String>,
+) -> Result<Json<TransferRecord>, ApiError> {
+    let id = TransferId::parse(&id)?;
+    let found = ext
+        .inst
+        .store
+        .read(move |conn| {
+            book::transfer(conn, &id).map_err(|e| crate::store::StoreError::Sqlite(e.to_string()))
+        })
+        .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("unknown_transfer", "no such transfer id"))
+}
+
+pub fn app(ext: Arc<External>, guard: AdminGuard) -> Router {
+    let common = common_routes(ext.inst.clone(), guard);
+    Router::new()
+        .route("/debits", post(post_debit))
+        .route("/debits/{transfer_id}/reverse", post(post_reverse))
+        .route("/debits/{transfer_id}", get(get_transfer))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .with_state(ext)
+        .merge(common)
+}

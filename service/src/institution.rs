@@ -1,0 +1,196 @@
+//! What the external institution and the ledger share over HTTP: their store, fault knobs,
+//! counters, the admin routes (seeding, dump, knobs), `/healthz`, `/metrics`, and the wrapper
+//! that applies fault knobs around a money-moving operation.
+
+use crate::api_error::ApiError;
+use crate::book::{self, BookError};
+use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES};
+use crate::knobs::{self, FaultKnobs, FaultKnobsPatch, SeededRng};
+use crate::metrics::Counters;
+use crate::money::AmountCents;
+use crate::server::{require_admin, AdminGuard};
+use crate::store::Store;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use std::sync::{Arc, RwLock};
+
+/// The parts of an institution that are not specific to debits or credits.
+pub struct Institution {
+    /// `external` or `ledger`: labels metrics and logs.
+    pub name: &'static str,
+    pub store: Store,
+    /// Current fault knobs; read on every operation, replaced by `PUT /admin/knobs`.
+    knobs: RwLock<FaultKnobs>,
+    /// Seeded source for every random fault decision of this process.
+    pub rng: SeededRng,
+    pub counters: Counters,
+}
+
+impl Institution {
+    pub fn new(name: &'static str, store: Store, knobs: FaultKnobs, seed: u64) -> Self {
+        Institution {
+            name,
+            store,
+            knobs: RwLock::new(knobs),
+            rng: SeededRng::new(seed),
+            counters: Counters::default(),
+        }
+    }
+
+    pub fn knobs(&self) -> FaultKnobs {
+        match self.knobs.read() {
+            Ok(k) => k.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_knobs(&self, knobs: FaultKnobs) {
+        match self.knobs.write() {
+            Ok(mut k) => *k = knobs,
+            Err(poisoned) => *poisoned.into_inner() = knobs,
+        }
+    }
+
+    /// Runs a money-moving operation under the fault knobs: service time first, then maybe
+    /// an error before any work, then the work, then maybe a lost answer (only for work that
+    /// took effect or recorded an outcome: 2xx, 422, 429).
+    pub async fn with_faults<Fut>(&self, operation: &'static str, work: Fut) -> Response
+    where
+        Fut: std::future::Future<Output = Result<Response, ApiError>>,
+    {
+        let plan = self.knobs().plan(&self.rng);
+        if !plan.delay.is_zero() {
+            tokio::time::sleep(plan.delay).await;
+        }
+        if plan.fail_before {
+            self.counters.inc(operation, "injected_error_before");
+            return knobs::injected_error_before();
+        }
+        let response = work.await.unwrap_or_else(IntoResponse::into_response);
+        let status = response.status();
+        let recorded = status.is_success()
+            || status == StatusCode::UNPROCESSABLE_ENTITY
+            || status == StatusCode::TOO_MANY_REQUESTS;
+        match plan.lose_answer {
+            Some(mode) if recorded => {
+                self.counters.inc(operation, "injected_lost_answer");
+                knobs::lost_answer(mode)
+            }
+            _ => response,
+        }
+    }
+}
+
+impl From<BookError> for ApiError {
+    fn from(err: BookError) -> Self {
+        match err {
+            BookError::UnknownAccount(account) => {
+                ApiError::not_found("unknown_account", format!("unknown account {account}"))
+            }
+            BookError::Conflict { .. } => ApiError::conflict("transfer_id_reused", err.to_string()),
+            BookError::AccountExists(_) => ApiError::conflict("account_exists", err.to_string()),
+            BookError::Overflow(_) => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "balance_overflow",
+                err.to_string(),
+            ),
+            BookError::Overdraft(_) | BookError::Store(_) => ApiError::internal(err),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedRequest {
+    accounts: Vec<SeedAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SeedAccount {
+    account_id: String,
+    balance_cents: serde_json::Number,
+}
+
+#[derive(Serialize)]
+struct SeedResponse {
+    created: usize,
+}
+
+/// Most accounts one seeding call may create.
+const MAX_SEED_ACCOUNTS: usize = 100_000;
+
+async fn seed(
+    State(inst): State<Arc<Institution>>,
+    JsonBody(request): JsonBody<SeedRequest>,
+) -> Result<Response, ApiError> {
+    if request.accounts.len() > MAX_SEED_ACCOUNTS {
+        return Err(ApiError::bad_request(
+            "too_many_accounts",
+            format!("at most {MAX_SEED_ACCOUNTS} accounts per call"),
+        ));
+    }
+    let mut accounts = Vec::with_capacity(request.accounts.len());
+    for account in request.accounts {
+        let id = crate::ids::AccountId::parse(&account.account_id)
+            .map_err(|e| ApiError::bad_request("invalid_id", format!("account_id: {e}")))?;
+        let opening = AmountCents::balance_from_json(&account.balance_cents)
+            .map_err(|e| ApiError::bad_request("invalid_amount", format!("balance_cents: {e}")))?;
+        accounts.push((id.as_str().to_owned(), opening));
+    }
+    let created = inst
+        .store
+        .write(move |conn| book::seed_accounts(conn, &accounts))
+        .await?;
+    Ok((StatusCode::CREATED, Json(SeedResponse { created })).into_response())
+}
+
+async fn dump(State(inst): State<Arc<Institution>>) -> Result<Json<book::Dump>, ApiError> {
+    let dump = inst
+        .store
+        .read(|conn| book::dump(conn).map_err(|e| crate::store::StoreError::Sqlite(e.to_string())))
+        .await?;
+    Ok(Json(dump))
+}
+
+async fn get_knobs(State(inst): State<Arc<Institution>>) -> Json<FaultKnobs> {
+    Json(inst.knobs())
+}
+
+async fn put_knobs(
+    State(inst): State<Arc<Institution>>,
+    JsonBody(patch): JsonBody<FaultKnobsPatch>,
+) -> Result<Json<FaultKnobs>, ApiError> {
+    let next = inst.knobs().patched(patch)?;
+    inst.set_knobs(next.clone());
+    tracing::info!(service = inst.name, knobs = ?next, "fault knobs changed");
+    Ok(Json(next))
+}
+
+async fn metrics(State(inst): State<Arc<Institution>>) -> String {
+    inst.counters.render(inst.name, inst.store.stats())
+}
+
+pub async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// `/healthz`, `/metrics` and the guarded `/admin/{accounts,dump,knobs}` routes.
+pub fn common_routes(inst: Arc<Institution>, guard: AdminGuard) -> Router {
+    let admin = Router::new()
+        .route("/admin/accounts", axum::routing::post(seed))
+        .route("/admin/dump", get(dump))
+        .route("/admin/knobs", get(get_knobs).put(put_knobs))
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
+        .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
+        .with_state(inst.clone());
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(inst)
+        .merge(admin)
+}

@@ -1,0 +1,223 @@
+//! Durable embedded storage: one SQLite file per service, WAL with `synchronous=FULL`.
+//!
+//! Writes go to a single writer thread that commits everything queued in one transaction
+//! (group commit) and answers each write only after that commit is on disk. Each write runs
+//! inside its own savepoint, so a write that fails leaves no partial effect and does not
+//! disturb the others in its batch. Reads use a separate connection (WAL lets them run
+//! beside the writer) on the blocking pool, never on the async runtime.
+
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{mpsc, oneshot};
+
+/// How many writes one transaction may hold. Bounds the latency one batch adds.
+const MAX_WRITES_PER_BATCH: usize = 512;
+
+/// How many writes may wait for the writer. Callers that find it full are told to shed load.
+pub const WRITE_QUEUE_CAPACITY: usize = 8192;
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("sqlite error: {0}")]
+    Sqlite(String),
+    #[error("commit failed, the write is not durable: {0}")]
+    Commit(String),
+    #[error("the store writer has stopped")]
+    Closed,
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(err: rusqlite::Error) -> Self {
+        StoreError::Sqlite(err.to_string())
+    }
+}
+
+/// A write waiting for the writer: `run` executes it inside the open transaction and says
+/// whether it succeeded; `finish` delivers its answer once the batch has committed (or not).
+trait WriteJob: Send {
+    fn run(&mut self, conn: &Connection) -> bool;
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>);
+}
+
+struct TypedJob<T, E, F> {
+    op: Option<F>,
+    result: Option<Result<T, E>>,
+    reply: oneshot::Sender<Result<T, E>>,
+}
+
+impl<T, E, F> WriteJob for TypedJob<T, E, F>
+where
+    F: FnOnce(&Connection) -> Result<T, E> + Send,
+    T: Send,
+    E: From<StoreError> + Send,
+{
+    fn run(&mut self, conn: &Connection) -> bool {
+        let Some(op) = self.op.take() else {
+            return false;
+        };
+        let result = op(conn);
+        let ok = result.is_ok();
+        self.result = Some(result);
+        ok
+    }
+
+    fn finish(self: Box<Self>, commit: Result<(), &StoreError>) {
+        let answer = match (commit, self.result) {
+            (Ok(()), Some(result)) => result,
+            (Ok(()), None) => Err(E::from(StoreError::Commit("write was not run".into()))),
+            (Err(err), _) => Err(E::from(err.clone())),
+        };
+        let _ = self.reply.send(answer);
+    }
+}
+
+type Job = Box<dyn WriteJob>;
+
+/// Counters that show whether group commit is working (writes per batch).
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    pub batches_committed: AtomicU64,
+    pub writes_committed: AtomicU64,
+}
+
+#[derive(Clone)]
+pub struct Store {
+    jobs: mpsc::Sender<Job>,
+    reader: Arc<Mutex<Connection>>,
+    stats: Arc<StoreStats>,
+    path: PathBuf,
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: every commit fsyncs the WAL, so an answered write survives a power cut.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl Store {
+    /// Opens (creating if needed) the file at `path`, applies `schema` and starts the writer.
+    pub fn open(path: &Path, schema: &str) -> Result<Store, StoreError> {
+        let writer = open_connection(path)?;
+        writer.execute_batch(schema)?;
+        let reader = open_connection(path)?;
+        let (jobs, rx) = mpsc::channel(WRITE_QUEUE_CAPACITY);
+        let stats = Arc::new(StoreStats::default());
+        let thread_stats = stats.clone();
+        std::thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || writer_loop(writer, rx, &thread_stats))
+            .map_err(|e| StoreError::Sqlite(format!("cannot start writer thread: {e}")))?;
+        Ok(Store {
+            jobs,
+            reader: Arc::new(Mutex::new(reader)),
+            stats,
+            path: path.to_owned(),
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// How many more writes the queue takes before it is full.
+    pub fn free_write_slots(&self) -> usize {
+        self.jobs.capacity()
+    }
+
+    /// Runs `op` in the writer's transaction and answers after the commit is durable.
+    /// An `Err` from `op` rolls back everything `op` did.
+    pub async fn write<T, E, F>(&self, op: F) -> Result<T, E>
+    where
+        F: FnOnce(&Connection) -> Result<T, E> + Send + 'static,
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (reply, reply_rx) = oneshot::channel::<Result<T, E>>();
+        let job: Job = Box::new(TypedJob {
+            op: Some(op),
+            result: None,
+            reply,
+        });
+        self.jobs
+            .send(job)
+            .await
+            .map_err(|_| E::from(StoreError::Closed))?;
+        reply_rx.await.map_err(|_| E::from(StoreError::Closed))?
+    }
+
+    /// Runs a read on the read connection, off the async runtime.
+    pub async fn read<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+        T: Send + 'static,
+    {
+        let reader = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = reader
+                .lock()
+                .map_err(|_| StoreError::Sqlite("reader lock poisoned".into()))?;
+            op(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Sqlite(format!("read task failed: {e}")))?
+    }
+}
+
+fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &StoreStats) {
+    let mut batch: Vec<Job> = Vec::with_capacity(MAX_WRITES_PER_BATCH);
+    while let Some(first) = rx.blocking_recv() {
+        batch.push(first);
+        while batch.len() < MAX_WRITES_PER_BATCH {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        let outcome = run_batch(&conn, &mut batch);
+        match &outcome {
+            Ok(()) => {
+                stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+                stats
+                    .writes_committed
+                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
+            }
+            Err(err) => {
+                tracing::error!(%err, writes = batch.len(), "batch not committed");
+                // Leave no half-open transaction behind for the next batch.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+        }
+        for job in batch.drain(..) {
+            job.finish(outcome.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// Runs every job of the batch in one transaction, each inside its own savepoint, and
+/// commits. Nothing is answered here: the caller answers after this returns.
+fn run_batch(conn: &Connection, batch: &mut [Job]) -> Result<(), StoreError> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    for job in batch.iter_mut() {
+        conn.execute_batch("SAVEPOINT write_op")?;
+        let end = if job.run(conn) {
+            "RELEASE write_op"
+        } else {
+            "ROLLBACK TO write_op; RELEASE write_op"
+        };
+        conn.execute_batch(end)?;
+    }
+    conn.execute_batch("COMMIT")
+        .map_err(|e| StoreError::Commit(e.to_string()))
+}
