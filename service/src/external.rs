@@ -206,3 +206,144 @@ pub fn app(ext: Arc<External>, guard: AdminGuard) -> Router {
         .with_state(ext)
         .merge(common)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Debit {
+            id: u8,
+            account: u8,
+            amount: u64,
+        },
+        Reverse {
+            id: u8,
+        },
+        /// Sends again the first debit ever sent for this id (a network duplicate).
+        Replay {
+            id: u8,
+        },
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            (0u8..6, 0u8..2, 1u64..60).prop_map(|(id, account, amount)| Op::Debit {
+                id,
+                account,
+                amount
+            }),
+            (0u8..6).prop_map(|id| Op::Reverse { id }),
+            (0u8..6).prop_map(|id| Op::Replay { id }),
+        ]
+    }
+
+    const OPENING: u64 = 100;
+
+    fn books() -> Connection {
+        let conn = Connection::open_in_memory().expect("in-memory sqlite");
+        conn.execute_batch(book::SCHEMA).expect("schema");
+        let accounts = vec![
+            ("a0".to_owned(), AmountCents::new(OPENING)),
+            ("a1".to_owned(), AmountCents::new(OPENING)),
+        ];
+        book::seed_accounts(&conn, &accounts).expect("seed");
+        conn
+    }
+
+    fn debit_of(id: u8, account: u8, amount: u64) -> Debit {
+        Debit {
+            transfer_id: TransferId::parse(&format!("t-{id}")).expect("id"),
+            account_id: AccountId::parse(&format!("a{account}")).expect("account"),
+            amount_cents: AmountCents::new(amount),
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+
+        /// Whatever the order of debits, reversals and duplicates: no balance below zero,
+        /// money conserved (balances plus what is held as debited equals the opening total),
+        /// at most one debit and one reversal per id, and a reversal that came first
+        /// (tombstone) keeps the id from ever being debited.
+        #[test]
+        fn debits_reversals_and_replays_conserve_money(ops in proptest::collection::vec(op(), 1..40)) {
+            let conn = books();
+            let mut first_debit: std::collections::HashMap<u8, Debit> = Default::default();
+            let mut tombstoned_first: std::collections::HashSet<u8> = Default::default();
+            for op in &ops {
+                match op {
+                    Op::Debit { id, account, amount } => {
+                        let request = debit_of(*id, *account, *amount);
+                        let known = first_debit.entry(*id).or_insert_with(|| request.clone()).clone();
+                        match debit(&conn, &request) {
+                            Ok(record) if tombstoned_first.contains(id) => {
+                                prop_assert_eq!(record.status, TransferStatus::Tombstone);
+                            }
+                            Ok(_) => {}
+                            Err(BookError::Conflict { .. }) => {
+                                prop_assert!(known.amount_cents != request.amount_cents
+                                    || known.account_id != request.account_id);
+                            }
+                            Err(other) => prop_assert!(false, "debit failed: {other}"),
+                        }
+                    }
+                    Op::Reverse { id } => {
+                        let tid = TransferId::parse(&format!("t-{id}")).expect("id");
+                        if book::transfer(&conn, &tid).expect("read").is_none() {
+                            tombstoned_first.insert(*id);
+                        }
+                        reverse(&conn, &tid, ExternalPolicy::default()).expect("reverse");
+                    }
+                    Op::Replay { id } => {
+                        if let Some(first) = first_debit.get(id) {
+                            let before = book::transfer(&conn, &first.transfer_id).expect("read");
+                            let replayed = debit(&conn, first);
+                            if let (Some(before), Ok(after)) = (before, replayed) {
+                                prop_assert_eq!(before, after, "a replay returns the recorded outcome");
+                            }
+                        }
+                    }
+                }
+                let dump = book::dump(&conn).expect("dump");
+                let balances: u64 = dump.accounts.iter().map(|a| a.balance_cents.get()).sum();
+                let held: u64 = dump
+                    .transfers
+                    .iter()
+                    .filter(|t| t.status == TransferStatus::Debited)
+                    .filter_map(|t| t.amount_cents)
+                    .map(AmountCents::get)
+                    .sum();
+                prop_assert_eq!(balances + held, 2 * OPENING, "money conserved");
+                for transfer in &dump.transfers {
+                    let count = |kind| dump.entries.iter()
+                        .filter(|e| e.transfer_id == transfer.transfer_id && e.kind == kind)
+                        .count();
+                    prop_assert!(count(EntryKind::Debit) <= 1);
+                    prop_assert!(count(EntryKind::Reversal) <= count(EntryKind::Debit));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_tombstones_a_late_debit_goes_through() {
+        // The no-tombstone mutant: a reversal that overtakes its debit is forgotten, and
+        // the late debit then takes money that nobody will give back.
+        let conn = books();
+        let id = TransferId::parse("t-late").expect("id");
+        reverse(&conn, &id, ExternalPolicy { tombstones: false }).expect("reverse");
+        let record = debit(&conn, &debit_of(0, 0, 30)).expect("debit");
+        assert_eq!(record.status, TransferStatus::Debited);
+        let late = Debit {
+            transfer_id: id,
+            ..debit_of(0, 0, 30)
+        };
+        assert_eq!(
+            debit(&conn, &late).expect("late debit").status,
+            TransferStatus::Debited
+        );
+    }
+}

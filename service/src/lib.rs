@@ -1,6 +1,7 @@
 //! The BankTransfer reference system: the coordinator (API gateway) and the two
 //! institutions it moves money between, each an HTTP service over its own SQLite file.
 //!
+//! - `cli`: the command line of each service role, shared by every binary that runs one.
 //! - `money`, `ids`: the domain newtypes (amounts in cents, validated ids).
 //! - `api_error`, `json_body`: the HTTP error format and the JSON body extractor.
 //! - `store`: SQLite with a group-committing writer thread.
@@ -11,16 +12,19 @@
 //! - `ledger`: the internal ledger (credits, antifraud, rate limit).
 //! - `coordinator`: the saga and naive coordinator designs.
 //! - `metrics`: Prometheus text counters.
+//! - `launch`: starting services as child processes that never outlive their owner.
 //! - `server`: listening, the admin guard, graceful shutdown, logging.
 
 pub mod api_error;
 pub mod book;
+pub mod cli;
 pub mod coordinator;
 pub mod external;
 pub mod ids;
 pub mod institution;
 pub mod json_body;
 pub mod knobs;
+pub mod launch;
 pub mod ledger;
 pub mod metrics;
 pub mod money;

@@ -1,0 +1,274 @@
+//! Bad input gets a 4xx with `{"error":{"code","message"}}` and changes nothing. Each case is
+//! its own test; each checks the code and that no saga, entry or transfer was written.
+
+use crate::support::{Options, System};
+use serde_json::{json, Value};
+
+async fn assert_rejected(system: &System, status: u16, body: &Value, code: &str) {
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!((400..500).contains(&status), "{status} {body}");
+    assert!(system.sagas().await.is_empty(), "a saga was written");
+    let books = system.books().await;
+    assert!(books.external["entries"].as_array().expect("e").is_empty());
+    assert!(books.ledger["entries"].as_array().expect("e").is_empty());
+    assert_eq!(books.total(), system.initial_total());
+}
+
+fn transfer(user: &str, account: &str, amount: Value) -> Value {
+    json!({"user_id": user, "external_account_id": account, "amount_cents": amount})
+}
+
+async fn raw(system: &System, key: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+    let mut request = system
+        .http
+        .post(format!("{}/transfers", system.coordinator.url))
+        .header("content-type", "application/json")
+        .body(body);
+    if let Some(key) = key {
+        request = request.header("Idempotency-Key", key);
+    }
+    let response = request.send().await.expect("request");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON error body"))
+}
+
+#[tokio::test]
+async fn malformed_json_is_400() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = raw(&system, Some("k"), b"{\"user_id\": ".to_vec()).await;
+    assert_eq!(status, 400);
+    assert_rejected(&system, status, &body, "malformed_json").await;
+}
+
+#[tokio::test]
+async fn missing_field_is_400() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = system
+        .post_transfer(
+            Some("k"),
+            json!({"user_id": "u-0", "external_account_id": "a-0"}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert_rejected(&system, status, &body, "missing_field").await;
+}
+
+#[tokio::test]
+async fn unknown_field_is_400() {
+    let system = System::start(Options::default()).await;
+    let mut request = transfer("u-0", "a-0", json!(5));
+    request["amount"] = json!(5);
+    let (status, body) = system.post_transfer(Some("k"), request).await;
+    assert_eq!(status, 400);
+    assert_rejected(&system, status, &body, "unknown_field").await;
+}
+
+#[tokio::test]
+async fn zero_amount_is_400() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = system
+        .post_transfer(Some("k"), transfer("u-0", "a-0", json!(0)))
+        .await;
+    assert_rejected(&system, status, &body, "invalid_amount").await;
+}
+
+#[tokio::test]
+async fn negative_amount_is_400() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = system
+        .post_transfer(Some("k"), transfer("u-0", "a-0", json!(-10)))
+        .await;
+    assert_rejected(&system, status, &body, "invalid_amount").await;
+}
+
+#[tokio::test]
+async fn fractional_amount_is_400() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = system
+        .post_transfer(Some("k"), transfer("u-0", "a-0", json!(10.5)))
+        .await;
+    assert_rejected(&system, status, &body, "invalid_amount").await;
+}
+
+#[tokio::test]
+async fn overflowing_amount_is_400() {
+    let system = System::start(Options::default()).await;
+    let body =
+        br#"{"user_id":"u-0","external_account_id":"a-0","amount_cents":184467440737095516160}"#;
+    let (status, answer) = raw(&system, Some("k"), body.to_vec()).await;
+    assert_rejected(&system, status, &answer, "invalid_amount").await;
+}
+
+#[tokio::test]
+async fn amount_as_string_is_400() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = system
+        .post_transfer(Some("k"), transfer("u-0", "a-0", json!("10")))
+        .await;
+    assert_eq!(status, 400);
+    assert_rejected(&system, status, &body, "invalid_field").await;
+}
+
+#[tokio::test]
+async fn unknown_user_is_404() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = system
+        .post_transfer(Some("k"), transfer("u-99", "a-0", json!(5)))
+        .await;
+    assert_eq!(status, 404);
+    assert_rejected(&system, status, &body, "unknown_user").await;
+}
+
+#[tokio::test]
+async fn unlinked_account_is_404() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = system
+        .post_transfer(Some("k"), transfer("u-0", "a-1", json!(5)))
+        .await;
+    assert_eq!(status, 404);
+    assert_rejected(&system, status, &body, "unknown_account").await;
+}
+
+#[tokio::test]
+async fn oversized_body_is_413() {
+    let system = System::start(Options::default()).await;
+    let padding = "x".repeat(64 * 1024);
+    let body = format!(
+        r#"{{"user_id":"u-0","external_account_id":"a-0","amount_cents":5,"pad":"{padding}"}}"#
+    );
+    let (status, answer) = raw(&system, Some("k"), body.into_bytes()).await;
+    assert_eq!(status, 413);
+    assert_rejected(&system, status, &answer, "body_too_large").await;
+}
+
+#[tokio::test]
+async fn missing_idempotency_key_is_400() {
+    let system = System::start(Options::default()).await;
+    let (status, body) = system
+        .post_transfer(None, transfer("u-0", "a-0", json!(5)))
+        .await;
+    assert_eq!(status, 400);
+    assert_rejected(&system, status, &body, "missing_idempotency_key").await;
+}
+
+#[tokio::test]
+async fn over_long_idempotency_key_is_400() {
+    let system = System::start(Options::default()).await;
+    let key = "k".repeat(129);
+    let (status, body) = system
+        .post_transfer(Some(&key), transfer("u-0", "a-0", json!(5)))
+        .await;
+    assert_eq!(status, 400);
+    assert_rejected(&system, status, &body, "invalid_idempotency_key").await;
+}
+
+#[tokio::test]
+async fn reused_key_with_another_payload_is_409_and_changes_nothing() {
+    let system = System::start(Options::default()).await;
+    let (status, first) = system.transfer("k", 0, 500).await;
+    assert_eq!(status, 200, "{first}");
+    let before = system.books().await;
+    let (status, body) = system.transfer("k", 0, 501).await;
+    assert_eq!(status, 409);
+    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+    let after = system.books().await;
+    assert_eq!(before.external, after.external);
+    assert_eq!(before.ledger, after.ledger);
+    assert_eq!(system.sagas().await.len(), 1);
+}
+
+#[tokio::test]
+async fn institutions_reject_bad_input_without_effect() {
+    let system = System::start(Options::default()).await;
+    let cases = [
+        (
+            format!("{}/debits", system.external.url),
+            json!({"transfer_id": "t-1", "external_account_id": "a-0", "amount_cents": -1}),
+            400,
+            "invalid_amount",
+        ),
+        (
+            format!("{}/debits", system.external.url),
+            json!({"transfer_id": "t-1", "external_account_id": "nobody", "amount_cents": 1}),
+            404,
+            "unknown_account",
+        ),
+        (
+            format!("{}/debits", system.external.url),
+            json!({"transfer_id": "bad id", "external_account_id": "a-0", "amount_cents": 1}),
+            400,
+            "invalid_id",
+        ),
+        (
+            format!("{}/credits", system.ledger.url),
+            json!({"transfer_id": "t-1", "user_id": "nobody", "amount_cents": 1}),
+            404,
+            "unknown_user",
+        ),
+        (
+            format!("{}/credits", system.ledger.url),
+            json!({"transfer_id": "t-1", "user_id": "u-0"}),
+            400,
+            "missing_field",
+        ),
+    ];
+    for (url, request, want_status, want_code) in cases {
+        let response = system
+            .http
+            .post(&url)
+            .json(&request)
+            .send()
+            .await
+            .expect("post");
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.expect("json");
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (want_status, Some(want_code)),
+            "{url} {request}"
+        );
+    }
+    // Same transfer id, another amount: 409, the first debit untouched.
+    let debit = |amount: u64| json!({"transfer_id": "t-2", "external_account_id": "a-0", "amount_cents": amount});
+    let url = format!("{}/debits", system.external.url);
+    let first = system
+        .http
+        .post(&url)
+        .json(&debit(10))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(first.status(), 200);
+    let second = system
+        .http
+        .post(&url)
+        .json(&debit(11))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(second.status(), 409);
+    let books = system.books().await;
+    assert_eq!(books.external_net_debit("t-2"), 10);
+    assert_eq!(books.ledger["entries"].as_array().expect("e").len(), 0);
+    // Knobs out of range are refused and leave the knobs as they were.
+    let (status, body) = system
+        .put_json(
+            format!("{}/admin/knobs", system.ledger.url),
+            json!({"error_before_rate": 1.5}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (400, Some("invalid_knob"))
+    );
+    let knobs = system
+        .get_json(format!("{}/admin/knobs", system.ledger.url))
+        .await;
+    assert_eq!(knobs["error_before_rate"], 0.0);
+}

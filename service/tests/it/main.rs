@@ -1,0 +1,9 @@
+//! Integration tests of the reference system: real `bank-service` processes on loopback,
+//! real SQLite files, real signals. No test sleeps to synchronise; waits poll a condition
+//! with a bound.
+
+mod bad_input;
+mod crash;
+mod naive;
+mod saga;
+mod support;
