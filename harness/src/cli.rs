@@ -1,0 +1,87 @@
+//! The harness command line: `harness --profile FILE` (same as `harness run --profile FILE`),
+//! and the hidden `harness serve <role>` the harness uses to start the services.
+
+use crate::run::RunOptions;
+use clap::{Args, Parser, Subcommand};
+use service::coordinator::Design;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "harness",
+    version,
+    about = "Drive a money-moving system under load and faults, then check that no money was created or lost",
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run a chaos profile (the default command).
+    Run(RunArgs),
+    /// Run one service of the reference system (used by the harness to start them).
+    #[command(hide = true)]
+    Serve {
+        #[command(subcommand)]
+        role: service::cli::Role,
+    },
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// The chaos profile (YAML) to run.
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    /// Results folder (default: results/<UTC time>-<profile name>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overrides the profile's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Overrides the profile's measured duration, in seconds.
+    #[arg(long)]
+    pub duration: Option<u32>,
+    /// Overrides the profile's arrival with a constant rate, requests per second.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Overrides the coordinator design (saga or naive).
+    #[arg(long, value_enum)]
+    pub design: Option<Design>,
+    /// Drive a coordinator that is already running at this URL instead of starting one.
+    #[arg(long)]
+    pub target: Option<String>,
+    /// With --target: the external institution's URL, for its dump (docs/contract.md).
+    #[arg(long, requires = "target")]
+    pub external_url: Option<String>,
+    /// With --target: the ledger's URL, for its dump (docs/contract.md).
+    #[arg(long, requires = "target")]
+    pub ledger_url: Option<String>,
+    /// Plain progress lines instead of a live line, even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+impl RunArgs {
+    pub fn into_options(self) -> Result<RunOptions, String> {
+        let profile = self
+            .profile
+            .ok_or_else(|| "--profile FILE is required (see chaos-profiles/)".to_owned())?;
+        Ok(RunOptions {
+            profile,
+            out: self.out,
+            seed: self.seed,
+            duration_s: self.duration,
+            rate: self.rate,
+            design: self.design,
+            target: self.target,
+            external_url: self.external_url,
+            ledger_url: self.ledger_url,
+            quiet: self.quiet,
+        })
+    }
+}

@@ -1,0 +1,143 @@
+//! The client history: one JSON line per operation the generator scheduled or retried, with
+//! Jepsen's meaning of each outcome (`ok`: it happened; `fail`: it did not; `info`: unknown).
+
+use serde::{Deserialize, Serialize};
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::mpsc;
+
+/// What the client saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// 200: both sides applied.
+    Completed,
+    /// 422 with status `failed`: neither side holds any effect.
+    Failed,
+    /// 202: not known yet; the system promises to finish it.
+    Pending,
+    /// 503: refused before any effect; safe to retry.
+    Shed,
+    /// No usable answer: timeout, transport error, 5xx, or an unexpected answer.
+    Error,
+    /// Never sent: the generator's in-flight cap was full at its scheduled time.
+    Overflow,
+}
+
+impl Outcome {
+    /// Jepsen's op type: `ok` (happened), `fail` (did not), `info` (indeterminate).
+    pub fn jepsen(self) -> &'static str {
+        match self {
+            Outcome::Completed => "ok",
+            Outcome::Failed | Outcome::Shed | Outcome::Overflow => "fail",
+            Outcome::Pending | Outcome::Error => "info",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Completed => "completed",
+            Outcome::Failed => "failed",
+            Outcome::Pending => "pending",
+            Outcome::Shed => "shed",
+            Outcome::Error => "error",
+            Outcome::Overflow => "overflow",
+        }
+    }
+
+    pub const ALL: [Outcome; 6] = [
+        Outcome::Completed,
+        Outcome::Failed,
+        Outcome::Pending,
+        Outcome::Shed,
+        Outcome::Error,
+        Outcome::Overflow,
+    ];
+}
+
+/// One line of `history.jsonl`. Times are µs from the start of the load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    /// Schedule index of the request this operation belongs to.
+    pub op: u64,
+    /// 0 for the scheduled request, 1.. for the user's retries.
+    pub attempt: u32,
+    pub key: String,
+    pub user_id: String,
+    pub external_account_id: String,
+    pub amount_cents: u64,
+    pub scheduled_us: u64,
+    /// Absent when the request was never sent (overflow).
+    pub sent_us: Option<u64>,
+    pub answered_us: Option<u64>,
+    /// From the scheduled time to the answer.
+    pub latency_us: Option<u64>,
+    pub outcome: Outcome,
+    #[serde(rename = "type")]
+    pub jepsen_type: String,
+    pub http_status: Option<u16>,
+    pub error_kind: Option<String>,
+    pub transfer_id: Option<String>,
+    /// Whether this operation is inside the measured window (after warm-up).
+    pub measured: bool,
+}
+
+const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Writes history lines on a thread of its own, off the async runtime.
+pub struct HistoryWriter {
+    tx: mpsc::Sender<HistoryRecord>,
+    thread: std::thread::JoinHandle<std::io::Result<u64>>,
+}
+
+impl HistoryWriter {
+    pub fn create(path: &Path) -> std::io::Result<HistoryWriter> {
+        let file = std::fs::File::create(path)?;
+        let (tx, rx) = mpsc::channel::<HistoryRecord>();
+        let thread = std::thread::Builder::new()
+            .name("history-writer".into())
+            .spawn(move || {
+                let mut out = BufWriter::with_capacity(1 << 20, file);
+                let mut lines = 0;
+                let mut flushed = std::time::Instant::now();
+                // Flushed at least once a second, so the history can be followed live.
+                loop {
+                    match rx.recv_timeout(FLUSH_EVERY) {
+                        Ok(record) => {
+                            serde_json::to_writer(&mut out, &record)?;
+                            out.write_all(b"\n")?;
+                            lines += 1;
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                    if flushed.elapsed() >= FLUSH_EVERY {
+                        out.flush()?;
+                        flushed = std::time::Instant::now();
+                    }
+                }
+                out.flush()?;
+                Ok(lines)
+            })?;
+        Ok(HistoryWriter { tx, thread })
+    }
+
+    pub fn sender(&self) -> mpsc::Sender<HistoryRecord> {
+        self.tx.clone()
+    }
+
+    /// Closes the history and returns how many lines it holds. Every sender must be dropped.
+    pub fn finish(self) -> std::io::Result<u64> {
+        drop(self.tx);
+        self.thread
+            .join()
+            .map_err(|_| std::io::Error::other("history writer panicked"))?
+    }
+}
+
+pub fn read(path: &Path) -> std::io::Result<Vec<HistoryRecord>> {
+    let text = std::fs::read_to_string(path)?;
+    text.lines()
+        .map(|line| serde_json::from_str(line).map_err(std::io::Error::other))
+        .collect()
+}

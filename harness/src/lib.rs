@@ -1,0 +1,31 @@
+//! The BankTransfer harness: runs a chaos profile against the reference system (or any
+//! system that follows `docs/contract.md`) and writes a verdict.
+//!
+//! - `cli`: the command line.
+//! - `profile`: chaos profiles, parsed strictly and validated into a `RunPlan`.
+//! - `schedule`: the seeded request schedule.
+//! - `system`: starting the services (as `harness serve <role>`), seeding, dumps.
+//! - `client`: `POST /transfers` and the outcome of each answer.
+//! - `loadgen`: the open-loop generator (dispatcher, workers, retries).
+//! - `stats`: HdrHistograms, the interval log, live counters.
+//! - `history`: the client history (`history.jsonl`).
+//! - `reconcile`: the invariants, checked per transfer id.
+//! - `summary`, `report`: `summary.json` and `report.md`.
+//! - `progress`: the live progress line.
+//! - `provenance`: git revision and UTC time.
+//! - `run`: one run, end to end.
+
+pub mod cli;
+pub mod client;
+pub mod history;
+pub mod loadgen;
+pub mod profile;
+pub mod progress;
+pub mod provenance;
+pub mod reconcile;
+pub mod report;
+pub mod run;
+pub mod schedule;
+pub mod stats;
+pub mod summary;
+pub mod system;

@@ -1,0 +1,83 @@
+//! `harness`: parses the command line and runs a profile, or (as `harness serve <role>`)
+//! one service of the reference system. Exit codes: 0 pass, 1 fail or unknown, 2 the harness
+//! could not run (or its generator could not keep up).
+
+use clap::Parser;
+use harness::cli::{Cli, Command};
+use harness::system::PARENT_PID_ENV;
+
+fn main() {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("harness: error: cannot start the async runtime: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = match cli.command {
+        Some(Command::Serve { role }) => {
+            die_with_parent();
+            service::server::init_logging();
+            match runtime.block_on(service::cli::run(role)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("harness serve: error: {e:#}");
+                    2
+                }
+            }
+        }
+        Some(Command::Run(args)) => run(&runtime, args),
+        None => run(&runtime, cli.run),
+    };
+    drop(runtime);
+    std::process::exit(code);
+}
+
+fn run(runtime: &tokio::runtime::Runtime, args: harness::cli::RunArgs) -> i32 {
+    let options = match args.into_options() {
+        Ok(o) => o,
+        Err(e) => {
+            eprintln!("harness: error: {e}");
+            return 2;
+        }
+    };
+    runtime.block_on(async {
+        let interrupted = async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => "interrupt",
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => "terminate",
+            }
+        };
+        tokio::select! {
+            result = harness::run::run(options) => match result {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("harness: error: {e}");
+                    2
+                }
+            },
+            signal = interrupted => {
+                // Dropping the run stops every service it started.
+                eprintln!("harness: stopped by {signal} signal; services stopped");
+                2
+            }
+        }
+    })
+}
+
+/// A service started by the harness dies with it, even if the harness is SIGKILLed.
+fn die_with_parent() {
+    let Ok(expected) = std::env::var(PARENT_PID_ENV) else {
+        return;
+    };
+    let _ = nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL);
+    // The parent may have died before the line above: then our parent is someone else.
+    if nix::unistd::getppid().as_raw().to_string() != expected {
+        std::process::exit(2);
+    }
+}

@@ -1,0 +1,330 @@
+//! Chaos profiles: the YAML a run is described by (`chaos-profiles/*.yaml`), parsed strictly
+//! (unknown fields are errors) and validated into a [`RunPlan`] before anything starts.
+//! Every error names the file, the line and the field.
+//!
+//! - `locate`: finds a field's line for errors found after parsing.
+//! - `plan`: the validated, closed plan a run executes.
+
+mod locate;
+pub mod plan;
+
+pub use plan::RunPlan;
+
+use serde::{Deserialize, Serialize};
+use service::coordinator::Design;
+use service::knobs::LostAnswer;
+use service::money::AmountCents;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// A profile error: `FILE:LINE: FIELD: MESSAGE`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}:{}: {field}: {message}", file.display(), line.map_or_else(|| "?".to_owned(), |l| l.to_string()))]
+pub struct ProfileError {
+    pub file: PathBuf,
+    pub line: Option<usize>,
+    /// The field's path, like `arrival.stages[1].to_per_s` (`(profile)` for the whole file).
+    pub field: String,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Profile {
+    /// Short name, used in the results folder's name.
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// Seed of the request schedule (and of the services' random fault decisions).
+    pub seed: u64,
+    /// Seconds of load before measuring starts.
+    #[serde(default)]
+    pub warmup_s: u32,
+    /// Measured seconds of load.
+    pub duration_s: u32,
+    pub arrival: Arrival,
+    pub users: Users,
+    pub amounts: Amounts,
+    #[serde(default)]
+    pub client: Client,
+    #[serde(default)]
+    pub service: ServiceSettings,
+    pub slo: Slo,
+    /// Seconds allowed, after the load ends and faults heal, for every saga to be final.
+    #[serde(default = "default_convergence_window_s")]
+    pub convergence_window_s: u32,
+    /// Faults on a timeline. Fault injection comes with the chaos proxy; until then this
+    /// list must be empty.
+    #[serde(default)]
+    pub faults: Vec<serde_yaml::Value>,
+}
+
+fn default_convergence_window_s() -> u32 {
+    30
+}
+
+/// Arrival rate: constant (`rate_per_s`) or stages that hold or ramp.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Arrival {
+    pub rate_per_s: Option<u32>,
+    pub stages: Option<Vec<Stage>>,
+}
+
+/// A stage: `rate_per_s` for a constant rate, or `from_per_s` → `to_per_s` for a linear ramp.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Stage {
+    pub duration_s: u32,
+    pub rate_per_s: Option<u32>,
+    pub from_per_s: Option<u32>,
+    pub to_per_s: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Users {
+    pub count: u32,
+    /// Each user's opening balance at the external institution.
+    pub opening_balance_cents: AmountCents,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AmountDistribution {
+    /// Every amount in [min, max] equally likely.
+    #[default]
+    Uniform,
+    /// Amounts spread evenly over orders of magnitude (many small, few large).
+    LogUniform,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Amounts {
+    pub min_cents: AmountCents,
+    pub max_cents: AmountCents,
+    #[serde(default)]
+    pub distribution: AmountDistribution,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Client {
+    /// The client gives up on an answer after this long (outcome `error`, kind `timeout`).
+    #[serde(default = "default_client_timeout_ms")]
+    pub timeout_ms: u64,
+    /// Requests in flight at most; a scheduled send beyond it is counted as overflow.
+    #[serde(default = "default_client_max_in_flight")]
+    pub max_in_flight: u32,
+    #[serde(default)]
+    pub retries: Retries,
+}
+
+fn default_client_timeout_ms() -> u64 {
+    2000
+}
+
+fn default_client_max_in_flight() -> u32 {
+    20_000
+}
+
+impl Default for Client {
+    fn default() -> Self {
+        Client {
+            timeout_ms: default_client_timeout_ms(),
+            max_in_flight: default_client_max_in_flight(),
+            retries: Retries::default(),
+        }
+    }
+}
+
+/// The impatient user (the seed's "button mash"): after an answer in `on`, try again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retries {
+    /// Retries per request at most (0 = patient users).
+    #[serde(default)]
+    pub max: u32,
+    /// Wait this long after the answer before retrying.
+    #[serde(default = "default_retry_after_ms")]
+    pub after_ms: u64,
+    /// Retry with the same idempotency key, or a new one (a new transfer).
+    #[serde(default)]
+    pub key: RetryKey,
+    /// Which answers make the user retry.
+    #[serde(default = "default_retry_on")]
+    pub on: Vec<RetryOn>,
+}
+
+fn default_retry_after_ms() -> u64 {
+    100
+}
+
+fn default_retry_on() -> Vec<RetryOn> {
+    vec![RetryOn::Error, RetryOn::Pending, RetryOn::Shed]
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries {
+            max: 0,
+            after_ms: default_retry_after_ms(),
+            key: RetryKey::Same,
+            on: default_retry_on(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryKey {
+    #[default]
+    Same,
+    New,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RetryOn {
+    Failed,
+    Pending,
+    Shed,
+    Error,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceSettings {
+    #[serde(default = "default_design")]
+    pub design: Design,
+    /// The coordinator's synchronous budget.
+    #[serde(default = "default_deadline_ms")]
+    pub deadline_ms: u64,
+    /// The coordinator sheds (503) beyond this many requests in flight.
+    #[serde(default = "default_service_max_in_flight")]
+    pub max_in_flight: u32,
+    #[serde(default)]
+    pub external: Knobs,
+    #[serde(default)]
+    pub ledger: LedgerSettings,
+}
+
+fn default_design() -> Design {
+    Design::Saga
+}
+
+fn default_deadline_ms() -> u64 {
+    150
+}
+
+fn default_service_max_in_flight() -> u32 {
+    512
+}
+
+impl Default for ServiceSettings {
+    fn default() -> Self {
+        ServiceSettings {
+            design: default_design(),
+            deadline_ms: default_deadline_ms(),
+            max_in_flight: default_service_max_in_flight(),
+            external: Knobs::default(),
+            ledger: LedgerSettings::default(),
+        }
+    }
+}
+
+/// A service's fault knobs (see `docs/contract.md`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Knobs {
+    #[serde(default)]
+    pub error_before_rate: f64,
+    #[serde(default)]
+    pub error_after_rate: f64,
+    #[serde(default)]
+    pub error_after_mode: LostAnswer,
+    #[serde(default)]
+    pub service_time_ms: u64,
+    #[serde(default)]
+    pub service_jitter_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct LedgerSettings {
+    #[serde(default)]
+    pub error_before_rate: f64,
+    #[serde(default)]
+    pub error_after_rate: f64,
+    #[serde(default)]
+    pub error_after_mode: LostAnswer,
+    #[serde(default)]
+    pub service_time_ms: u64,
+    #[serde(default)]
+    pub service_jitter_ms: u64,
+    pub antifraud_max_amount_cents: Option<AmountCents>,
+    #[serde(default)]
+    pub antifraud_refusal_rate: f64,
+    pub rate_limit_per_user_per_s: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Slo {
+    /// The synchronous answer's p99 must be at most this.
+    pub p99_ms: u64,
+    /// Further percentiles to hold, by name (`p50`, `p90`, `p95`, `p999`, `p9999`).
+    #[serde(default)]
+    pub percentiles_ms: BTreeMap<String, u64>,
+    /// Largest fraction of requests that may end as `error` (transport error, 5xx, timeout).
+    #[serde(default)]
+    pub error_budget: f64,
+}
+
+/// Reads and validates a profile file.
+pub fn load(path: &Path) -> Result<(Profile, RunPlan), ProfileError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ProfileError {
+        file: path.to_owned(),
+        line: None,
+        field: "(profile)".into(),
+        message: format!("cannot read: {e}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Parses and validates profile `text` (read from `file`, for messages).
+pub fn parse(file: &Path, text: &str) -> Result<(Profile, RunPlan), ProfileError> {
+    let deserializer = serde_yaml::Deserializer::from_str(text);
+    let profile: Profile = serde_path_to_error::deserialize(deserializer).map_err(|err| {
+        let path = err.path().to_string();
+        let inner = err.into_inner();
+        let line = inner.location().map(|l| l.line());
+        let message = strip_location(&inner.to_string());
+        ProfileError {
+            file: file.to_owned(),
+            line,
+            field: if path == "." {
+                "(profile)".into()
+            } else {
+                path
+            },
+            message,
+        }
+    })?;
+    let plan = plan::validate(&profile).map_err(|(field, message)| ProfileError {
+        file: file.to_owned(),
+        line: locate::line_of(text, &field),
+        field,
+        message,
+    })?;
+    Ok((profile, plan))
+}
+
+/// serde_yaml appends " at line L column C"; the line is reported separately.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message.to_owned(),
+    }
+}

@@ -1,0 +1,375 @@
+//! The validated plan a run executes: every value checked, every choice explicit. A plan that
+//! exists is a plan that can run.
+
+use super::{AmountDistribution, Profile, RetryKey, RetryOn};
+use service::coordinator::Design;
+use service::knobs::FaultKnobs;
+use service::ledger::LedgerPolicy;
+use service::money::AmountCents;
+use std::time::Duration;
+
+/// A field path and what is wrong with it.
+pub type FieldError = (String, String);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunPlan {
+    pub name: String,
+    pub seed: u64,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Arrival-rate segments covering warm-up plus duration, in order.
+    pub rate: Vec<RateSegment>,
+    pub users: u32,
+    pub opening_balance: AmountCents,
+    pub amount_min: AmountCents,
+    pub amount_max: AmountCents,
+    pub amount_distribution: AmountDistribution,
+    pub client_timeout: Duration,
+    pub client_max_in_flight: u32,
+    pub retries: Option<RetryPlan>,
+    pub design: Design,
+    pub deadline_ms: u64,
+    pub service_max_in_flight: u32,
+    pub external_knobs: FaultKnobs,
+    pub ledger_knobs: FaultKnobs,
+    pub ledger_policy: LedgerPolicy,
+    pub slo: SloPlan,
+    pub convergence_window: Duration,
+}
+
+/// A rate that moves linearly from `from_per_s` to `to_per_s` over `duration`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RateSegment {
+    pub duration: Duration,
+    pub from_per_s: f64,
+    pub to_per_s: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RetryPlan {
+    pub max: u32,
+    pub after: Duration,
+    pub key: RetryKey,
+    pub on: Vec<RetryOn>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SloPlan {
+    pub p99: Duration,
+    /// (name, quantile in 0..1, bound)
+    pub percentiles: Vec<(String, f64, Duration)>,
+    pub error_budget: f64,
+}
+
+impl RunPlan {
+    pub fn total(&self) -> Duration {
+        self.warmup + self.duration
+    }
+
+    /// Requests the schedule will hold (before retries).
+    pub fn expected_requests(&self) -> f64 {
+        self.rate
+            .iter()
+            .map(|s| (s.from_per_s + s.to_per_s) / 2.0 * s.duration.as_secs_f64())
+            .sum()
+    }
+}
+
+fn err<T>(field: &str, message: impl Into<String>) -> Result<T, FieldError> {
+    Err((field.to_owned(), message.into()))
+}
+
+fn check_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), FieldError> {
+    if value < min || value > max {
+        return err(
+            field,
+            format!("must be between {min} and {max}, got {value}"),
+        );
+    }
+    Ok(())
+}
+
+fn check_rate(field: &str, value: f64) -> Result<(), FieldError> {
+    if !(0.0..=1.0).contains(&value) {
+        return err(field, format!("must be between 0 and 1, got {value}"));
+    }
+    Ok(())
+}
+
+const MAX_RATE_PER_S: u64 = 1_000_000;
+
+/// The quantile a percentile name stands for: `p50` → 0.5, `p999` → 0.999.
+pub fn quantile_of(name: &str) -> Option<f64> {
+    let digits = name.strip_prefix('p')?;
+    let well_formed = digits.len() >= 2
+        && digits.chars().all(|c| c.is_ascii_digit())
+        && !digits.starts_with('0')
+        // p999 is 99.9 %; p100 would read as 10 %, so longer names must start with 9.
+        && (digits.len() == 2 || digits.starts_with('9'));
+    if !well_formed {
+        return None;
+    }
+    format!("0.{digits}").parse().ok()
+}
+
+pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
+    let name_ok = !p.name.is_empty()
+        && p.name.len() <= 64
+        && p.name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
+    if !name_ok {
+        return err("name", "must be 1-64 characters of a-z, 0-9, - and _");
+    }
+    check_range("duration_s", u64::from(p.duration_s), 1, 86_400)?;
+    check_range("warmup_s", u64::from(p.warmup_s), 0, 3_600)?;
+    let total_s = p.warmup_s + p.duration_s;
+
+    let rate = match (&p.arrival.rate_per_s, &p.arrival.stages) {
+        (Some(_), Some(_)) => return err("arrival", "give rate_per_s or stages, not both"),
+        (None, None) => return err("arrival", "give rate_per_s or stages"),
+        (Some(r), None) => {
+            check_range("arrival.rate_per_s", u64::from(*r), 1, MAX_RATE_PER_S)?;
+            vec![RateSegment {
+                duration: Duration::from_secs(u64::from(total_s)),
+                from_per_s: f64::from(*r),
+                to_per_s: f64::from(*r),
+            }]
+        }
+        (None, Some(stages)) => {
+            if stages.is_empty() {
+                return err("arrival.stages", "must hold at least one stage");
+            }
+            let mut segments = Vec::new();
+            let mut sum_s = 0u32;
+            for (i, stage) in stages.iter().enumerate() {
+                let at = |f: &str| format!("arrival.stages[{i}].{f}");
+                check_range(&at("duration_s"), u64::from(stage.duration_s), 1, 86_400)?;
+                sum_s = sum_s.saturating_add(stage.duration_s);
+                let (from, to) = match (stage.rate_per_s, stage.from_per_s, stage.to_per_s) {
+                    (Some(r), None, None) => {
+                        check_range(&at("rate_per_s"), u64::from(r), 1, MAX_RATE_PER_S)?;
+                        (r, r)
+                    }
+                    (None, Some(from), Some(to)) => {
+                        check_range(&at("from_per_s"), u64::from(from), 0, MAX_RATE_PER_S)?;
+                        check_range(&at("to_per_s"), u64::from(to), 0, MAX_RATE_PER_S)?;
+                        if from == 0 && to == 0 {
+                            return err(&at("to_per_s"), "a ramp from 0 to 0 sends nothing");
+                        }
+                        (from, to)
+                    }
+                    _ => {
+                        return err(
+                            &format!("arrival.stages[{i}]"),
+                            "give rate_per_s, or from_per_s and to_per_s",
+                        )
+                    }
+                };
+                segments.push(RateSegment {
+                    duration: Duration::from_secs(u64::from(stage.duration_s)),
+                    from_per_s: f64::from(from),
+                    to_per_s: f64::from(to),
+                });
+            }
+            if sum_s != total_s {
+                return err(
+                    "arrival.stages",
+                    format!("stages last {sum_s} s but warmup_s + duration_s is {total_s} s"),
+                );
+            }
+            segments
+        }
+    };
+
+    check_range("users.count", u64::from(p.users.count), 1, 1_000_000)?;
+    if p.users.opening_balance_cents.get() == 0
+        || p.users.opening_balance_cents.get() > i64::MAX as u64 / u64::from(p.users.count)
+    {
+        return err(
+            "users.opening_balance_cents",
+            "must be positive and small enough that all balances sum without overflow",
+        );
+    }
+    if p.amounts.min_cents.get() == 0 {
+        return err("amounts.min_cents", "must be at least 1");
+    }
+    if p.amounts.max_cents < p.amounts.min_cents {
+        return err("amounts.max_cents", "must be at least min_cents");
+    }
+    if p.amounts.max_cents > AmountCents::MAX_TRANSFER {
+        return err(
+            "amounts.max_cents",
+            format!("must be at most {}", AmountCents::MAX_TRANSFER),
+        );
+    }
+
+    check_range("client.timeout_ms", p.client.timeout_ms, 1, 600_000)?;
+    check_range(
+        "client.max_in_flight",
+        u64::from(p.client.max_in_flight),
+        1,
+        1_000_000,
+    )?;
+    let r = &p.client.retries;
+    check_range("client.retries.max", u64::from(r.max), 0, 10)?;
+    check_range("client.retries.after_ms", r.after_ms, 0, 60_000)?;
+    if r.max > 0 && r.on.is_empty() {
+        return err(
+            "client.retries.on",
+            "must name at least one answer when max > 0",
+        );
+    }
+    let retries = (r.max > 0).then(|| RetryPlan {
+        max: r.max,
+        after: Duration::from_millis(r.after_ms),
+        key: r.key,
+        on: r.on.clone(),
+    });
+
+    let s = &p.service;
+    check_range("service.deadline_ms", s.deadline_ms, 1, 10_000)?;
+    check_range(
+        "service.max_in_flight",
+        u64::from(s.max_in_flight),
+        1,
+        1_000_000,
+    )?;
+    let external_knobs = knobs("service.external", &s.external.clone().into())?;
+    let l = &s.ledger;
+    let ledger_knobs = knobs(
+        "service.ledger",
+        &FaultKnobs {
+            error_before_rate: l.error_before_rate,
+            error_after_rate: l.error_after_rate,
+            error_after_mode: l.error_after_mode,
+            service_time_ms: l.service_time_ms,
+            service_jitter_ms: l.service_jitter_ms,
+        },
+    )?;
+    check_rate(
+        "service.ledger.antifraud_refusal_rate",
+        l.antifraud_refusal_rate,
+    )?;
+    if l.rate_limit_per_user_per_s == Some(0) {
+        return err(
+            "service.ledger.rate_limit_per_user_per_s",
+            "must be at least 1 (leave it out for no limit)",
+        );
+    }
+    let ledger_policy = LedgerPolicy {
+        antifraud_max_amount_cents: l.antifraud_max_amount_cents,
+        antifraud_refusal_rate: l.antifraud_refusal_rate,
+        rate_limit_per_user_per_s: l.rate_limit_per_user_per_s,
+    };
+
+    check_range("slo.p99_ms", p.slo.p99_ms, 1, 600_000)?;
+    check_rate("slo.error_budget", p.slo.error_budget)?;
+    let mut percentiles = Vec::new();
+    for (name, bound_ms) in &p.slo.percentiles_ms {
+        let field = format!("slo.percentiles_ms.{name}");
+        let Some(q) = quantile_of(name) else {
+            return err(
+                &field,
+                "a percentile is named p50, p90, p95, p99, p999, p9999, ...",
+            );
+        };
+        check_range(&field, *bound_ms, 1, 600_000)?;
+        percentiles.push((name.clone(), q, Duration::from_millis(*bound_ms)));
+    }
+    check_range(
+        "convergence_window_s",
+        u64::from(p.convergence_window_s),
+        1,
+        3_600,
+    )?;
+    if !p.faults.is_empty() {
+        return err(
+            "faults",
+            "fault injection is not available in this version; leave faults empty",
+        );
+    }
+
+    Ok(RunPlan {
+        name: p.name.clone(),
+        seed: p.seed,
+        warmup: Duration::from_secs(u64::from(p.warmup_s)),
+        duration: Duration::from_secs(u64::from(p.duration_s)),
+        rate,
+        users: p.users.count,
+        opening_balance: p.users.opening_balance_cents,
+        amount_min: p.amounts.min_cents,
+        amount_max: p.amounts.max_cents,
+        amount_distribution: p.amounts.distribution,
+        client_timeout: Duration::from_millis(p.client.timeout_ms),
+        client_max_in_flight: p.client.max_in_flight,
+        retries,
+        design: s.design,
+        deadline_ms: s.deadline_ms,
+        service_max_in_flight: s.max_in_flight,
+        external_knobs,
+        ledger_knobs,
+        ledger_policy,
+        slo: SloPlan {
+            p99: Duration::from_millis(p.slo.p99_ms),
+            percentiles,
+            error_budget: p.slo.error_budget,
+        },
+        convergence_window: Duration::from_secs(u64::from(p.convergence_window_s)),
+    })
+}
+
+impl From<super::Knobs> for FaultKnobs {
+    fn from(k: super::Knobs) -> Self {
+        FaultKnobs {
+            error_before_rate: k.error_before_rate,
+            error_after_rate: k.error_after_rate,
+            error_after_mode: k.error_after_mode,
+            service_time_ms: k.service_time_ms,
+            service_jitter_ms: k.service_jitter_ms,
+        }
+    }
+}
+
+/// Checks knobs with the service's own rules, naming the field that is wrong.
+fn knobs(prefix: &str, knobs: &FaultKnobs) -> Result<FaultKnobs, FieldError> {
+    check_rate(
+        &format!("{prefix}.error_before_rate"),
+        knobs.error_before_rate,
+    )?;
+    check_rate(
+        &format!("{prefix}.error_after_rate"),
+        knobs.error_after_rate,
+    )?;
+    check_range(
+        &format!("{prefix}.service_time_ms"),
+        knobs.service_time_ms,
+        0,
+        60_000,
+    )?;
+    check_range(
+        &format!("{prefix}.service_jitter_ms"),
+        knobs.service_jitter_ms,
+        0,
+        60_000,
+    )?;
+    knobs
+        .clone()
+        .validate()
+        .map_err(|e| (prefix.to_owned(), e.message))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentile_names() {
+        assert_eq!(quantile_of("p50"), Some(0.5));
+        assert_eq!(quantile_of("p999"), Some(0.999));
+        assert_eq!(quantile_of("p9999"), Some(0.9999));
+        assert_eq!(quantile_of("p5"), None);
+        assert_eq!(quantile_of("p100"), None);
+        assert_eq!(quantile_of("median"), None);
+    }
+}

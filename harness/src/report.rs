@@ -1,0 +1,181 @@
+//! `report.md`: the run's verdict for a person: what ran, what held, what broke and where.
+
+use crate::reconcile::Violation;
+use crate::summary::Summary;
+use std::fmt::Write;
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.2}"))
+}
+
+fn held(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "holds",
+        Some(false) => "**FAILS**",
+        None => "unknown",
+    }
+}
+
+pub fn render(summary: &Summary, violations: &[Violation]) -> String {
+    let mut out = String::new();
+    let s = summary;
+    let _ = writeln!(
+        out,
+        "# Run `{}`: {}\n",
+        s.profile,
+        s.verdict.as_str().to_uppercase()
+    );
+    let _ = writeln!(
+        out,
+        "design `{}` · seed {} · git {} · started {} · target {}\n",
+        s.design, s.seed, s.git_revision, s.started_at, s.target
+    );
+    if !s.verdict_reasons.is_empty() {
+        let _ = writeln!(out, "Why not pass:\n");
+        for reason in &s.verdict_reasons {
+            let _ = writeln!(out, "- {reason}");
+        }
+        let _ = writeln!(out);
+    }
+    let r = &s.requests;
+    let _ = writeln!(out, "## Load\n");
+    let _ = writeln!(
+        out,
+        "{:.0} s measured after {:.0} s warm-up; {} requests scheduled, {} retries; throughput {:.1} completed/s.\n",
+        s.duration_s, s.warmup_s, r.scheduled, r.retries, s.throughput_rps
+    );
+    let _ = writeln!(
+        out,
+        "| completed | failed | pending | shed | errors | overflow |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} |\n",
+        r.completed, r.failed, r.pending, r.shed, r.errors, r.overflow
+    );
+    if !s.errors_by_kind.is_empty() {
+        let kinds: Vec<_> = s
+            .errors_by_kind
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect();
+        let _ = writeln!(out, "Errors by kind: {}.\n", kinds.join(", "));
+    }
+    let l = &s.latency_ms;
+    let _ = writeln!(out, "## Latency (ms, from the scheduled send time)\n");
+    let _ = writeln!(out, "| samples | p50 | p90 | p99 | p99.9 | max |");
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} | {} | {} |\n",
+        l.samples,
+        ms(l.p50),
+        ms(l.p90),
+        ms(l.p99),
+        ms(l.p999),
+        ms(l.max)
+    );
+    let _ = writeln!(
+        out,
+        "SLO: p99 ≤ {} ms: {}. Error rate {:.4} against a budget of {}: {}.",
+        s.slo.p99_ms,
+        held(s.slo.met),
+        s.slo.error_rate,
+        s.slo.error_budget,
+        held(Some(s.slo.error_budget_met))
+    );
+    for p in &s.slo.percentiles {
+        let _ = writeln!(
+            out,
+            "- {} ≤ {} ms: {} ({})",
+            p.name,
+            p.bound_ms,
+            ms(p.value_ms),
+            held(p.met)
+        );
+    }
+    let g = &s.generator;
+    let _ = writeln!(
+        out,
+        "\nGenerator: send lag p99 {:.2} ms, max {:.2} ms: {}.\n",
+        g.send_lag_ms_p99,
+        g.send_lag_ms_max,
+        if g.usable {
+            "kept to its schedule"
+        } else {
+            "**could not keep up; the run is unusable**"
+        }
+    );
+    let m = &s.money;
+    let cents = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
+    let _ = writeln!(out, "## Money (cents)\n");
+    let _ = writeln!(out, "| initial | final | created | lost |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    let _ = writeln!(
+        out,
+        "| {} | {} | {} | {} |\n",
+        cents(m.initial_total_cents),
+        cents(m.final_total_cents),
+        cents(m.created_cents),
+        cents(m.lost_cents)
+    );
+    let _ = writeln!(out, "## Invariants\n");
+    let _ = writeln!(out, "| invariant | verdict | violations | detail |");
+    let _ = writeln!(out, "|---|---|---|---|");
+    for i in &s.invariants {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {} |",
+            i.name,
+            held(i.holds),
+            i.violations,
+            i.detail
+        );
+    }
+    if !s.anomalies.is_empty() {
+        let _ = writeln!(out, "\n## Anomalies\n");
+        for (class, n) in &s.anomalies {
+            let _ = writeln!(out, "- `{class}`: {n}");
+        }
+        let _ = writeln!(
+            out,
+            "\nFirst violations (all of them are in `reconciliation.json`):\n"
+        );
+        let _ = writeln!(
+            out,
+            "| transfer | invariant | class | external net debit | ledger net credit | detail |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|---|");
+        for v in violations.iter().take(20) {
+            let _ = writeln!(
+                out,
+                "| `{}` | `{}` | `{}` | {} | {} | {} |",
+                v.transfer_id,
+                v.invariant,
+                v.class,
+                v.external_net_debit_cents,
+                v.ledger_net_credit_cents,
+                v.detail
+            );
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\n## Faults\n\n{}",
+        if s.faults.is_empty() {
+            "None in this profile."
+        } else {
+            "See `summary.json`."
+        }
+    );
+    let _ = writeln!(
+        out,
+        "\nConvergence: {}.",
+        s.convergence_ms.map_or_else(
+            || "not reached or not known".to_owned(),
+            |ms| format!("{ms} ms after the load ended")
+        )
+    );
+    out
+}

@@ -1,0 +1,199 @@
+//! Latency and outcome statistics: per-worker HdrHistograms (µs, from the scheduled send
+//! time) merged at the end, per-second interval histograms for the interval log, and the
+//! live counters the progress line reads.
+
+use crate::history::Outcome;
+use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
+use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+/// Up to one hour in µs, 3 significant digits.
+pub fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
+}
+
+/// What one worker measured.
+pub struct WorkerStats {
+    /// Measured operations, µs from the scheduled time.
+    pub latency: Histogram<u64>,
+    /// All operations (warm-up too), by the second their answer came, from the load's start.
+    pub intervals: BTreeMap<u64, Histogram<u64>>,
+    pub outcomes: BTreeMap<Outcome, u64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub retries: u64,
+}
+
+impl WorkerStats {
+    pub fn new() -> Self {
+        WorkerStats {
+            latency: new_histogram(),
+            intervals: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+            errors_by_kind: BTreeMap::new(),
+            retries: 0,
+        }
+    }
+
+    pub fn record(&mut self, outcome: Outcome, latency_us: u64, error_kind: Option<&str>) {
+        self.latency.saturating_record(latency_us);
+        *self.outcomes.entry(outcome).or_insert(0) += 1;
+        if let Some(kind) = error_kind {
+            *self.errors_by_kind.entry(kind.to_owned()).or_insert(0) += 1;
+        }
+    }
+
+    pub fn record_interval(&mut self, second: u64, latency_us: u64) {
+        self.intervals
+            .entry(second)
+            .or_insert_with(new_histogram)
+            .saturating_record(latency_us);
+    }
+}
+
+impl Default for WorkerStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// All workers' statistics merged.
+pub struct Merged {
+    pub latency: Histogram<u64>,
+    pub intervals: BTreeMap<u64, Histogram<u64>>,
+    pub outcomes: BTreeMap<Outcome, u64>,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub retries: u64,
+}
+
+pub fn merge(workers: &[WorkerStats]) -> Merged {
+    let mut merged = Merged {
+        latency: new_histogram(),
+        intervals: BTreeMap::new(),
+        outcomes: BTreeMap::new(),
+        errors_by_kind: BTreeMap::new(),
+        retries: 0,
+    };
+    for w in workers {
+        let _ = merged.latency.add(&w.latency);
+        for (second, h) in &w.intervals {
+            let _ = merged
+                .intervals
+                .entry(*second)
+                .or_insert_with(new_histogram)
+                .add(h);
+        }
+        for (outcome, n) in &w.outcomes {
+            *merged.outcomes.entry(*outcome).or_insert(0) += n;
+        }
+        for (kind, n) in &w.errors_by_kind {
+            *merged.errors_by_kind.entry(kind.clone()).or_insert(0) += n;
+        }
+        merged.retries += w.retries;
+    }
+    merged
+}
+
+/// The fewest samples a quantile needs to be reported: ten beyond it (1,000 for p99).
+pub fn min_samples_for(quantile: f64) -> u64 {
+    (10.0 / (1.0 - quantile).max(1e-9)).ceil() as u64
+}
+
+/// The quantile in ms, or None when there are too few samples to say.
+pub fn quantile_ms(h: &Histogram<u64>, quantile: f64) -> Option<f64> {
+    (h.len() >= min_samples_for(quantile)).then(|| h.value_at_quantile(quantile) as f64 / 1000.0)
+}
+
+/// Writes the per-second histograms as a standard HdrHistogram interval log (V2, deflate),
+/// readable by `HistogramLogProcessor` and the other HdrHistogram tools. Values are µs.
+pub fn write_interval_log(
+    path: &Path,
+    intervals: &BTreeMap<u64, Histogram<u64>>,
+    start: SystemTime,
+) -> std::io::Result<()> {
+    let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut serializer = V2DeflateSerializer::new();
+    let mut writer = IntervalLogWriterBuilder::new()
+        .add_comment("BankTransfer harness: latency from scheduled send time, in microseconds")
+        .with_start_time(start)
+        .with_base_time(start)
+        .with_max_value_divisor(1000.0)
+        .begin_log_with(&mut file, &mut serializer)?;
+    for (second, histogram) in intervals {
+        writer
+            .write_histogram(
+                histogram,
+                Duration::from_secs(*second),
+                Duration::from_secs(1),
+                None,
+            )
+            .map_err(|e| std::io::Error::other(format!("{e:?}")))?;
+    }
+    drop(writer);
+    std::io::Write::flush(&mut file)
+}
+
+/// Counters the progress line reads while the load runs.
+pub struct LiveStats {
+    scheduled: AtomicU64,
+    outcomes: [AtomicU64; 6],
+    latency: Mutex<Histogram<u64>>,
+}
+
+impl LiveStats {
+    pub fn new() -> Self {
+        LiveStats {
+            scheduled: AtomicU64::new(0),
+            outcomes: Default::default(),
+            latency: Mutex::new(new_histogram()),
+        }
+    }
+
+    pub fn scheduled(&self) {
+        self.scheduled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn record(&self, outcome: Outcome, latency_us: u64) {
+        let slot = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(0);
+        self.outcomes[slot].fetch_add(1, Ordering::Relaxed);
+        if outcome != Outcome::Overflow {
+            let mut h = match self.latency.lock() {
+                Ok(h) => h,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            h.saturating_record(latency_us);
+        }
+    }
+
+    pub fn snapshot(&self) -> LiveSnapshot {
+        let p99_ms = {
+            let h = match self.latency.lock() {
+                Ok(h) => h,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            (!h.is_empty()).then(|| h.value_at_quantile(0.99) as f64 / 1000.0)
+        };
+        LiveSnapshot {
+            scheduled: self.scheduled.load(Ordering::Relaxed),
+            outcomes: std::array::from_fn(|i| self.outcomes[i].load(Ordering::Relaxed)),
+            p99_ms,
+        }
+    }
+}
+
+impl Default for LiveStats {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+pub struct LiveSnapshot {
+    pub scheduled: u64,
+    /// In the order of [`Outcome::ALL`].
+    pub outcomes: [u64; 6],
+    pub p99_ms: Option<f64>,
+}

@@ -1,0 +1,121 @@
+//! `summary.json`: the machine-readable verdict of a run (schema:
+//! `harness/schema/summary.schema.json`), and the exit code that goes with it.
+
+use crate::reconcile::{Invariant, Money};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// `pass`: every invariant and the SLO held. `fail`: one did not. `unknown`: nothing failed
+/// but something could not be checked (no dumps, too few samples). `unusable`: the generator
+/// could not keep to its schedule, so the figures say nothing about the service.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    Pass,
+    Fail,
+    Unknown,
+    Unusable,
+}
+
+impl Verdict {
+    /// 0 pass; 1 an invariant or the SLO failed (or could not be shown to hold); 2 the
+    /// harness could not do its job (an unusable generator).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail | Verdict::Unknown => 1,
+            Verdict::Unusable => 2,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Pass => "pass",
+            Verdict::Fail => "fail",
+            Verdict::Unknown => "unknown",
+            Verdict::Unusable => "unusable",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    pub schema_version: u32,
+    pub profile: String,
+    pub profile_file: String,
+    pub seed: u64,
+    pub design: String,
+    pub git_revision: String,
+    pub started_at: String,
+    pub target: String,
+    pub verdict: Verdict,
+    /// Why the verdict is not `pass`, one line each.
+    pub verdict_reasons: Vec<String>,
+    /// The measured window (warm-up excluded).
+    pub duration_s: f64,
+    pub warmup_s: f64,
+    pub throughput_rps: f64,
+    pub requests: Requests,
+    pub errors_by_kind: BTreeMap<String, u64>,
+    pub latency_ms: Latency,
+    pub slo: SloResult,
+    pub generator: Generator,
+    pub money: Money,
+    pub invariants: Vec<Invariant>,
+    pub anomalies: BTreeMap<String, u64>,
+    pub convergence_ms: Option<u64>,
+    pub faults: Vec<serde_json::Value>,
+}
+
+/// Counts over the measured window. `scheduled` counts scheduled requests; the outcome
+/// counts are per operation, so a user's retry counts as one more operation.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Requests {
+    pub scheduled: u64,
+    pub retries: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub shed: u64,
+    pub errors: u64,
+    pub overflow: u64,
+}
+
+/// From each operation's scheduled send time to its answer. None: too few samples to say.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Latency {
+    pub samples: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SloResult {
+    pub p99_ms: u64,
+    /// None when p99 has too few samples to judge.
+    pub met: Option<bool>,
+    pub percentiles: Vec<PercentileResult>,
+    pub error_budget: f64,
+    pub error_rate: f64,
+    pub error_budget_met: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PercentileResult {
+    pub name: String,
+    pub bound_ms: u64,
+    pub value_ms: Option<f64>,
+    pub met: Option<bool>,
+}
+
+/// How well the generator kept to its own schedule.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Generator {
+    pub send_lag_ms_p99: f64,
+    pub send_lag_ms_max: f64,
+    pub usable: bool,
+    pub reason: Option<String>,
+}

@@ -1,0 +1,262 @@
+//! The system under test: started by the harness as child processes (the harness binary
+//! re-executes itself as `harness serve <role>`), or an existing one given by URL. Seeding
+//! and the reads the reconciler needs (dumps, saga log) go through `docs/contract.md` only.
+
+use crate::profile::plan::RunPlan;
+use serde_json::json;
+use service::book::Dump;
+use service::coordinator::SagaDump;
+use service::launch::{LaunchError, ServiceProcess};
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+/// The environment variable a served child reads to die with the harness.
+pub const PARENT_PID_ENV: &str = "BANK_HARNESS_PARENT_PID";
+
+#[derive(Debug, thiserror::Error)]
+pub enum SystemError {
+    #[error(transparent)]
+    Launch(#[from] LaunchError),
+    #[error("cannot find the harness binary to start services: {0}")]
+    SelfExe(std::io::Error),
+    #[error("{what} at {url} failed: {detail}")]
+    Http {
+        what: &'static str,
+        url: String,
+        detail: String,
+    },
+}
+
+/// Where the three services answer. The institutions are optional for a system given by
+/// URL; without them the money checks are unknown.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Endpoints {
+    pub coordinator: String,
+    pub external: Option<String>,
+    pub ledger: Option<String>,
+}
+
+/// The three services started by the harness. Dropping it kills them.
+pub struct Launched {
+    pub external: ServiceProcess,
+    pub ledger: ServiceProcess,
+    pub coordinator: ServiceProcess,
+}
+
+impl Launched {
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            coordinator: self.coordinator.url.clone(),
+            external: Some(self.external.url.clone()),
+            ledger: Some(self.ledger.url.clone()),
+        }
+    }
+
+    /// SIGTERM all three (coordinator first), then SIGKILL whatever is left.
+    pub fn stop(mut self) {
+        for process in [&mut self.coordinator, &mut self.external, &mut self.ledger] {
+            process.terminate(Duration::from_secs(3));
+        }
+    }
+
+    /// `(role, pid)` of each service.
+    pub fn pids(&self) -> Vec<(&'static str, u32)> {
+        vec![
+            ("coordinator", self.coordinator.pid()),
+            ("external", self.external.pid()),
+            ("ledger", self.ledger.pid()),
+        ]
+    }
+}
+
+fn knob_args(k: &service::knobs::FaultKnobs) -> Vec<String> {
+    let mode = match k.error_after_mode {
+        service::knobs::LostAnswer::Status500 => "status500",
+        service::knobs::LostAnswer::Drop => "drop",
+    };
+    vec![
+        format!("--error-before-rate={}", k.error_before_rate),
+        format!("--error-after-rate={}", k.error_after_rate),
+        format!("--error-after-mode={mode}"),
+        format!("--service-time-ms={}", k.service_time_ms),
+        format!("--service-jitter-ms={}", k.service_jitter_ms),
+    ]
+}
+
+fn serve(
+    dir: &Path,
+    role: &str,
+    seed: u64,
+    extra: Vec<String>,
+) -> Result<ServiceProcess, SystemError> {
+    let exe = std::env::current_exe().map_err(SystemError::SelfExe)?;
+    let mut command = Command::new(exe);
+    command
+        .args(["serve", role, "--listen", "127.0.0.1:0", "--db"])
+        .arg(dir.join(format!("{role}.db")))
+        .arg(format!("--seed={seed}"))
+        .args(extra)
+        .env(PARENT_PID_ENV, std::process::id().to_string());
+    Ok(ServiceProcess::spawn(
+        command,
+        role,
+        &dir.join(format!("{role}.log")),
+        Duration::from_secs(30),
+    )?)
+}
+
+/// Starts the external institution, the ledger and the coordinator with fresh SQLite files
+/// under `dir`, each configured from the plan.
+pub fn launch(plan: &RunPlan, dir: &Path) -> Result<Launched, SystemError> {
+    let external = serve(dir, "external", plan.seed, knob_args(&plan.external_knobs))?;
+    let mut ledger_args = knob_args(&plan.ledger_knobs);
+    let policy = &plan.ledger_policy;
+    if let Some(max) = policy.antifraud_max_amount_cents {
+        ledger_args.push(format!("--antifraud-max-amount-cents={max}"));
+    }
+    ledger_args.push(format!(
+        "--antifraud-refusal-rate={}",
+        policy.antifraud_refusal_rate
+    ));
+    if let Some(limit) = policy.rate_limit_per_user_per_s {
+        ledger_args.push(format!("--rate-limit-per-user-per-s={limit}"));
+    }
+    let ledger = serve(dir, "ledger", plan.seed.wrapping_add(1), ledger_args)?;
+    let design = match plan.design {
+        service::coordinator::Design::Saga => "saga",
+        service::coordinator::Design::Naive => "naive",
+    };
+    let coordinator = serve(
+        dir,
+        "coordinator",
+        plan.seed.wrapping_add(2),
+        vec![
+            format!("--external-url={}", external.url),
+            format!("--ledger-url={}", ledger.url),
+            format!("--design={design}"),
+            format!("--deadline-ms={}", plan.deadline_ms),
+            format!("--max-in-flight={}", plan.service_max_in_flight),
+        ],
+    )?;
+    Ok(Launched {
+        external,
+        ledger,
+        coordinator,
+    })
+}
+
+pub fn user_id(n: u32) -> String {
+    format!("u-{n}")
+}
+
+pub fn account_id(n: u32) -> String {
+    format!("a-{n}")
+}
+
+async fn post_admin(
+    http: &reqwest::Client,
+    what: &'static str,
+    url: String,
+    body: serde_json::Value,
+) -> Result<(), SystemError> {
+    let failed = |detail: String| SystemError::Http {
+        what,
+        url: url.clone(),
+        detail,
+    };
+    let response = http
+        .post(&url)
+        .json(&body)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !response.status().is_success() {
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        return Err(failed(format!("{status}: {text}")));
+    }
+    Ok(())
+}
+
+/// Creates the plan's users: external accounts `a-N` with the opening balance, ledger
+/// accounts `u-N` at zero, and the links between them at the coordinator.
+pub async fn seed(
+    http: &reqwest::Client,
+    endpoints: &Endpoints,
+    plan: &RunPlan,
+) -> Result<(), SystemError> {
+    let users = 0..plan.users;
+    if let Some(external) = &endpoints.external {
+        let accounts: Vec<_> = users
+            .clone()
+            .map(|n| json!({"account_id": account_id(n), "balance_cents": plan.opening_balance}))
+            .collect();
+        post_admin(
+            http,
+            "seeding external accounts",
+            format!("{external}/admin/accounts"),
+            json!({ "accounts": accounts }),
+        )
+        .await?;
+    }
+    if let Some(ledger) = &endpoints.ledger {
+        let accounts: Vec<_> = users
+            .clone()
+            .map(|n| json!({"account_id": user_id(n), "balance_cents": 0}))
+            .collect();
+        post_admin(
+            http,
+            "seeding ledger accounts",
+            format!("{ledger}/admin/accounts"),
+            json!({ "accounts": accounts }),
+        )
+        .await?;
+    }
+    let links: Vec<_> = users
+        .map(|n| json!({"user_id": user_id(n), "external_account_id": account_id(n)}))
+        .collect();
+    post_admin(
+        http,
+        "linking users",
+        format!("{}/admin/users", endpoints.coordinator),
+        json!({ "users": links }),
+    )
+    .await
+}
+
+async fn get_json<T: serde::de::DeserializeOwned>(
+    http: &reqwest::Client,
+    what: &'static str,
+    url: String,
+) -> Result<T, SystemError> {
+    let failed = |detail: String| SystemError::Http {
+        what,
+        url: url.clone(),
+        detail,
+    };
+    let response = http
+        .get(&url)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !response.status().is_success() {
+        return Err(failed(response.status().to_string()));
+    }
+    response.json().await.map_err(|e| failed(e.to_string()))
+}
+
+pub async fn dump(http: &reqwest::Client, base: &str) -> Result<Dump, SystemError> {
+    get_json(http, "reading the dump", format!("{base}/admin/dump")).await
+}
+
+pub async fn sagas(http: &reqwest::Client, coordinator: &str) -> Result<SagaDump, SystemError> {
+    get_json(
+        http,
+        "reading the saga log",
+        format!("{coordinator}/admin/sagas"),
+    )
+    .await
+}

@@ -1,0 +1,7 @@
+//! Integration tests of the harness binary: real runs on loopback, real child processes,
+//! real signals.
+
+mod profiles;
+mod runs;
+mod signals;
+mod support;

@@ -1,0 +1,70 @@
+//! Invalid profiles: exit 2 and a message naming the file, the line and the field.
+
+use crate::support::{profile, run};
+
+fn assert_rejected(text: &str, line: usize, field: &str, words: &str) {
+    let run = run(text, &[]);
+    assert_eq!(run.code(), Some(2), "stderr: {}", run.stderr());
+    let stderr = run.stderr();
+    let location = format!("profile.yaml:{line}: {field}:");
+    assert!(
+        stderr.contains(&location),
+        "wanted {location:?} in {stderr:?}"
+    );
+    assert!(stderr.contains(words), "wanted {words:?} in {stderr:?}");
+    assert_eq!(stderr.lines().count(), 1, "one line: {stderr:?}");
+    assert!(!run.out().join("summary.json").exists(), "nothing ran");
+}
+
+#[test]
+fn a_typo_in_a_field_name_is_refused() {
+    let text =
+        profile("typo", 10, 0, 1, "slo:\n  p99_ms: 200\n").replace("rate_per_s", "rat_per_s");
+    assert_rejected(&text, 6, "arrival.rat_per_s", "unknown field `rat_per_s`");
+}
+
+#[test]
+fn a_value_of_the_wrong_type_is_refused() {
+    let text = profile("types", 10, 0, 1, "slo:\n  p99_ms: fast\n");
+    assert_rejected(&text, 14, "slo.p99_ms", "invalid type");
+}
+
+#[test]
+fn an_out_of_range_value_is_refused() {
+    let text = profile("range", 10, 0, 1, "slo:\n  p99_ms: 200\n").replace("count: 20", "count: 0");
+    assert_rejected(&text, 8, "users.count", "must be between 1 and 1000000");
+}
+
+#[test]
+fn an_unknown_percentile_is_refused() {
+    let text = profile(
+        "pct",
+        10,
+        0,
+        1,
+        "slo:\n  p99_ms: 200\n  percentiles_ms:\n    median: 5\n",
+    );
+    assert_rejected(
+        &text,
+        16,
+        "slo.percentiles_ms.median",
+        "a percentile is named",
+    );
+}
+
+#[test]
+fn a_missing_required_field_is_refused() {
+    let text = profile("missing", 10, 0, 1, "");
+    assert_rejected(&text, 1, "(profile)", "missing field `slo`");
+}
+
+#[test]
+fn a_missing_profile_file_is_refused() {
+    let output = std::process::Command::new(crate::support::HARNESS)
+        .args(["--profile", "/nonexistent/profile.yaml", "--quiet"])
+        .output()
+        .expect("run");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("/nonexistent/profile.yaml"), "{stderr}");
+}

@@ -1,0 +1,181 @@
+//! Whole runs: the verdict, the files, the schema, reproducibility, a failing design, and
+//! the open-loop accuracy under a stall.
+
+use crate::support::{profile, run, service_pids, spawn, wait_for_file};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+const SLO: &str = "slo:\n  p99_ms: 200\n";
+
+fn history(out: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(out.join("history.jsonl"))
+        .expect("history.jsonl")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("history line is JSON"))
+        .collect()
+}
+
+#[test]
+fn a_profile_runs_end_to_end_and_its_summary_matches_the_schema() {
+    // 250/s for 4 measured seconds: the 1,000 samples a p99 needs.
+    let run = run(&profile("e2e", 250, 1, 4, SLO), &[]);
+    assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
+    let summary = run.summary();
+    let schema: Value = serde_json::from_str(include_str!("../../schema/summary.schema.json"))
+        .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    let errors: Vec<String> = validator
+        .iter_errors(&summary)
+        .map(|e| e.to_string())
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "summary.json breaks the schema: {errors:?}"
+    );
+    assert_eq!(summary["verdict"], "pass");
+    assert_eq!(summary["requests"]["scheduled"], 1000);
+    assert_eq!(summary["money"]["created_cents"], 0);
+    assert_eq!(summary["money"]["lost_cents"], 0);
+
+    // One history line per scheduled request (warm-up included), each index once.
+    let lines = history(&run.out());
+    let mut seen = BTreeMap::new();
+    for line in lines.iter().filter(|l| l["attempt"] == 0) {
+        *seen.entry(line["op"].as_u64().expect("op")).or_insert(0) += 1;
+    }
+    assert_eq!(seen.len(), 1250, "250/s over 1 + 4 s");
+    assert!(seen.values().all(|n| *n == 1));
+    assert!(lines
+        .iter()
+        .all(|l| l["type"] == "ok" && l["outcome"] == "completed"));
+
+    // The interval log is a standard HdrHistogram log.
+    let log = std::fs::read(run.out().join("latency.hlog")).expect("latency.hlog");
+    let intervals: Vec<_> =
+        hdrhistogram::serialization::interval_log::IntervalLogIterator::new(&log)
+            .filter_map(|entry| match entry {
+                Ok(hdrhistogram::serialization::interval_log::LogEntry::Interval(h)) => {
+                    Some(h.duration())
+                }
+                _ => None,
+            })
+            .collect();
+    assert!(
+        intervals.len() >= 5,
+        "one interval per second: {}",
+        intervals.len()
+    );
+    for file in [
+        "report.md",
+        "profile.yaml",
+        "reconciliation.json",
+        "coordinator.log",
+        "external.log",
+        "ledger.log",
+    ] {
+        assert!(run.out().join(file).exists(), "{file} missing");
+    }
+}
+
+#[test]
+fn the_same_seed_replays_the_same_schedule() {
+    let text = profile("replay", 100, 0, 2, SLO);
+    let schedule = |run: &crate::support::Run| -> Vec<(u64, u64, String, u64)> {
+        history(&run.out())
+            .iter()
+            .filter(|l| l["attempt"] == 0)
+            .map(|l| {
+                (
+                    l["op"].as_u64().expect("op"),
+                    l["scheduled_us"].as_u64().expect("scheduled"),
+                    l["user_id"].as_str().expect("user").to_owned(),
+                    l["amount_cents"].as_u64().expect("amount"),
+                )
+            })
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect()
+    };
+    let (a, b) = (run(&text, &[]), run(&text, &[]));
+    let c = run(&text, &["--seed", "12"]);
+    assert_eq!(schedule(&a), schedule(&b), "same seed, same requests");
+    assert_ne!(schedule(&a), schedule(&c), "another seed, other requests");
+    assert_eq!(a.summary()["seed"], 11);
+    assert_eq!(c.summary()["seed"], 12);
+}
+
+#[test]
+fn the_naive_design_is_caught_creating_money() {
+    let extra = format!("{SLO}service:\n  design: naive\n  ledger:\n    error_after_rate: 0.1\n");
+    let run = run(&profile("naive", 100, 0, 3, &extra), &[]);
+    assert_eq!(run.code(), Some(1), "stderr: {}", run.stderr());
+    let summary = run.summary();
+    assert_eq!(summary["verdict"], "fail");
+    assert!(summary["money"]["created_cents"].as_u64().expect("created") > 0);
+    assert!(
+        summary["anomalies"]["reversal_after_credit"]
+            .as_u64()
+            .expect("class")
+            > 0
+    );
+    let conservation = summary["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .find(|i| i["name"] == "conservation")
+        .expect("conservation")
+        .clone();
+    assert_eq!(conservation["holds"], false);
+}
+
+#[test]
+fn a_stall_shows_in_p99_as_the_open_loop_schedule_implies() {
+    // 200/s for 10 measured seconds; the coordinator is frozen (SIGSTOP) for 1 s in the
+    // middle. Requests scheduled during the stall wait for its end: the one due x ms into
+    // the stall answers after about 1000 - x ms. 1 % of the 2,000 samples is 20 requests,
+    // 0.1 s of schedule, so the schedule implies p99 ≈ 1000 - 100 = 900 ms. A closed-loop
+    // tool would record only one stalled sample per connection and report far less.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let extra = "client:\n  timeout_ms: 5000\nslo:\n  p99_ms: 5000\n";
+    let mut harness = spawn(dir.path(), &profile("stall", 200, 1, 10, extra));
+    let out = dir.path().join("out");
+    let pids = service_pids(&out);
+    // Wait for the load to be under way, then a little into the measured window.
+    wait_for_file(&out.join("history.jsonl"), Duration::from_secs(30), |t| {
+        t.len() > 100_000
+    });
+    let coordinator = pids
+        .iter()
+        .find(|(r, _)| r == "coordinator")
+        .expect("coordinator")
+        .1;
+    let pid = nix::unistd::Pid::from_raw(coordinator);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP");
+    std::thread::sleep(Duration::from_millis(1000));
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGCONT).expect("SIGCONT");
+    let status = harness.wait().expect("harness exits");
+    assert_eq!(status.code(), Some(0));
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("summary.json")).expect("summary"))
+            .expect("json");
+    let p99 = summary["latency_ms"]["p99"].as_f64().expect("p99 known");
+    let p50 = summary["latency_ms"]["p50"].as_f64().expect("p50 known");
+    // The schedule implies 900 ms, plus the time the coordinator needs after SIGCONT to
+    // clear the second of requests that queued up behind the stall.
+    assert!(
+        (800.0..=1300.0).contains(&p99),
+        "p99 {p99} ms should be near the 900 ms the schedule implies"
+    );
+    assert!(p50 < 50.0, "most requests never met the stall: p50 {p50}");
+    // Requests due in the first half of the stall waited over 500 ms: 0.5 s × 200/s = 100
+    // of them. A closed-loop client would hold at most one stalled request per connection.
+    let slow = history(&out)
+        .iter()
+        .filter(|l| l["measured"] == true && l["latency_us"].as_u64().unwrap_or(0) >= 500_000)
+        .count();
+    assert!(
+        (60..=180).contains(&slow),
+        "{slow} requests over 500 ms; the schedule implies about 100"
+    );
+}

@@ -1,0 +1,152 @@
+//! Runs the `harness` binary on a profile written to a temporary folder.
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
+
+/// A profile with every required field; `extra` is appended (later keys must not repeat).
+pub fn profile(name: &str, rate: u32, warmup_s: u32, duration_s: u32, extra: &str) -> String {
+    format!(
+        "name: {name}
+seed: 11
+warmup_s: {warmup_s}
+duration_s: {duration_s}
+arrival:
+  rate_per_s: {rate}
+users:
+  count: 20
+  opening_balance_cents: 100000000
+amounts:
+  min_cents: 100
+  max_cents: 5000
+{extra}"
+    )
+}
+
+pub struct Run {
+    pub dir: tempfile::TempDir,
+    pub output: Output,
+}
+
+impl Run {
+    pub fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    pub fn summary(&self) -> Value {
+        let text = std::fs::read_to_string(self.out().join("summary.json")).unwrap_or_else(|e| {
+            panic!(
+                "no summary.json ({e}); stderr: {}",
+                String::from_utf8_lossy(&self.output.stderr)
+            )
+        });
+        serde_json::from_str(&text).expect("summary.json is JSON")
+    }
+
+    pub fn code(&self) -> Option<i32> {
+        self.output.status.code()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+}
+
+pub fn write_profile(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join("profile.yaml");
+    std::fs::write(&path, text).expect("write profile");
+    path
+}
+
+/// Runs the harness to completion on `text` with extra command-line arguments.
+pub fn run(text: &str, args: &[&str]) -> Run {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write_profile(dir.path(), text);
+    let output = Command::new(HARNESS)
+        .arg("--profile")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .arg("--quiet")
+        .args(args)
+        .output()
+        .expect("run harness");
+    Run { dir, output }
+}
+
+/// Starts the harness without waiting for it.
+pub fn spawn(dir: &Path, text: &str) -> Child {
+    let path = write_profile(dir, text);
+    Command::new(HARNESS)
+        .arg("--profile")
+        .arg(&path)
+        .arg("--out")
+        .arg(dir.join("out"))
+        .arg("--quiet")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn harness")
+}
+
+/// Polls until `path` exists and `ready` holds for its text, up to `limit`.
+pub fn wait_for_file(path: &Path, limit: Duration, ready: impl Fn(&str) -> bool) -> String {
+    let until = Instant::now() + limit;
+    loop {
+        if let Ok(text) = std::fs::read_to_string(path) {
+            if ready(&text) {
+                return text;
+            }
+        }
+        assert!(
+            Instant::now() < until,
+            "{} not ready in {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The services' pids from `services.json`.
+pub fn service_pids(out: &Path) -> Vec<(String, i32)> {
+    let text = wait_for_file(&out.join("services.json"), Duration::from_secs(30), |t| {
+        t.contains("pids")
+    });
+    let json: Value = serde_json::from_str(&text).expect("services.json");
+    json["pids"]
+        .as_object()
+        .expect("pids")
+        .iter()
+        .map(|(role, pid)| {
+            (
+                role.clone(),
+                i32::try_from(pid.as_i64().expect("pid")).expect("pid"),
+            )
+        })
+        .collect()
+}
+
+pub fn alive(pid: i32) -> bool {
+    // A zombie still answers kill(0); look at its state too.
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let zombie = stat.split(' ').nth(2) == Some("Z");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok() && !zombie
+}
+
+pub fn wait_gone(pids: &[(String, i32)], limit: Duration) {
+    let until = Instant::now() + limit;
+    loop {
+        let left: Vec<_> = pids.iter().filter(|(_, pid)| alive(*pid)).collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < until,
+            "orphaned services still running: {left:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
