@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a chaos profile (the default command).
     Run(RunArgs),
+    /// Measure the load generator alone against a stub endpoint, and oha beside it.
+    BenchGenerator(crate::bench::BenchArgs),
     /// Run one service of the reference system (used by the harness to start them).
     #[command(hide = true)]
     Serve {

@@ -11,6 +11,8 @@ pub struct Answer {
     pub http_status: Option<u16>,
     pub error_kind: Option<String>,
     pub transfer_id: Option<String>,
+    /// The answer's `reason` (why a transfer failed), when it gave one.
+    pub reason: Option<String>,
 }
 
 #[derive(Clone)]
@@ -23,6 +25,7 @@ pub struct TransferClient {
 struct TransferAnswer {
     transfer_id: Option<String>,
     status: Option<String>,
+    reason: Option<String>,
 }
 
 impl TransferClient {
@@ -69,6 +72,7 @@ impl TransferClient {
         };
         let parsed: Option<TransferAnswer> = serde_json::from_slice(&bytes).ok();
         let transfer_id = parsed.as_ref().and_then(|a| a.transfer_id.clone());
+        let reason = parsed.as_ref().and_then(|a| a.reason.clone());
         let said = parsed.as_ref().and_then(|a| a.status.as_deref());
         let (outcome, error_kind) = match (status, said) {
             (200, Some("completed")) => (Outcome::Completed, None),
@@ -84,6 +88,7 @@ impl TransferClient {
             http_status: Some(status),
             error_kind,
             transfer_id,
+            reason,
         }
     }
 }
@@ -103,5 +108,6 @@ fn transport_error(err: &reqwest::Error, status: Option<u16>) -> Answer {
         http_status: status,
         error_kind: Some(kind.to_owned()),
         transfer_id: None,
+        reason: None,
     }
 }

@@ -78,6 +78,8 @@ pub struct HistoryRecord {
     pub http_status: Option<u16>,
     pub error_kind: Option<String>,
     pub transfer_id: Option<String>,
+    /// Why the system said the transfer failed, when it said.
+    pub reason: Option<String>,
     /// Whether this operation is inside the measured window (after warm-up).
     pub measured: bool,
 }

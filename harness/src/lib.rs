@@ -1,6 +1,7 @@
 //! The BankTransfer harness: runs a chaos profile against the reference system (or any
 //! system that follows `docs/contract.md`) and writes a verdict.
 //!
+//! - `bench`: `harness bench-generator`, the generator's own throughput against oha.
 //! - `cli`: the command line.
 //! - `profile`: chaos profiles, parsed strictly and validated into a `RunPlan`.
 //! - `schedule`: the seeded request schedule.
@@ -15,6 +16,7 @@
 //! - `provenance`: git revision and UTC time.
 //! - `run`: one run, end to end.
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod history;

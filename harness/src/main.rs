@@ -31,6 +31,13 @@ fn main() {
             }
         }
         Some(Command::Run(args)) => run(&runtime, args),
+        Some(Command::BenchGenerator(args)) => match runtime.block_on(harness::bench::run(args)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("harness: error: {e:#}");
+                2
+            }
+        },
         None => run(&runtime, cli.run),
     };
     drop(runtime);

@@ -45,6 +45,14 @@ pub enum Role {
         #[arg(long)]
         rate_limit_per_user_per_s: Option<u32>,
     },
+    /// A stub that answers every `POST /transfers` `completed` at once, doing nothing: a
+    /// trivial endpoint for measuring load generators.
+    #[command(hide = true)]
+    Stub {
+        /// Address to listen on; port 0 picks a free port (printed on stdout).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: String,
+    },
     /// The coordinator (API gateway).
     Coordinator {
         #[command(flatten)]
@@ -124,6 +132,7 @@ fn open(common: &CommonArgs, schema: &str) -> anyhow::Result<Store> {
 /// Runs one service until SIGTERM or Ctrl-C.
 pub async fn run(role: Role) -> anyhow::Result<()> {
     match role {
+        Role::Stub { listen } => server::serve(&listen, stub_app()).await,
         Role::External {
             common,
             knobs,
@@ -212,4 +221,20 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             server::serve(&common.listen, app).await
         }
     }
+}
+
+/// The stub's router: a fixed `completed` answer, and `/healthz`.
+fn stub_app() -> axum::Router {
+    const ANSWER: &str = r#"{"transfer_id":"t-stub","status":"completed","state":"completed"}"#;
+    axum::Router::new()
+        .route(
+            "/transfers",
+            axum::routing::post(|| async {
+                (
+                    [(axum::http::header::CONTENT_TYPE, "application/json")],
+                    ANSWER,
+                )
+            }),
+        )
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
 }

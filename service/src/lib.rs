@@ -27,6 +27,8 @@ pub mod knobs;
 pub mod launch;
 pub mod ledger;
 pub mod metrics;
+#[cfg(test)]
+mod model;
 pub mod money;
 pub mod server;
 pub mod store;

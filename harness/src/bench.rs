@@ -1,0 +1,223 @@
+//! `harness bench-generator`: how fast the load generator alone keeps to its schedule.
+//!
+//! The generator runs pinned to one core against a stub endpoint (`serve stub`, which answers
+//! `completed` at once) pinned to the other, at `--rate` with at most `--connections`
+//! requests in flight, writing its history as in a real run. Then `oha` runs at the same
+//! rate and connections against the same endpoint, pinned to the same core, and both
+//! figures are printed with their ratio. `oha` is installed with `cargo install oha --locked`
+//! when it is not found.
+
+use crate::client::TransferClient;
+use crate::history::{HistoryWriter, Outcome};
+use crate::profile;
+use crate::schedule::Schedule;
+use crate::stats::{self, LiveStats};
+use crate::{loadgen, system};
+use anyhow::{bail, Context};
+use service::launch::ServiceProcess;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// Requests per second to schedule.
+    #[arg(long, default_value_t = 50_000)]
+    pub rate: u32,
+    /// Measured seconds (after 1 s of warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u32,
+    /// Requests in flight at most (oha: connections).
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+    /// The core the generator (and oha) runs on.
+    #[arg(long, default_value_t = 0)]
+    pub generator_core: usize,
+    /// The core the stub endpoint runs on.
+    #[arg(long, default_value_t = 1)]
+    pub endpoint_core: usize,
+    /// The oha binary.
+    #[arg(long, default_value = "oha")]
+    pub oha: String,
+    /// Skip the oha comparison.
+    #[arg(long)]
+    pub no_oha: bool,
+}
+
+/// Pins the calling thread (and every thread it starts later) to `core`.
+pub fn pin_to_core(core: usize) -> anyhow::Result<()> {
+    let mut set = nix::sched::CpuSet::new();
+    set.set(core).context("core number")?;
+    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
+        .with_context(|| format!("pinning to core {core}"))
+}
+
+struct Figures {
+    rate_per_s: f64,
+    detail: String,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
+    let dir = tempdir()?;
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new("taskset");
+    command
+        .arg("-c")
+        .arg(args.endpoint_core.to_string())
+        .arg(&exe)
+        .args(["serve", "stub", "--listen", "127.0.0.1:0"])
+        .env(system::PARENT_PID_ENV, std::process::id().to_string());
+    let stub = ServiceProcess::spawn(
+        command,
+        "stub",
+        &dir.join("stub.log"),
+        Duration::from_secs(20),
+    )?;
+    println!(
+        "bench-generator: {} req/s for {} s, {} connections; generator on core {}, stub on core {}",
+        args.rate, args.duration, args.connections, args.generator_core, args.endpoint_core
+    );
+    let ours = generator(&args, &stub.url, &dir).await?;
+    println!(
+        "harness generator: {:.0} req/s on schedule ({})",
+        ours.rate_per_s, ours.detail
+    );
+    if args.no_oha {
+        return Ok(0);
+    }
+    let oha = oha(&args, &stub.url)?;
+    println!(
+        "oha:               {:.0} req/s ({})",
+        oha.rate_per_s, oha.detail
+    );
+    println!(
+        "ratio harness/oha: {:.2}",
+        ours.rate_per_s / oha.rate_per_s.max(f64::EPSILON)
+    );
+    drop(stub);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(0)
+}
+
+fn tempdir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("harness-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn generator(args: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Result<Figures> {
+    let text = format!(
+        "name: bench-generator\nseed: 1\nwarmup_s: 1\nduration_s: {}\narrival: {{rate_per_s: {}}}\nusers: {{count: 1000, opening_balance_cents: 1000000}}\namounts: {{min_cents: 1, max_cents: 100}}\nclient: {{timeout_ms: 2000, max_in_flight: {}}}\nslo: {{p99_ms: 200}}\n",
+        args.duration, args.rate, args.connections
+    );
+    let (_, plan) = profile::parse(std::path::Path::new("(bench-generator)"), &text)?;
+    let writer = HistoryWriter::create(&dir.join("history.jsonl"))?;
+    let config = loadgen::LoadConfig {
+        client: TransferClient::new(url, args.connections as usize)?,
+        start: tokio::time::Instant::now() + Duration::from_millis(100),
+        warmup: plan.warmup,
+        timeout: plan.client_timeout,
+        retries: None,
+        max_in_flight: args.connections as usize,
+        workers: 1,
+        key_prefix: "bench".into(),
+    };
+    let report = loadgen::run(
+        Schedule::new(&plan),
+        config,
+        writer.sender(),
+        Arc::new(LiveStats::new()),
+    )
+    .await;
+    writer.finish()?;
+    let merged = stats::merge(&report.workers);
+    let completed = merged
+        .outcomes
+        .get(&Outcome::Completed)
+        .copied()
+        .unwrap_or(0);
+    let errors = merged.outcomes.get(&Outcome::Error).copied().unwrap_or(0);
+    let lag_p99_ms = report.send_lag.value_at_quantile(0.99) as f64 / 1000.0;
+    let p99_ms = merged.latency.value_at_quantile(0.99) as f64 / 1000.0;
+    Ok(Figures {
+        rate_per_s: completed as f64 / f64::from(args.duration),
+        detail: format!(
+            "{completed} completed of {} scheduled, {} overflow, {errors} errors, send lag p99 {lag_p99_ms:.2} ms, latency p99 {p99_ms:.2} ms",
+            report.scheduled_measured, report.overflow_measured
+        ),
+    })
+}
+
+fn oha_available(oha: &str) -> bool {
+    Command::new(oha)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn oha(args: &BenchArgs, url: &str) -> anyhow::Result<Figures> {
+    let mut oha = args.oha.clone();
+    if !oha_available(&oha) {
+        let installed = std::env::var("CARGO_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|_| std::env::var("HOME").map(|h| std::path::Path::new(&h).join(".cargo")))
+            .map(|home| home.join("bin").join("oha"))
+            .context("no CARGO_HOME or HOME to find oha in")?;
+        if !oha_available(&installed.to_string_lossy()) {
+            println!("oha not found: installing it with `cargo install oha --locked` (takes a few minutes)");
+            let status = Command::new("cargo")
+                .args(["install", "oha", "--locked"])
+                .status()?;
+            if !status.success() {
+                bail!("cargo install oha failed");
+            }
+        }
+        oha = installed.to_string_lossy().into_owned();
+    }
+    let output = Command::new("taskset")
+        .arg("-c")
+        .arg(args.generator_core.to_string())
+        .arg(&oha)
+        .args(["--no-tui", "--output-format", "json"])
+        .arg("-z")
+        .arg(format!("{}s", args.duration))
+        .arg("-q")
+        .arg(args.rate.to_string())
+        .arg("-c")
+        .arg(args.connections.to_string())
+        .args([
+            "-m",
+            "POST",
+            "-H",
+            "Idempotency-Key: bench",
+            "-H",
+            "content-type: application/json",
+        ])
+        .args([
+            "-d",
+            r#"{"user_id":"u-1","external_account_id":"a-1","amount_cents":5}"#,
+        ])
+        .arg(format!("{url}/transfers"))
+        .output()
+        .context("running oha")?;
+    if !output.status.success() {
+        bail!("oha failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("oha's JSON output")?;
+    let summary = &json["summary"];
+    let rate = summary["requestsPerSec"]
+        .as_f64()
+        .context("oha summary.requestsPerSec")?;
+    let p99 = json["latencyPercentiles"]["p99"]
+        .as_f64()
+        .map(|s| s * 1000.0);
+    Ok(Figures {
+        rate_per_s: rate,
+        detail: format!(
+            "success rate {}, latency p99 {} ms",
+            summary["successRate"],
+            p99.map_or_else(|| "?".into(), |v| format!("{v:.2}"))
+        ),
+    })
+}
