@@ -122,13 +122,15 @@ async fn generator(args: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow
         workers: 1,
         key_prefix: "bench".into(),
     };
-    let report = loadgen::run(
+    // On a runtime thread, beside the workers: no cross-thread hand-over per request.
+    let history = writer.sender();
+    let report = tokio::spawn(loadgen::run(
         Schedule::new(&plan),
         config,
-        writer.sender(),
+        history,
         Arc::new(LiveStats::new()),
-    )
-    .await;
+    ))
+    .await?;
     writer.finish()?;
     let merged = stats::merge(&report.workers);
     let completed = merged

@@ -1,7 +1,16 @@
 //! The load generator's HTTP client for `POST /transfers`, sorting each answer into an
 //! [`Outcome`] the way `docs/contract.md` defines them.
+//!
+//! Built on hyper's HTTP/1 connections with a pool of its own: a request goes out on an
+//! idle keep-alive connection, or on a new one; a connection that breaks, times out or is
+//! closed by the server is dropped. Nothing is retried behind the generator's back: one
+//! attempt in the history is one request on the wire.
 
 use crate::history::Outcome;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// What one attempt got back.
@@ -15,10 +24,18 @@ pub struct Answer {
     pub reason: Option<String>,
 }
 
+type Sender = SendRequest<Full<Bytes>>;
+
 #[derive(Clone)]
 pub struct TransferClient {
-    http: reqwest::Client,
-    url: String,
+    /// `host:port` of the coordinator, for connecting and for the `Host` header.
+    authority: String,
+    /// `/transfers` under the coordinator's base path.
+    path: String,
+    /// Idle keep-alive connections, most recently used last.
+    idle: Arc<Mutex<Vec<Sender>>>,
+    /// Idle connections kept at most; more are closed when they come back.
+    max_idle: usize,
 }
 
 #[derive(serde::Deserialize)]
@@ -28,17 +45,101 @@ struct TransferAnswer {
     reason: Option<String>,
 }
 
+enum Failure {
+    Connect,
+    Transport,
+    Timeout,
+}
+
 impl TransferClient {
     pub fn new(coordinator: &str, max_connections: usize) -> anyhow::Result<TransferClient> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(max_connections)
-            .build()?;
+        let uri: http::Uri = coordinator.trim_end_matches('/').parse()?;
+        if uri.scheme_str() != Some("http") {
+            anyhow::bail!("the coordinator URL must be http://HOST:PORT, got {coordinator}");
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("no host in {coordinator}"))?
+            .to_string();
+        let base = uri.path().trim_end_matches('/');
         Ok(TransferClient {
-            http,
-            url: format!("{}/transfers", coordinator.trim_end_matches('/')),
+            authority,
+            path: format!("{base}/transfers"),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            max_idle: max_connections.max(1),
         })
+    }
+
+    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
+        match self.idle.lock() {
+            Ok(idle) => idle,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    async fn connection(&self) -> Result<Sender, Failure> {
+        loop {
+            let Some(mut sender) = self.idle().pop() else {
+                break;
+            };
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Ok(sender);
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|_| Failure::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|_| Failure::Connect)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    fn give_back(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle();
+        if idle.len() < self.max_idle {
+            idle.push(sender);
+        }
+    }
+
+    async fn exchange(&self, key: &str, body: String) -> Result<(u16, Bytes), Failure> {
+        let mut sender = self.connection().await?;
+        let request = http::Request::post(self.path.as_str())
+            .header(http::header::HOST, self.authority.as_str())
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", key)
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| Failure::Transport)?;
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| Failure::Transport)?;
+        let status = response.status().as_u16();
+        let keep_alive = !response
+            .headers()
+            .get(http::header::CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let bytes = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| Failure::Transport)?
+            .to_bytes();
+        if keep_alive {
+            self.give_back(sender);
+        }
+        Ok((status, bytes))
     }
 
     pub async fn send(
@@ -52,23 +153,27 @@ impl TransferClient {
         let body = format!(
             r#"{{"user_id":"{user_id}","external_account_id":"{account_id}","amount_cents":{amount_cents}}}"#
         );
-        let sent = self
-            .http
-            .post(&self.url)
-            .header("Idempotency-Key", key)
-            .header("content-type", "application/json")
-            .body(body)
-            .timeout(timeout)
-            .send()
-            .await;
-        let response = match sent {
-            Ok(r) => r,
-            Err(err) => return transport_error(&err, None),
+        // A timed-out exchange drops its connection with it: it may still carry the answer.
+        let exchanged = match tokio::time::timeout(timeout, self.exchange(key, body)).await {
+            Ok(result) => result,
+            Err(_) => Err(Failure::Timeout),
         };
-        let status = response.status().as_u16();
-        let bytes = match response.bytes().await {
-            Ok(b) => b,
-            Err(err) => return transport_error(&err, Some(status)),
+        let (status, bytes) = match exchanged {
+            Ok(answer) => answer,
+            Err(failure) => {
+                let kind = match failure {
+                    Failure::Connect => "connect",
+                    Failure::Transport => "transport",
+                    Failure::Timeout => "timeout",
+                };
+                return Answer {
+                    outcome: Outcome::Error,
+                    http_status: None,
+                    error_kind: Some(kind.to_owned()),
+                    transfer_id: None,
+                    reason: None,
+                };
+            }
         };
         let parsed: Option<TransferAnswer> = serde_json::from_slice(&bytes).ok();
         let transfer_id = parsed.as_ref().and_then(|a| a.transfer_id.clone());
@@ -90,24 +195,5 @@ impl TransferClient {
             transfer_id,
             reason,
         }
-    }
-}
-
-fn transport_error(err: &reqwest::Error, status: Option<u16>) -> Answer {
-    let kind = if err.is_timeout() {
-        "timeout"
-    } else if err.is_connect() {
-        "connect"
-    } else if err.is_body() || err.is_decode() {
-        "broken_answer"
-    } else {
-        "transport"
-    };
-    Answer {
-        outcome: Outcome::Error,
-        http_status: status,
-        error_kind: Some(kind.to_owned()),
-        transfer_id: None,
-        reason: None,
     }
 }

@@ -85,6 +85,7 @@ pub struct HistoryRecord {
 }
 
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Writes history lines on a thread of its own, off the async runtime.
 pub struct HistoryWriter {
@@ -102,21 +103,34 @@ impl HistoryWriter {
                 let mut out = BufWriter::with_capacity(1 << 20, file);
                 let mut lines = 0;
                 let mut flushed = std::time::Instant::now();
-                // Flushed at least once a second, so the history can be followed live.
+                // The writer polls instead of blocking in `recv`: a blocked receiver makes
+                // every send a futex wake-up and a context switch on the generator's core.
+                // It drains what arrived every few milliseconds and flushes once a second,
+                // so the history can be followed live.
                 loop {
-                    match rx.recv_timeout(FLUSH_EVERY) {
-                        Ok(record) => {
-                            serde_json::to_writer(&mut out, &record)?;
-                            out.write_all(b"\n")?;
-                            lines += 1;
+                    let mut closed = false;
+                    loop {
+                        match rx.try_recv() {
+                            Ok(record) => {
+                                serde_json::to_writer(&mut out, &record)?;
+                                out.write_all(b"\n")?;
+                                lines += 1;
+                            }
+                            Err(mpsc::TryRecvError::Empty) => break,
+                            Err(mpsc::TryRecvError::Disconnected) => {
+                                closed = true;
+                                break;
+                            }
                         }
-                        Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                    }
+                    if closed {
+                        break;
                     }
                     if flushed.elapsed() >= FLUSH_EVERY {
                         out.flush()?;
                         flushed = std::time::Instant::now();
                     }
+                    std::thread::sleep(POLL_EVERY);
                 }
                 out.flush()?;
                 Ok(lines)

@@ -8,10 +8,17 @@ use harness::system::PARENT_PID_ENV;
 
 fn main() {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(Command::BenchGenerator(args)) = &cli.command {
+        // Pinned before the runtime starts, so every runtime thread inherits the core; one
+        // worker thread, so the generator's tasks never wake each other across threads.
+        if let Err(e) = harness::bench::pin_to_core(args.generator_core) {
+            eprintln!("harness: error: {e:#}");
+            std::process::exit(2);
+        }
+        builder.worker_threads(1);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("harness: error: cannot start the async runtime: {e}");

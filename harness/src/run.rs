@@ -257,7 +257,15 @@ async fn drive(
         workers: 2,
         key_prefix: format!("{}-{}", plan.name, provenance::compact(started_at)),
     };
-    let report = loadgen::run(Schedule::new(plan), config, writer.sender(), live).await;
+    // On a runtime thread beside the workers, not on the thread blocked in `block_on`.
+    let report = tokio::spawn(loadgen::run(
+        Schedule::new(plan),
+        config,
+        writer.sender(),
+        live,
+    ))
+    .await
+    .map_err(cannot)?;
     progress.finish().await;
     writer.finish().map_err(cannot)?;
 
