@@ -5,3 +5,4 @@ mod profiles;
 mod runs;
 mod signals;
 mod support;
+mod target;
