@@ -26,6 +26,17 @@ pub enum Command {
     Run(RunArgs),
     /// Measure the load generator alone against a stub endpoint, and oha beside it.
     BenchGenerator(crate::bench::BenchArgs),
+    /// Run the embedded Toxiproxy-compatible proxy as a standalone server.
+    Toxiproxy {
+        /// Address the REST API listens on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        #[arg(long, default_value_t = 8474)]
+        port: u16,
+        /// Seed of the toxicity decisions (which connections a toxic with toxicity < 1 hits).
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Run one service of the reference system (used by the harness to start them).
     #[command(hide = true)]
     Serve {

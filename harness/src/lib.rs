@@ -3,6 +3,7 @@
 //!
 //! - `bench`: `harness bench-generator`, the generator's own throughput against oha.
 //! - `cli`: the command line.
+//! - `proxy`: the embedded Toxiproxy-compatible TCP proxy and its REST API.
 //! - `profile`: chaos profiles, parsed strictly and validated into a `RunPlan`.
 //! - `schedule`: the seeded request schedule.
 //! - `system`: starting the services (as `harness serve <role>`), seeding, dumps.
@@ -24,6 +25,7 @@ pub mod loadgen;
 pub mod profile;
 pub mod progress;
 pub mod provenance;
+pub mod proxy;
 pub mod reconcile;
 pub mod report;
 pub mod run;

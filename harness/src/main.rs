@@ -38,6 +38,26 @@ fn main() {
             }
         }
         Some(Command::Run(args)) => run(&runtime, args),
+        Some(Command::Toxiproxy { host, port, seed }) => runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
+                Ok(l) => l,
+                Err(e) => {
+                    eprintln!("harness toxiproxy: error: cannot listen on {host}:{port}: {e}");
+                    return 2;
+                }
+            };
+            println!("toxiproxy API listening on http://{host}:{port}");
+            let registry = harness::proxy::Registry::new(seed);
+            match harness::proxy::api::serve(listener, registry, service::server::shutdown_signal())
+                .await
+            {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("harness toxiproxy: error: {e}");
+                    2
+                }
+            }
+        }),
         Some(Command::BenchGenerator(args)) => match runtime.block_on(harness::bench::run(args)) {
             Ok(code) => code,
             Err(e) => {

@@ -2,6 +2,7 @@
 //! real signals.
 
 mod profiles;
+mod proxy;
 mod runs;
 mod signals;
 mod support;

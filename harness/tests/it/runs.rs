@@ -1,7 +1,7 @@
 //! Whole runs: the verdict, the files, the schema, reproducibility, a failing design, and
 //! the open-loop accuracy under a stall.
 
-use crate::support::{profile, run, service_pids, spawn, wait_for_file};
+use crate::support::{exclusive, profile, run, service_pids, spawn, wait_for_file};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -18,6 +18,7 @@ fn history(out: &std::path::Path) -> Vec<Value> {
 
 #[test]
 fn a_profile_runs_end_to_end_and_its_summary_matches_the_schema() {
+    let _serial = exclusive();
     // 250/s for 4 measured seconds: the 1,000 samples a p99 needs.
     let run = run(&profile("e2e", 250, 1, 4, SLO), &[]);
     assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
@@ -80,6 +81,7 @@ fn a_profile_runs_end_to_end_and_its_summary_matches_the_schema() {
 
 #[test]
 fn the_same_seed_replays_the_same_schedule() {
+    let _serial = exclusive();
     let text = profile("replay", 100, 0, 2, SLO);
     let schedule = |run: &crate::support::Run| -> Vec<(u64, u64, String, u64)> {
         history(&run.out())
@@ -107,6 +109,7 @@ fn the_same_seed_replays_the_same_schedule() {
 
 #[test]
 fn the_naive_design_is_caught_creating_money() {
+    let _serial = exclusive();
     let extra = format!("{SLO}service:\n  design: naive\n  ledger:\n    error_after_rate: 0.1\n");
     let run = run(&profile("naive", 100, 0, 3, &extra), &[]);
     assert_eq!(run.code(), Some(1), "stderr: {}", run.stderr());
@@ -131,6 +134,7 @@ fn the_naive_design_is_caught_creating_money() {
 
 #[test]
 fn a_stall_shows_in_p99_as_the_open_loop_schedule_implies() {
+    let _serial = exclusive();
     // 200/s for 10 measured seconds; the coordinator is frozen (SIGSTOP) for 1 s in the
     // middle. Requests scheduled during the stall wait for its end: the one due x ms into
     // the stall answers after about 1000 - x ms. 1 % of the 2,000 samples is 20 requests,
@@ -162,20 +166,22 @@ fn a_stall_shows_in_p99_as_the_open_loop_schedule_implies() {
     let p99 = summary["latency_ms"]["p99"].as_f64().expect("p99 known");
     let p50 = summary["latency_ms"]["p50"].as_f64().expect("p50 known");
     // The schedule implies 900 ms, plus the time the coordinator needs after SIGCONT to
-    // clear the second of requests that queued up behind the stall.
+    // clear the second of requests that queued up behind the stall (longer on a busy
+    // machine). The lower bound is the point: a closed-loop tool reports far less.
     assert!(
-        (800.0..=1300.0).contains(&p99),
+        (800.0..=1600.0).contains(&p99),
         "p99 {p99} ms should be near the 900 ms the schedule implies"
     );
     assert!(p50 < 50.0, "most requests never met the stall: p50 {p50}");
     // Requests due in the first half of the stall waited over 500 ms: 0.5 s × 200/s = 100
-    // of them. A closed-loop client would hold at most one stalled request per connection.
+    // of them, plus those caught in the catch-up. A closed-loop client would hold at most
+    // one stalled request per connection.
     let slow = history(&out)
         .iter()
         .filter(|l| l["measured"] == true && l["latency_us"].as_u64().unwrap_or(0) >= 500_000)
         .count();
     assert!(
-        (60..=180).contains(&slow),
+        (60..=400).contains(&slow),
         "{slow} requests over 500 ms; the schedule implies about 100"
     );
 }

@@ -1,6 +1,6 @@
 //! The harness never leaves a service behind: not on Ctrl-C, not when it is SIGKILLed.
 
-use crate::support::{profile, service_pids, spawn, wait_gone};
+use crate::support::{exclusive, profile, service_pids, spawn, wait_gone};
 use std::time::Duration;
 
 fn long_profile(name: &str) -> String {
@@ -9,6 +9,7 @@ fn long_profile(name: &str) -> String {
 
 #[test]
 fn ctrl_c_stops_every_service() {
+    let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut harness = spawn(dir.path(), &long_profile("ctrlc"));
     let pids = service_pids(&dir.path().join("out"));
@@ -22,6 +23,7 @@ fn ctrl_c_stops_every_service() {
 
 #[test]
 fn a_killed_harness_takes_its_services_with_it() {
+    let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
     let mut harness = spawn(dir.path(), &long_profile("sigkill"));
     let pids = service_pids(&dir.path().join("out"));

@@ -7,6 +7,16 @@ use std::time::{Duration, Instant};
 
 pub const HARNESS: &str = env!("CARGO_BIN_EXE_harness");
 
+/// Held by every test that runs whole systems: on two cores, several at once would measure
+/// each other rather than the system (the stall test's catch-up time, above all).
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    match LOCK.lock() {
+        Ok(guard) => guard,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
 /// A profile with every required field; `extra` is appended (later keys must not repeat).
 pub fn profile(name: &str, rate: u32, warmup_s: u32, duration_s: u32, extra: &str) -> String {
     format!(

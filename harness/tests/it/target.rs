@@ -1,6 +1,6 @@
 //! `--target`: the harness drives a system it did not start, through the HTTP contract.
 
-use crate::support::{profile, run, HARNESS};
+use crate::support::{exclusive, profile, run, HARNESS};
 use service::launch::ServiceProcess;
 use std::process::Command;
 use std::time::Duration;
@@ -22,6 +22,7 @@ fn serve(dir: &std::path::Path, role: &str, extra: &[String]) -> ServiceProcess 
 
 #[test]
 fn a_running_system_is_driven_and_reconciled_through_the_contract() {
+    let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
     let external = serve(dir.path(), "external", &[]);
     let ledger = serve(dir.path(), "ledger", &[]);

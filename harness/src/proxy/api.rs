@@ -1,0 +1,444 @@
+//! The Toxiproxy 2.x REST API, as the project's reference (`toxiproxy-api.md`) describes it:
+//! the same paths, status codes (201 create proxy, 200 create toxic, 204 deletes and reset),
+//! JSON shapes (toxics carry `stream`) and error bodies `{"error":"...","status":N}`.
+//!
+//! One deliberate difference: a proxy created without `listen` binds 127.0.0.1 on a free
+//! port, not every interface, so that the harness never opens a port beyond loopback.
+
+use super::toxic::{Toxic, ToxicError};
+use super::{Proxy, ProxyConfig, ProxyError, Registry};
+use axum::body::Bytes;
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// The version this API follows.
+pub const VERSION: &str = "2.8.0";
+
+fn error(status: StatusCode, message: &str) -> Response {
+    let body = format!("{}\n", json!({"error": message, "status": status.as_u16()}));
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        body,
+    )
+        .into_response()
+}
+
+/// An error answer not yet rendered (keeps `Result`s small).
+struct Fail(StatusCode, String);
+
+impl IntoResponse for Fail {
+    fn into_response(self) -> Response {
+        error(self.0, &self.1)
+    }
+}
+
+fn ok_json(status: StatusCode, value: Value) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        value.to_string(),
+    )
+        .into_response()
+}
+
+fn proxy_json(proxy: &Proxy) -> Value {
+    let c = proxy.config();
+    let toxics: Vec<Value> = proxy.toxics().iter().map(Toxic::to_json).collect();
+    json!({
+        "name": c.name,
+        "listen": c.listen,
+        "upstream": c.upstream,
+        "enabled": c.enabled,
+        "toxics": toxics,
+    })
+}
+
+fn parse(body: &Bytes) -> Result<Value, Fail> {
+    serde_json::from_slice(body)
+        .map_err(|e| Fail(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
+}
+
+fn proxy_error(err: ProxyError) -> Response {
+    match err {
+        ProxyError::NotFound => error(StatusCode::NOT_FOUND, "proxy not found"),
+        ProxyError::Exists => error(StatusCode::CONFLICT, "proxy already exists"),
+        ProxyError::Io(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
+fn toxic_error(err: ToxicError) -> Response {
+    match err {
+        ToxicError::BadBody(m) => error(StatusCode::BAD_REQUEST, &format!("bad request body: {m}")),
+        ToxicError::InvalidType => error(StatusCode::BAD_REQUEST, "invalid toxic type"),
+        ToxicError::InvalidStream => error(
+            StatusCode::BAD_REQUEST,
+            "stream was invalid, can be either upstream or downstream",
+        ),
+    }
+}
+
+fn string_field(
+    object: &serde_json::Map<String, Value>,
+    field: &str,
+) -> Result<Option<String>, Fail> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(_) => Err(Fail(
+            StatusCode::BAD_REQUEST,
+            format!("bad request body: json: cannot unmarshal into Go struct field Proxy.{field} of type string"),
+        )),
+    }
+}
+
+/// A proxy from a create or populate body; `Err(field)` names a missing required field.
+fn proxy_config(body: &Value) -> Result<Result<ProxyConfig, &'static str>, Fail> {
+    let Some(object) = body.as_object() else {
+        return Err(Fail(
+            StatusCode::BAD_REQUEST,
+            "bad request body: json: cannot unmarshal into Go value of type proxy".into(),
+        ));
+    };
+    let name = string_field(object, "name")?.unwrap_or_default();
+    let upstream = string_field(object, "upstream")?.unwrap_or_default();
+    let listen = string_field(object, "listen")?
+        .filter(|l| !l.is_empty())
+        .unwrap_or_else(|| "127.0.0.1:0".to_owned());
+    let enabled = object
+        .get("enabled")
+        .and_then(Value::as_bool)
+        .unwrap_or(true);
+    if name.is_empty() {
+        return Ok(Err("name"));
+    }
+    if upstream.is_empty() {
+        return Ok(Err("upstream"));
+    }
+    Ok(Ok(ProxyConfig {
+        name,
+        listen,
+        upstream,
+        enabled,
+    }))
+}
+
+async fn version() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json;charset=utf-8")],
+        json!({ "version": VERSION }).to_string(),
+    )
+        .into_response()
+}
+
+async fn list_proxies(State(registry): State<Arc<Registry>>) -> Response {
+    let map: serde_json::Map<String, Value> = registry
+        .all()
+        .iter()
+        .map(|p| (p.config().name, proxy_json(p)))
+        .collect();
+    ok_json(StatusCode::OK, Value::Object(map))
+}
+
+async fn create_proxy(State(registry): State<Arc<Registry>>, body: Bytes) -> Response {
+    let value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let config = match proxy_config(&value) {
+        Ok(Ok(c)) => c,
+        Ok(Err(field)) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                &format!("missing required field: {field}"),
+            )
+        }
+        Err(r) => return r.into_response(),
+    };
+    match registry.create(config).await {
+        Ok(proxy) => ok_json(StatusCode::CREATED, proxy_json(&proxy)),
+        Err(e) => proxy_error(e),
+    }
+}
+
+async fn populate(State(registry): State<Arc<Registry>>, body: Bytes) -> Response {
+    let value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let Some(entries) = value.as_array() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad request body: json: cannot unmarshal object into Go value of type []toxiproxy.Proxy",
+        );
+    };
+    let mut configs = Vec::new();
+    for (i, entry) in entries.iter().enumerate() {
+        match proxy_config(entry) {
+            Ok(Ok(c)) => configs.push(c),
+            Ok(Err(field)) => {
+                let message = format!("missing required field: {field} at proxy {}", i + 1);
+                let body = format!(
+                    "{}\n",
+                    json!({"error": message, "status": 400, "proxies": null})
+                );
+                return (
+                    StatusCode::BAD_REQUEST,
+                    [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    body,
+                )
+                    .into_response();
+            }
+            Err(r) => return r.into_response(),
+        }
+    }
+    let mut out = Vec::new();
+    for config in configs {
+        if let Some(existing) = registry.get(&config.name) {
+            let current = existing.config();
+            let same_listen = current.listen == config.listen
+                || (config.listen.ends_with(":0")
+                    && current.listen.split(':').next() == config.listen.split(':').next());
+            if same_listen && current.upstream == config.upstream {
+                out.push(proxy_json(&existing));
+                continue;
+            }
+            let _ = registry.delete(&config.name);
+        }
+        match registry.create(config).await {
+            Ok(proxy) => out.push(proxy_json(&proxy)),
+            Err(e) => return proxy_error(e),
+        }
+    }
+    ok_json(StatusCode::CREATED, json!({ "proxies": out }))
+}
+
+async fn get_proxy(State(registry): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
+    match registry.get(&name) {
+        Some(proxy) => ok_json(StatusCode::OK, proxy_json(&proxy)),
+        None => proxy_error(ProxyError::NotFound),
+    }
+}
+
+async fn update_proxy(
+    State(registry): State<Arc<Registry>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    if registry.get(&name).is_none() {
+        return proxy_error(ProxyError::NotFound);
+    }
+    let value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let Some(object) = value.as_object() else {
+        return error(
+            StatusCode::BAD_REQUEST,
+            "bad request body: json: cannot unmarshal into proxy",
+        );
+    };
+    let listen = match string_field(object, "listen") {
+        Ok(v) => v.filter(|s| !s.is_empty()),
+        Err(r) => return r.into_response(),
+    };
+    let upstream = match string_field(object, "upstream") {
+        Ok(v) => v.filter(|s| !s.is_empty()),
+        Err(r) => return r.into_response(),
+    };
+    let enabled = object.get("enabled").and_then(Value::as_bool);
+    match registry.update(&name, listen, upstream, enabled).await {
+        Ok(proxy) => ok_json(StatusCode::OK, proxy_json(&proxy)),
+        Err(e) => proxy_error(e),
+    }
+}
+
+async fn delete_proxy(State(registry): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
+    match registry.delete(&name) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => proxy_error(e),
+    }
+}
+
+async fn list_toxics(State(registry): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
+    match registry.get(&name) {
+        Some(proxy) => ok_json(
+            StatusCode::OK,
+            Value::Array(proxy.toxics().iter().map(Toxic::to_json).collect()),
+        ),
+        None => proxy_error(ProxyError::NotFound),
+    }
+}
+
+async fn create_toxic(
+    State(registry): State<Arc<Registry>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    let Some(proxy) = registry.get(&name) else {
+        return proxy_error(ProxyError::NotFound);
+    };
+    let value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    let toxic = match Toxic::from_create(&value) {
+        Ok(t) => t,
+        Err(e) => return toxic_error(e),
+    };
+    let mut toxics = (*proxy.toxics()).clone();
+    if toxics.iter().any(|t| t.name == toxic.name) {
+        return error(StatusCode::CONFLICT, "toxic already exists");
+    }
+    let shown = toxic.to_json();
+    toxics.push(toxic);
+    proxy.set_toxics(toxics);
+    ok_json(StatusCode::OK, shown)
+}
+
+async fn get_toxic(
+    State(registry): State<Arc<Registry>>,
+    Path((name, toxic)): Path<(String, String)>,
+) -> Response {
+    let Some(proxy) = registry.get(&name) else {
+        return proxy_error(ProxyError::NotFound);
+    };
+    match proxy.toxics().iter().find(|t| t.name == toxic) {
+        Some(t) => ok_json(StatusCode::OK, t.to_json()),
+        None => error(StatusCode::NOT_FOUND, "toxic not found"),
+    }
+}
+
+async fn update_toxic(
+    State(registry): State<Arc<Registry>>,
+    Path((name, toxic)): Path<(String, String)>,
+    body: Bytes,
+) -> Response {
+    let Some(proxy) = registry.get(&name) else {
+        return proxy_error(ProxyError::NotFound);
+    };
+    let mut toxics = (*proxy.toxics()).clone();
+    let Some(target) = toxics.iter_mut().find(|t| t.name == toxic) else {
+        return error(StatusCode::NOT_FOUND, "toxic not found");
+    };
+    let value = match parse(&body) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
+    if let Some(attributes) = value.get("attributes") {
+        if let Err(e) = target.merge_attributes(attributes) {
+            return toxic_error(e);
+        }
+    }
+    if let Some(toxicity) = value.get("toxicity").and_then(Value::as_f64) {
+        target.toxicity = toxicity;
+    }
+    let shown = target.to_json();
+    proxy.set_toxics(toxics);
+    ok_json(StatusCode::OK, shown)
+}
+
+async fn delete_toxic(
+    State(registry): State<Arc<Registry>>,
+    Path((name, toxic)): Path<(String, String)>,
+) -> Response {
+    let Some(proxy) = registry.get(&name) else {
+        return proxy_error(ProxyError::NotFound);
+    };
+    let mut toxics = (*proxy.toxics()).clone();
+    let before = toxics.len();
+    toxics.retain(|t| t.name != toxic);
+    if toxics.len() == before {
+        return error(StatusCode::NOT_FOUND, "toxic not found");
+    }
+    proxy.set_toxics(toxics);
+    StatusCode::NO_CONTENT.into_response()
+}
+
+async fn reset(State(registry): State<Arc<Registry>>) -> Response {
+    match registry.reset().await {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => proxy_error(e),
+    }
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
+
+/// Refuses browsers (Toxiproxy's anti-CSRF rule) and tags every answer with a request id.
+async fn guard(request: Request, next: Next) -> Response {
+    let browser = request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ua| ua.starts_with("Mozilla/"));
+    let mut response = if browser {
+        error(StatusCode::FORBIDDEN, "User agent not allowed")
+    } else {
+        next.run(request).await
+    };
+    let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
+    if let Ok(value) = HeaderValue::from_str(&format!("bt-{id}")) {
+        response
+            .headers_mut()
+            .insert("x-toxiproxy-request-id", value);
+    }
+    response
+}
+
+pub fn app(registry: Arc<Registry>) -> Router {
+    Router::new()
+        .route("/version", get(version))
+        .route("/proxies", get(list_proxies).post(create_proxy))
+        .route("/populate", post(populate))
+        .route("/reset", post(reset))
+        .route(
+            "/proxies/{proxy}",
+            get(get_proxy)
+                .post(update_proxy)
+                .patch(update_proxy)
+                .delete(delete_proxy),
+        )
+        .route(
+            "/proxies/{proxy}/toxics",
+            get(list_toxics).post(create_toxic),
+        )
+        .route(
+            "/proxies/{proxy}/toxics/{toxic}",
+            get(get_toxic)
+                .post(update_toxic)
+                .patch(update_toxic)
+                .delete(delete_toxic),
+        )
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn(guard))
+        .with_state(registry)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves; then closes every proxy.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let result = axum::serve(listener, app(registry.clone()))
+        .with_graceful_shutdown(shutdown)
+        .await;
+    registry.stop_all();
+    result
+}

@@ -1,0 +1,317 @@
+//! One proxied connection: client ↔ upstream, each direction through the toxics of its
+//! stream. A direction keeps reading while chunks wait for their release time, so latency
+//! is applied per chunk from its arrival (it does not accumulate), and bytes are never
+//! reordered. At EOF everything queued is written before the write side is shut, so a
+//! response followed by a close arrives whole. Toxics may change at any time; the link sees
+//! the change at once and keeps its connections.
+
+use super::toxic::{Kind, Stream, Toxic};
+use bytes::{Bytes, BytesMut};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::collections::{HashMap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+/// How the connection ends when a toxic ends it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kill {
+    Close,
+    Reset,
+}
+
+/// Chunks read ahead of the writer, at most.
+const READ_AHEAD_CHUNKS: usize = 64;
+const READ_BUFFER_BYTES: usize = 32 * 1024;
+
+/// Whether each toxic applies to this connection: decided once per toxic name, from the
+/// proxy's seed and the connection's number, so a seed replays the same decisions.
+struct Toxicity {
+    seed: u64,
+    decided: HashMap<String, bool>,
+}
+
+impl Toxicity {
+    fn applies(&mut self, toxic: &Toxic) -> bool {
+        if toxic.toxicity >= 1.0 {
+            return true;
+        }
+        if toxic.toxicity <= 0.0 {
+            return false;
+        }
+        let seed = self.seed;
+        *self.decided.entry(toxic.name.clone()).or_insert_with(|| {
+            let mut hasher = std::collections::hash_map::DefaultHasher::new();
+            toxic.name.hash(&mut hasher);
+            let mut rng = SmallRng::seed_from_u64(seed ^ hasher.finish());
+            rng.gen::<f64>() < toxic.toxicity
+        })
+    }
+}
+
+struct Direction<'a> {
+    stream: Stream,
+    src: &'a mut OwnedReadHalf,
+    dst: &'a mut OwnedWriteHalf,
+    toxics: watch::Receiver<Arc<Vec<Toxic>>>,
+    toxicity: Toxicity,
+    rng: SmallRng,
+    written: i64,
+}
+
+/// Serves one accepted client until both directions end.
+pub async fn serve(
+    client: TcpStream,
+    upstream: String,
+    toxics: watch::Receiver<Arc<Vec<Toxic>>>,
+    seed: u64,
+) {
+    let server =
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&upstream)).await {
+            Ok(Ok(server)) => server,
+            _ => return,
+        };
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_read, mut client_write) = client.into_split();
+    let (mut server_read, mut server_write) = server.into_split();
+    let (kill_tx, kill_rx) = watch::channel(None::<Kill>);
+    let up = Direction {
+        stream: Stream::Upstream,
+        src: &mut client_read,
+        dst: &mut server_write,
+        toxics: toxics.clone(),
+        toxicity: Toxicity {
+            seed,
+            decided: HashMap::new(),
+        },
+        rng: SmallRng::seed_from_u64(seed.wrapping_add(1)),
+        written: 0,
+    };
+    let down = Direction {
+        stream: Stream::Downstream,
+        src: &mut server_read,
+        dst: &mut client_write,
+        toxics,
+        toxicity: Toxicity {
+            seed,
+            decided: HashMap::new(),
+        },
+        rng: SmallRng::seed_from_u64(seed.wrapping_add(2)),
+        written: 0,
+    };
+    tokio::join!(
+        up.run(&kill_tx, kill_rx.clone()),
+        down.run(&kill_tx, kill_rx.clone())
+    );
+    if *kill_rx.borrow() == Some(Kill::Reset) {
+        if let Ok(client) = client_read.reunite(client_write) {
+            // SO_LINGER 0: closing sends RST instead of FIN.
+            let _ = client.set_zero_linger();
+            drop(client);
+        }
+    }
+}
+
+impl Direction<'_> {
+    /// The toxics of this direction that apply to this connection, in the order added.
+    fn active(&mut self) -> Vec<Kind> {
+        let all = self.toxics.borrow().clone();
+        all.iter()
+            .filter(|t| t.stream == self.stream)
+            .filter(|t| self.toxicity.applies(t))
+            .map(Toxic::kind)
+            .collect()
+    }
+
+    async fn run(
+        mut self,
+        kill_tx: &watch::Sender<Option<Kill>>,
+        mut kill_rx: watch::Receiver<Option<Kill>>,
+    ) {
+        let mut queue: VecDeque<(Bytes, Instant)> = VecDeque::new();
+        let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let mut eof = false;
+        let mut timeout_at: Option<Instant> = None;
+        let mut reset_at: Option<Instant> = None;
+        let mut bandwidth_debt = Duration::ZERO;
+        loop {
+            let active = self.active();
+            let black_hole = active.iter().find_map(|k| match k {
+                Kind::Timeout { timeout_ms } => Some(*timeout_ms),
+                _ => None,
+            });
+            match black_hole {
+                Some(ms) if ms > 0 && timeout_at.is_none() => {
+                    timeout_at = Some(Instant::now() + Duration::from_millis(ms.unsigned_abs()))
+                }
+                Some(_) => {}
+                None => timeout_at = None,
+            }
+            let reset_after = active.iter().find_map(|k| match k {
+                Kind::ResetPeer { timeout_ms } => {
+                    Some(Duration::from_millis(timeout_ms.unsigned_abs()))
+                }
+                _ => None,
+            });
+            if reset_after.is_none() {
+                reset_at = None;
+            }
+            let latency = active.iter().find_map(|k| match k {
+                Kind::Latency {
+                    latency_ms,
+                    jitter_ms,
+                } => Some((*latency_ms, *jitter_ms)),
+                _ => None,
+            });
+            // Each chunk's release time is fixed when it is read (arrival + latency ± jitter).
+            let release_at = queue.front().map(|(_, release)| *release);
+            if eof && queue.is_empty() {
+                let slow_close = active.iter().find_map(|k| match k {
+                    Kind::SlowClose { delay_ms } => Some(*delay_ms),
+                    _ => None,
+                });
+                if let Some(ms) = slow_close {
+                    tokio::time::sleep(Duration::from_millis(ms.unsigned_abs())).await;
+                }
+                let _ = self.dst.shutdown().await;
+                return;
+            }
+            tokio::select! {
+                read = self.src.read_buf(&mut buf), if !eof && queue.len() < READ_AHEAD_CHUNKS => {
+                    match read {
+                        Ok(0) | Err(_) => eof = true,
+                        Ok(_) => {
+                            let chunk = buf.split().freeze();
+                            if black_hole.is_some() {
+                                // The timeout toxic swallows data.
+                            } else if let Some(after) = reset_after {
+                                reset_at.get_or_insert(Instant::now() + after);
+                            } else {
+                                let delay = match latency {
+                                    Some((ms, jitter)) => {
+                                        let spread = if jitter > 0 { self.rng.gen_range(-jitter..=jitter) } else { 0 };
+                                        Duration::from_millis((ms + spread).max(0).unsigned_abs())
+                                    }
+                                    None => Duration::ZERO,
+                                };
+                                queue.push_back((chunk, Instant::now() + delay));
+                            }
+                            buf.reserve(READ_BUFFER_BYTES);
+                        }
+                    }
+                }
+                () = sleep_until_opt(release_at), if release_at.is_some() => {
+                    let Some((chunk, _)) = queue.pop_front() else { continue };
+                    match self.write(chunk, &active, &mut bandwidth_debt).await {
+                        Ok(true) => {}
+                        Ok(false) => {
+                            let _ = kill_tx.send(Some(Kill::Close));
+                            return;
+                        }
+                        Err(_) => {
+                            let _ = kill_tx.send(Some(Kill::Close));
+                            return;
+                        }
+                    }
+                }
+                () = sleep_until_opt(timeout_at), if timeout_at.is_some() => {
+                    let _ = kill_tx.send(Some(Kill::Close));
+                    return;
+                }
+                () = sleep_until_opt(reset_at), if reset_at.is_some() => {
+                    let _ = kill_tx.send(Some(Kill::Reset));
+                    return;
+                }
+                changed = self.toxics.changed() => {
+                    if changed.is_err() {
+                        return;
+                    }
+                }
+                _ = kill_rx.changed() => return,
+            }
+        }
+    }
+
+    /// Writes one chunk through bandwidth, slicer and limit_data. Ok(false): the limit was
+    /// reached and the connection must close.
+    async fn write(
+        &mut self,
+        chunk: Bytes,
+        active: &[Kind],
+        debt: &mut Duration,
+    ) -> std::io::Result<bool> {
+        let mut data = chunk;
+        let mut close_after = false;
+        for kind in active {
+            if let Kind::LimitData { bytes } = kind {
+                let left = (*bytes - self.written).max(0);
+                if left == 0 {
+                    return Ok(false);
+                }
+                if data.len() as i64 >= left {
+                    data = data.slice(..usize::try_from(left).unwrap_or(data.len()));
+                    close_after = true;
+                }
+            }
+        }
+        if let Some(rate) = active.iter().find_map(|k| match k {
+            Kind::Bandwidth { rate_kb_s } => Some(*rate_kb_s),
+            _ => None,
+        }) {
+            if rate > 0 {
+                // rate KB/s = rate bytes per ms.
+                *debt += Duration::from_micros(data.len() as u64 * 1000 / rate.unsigned_abs());
+                let started = Instant::now();
+                tokio::time::sleep(*debt).await;
+                *debt = debt.saturating_sub(started.elapsed());
+            }
+        }
+        let slicer = active.iter().find_map(|k| match k {
+            Kind::Slicer {
+                average_size,
+                size_variation,
+                delay_us,
+            } => Some((*average_size, *size_variation, *delay_us)),
+            _ => None,
+        });
+        match slicer {
+            Some((average, variation, delay_us)) if average > 0 => {
+                while !data.is_empty() {
+                    let spread = if variation > 0 {
+                        self.rng.gen_range(-variation..=variation)
+                    } else {
+                        0
+                    };
+                    let size = usize::try_from((average + spread).max(1))
+                        .unwrap_or(1)
+                        .min(data.len());
+                    let piece = data.split_to(size);
+                    self.dst.write_all(&piece).await?;
+                    self.written += piece.len() as i64;
+                    if !data.is_empty() && delay_us > 0 {
+                        tokio::time::sleep(Duration::from_micros(delay_us.unsigned_abs())).await;
+                    }
+                }
+            }
+            _ => {
+                self.dst.write_all(&data).await?;
+                self.written += data.len() as i64;
+            }
+        }
+        Ok(!close_after)
+    }
+}
+
+async fn sleep_until_opt(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

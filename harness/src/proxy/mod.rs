@@ -1,0 +1,257 @@
+//! A Toxiproxy-compatible TCP proxy, embedded in the harness (and standalone as
+//! `harness toxiproxy`): the 2.x REST API, every toxic, toxicity per connection, both streams.
+//!
+//! - `toxic`: toxics, their JSON and defaults.
+//! - `link`: one proxied connection through the toxics of each direction.
+//! - `api`: the REST API (`/proxies`, `/populate`, `/reset`, `/version`, toxics).
+
+pub mod api;
+mod link;
+pub mod toxic;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::watch;
+use tokio::task::AbortHandle;
+use toxic::Toxic;
+
+/// A proxy's configuration as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyConfig {
+    pub name: String,
+    pub listen: String,
+    pub upstream: String,
+    pub enabled: bool,
+}
+
+struct Running {
+    bound: SocketAddr,
+    accept: AbortHandle,
+    /// Connections of this proxy: aborted (closed) when it stops.
+    connections: Arc<Mutex<Vec<AbortHandle>>>,
+}
+
+impl Running {
+    fn stop(self) {
+        self.accept.abort();
+        let connections = match self.connections.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        for c in connections.iter() {
+            c.abort();
+        }
+    }
+}
+
+pub struct Proxy {
+    config: Mutex<ProxyConfig>,
+    /// The current toxics; every link watches them.
+    toxics: watch::Sender<Arc<Vec<Toxic>>>,
+    running: Mutex<Option<Running>>,
+    /// Numbers connections, for seeded toxicity decisions.
+    accepted: Arc<AtomicU64>,
+    seed: u64,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
+}
+
+impl Proxy {
+    fn new(config: ProxyConfig, seed: u64) -> Proxy {
+        Proxy {
+            config: Mutex::new(config),
+            toxics: watch::channel(Arc::new(Vec::new())).0,
+            running: Mutex::new(None),
+            accepted: Arc::new(AtomicU64::new(0)),
+            seed,
+        }
+    }
+
+    pub fn config(&self) -> ProxyConfig {
+        let mut config = lock(&self.config).clone();
+        if let Some(running) = lock(&self.running).as_ref() {
+            config.listen = running.bound.to_string();
+        }
+        config
+    }
+
+    pub fn toxics(&self) -> Arc<Vec<Toxic>> {
+        self.toxics.borrow().clone()
+    }
+
+    pub fn set_toxics(&self, toxics: Vec<Toxic>) {
+        self.toxics.send_replace(Arc::new(toxics));
+    }
+
+    /// Binds the listen address and starts accepting. An error is the OS's bind error.
+    async fn start(&self) -> std::io::Result<()> {
+        if lock(&self.running).is_some() {
+            return Ok(());
+        }
+        let (listen, upstream) = {
+            let config = lock(&self.config);
+            (config.listen.clone(), config.upstream.clone())
+        };
+        let listener = tokio::net::TcpListener::bind(&listen).await?;
+        let bound = listener.local_addr()?;
+        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let tracked = connections.clone();
+        let toxics = self.toxics.subscribe();
+        let accepted = self.accepted.clone();
+        let seed = self.seed;
+        let accept = tokio::spawn(async move {
+            loop {
+                let Ok((client, _)) = listener.accept().await else {
+                    continue;
+                };
+                let n = accepted.fetch_add(1, Ordering::Relaxed);
+                let link_seed = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+                let task = tokio::spawn(link::serve(
+                    client,
+                    upstream.clone(),
+                    toxics.clone(),
+                    link_seed,
+                ));
+                let mut list = lock(&tracked);
+                list.retain(|h| !h.is_finished());
+                list.push(task.abort_handle());
+            }
+        })
+        .abort_handle();
+        *lock(&self.running) = Some(Running {
+            bound,
+            accept,
+            connections,
+        });
+        Ok(())
+    }
+
+    /// Closes the listener and every connection.
+    fn stop(&self) {
+        if let Some(running) = lock(&self.running).take() {
+            running.stop();
+        }
+    }
+}
+
+/// Every proxy of one server, by name.
+pub struct Registry {
+    proxies: Mutex<BTreeMap<String, Arc<Proxy>>>,
+    seed: u64,
+}
+
+#[derive(Debug)]
+pub enum ProxyError {
+    NotFound,
+    Exists,
+    Io(std::io::Error),
+}
+
+impl Registry {
+    pub fn new(seed: u64) -> Arc<Registry> {
+        Arc::new(Registry {
+            proxies: Mutex::new(BTreeMap::new()),
+            seed,
+        })
+    }
+
+    pub fn get(&self, name: &str) -> Option<Arc<Proxy>> {
+        lock(&self.proxies).get(name).cloned()
+    }
+
+    pub fn all(&self) -> Vec<Arc<Proxy>> {
+        lock(&self.proxies).values().cloned().collect()
+    }
+
+    fn seed_of(&self, name: &str) -> u64 {
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        std::hash::Hash::hash(name, &mut hasher);
+        self.seed ^ std::hash::Hasher::finish(&hasher)
+    }
+
+    /// Creates (and, if enabled, starts) a proxy. Duplicate names are refused before binding.
+    pub async fn create(&self, config: ProxyConfig) -> Result<Arc<Proxy>, ProxyError> {
+        if lock(&self.proxies).contains_key(&config.name) {
+            return Err(ProxyError::Exists);
+        }
+        let enabled = config.enabled;
+        let proxy = Arc::new(Proxy::new(config.clone(), self.seed_of(&config.name)));
+        if enabled {
+            proxy.start().await.map_err(ProxyError::Io)?;
+        }
+        let mut proxies = lock(&self.proxies);
+        if proxies.contains_key(&config.name) {
+            proxy.stop();
+            return Err(ProxyError::Exists);
+        }
+        proxies.insert(config.name, proxy.clone());
+        Ok(proxy)
+    }
+
+    /// Changes listen, upstream or enabled. A new listen or upstream restarts the proxy
+    /// (dropping its connections); enabled=false closes the listener and every connection.
+    pub async fn update(
+        &self,
+        name: &str,
+        listen: Option<String>,
+        upstream: Option<String>,
+        enabled: Option<bool>,
+    ) -> Result<Arc<Proxy>, ProxyError> {
+        let proxy = self.get(name).ok_or(ProxyError::NotFound)?;
+        let (restart, enable) = {
+            let mut config = lock(&proxy.config);
+            let mut restart = false;
+            if let Some(listen) = listen {
+                restart |= listen != config.listen;
+                config.listen = listen;
+            }
+            if let Some(upstream) = upstream {
+                restart |= upstream != config.upstream;
+                config.upstream = upstream;
+            }
+            if let Some(enabled) = enabled {
+                config.enabled = enabled;
+            }
+            (restart, config.enabled)
+        };
+        if restart || !enable {
+            proxy.stop();
+        }
+        if enable {
+            proxy.start().await.map_err(ProxyError::Io)?;
+        }
+        Ok(proxy)
+    }
+
+    pub fn delete(&self, name: &str) -> Result<(), ProxyError> {
+        let proxy = lock(&self.proxies)
+            .remove(name)
+            .ok_or(ProxyError::NotFound)?;
+        proxy.stop();
+        Ok(())
+    }
+
+    /// `/reset`: every proxy enabled, every toxic removed.
+    pub async fn reset(&self) -> Result<(), ProxyError> {
+        for proxy in self.all() {
+            proxy.set_toxics(Vec::new());
+            lock(&proxy.config).enabled = true;
+            proxy.start().await.map_err(ProxyError::Io)?;
+        }
+        Ok(())
+    }
+
+    /// Stops every proxy (on shutdown).
+    pub fn stop_all(&self) {
+        for proxy in self.all() {
+            proxy.stop();
+        }
+    }
+}
