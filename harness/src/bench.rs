@@ -223,3 +223,91 @@ fn oha(args: &BenchArgs, url: &str) -> anyhow::Result<Figures> {
         ),
     })
 }
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProxyBenchArgs {
+    /// Seconds of each wrk run.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u32,
+    /// wrk connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+}
+
+fn wrk_available() -> bool {
+    Command::new("wrk").arg("--version").output().is_ok()
+}
+
+/// `wrk -t1 -cN -dD URL`, returning its Requests/sec.
+fn wrk(url: &str, args: &ProxyBenchArgs) -> anyhow::Result<f64> {
+    let output = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{}", args.connections),
+            &format!("-d{}s", args.duration),
+        ])
+        .arg(url)
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output: {text}"))
+}
+
+/// `harness bench-proxy`: requests/s through one proxy hop with no toxic, and direct, to a
+/// trivial loopback endpoint, both measured with `wrk -t1 -c64` (installed with apt-get
+/// when missing).
+pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
+    if !wrk_available() {
+        println!("wrk not found: installing it with apt-get (Debian package wrk)");
+        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+        let status = Command::new("apt-get")
+            .args(["install", "-y", "-qq", "wrk"])
+            .status()?;
+        if !status.success() || !wrk_available() {
+            bail!("could not install wrk");
+        }
+    }
+    let dir = tempdir()?;
+    let exe = std::env::current_exe()?;
+    let mut command = Command::new(exe);
+    command
+        .args(["serve", "stub", "--listen", "127.0.0.1:0"])
+        .env(system::PARENT_PID_ENV, std::process::id().to_string());
+    let stub = ServiceProcess::spawn(
+        command,
+        "stub",
+        &dir.join("stub.log"),
+        Duration::from_secs(20),
+    )?;
+    let registry = crate::proxy::Registry::new(1);
+    let upstream = stub.url.trim_start_matches("http://").to_owned();
+    let proxy = registry
+        .create(crate::proxy::ProxyConfig {
+            name: "hop".into(),
+            listen: "127.0.0.1:0".into(),
+            upstream,
+            enabled: true,
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the proxy: {e:?}"))?;
+    let through = format!("http://{}/", proxy.config().listen);
+    let direct = format!("{}/", stub.url);
+    println!(
+        "bench-proxy: wrk -t1 -c{} -d{}s against a stub endpoint, through one proxy hop and direct",
+        args.connections, args.duration
+    );
+    let args_hop = args.clone();
+    let hop = tokio::task::spawn_blocking(move || wrk(&through, &args_hop)).await??;
+    let args_direct = args.clone();
+    let plain = tokio::task::spawn_blocking(move || wrk(&direct, &args_direct)).await??;
+    println!("through the hop: {hop:.0} requests/s");
+    println!("direct:          {plain:.0} requests/s");
+    println!("ratio hop/direct: {:.2}", hop / plain.max(f64::EPSILON));
+    registry.stop_all();
+    drop(stub);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(0)
+}

@@ -24,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Run a chaos profile (the default command).
     Run(RunArgs),
+    /// Measure the embedded proxy: wrk through one hop and direct.
+    BenchProxy(crate::bench::ProxyBenchArgs),
     /// Measure the load generator alone against a stub endpoint, and oha beside it.
     BenchGenerator(crate::bench::BenchArgs),
     /// Run the embedded Toxiproxy-compatible proxy as a standalone server.

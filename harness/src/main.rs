@@ -38,6 +38,15 @@ fn main() {
             }
         }
         Some(Command::Run(args)) => run(&runtime, args),
+        Some(Command::BenchProxy(args)) => {
+            match runtime.block_on(harness::bench::run_proxy(args)) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("harness: error: {e:#}");
+                    2
+                }
+            }
+        }
         Some(Command::Toxiproxy { host, port, seed }) => runtime.block_on(async move {
             let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
                 Ok(l) => l,

@@ -237,4 +237,5 @@ fn stub_app() -> axum::Router {
             }),
         )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route("/", axum::routing::get(|| async { "ok" }))
 }

@@ -552,3 +552,75 @@ async fn toxicity_one_half_hits_about_half_the_connections() {
         "{slow} of {total} connections hit"
     );
 }
+
+/// The client the harness uses for Shopify's Toxiproxy drives the embedded proxy unchanged,
+/// and every change it makes reads back (the client itself ignores HTTP errors).
+#[test]
+fn the_toxiproxy_rust_client_drives_the_embedded_proxy() {
+    use toxiproxy_rust::client::Client;
+    use toxiproxy_rust::proxy::ProxyPack;
+
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let listener = runtime
+        .block_on(TcpListener::bind("127.0.0.1:0"))
+        .expect("bind api");
+    let api_addr = listener.local_addr().expect("addr");
+    runtime.spawn(api::serve(
+        listener,
+        Registry::new(3),
+        std::future::pending(),
+    ));
+    let upstream = runtime.block_on(echo());
+    // A concrete free port for the proxy to listen on.
+    let listen = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string();
+
+    let client = Client::new(api_addr);
+    assert!(client.is_running());
+    assert_eq!(
+        client.version().expect("version"),
+        format!("{{\"version\":\"{}\"}}", api::VERSION)
+    );
+    let proxies = client
+        .populate(vec![ProxyPack::new("svc".into(), listen.clone(), upstream)])
+        .expect("populate");
+    assert_eq!(proxies.len(), 1);
+    assert_eq!(proxies[0].proxy_pack.listen, listen);
+
+    let proxy = client.find_proxy("svc").expect("find");
+    proxy.with_latency("downstream".into(), 120, 0, 1.0);
+    proxy.with_limit_data("upstream".into(), 4096, 1.0);
+    let toxics = proxy.toxics().expect("read back");
+    let names: Vec<_> = toxics
+        .iter()
+        .map(|t| (t.name.as_str(), t.stream.as_str()))
+        .collect();
+    assert_eq!(
+        names,
+        vec![
+            ("latency_downstream", "downstream"),
+            ("limit_data_upstream", "upstream")
+        ]
+    );
+    assert_eq!(toxics[0].attributes.get("latency"), Some(&120));
+
+    let took = runtime.block_on(round_trip(&listen, b"through"));
+    assert!(
+        took >= Duration::from_millis(110),
+        "the latency applies: {took:?}"
+    );
+
+    proxy.disable().expect("disable");
+    assert!(std::net::TcpStream::connect(&listen).is_err(), "down");
+    proxy.enable().expect("enable");
+    client.reset().expect("reset");
+    assert!(client
+        .find_proxy("svc")
+        .expect("find")
+        .toxics()
+        .expect("toxics")
+        .is_empty());
+    runtime.block_on(round_trip(&listen, b"back"));
+}
