@@ -76,6 +76,10 @@ pub struct RunArgs {
     /// With --target: the ledger's URL, for its dump (docs/contract.md).
     #[arg(long, requires = "target")]
     pub ledger_url: Option<String>,
+    /// Use this Toxiproxy server (Shopify's, or `harness toxiproxy`) for the hops' proxies
+    /// instead of the embedded one.
+    #[arg(long, conflicts_with = "target")]
+    pub toxiproxy: Option<String>,
     /// Plain progress lines instead of a live line, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
@@ -96,6 +100,7 @@ impl RunArgs {
             target: self.target,
             external_url: self.external_url,
             ledger_url: self.ledger_url,
+            toxiproxy: self.toxiproxy,
             quiet: self.quiet,
         })
     }

@@ -10,7 +10,7 @@ use crate::schedule::Schedule;
 use crate::stats::{self, quantile_ms, LiveStats};
 use crate::summary::{Generator, Latency, PercentileResult, Requests, SloResult, Summary, Verdict};
 use crate::system::{self, Endpoints, Launched};
-use crate::{loadgen, provenance, report};
+use crate::{hops, loadgen, provenance, report};
 use anyhow::Context;
 use service::coordinator::Design;
 use std::path::{Path, PathBuf};
@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub target: Option<String>,
     pub external_url: Option<String>,
     pub ledger_url: Option<String>,
+    /// An existing Toxiproxy server's API (`host:port` or URL) instead of the embedded one.
+    pub toxiproxy: Option<String>,
     pub quiet: bool,
 }
 
@@ -96,14 +98,61 @@ pub async fn run(options: RunOptions) -> Result<i32, CannotRun> {
     );
     std::fs::write(out.join("profile.yaml"), as_run).map_err(cannot)?;
 
+    // The embedded proxy lives as long as the run; a --toxiproxy server is the user's.
+    let mut embedded = None;
+    let mut hops = std::collections::BTreeMap::new();
     let launched: Option<Launched> = match &options.target {
         Some(_) => None,
-        None => Some(system::launch(&plan, &out).map_err(cannot)?),
+        None => {
+            let api_addr = match &options.toxiproxy {
+                Some(url) => url
+                    .trim_start_matches("http://")
+                    .trim_end_matches('/')
+                    .to_owned(),
+                None => {
+                    let server = hops::start_embedded(plan.seed).await.map_err(cannot)?;
+                    let addr = server.api_addr.clone();
+                    embedded = Some(server);
+                    addr
+                }
+            };
+            let institutions = system::launch_institutions(&plan, &out).map_err(cannot)?;
+            let host = |url: &str| url.trim_start_matches("http://").to_owned();
+            let external_hop =
+                hops::create(&api_addr, "external", &host(&institutions.external.url))
+                    .await
+                    .map_err(cannot)?;
+            let ledger_hop = hops::create(&api_addr, "ledger", &host(&institutions.ledger.url))
+                .await
+                .map_err(cannot)?;
+            let launched = system::launch_coordinator(
+                &plan,
+                &out,
+                institutions,
+                &format!("http://{external_hop}"),
+                &format!("http://{ledger_hop}"),
+            )
+            .map_err(cannot)?;
+            let gateway_hop = hops::create(&api_addr, "gateway", &host(&launched.coordinator.url))
+                .await
+                .map_err(cannot)?;
+            hops.insert("toxiproxy_api", api_addr);
+            hops.insert("gateway", gateway_hop);
+            hops.insert("external", external_hop);
+            hops.insert("ledger", ledger_hop);
+            Some(launched)
+        }
     };
     let endpoints = match (&launched, &options.target) {
-        (Some(l), _) => l.endpoints(),
+        (Some(l), _) => Endpoints {
+            gateway: hops
+                .get("gateway")
+                .map_or_else(|| l.coordinator.url.clone(), |g| format!("http://{g}")),
+            ..l.endpoints()
+        },
         (None, Some(target)) => Endpoints {
             coordinator: target.trim_end_matches('/').to_owned(),
+            gateway: target.trim_end_matches('/').to_owned(),
             external: options.external_url.clone(),
             ledger: options.ledger_url.clone(),
         },
@@ -112,12 +161,17 @@ pub async fn run(options: RunOptions) -> Result<i32, CannotRun> {
     let services: serde_json::Value = serde_json::json!({
         "endpoints": endpoints,
         "pids": launched.as_ref().map(|l| l.pids().into_iter().collect::<std::collections::BTreeMap<_, _>>()),
+        "proxies": hops,
     });
     write_json(&out.join("services.json"), &services).map_err(cannot)?;
 
     let result = drive(&options, &plan, &endpoints, &out, started_at).await;
     if let Some(launched) = launched {
         launched.stop();
+    }
+    drop(embedded);
+    if let (Some(api), true) = (hops.get("toxiproxy_api"), options.toxiproxy.is_some()) {
+        hops::remove(api, &["gateway", "external", "ledger"]).await;
     }
     let (summary, violations) = result?;
     let report = report::render(&summary, &violations);

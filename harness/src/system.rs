@@ -32,7 +32,10 @@ pub enum SystemError {
 /// URL; without them the money checks are unknown.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct Endpoints {
+    /// The coordinator itself: admin routes (saga log, seeding) go here directly.
     pub coordinator: String,
+    /// Where the load goes: the gateway hop's proxy, or the coordinator when there is none.
+    pub gateway: String,
     pub external: Option<String>,
     pub ledger: Option<String>,
 }
@@ -48,6 +51,7 @@ impl Launched {
     pub fn endpoints(&self) -> Endpoints {
         Endpoints {
             coordinator: self.coordinator.url.clone(),
+            gateway: self.coordinator.url.clone(),
             external: Some(self.external.url.clone()),
             ledger: Some(self.ledger.url.clone()),
         }
@@ -106,9 +110,15 @@ fn serve(
     )?)
 }
 
-/// Starts the external institution, the ledger and the coordinator with fresh SQLite files
-/// under `dir`, each configured from the plan.
-pub fn launch(plan: &RunPlan, dir: &Path) -> Result<Launched, SystemError> {
+/// The two institutions, started first so that their hops can be created before the
+/// coordinator is told where they are.
+pub struct Institutions {
+    pub external: ServiceProcess,
+    pub ledger: ServiceProcess,
+}
+
+/// Starts the external institution and the ledger with fresh SQLite files under `dir`.
+pub fn launch_institutions(plan: &RunPlan, dir: &Path) -> Result<Institutions, SystemError> {
     let external = serve(dir, "external", plan.seed, knob_args(&plan.external_knobs))?;
     let mut ledger_args = knob_args(&plan.ledger_knobs);
     let policy = &plan.ledger_policy;
@@ -123,6 +133,18 @@ pub fn launch(plan: &RunPlan, dir: &Path) -> Result<Launched, SystemError> {
         ledger_args.push(format!("--rate-limit-per-user-per-s={limit}"));
     }
     let ledger = serve(dir, "ledger", plan.seed.wrapping_add(1), ledger_args)?;
+    Ok(Institutions { external, ledger })
+}
+
+/// Starts the coordinator, reaching the institutions at `external_url` and `ledger_url`
+/// (their hops' proxies).
+pub fn launch_coordinator(
+    plan: &RunPlan,
+    dir: &Path,
+    institutions: Institutions,
+    external_url: &str,
+    ledger_url: &str,
+) -> Result<Launched, SystemError> {
     let design = match plan.design {
         service::coordinator::Design::Saga => "saga",
         service::coordinator::Design::Naive => "naive",
@@ -132,16 +154,16 @@ pub fn launch(plan: &RunPlan, dir: &Path) -> Result<Launched, SystemError> {
         "coordinator",
         plan.seed.wrapping_add(2),
         vec![
-            format!("--external-url={}", external.url),
-            format!("--ledger-url={}", ledger.url),
+            format!("--external-url={external_url}"),
+            format!("--ledger-url={ledger_url}"),
             format!("--design={design}"),
             format!("--deadline-ms={}", plan.deadline_ms),
             format!("--max-in-flight={}", plan.service_max_in_flight),
         ],
     )?;
     Ok(Launched {
-        external,
-        ledger,
+        external: institutions.external,
+        ledger: institutions.ledger,
         coordinator,
     })
 }

@@ -210,7 +210,7 @@ async fn populate(State(registry): State<Arc<Registry>>, body: Bytes) -> Respons
                 out.push(proxy_json(&existing));
                 continue;
             }
-            let _ = registry.delete(&config.name);
+            let _ = registry.delete(&config.name).await;
         }
         match registry.create(config).await {
             Ok(proxy) => out.push(proxy_json(&proxy)),
@@ -261,7 +261,7 @@ async fn update_proxy(
 }
 
 async fn delete_proxy(State(registry): State<Arc<Registry>>, Path(name): Path<String>) -> Response {
-    match registry.delete(&name) {
+    match registry.delete(&name).await {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => proxy_error(e),
     }

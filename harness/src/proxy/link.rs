@@ -6,7 +6,7 @@
 //! the change at once and keeps its connections.
 
 use super::toxic::{Kind, Stream, Toxic};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
@@ -136,7 +136,7 @@ impl Direction<'_> {
         mut kill_rx: watch::Receiver<Option<Kill>>,
     ) {
         let mut queue: VecDeque<(Bytes, Instant)> = VecDeque::new();
-        let mut buf = BytesMut::with_capacity(READ_BUFFER_BYTES);
+        let mut buf = vec![0u8; READ_BUFFER_BYTES];
         let mut eof = false;
         let mut timeout_at: Option<Instant> = None;
         let mut reset_at: Option<Instant> = None;
@@ -170,8 +170,44 @@ impl Direction<'_> {
                 } => Some((*latency_ms, *jitter_ms)),
                 _ => None,
             });
+            // No toxic on this direction and nothing queued: copy straight through, still
+            // watching for a toxic to arrive or the connection to be killed.
+            if active.is_empty() && queue.is_empty() && !eof {
+                tokio::select! {
+                    read = self.src.read(&mut buf) => match read {
+                        Ok(0) | Err(_) => eof = true,
+                        Ok(n) => {
+                            if self.dst.write_all(&buf[..n]).await.is_err() {
+                                let _ = kill_tx.send(Some(Kill::Close));
+                                return;
+                            }
+                            self.written += n as i64;
+                        }
+                    },
+                    changed = self.toxics.changed() => {
+                        if changed.is_err() {
+                            return;
+                        }
+                    }
+                    _ = kill_rx.changed() => return,
+                }
+                continue;
+            }
             // Each chunk's release time is fixed when it is read (arrival + latency ± jitter).
+            // A chunk already due is written at once: a timer, even an expired one, fires
+            // only at the timer's next tick (about 1 ms) and would cap a busy proxy.
             let release_at = queue.front().map(|(_, release)| *release);
+            if release_at.is_some_and(|at| at <= Instant::now()) {
+                if let Some((chunk, _)) = queue.pop_front() {
+                    match self.write(chunk, &active, &mut bandwidth_debt).await {
+                        Ok(true) => continue,
+                        Ok(false) | Err(_) => {
+                            let _ = kill_tx.send(Some(Kill::Close));
+                            return;
+                        }
+                    }
+                }
+            }
             if eof && queue.is_empty() {
                 let slow_close = active.iter().find_map(|k| match k {
                     Kind::SlowClose { delay_ms } => Some(*delay_ms),
@@ -184,11 +220,11 @@ impl Direction<'_> {
                 return;
             }
             tokio::select! {
-                read = self.src.read_buf(&mut buf), if !eof && queue.len() < READ_AHEAD_CHUNKS => {
+                read = self.src.read(&mut buf), if !eof && queue.len() < READ_AHEAD_CHUNKS => {
                     match read {
                         Ok(0) | Err(_) => eof = true,
-                        Ok(_) => {
-                            let chunk = buf.split().freeze();
+                        Ok(n) => {
+                            let chunk = Bytes::copy_from_slice(&buf[..n]);
                             if black_hole.is_some() {
                                 // The timeout toxic swallows data.
                             } else if let Some(after) = reset_after {
@@ -203,7 +239,6 @@ impl Direction<'_> {
                                 };
                                 queue.push_back((chunk, Instant::now() + delay));
                             }
-                            buf.reserve(READ_BUFFER_BYTES);
                         }
                     }
                 }

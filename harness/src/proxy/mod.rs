@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::watch;
-use tokio::task::AbortHandle;
+use tokio::task::{AbortHandle, JoinHandle};
 use toxic::Toxic;
 
 /// A proxy's configuration as the API shows it.
@@ -28,19 +28,29 @@ pub struct ProxyConfig {
 
 struct Running {
     bound: SocketAddr,
-    accept: AbortHandle,
+    accept: JoinHandle<()>,
     /// Connections of this proxy: aborted (closed) when it stops.
     connections: Arc<Mutex<Vec<AbortHandle>>>,
 }
 
 impl Running {
-    fn stop(self) {
+    /// Aborts the listener and every connection, and waits until the listener is closed:
+    /// once this returns, new connections are refused (the API answers only then).
+    async fn stop(self) {
         self.accept.abort();
-        let connections = match self.connections.lock() {
-            Ok(c) => c,
-            Err(poisoned) => poisoned.into_inner(),
-        };
-        for c in connections.iter() {
+        {
+            let connections = lock(&self.connections);
+            for c in connections.iter() {
+                c.abort();
+            }
+        }
+        let _ = self.accept.await;
+    }
+
+    /// For drop paths that cannot wait.
+    fn abort(self) {
+        self.accept.abort();
+        for c in lock(&self.connections).iter() {
             c.abort();
         }
     }
@@ -123,8 +133,7 @@ impl Proxy {
                 list.retain(|h| !h.is_finished());
                 list.push(task.abort_handle());
             }
-        })
-        .abort_handle();
+        });
         *lock(&self.running) = Some(Running {
             bound,
             accept,
@@ -133,10 +142,17 @@ impl Proxy {
         Ok(())
     }
 
-    /// Closes the listener and every connection.
-    fn stop(&self) {
+    /// Closes the listener and every connection; returns once the listener is closed.
+    async fn stop(&self) {
+        let running = lock(&self.running).take();
+        if let Some(running) = running {
+            running.stop().await;
+        }
+    }
+
+    fn abort(&self) {
         if let Some(running) = lock(&self.running).take() {
-            running.stop();
+            running.abort();
         }
     }
 }
@@ -186,12 +202,18 @@ impl Registry {
         if enabled {
             proxy.start().await.map_err(ProxyError::Io)?;
         }
-        let mut proxies = lock(&self.proxies);
-        if proxies.contains_key(&config.name) {
-            proxy.stop();
+        let raced = {
+            let mut proxies = lock(&self.proxies);
+            let raced = proxies.contains_key(&config.name);
+            if !raced {
+                proxies.insert(config.name, proxy.clone());
+            }
+            raced
+        };
+        if raced {
+            proxy.stop().await;
             return Err(ProxyError::Exists);
         }
-        proxies.insert(config.name, proxy.clone());
         Ok(proxy)
     }
 
@@ -222,7 +244,7 @@ impl Registry {
             (restart, config.enabled)
         };
         if restart || !enable {
-            proxy.stop();
+            proxy.stop().await;
         }
         if enable {
             proxy.start().await.map_err(ProxyError::Io)?;
@@ -230,11 +252,11 @@ impl Registry {
         Ok(proxy)
     }
 
-    pub fn delete(&self, name: &str) -> Result<(), ProxyError> {
+    pub async fn delete(&self, name: &str) -> Result<(), ProxyError> {
         let proxy = lock(&self.proxies)
             .remove(name)
             .ok_or(ProxyError::NotFound)?;
-        proxy.stop();
+        proxy.stop().await;
         Ok(())
     }
 
@@ -248,10 +270,10 @@ impl Registry {
         Ok(())
     }
 
-    /// Stops every proxy (on shutdown).
+    /// Stops every proxy (on shutdown and drop paths, without waiting).
     pub fn stop_all(&self) {
         for proxy in self.all() {
-            proxy.stop();
+            proxy.abort();
         }
     }
 }

@@ -72,3 +72,56 @@ fn a_running_system_is_driven_and_reconciled_through_the_contract() {
         .clone();
     assert!(conservation["holds"].is_null());
 }
+
+#[test]
+fn an_existing_toxiproxy_server_carries_the_hops_and_is_left_clean() {
+    let _serial = exclusive();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut command = Command::new(HARNESS);
+    command.args([
+        "toxiproxy",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+    ]);
+    let mut server = command
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("toxiproxy server");
+    let api = format!("127.0.0.1:{port}");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&api).is_err() {
+        assert!(
+            std::time::Instant::now() < until,
+            "the toxiproxy server did not start"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let run = run(
+        &profile("viaproxy", 250, 0, 4, "slo:\n  p99_ms: 200\n"),
+        &["--toxiproxy", &format!("http://{api}")],
+    );
+    let proxies_after = toxiproxy_rust::client::Client::new(api.as_str()).all();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
+    let services: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(run.out().join("services.json")).expect("services.json"),
+    )
+    .expect("json");
+    assert_eq!(services["proxies"]["toxiproxy_api"], api.as_str());
+    for hop in ["gateway", "external", "ledger"] {
+        assert!(
+            services["proxies"][hop].is_string(),
+            "{hop} hop missing: {services}"
+        );
+    }
+    assert!(
+        proxies_after.expect("read proxies").is_empty(),
+        "the run removed its proxies"
+    );
+}
