@@ -57,22 +57,31 @@ struct Figures {
     detail: String,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
-    let dir = tempdir()?;
+/// Starts the stub endpoint (this binary, `serve stub`), pinned to `core` when given.
+fn spawn_stub(dir: &std::path::Path, core: Option<usize>) -> anyhow::Result<ServiceProcess> {
     let exe = std::env::current_exe()?;
-    let mut command = Command::new("taskset");
+    let mut command = match core {
+        Some(core) => {
+            let mut taskset = Command::new("taskset");
+            taskset.arg("-c").arg(core.to_string()).arg(&exe);
+            taskset
+        }
+        None => Command::new(&exe),
+    };
     command
-        .arg("-c")
-        .arg(args.endpoint_core.to_string())
-        .arg(&exe)
         .args(["serve", "stub", "--listen", "127.0.0.1:0"])
         .env(system::PARENT_PID_ENV, std::process::id().to_string());
-    let stub = ServiceProcess::spawn(
+    Ok(ServiceProcess::spawn(
         command,
         "stub",
         &dir.join("stub.log"),
         Duration::from_secs(20),
-    )?;
+    )?)
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
+    let dir = tempdir()?;
+    let stub = spawn_stub(&dir, Some(args.endpoint_core))?;
     println!(
         "bench-generator: {} req/s for {} s, {} connections; generator on core {}, stub on core {}",
         args.rate, args.duration, args.connections, args.generator_core, args.endpoint_core
@@ -271,17 +280,7 @@ pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
         }
     }
     let dir = tempdir()?;
-    let exe = std::env::current_exe()?;
-    let mut command = Command::new(exe);
-    command
-        .args(["serve", "stub", "--listen", "127.0.0.1:0"])
-        .env(system::PARENT_PID_ENV, std::process::id().to_string());
-    let stub = ServiceProcess::spawn(
-        command,
-        "stub",
-        &dir.join("stub.log"),
-        Duration::from_secs(20),
-    )?;
+    let stub = spawn_stub(&dir, None)?;
     let registry = crate::proxy::Registry::new(1);
     let upstream = stub.url.trim_start_matches("http://").to_owned();
     let proxy = registry

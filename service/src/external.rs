@@ -2,7 +2,6 @@
 //! transfer id, both idempotent. A reversal of an id never seen leaves a tombstone, so a late
 //! original debit is refused instead of taking money nobody will give back.
 
-use crate::api_error::ApiError;
 use crate::book::{self, BookError, EntryKind, TransferRecord, TransferStatus};
 use crate::ids::{AccountId, TransferId};
 use crate::institution::{common_routes, Institution};
@@ -179,31 +178,20 @@ async fn post_reverse(State(ext): State<Arc<External>>, Path(id): Path<String>) 
     inst.with_faults("reverse", work).await
 }
 
-async fn get_transfer(
-    State(ext): State<Arc<External>>,
-    Path(id): Path<String>,
-) -> Result<Json<TransferRecord>, ApiError> {
-    let id = TransferId::parse(&id)?;
-    let found = ext
-        .inst
-        .store
-        .read(move |conn| {
-            book::transfer(conn, &id).map_err(|e| crate::store::StoreError::Sqlite(e.to_string()))
-        })
-        .await?;
-    found
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("unknown_transfer", "no such transfer id"))
-}
-
 pub fn app(ext: Arc<External>, guard: AdminGuard) -> Router {
     let common = common_routes(ext.inst.clone(), guard);
+    let lookup = Router::new()
+        .route(
+            "/debits/{transfer_id}",
+            get(crate::institution::get_transfer),
+        )
+        .with_state(ext.inst.clone());
     Router::new()
         .route("/debits", post(post_debit))
         .route("/debits/{transfer_id}/reverse", post(post_reverse))
-        .route("/debits/{transfer_id}", get(get_transfer))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ext)
+        .merge(lookup)
         .merge(common)
 }
 

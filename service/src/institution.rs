@@ -175,6 +175,23 @@ async fn metrics(State(inst): State<Arc<Institution>>) -> String {
     inst.counters.render(inst.name, inst.store.stats())
 }
 
+/// `GET /debits/{id}` and `GET /credits/{id}`: the record of one transfer id, or 404.
+pub async fn get_transfer(
+    State(inst): State<Arc<Institution>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Result<Json<book::TransferRecord>, ApiError> {
+    let id = crate::ids::TransferId::parse(&id)?;
+    let found = inst
+        .store
+        .read(move |conn| {
+            book::transfer(conn, &id).map_err(|e| crate::store::StoreError::Sqlite(e.to_string()))
+        })
+        .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("unknown_transfer", "no such transfer id"))
+}
+
 pub async fn healthz() -> &'static str {
     "ok"
 }

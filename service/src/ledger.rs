@@ -11,7 +11,7 @@ use crate::json_body::{JsonBody, MAX_BODY_BYTES};
 use crate::knobs::check_rate;
 use crate::money::AmountCents;
 use crate::server::{require_admin, AdminGuard};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -263,23 +263,6 @@ async fn post_credit(
     inst.with_faults("credit", work).await
 }
 
-async fn get_credit(
-    State(ledger): State<Arc<Ledger>>,
-    Path(id): Path<String>,
-) -> Result<Json<TransferRecord>, ApiError> {
-    let id = TransferId::parse(&id)?;
-    let found = ledger
-        .inst
-        .store
-        .read(move |conn| {
-            book::transfer(conn, &id).map_err(|e| crate::store::StoreError::Sqlite(e.to_string()))
-        })
-        .await?;
-    found
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found("unknown_transfer", "no such transfer id"))
-}
-
 async fn get_policy(State(ledger): State<Arc<Ledger>>) -> Json<LedgerPolicy> {
     Json(ledger.policy())
 }
@@ -299,15 +282,21 @@ async fn put_policy(
 
 pub fn app(ledger: Arc<Ledger>, guard: AdminGuard) -> Router {
     let common = common_routes(ledger.inst.clone(), guard.clone());
+    let lookup = Router::new()
+        .route(
+            "/credits/{transfer_id}",
+            get(crate::institution::get_transfer),
+        )
+        .with_state(ledger.inst.clone());
     let admin = Router::new()
         .route("/admin/policy", get(get_policy).put(put_policy))
         .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
         .with_state(ledger.clone());
     Router::new()
         .route("/credits", post(post_credit))
-        .route("/credits/{transfer_id}", get(get_credit))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ledger)
+        .merge(lookup)
         .merge(common)
         .merge(admin)
 }

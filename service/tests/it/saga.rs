@@ -17,6 +17,20 @@ async fn happy_path_debits_and_credits_once() {
     assert_eq!(books.external_net_debit(id), 2_500);
     assert_eq!(books.ledger_net_credit(id), 2_500);
     assert_books_agree(&system.sagas().await, &books, system.initial_total());
+
+    // Each institution answers for the transfer id, and 404 for one it has never seen.
+    let debit = system
+        .get_json(format!("{}/debits/{id}", system.external.url))
+        .await;
+    assert_eq!(debit["status"], "debited");
+    let credit = system
+        .get_json(format!("{}/credits/{id}", system.ledger.url))
+        .await;
+    assert_eq!(credit["status"], "credited");
+    let unknown = system
+        .get_json(format!("{}/credits/t-unknown", system.ledger.url))
+        .await;
+    assert_eq!(unknown["error"]["code"], "unknown_transfer");
 }
 
 #[tokio::test]
