@@ -241,10 +241,91 @@ pub struct ProxyBenchArgs {
     /// wrk connections.
     #[arg(long, default_value_t = 64)]
     pub connections: u32,
+    /// The trivial endpoint: nginx answering `return 200` (the reference setup; installed
+    /// from Debian's packages when missing), or the harness's own stub.
+    #[arg(long, value_enum, default_value_t = Endpoint::Nginx)]
+    pub endpoint: Endpoint,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Nginx,
+    Stub,
+}
+
+/// Installs a Debian package when `probe` says its command is missing.
+fn ensure_installed(package: &str, probe: impl Fn() -> bool) -> anyhow::Result<()> {
+    if probe() {
+        return Ok(());
+    }
+    println!("{package} not found: installing it with apt-get (Debian package {package})");
+    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
+    let status = Command::new("apt-get")
+        .args(["install", "-y", "-qq", package])
+        .status()?;
+    if !status.success() || !probe() {
+        bail!("could not install {package}");
+    }
+    Ok(())
+}
+
+/// nginx in the foreground on a free loopback port, answering every request with 200 "ok";
+/// one process (`master_process off`), so killing it when dropped leaves nothing behind.
+struct Nginx {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_nginx(dir: &std::path::Path) -> anyhow::Result<Nginx> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; server {{ listen {addr}; location / {{ return 200 \"ok\"; }} }} }}\n",
+            d = dir.display()
+        ),
+    )?;
+    let child = Command::new("nginx")
+        .arg("-c")
+        .arg(&conf)
+        .arg("-p")
+        .arg(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .context("starting nginx")?;
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&addr).is_err() {
+        if std::time::Instant::now() > until {
+            bail!(
+                "nginx did not listen on {addr}; see {}",
+                dir.join("nginx-error.log").display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(Nginx { child, addr })
 }
 
 fn wrk_available() -> bool {
     Command::new("wrk").arg("--version").output().is_ok()
+}
+
+fn nginx_available() -> bool {
+    Command::new("nginx").arg("-v").output().is_ok()
 }
 
 /// `wrk -t1 -cN -dD URL`, returning its Requests/sec.
@@ -269,20 +350,24 @@ fn wrk(url: &str, args: &ProxyBenchArgs) -> anyhow::Result<f64> {
 /// trivial loopback endpoint, both measured with `wrk -t1 -c64` (installed with apt-get
 /// when missing).
 pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
-    if !wrk_available() {
-        println!("wrk not found: installing it with apt-get (Debian package wrk)");
-        let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-        let status = Command::new("apt-get")
-            .args(["install", "-y", "-qq", "wrk"])
-            .status()?;
-        if !status.success() || !wrk_available() {
-            bail!("could not install wrk");
-        }
-    }
+    ensure_installed("wrk", wrk_available)?;
     let dir = tempdir()?;
-    let stub = spawn_stub(&dir, None)?;
+    // The endpoint stays alive (and is stopped) with these guards.
+    let (_nginx, _stub, endpoint) = match args.endpoint {
+        Endpoint::Nginx => {
+            ensure_installed("nginx-light", nginx_available)?;
+            let nginx = start_nginx(&dir)?;
+            let addr = nginx.addr.clone();
+            (Some(nginx), None, addr)
+        }
+        Endpoint::Stub => {
+            let stub = spawn_stub(&dir, None)?;
+            let addr = stub.url.trim_start_matches("http://").to_owned();
+            (None, Some(stub), addr)
+        }
+    };
     let registry = crate::proxy::Registry::new(1);
-    let upstream = stub.url.trim_start_matches("http://").to_owned();
+    let upstream = endpoint.clone();
     let proxy = registry
         .create(crate::proxy::ProxyConfig {
             name: "hop".into(),
@@ -293,10 +378,10 @@ pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
         .await
         .map_err(|e| anyhow::anyhow!("creating the proxy: {e:?}"))?;
     let through = format!("http://{}/", proxy.config().listen);
-    let direct = format!("{}/", stub.url);
+    let direct = format!("http://{endpoint}/");
     println!(
-        "bench-proxy: wrk -t1 -c{} -d{}s against a stub endpoint, through one proxy hop and direct",
-        args.connections, args.duration
+        "bench-proxy: wrk -t1 -c{} -d{}s against {:?} at {endpoint}, through one proxy hop and direct",
+        args.connections, args.duration, args.endpoint
     );
     let args_hop = args.clone();
     let hop = tokio::task::spawn_blocking(move || wrk(&through, &args_hop)).await??;
@@ -306,7 +391,6 @@ pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
     println!("direct:          {plain:.0} requests/s");
     println!("ratio hop/direct: {:.2}", hop / plain.max(f64::EPSILON));
     registry.stop_all();
-    drop(stub);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(0)
 }
