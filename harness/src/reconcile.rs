@@ -76,21 +76,14 @@ struct Effects {
     credits: u32,
 }
 
+/// The last entry number of a dump taken before the run: later entries are the run's.
+fn last_seq(dump: &Dump) -> i64 {
+    dump.entries.iter().map(|e| e.seq).max().unwrap_or(0)
+}
+
 fn effects(books: &Books) -> BTreeMap<String, Effects> {
-    let first_new_external = books
-        .external_before
-        .entries
-        .iter()
-        .map(|e| e.seq)
-        .max()
-        .unwrap_or(0);
-    let first_new_ledger = books
-        .ledger_before
-        .entries
-        .iter()
-        .map(|e| e.seq)
-        .max()
-        .unwrap_or(0);
+    let first_new_external = last_seq(&books.external_before);
+    let first_new_ledger = last_seq(&books.ledger_before);
     let mut by_id: BTreeMap<String, Effects> = BTreeMap::new();
     for e in books
         .external_after
@@ -226,13 +219,7 @@ pub fn reconcile(
             .iter()
             .map(|a| (a.account_id.as_str(), i128::from(a.balance_cents.get())))
             .collect();
-        let first_new = books
-            .external_before
-            .entries
-            .iter()
-            .map(|e| e.seq)
-            .max()
-            .unwrap_or(0);
+        let first_new = last_seq(&books.external_before);
         let mut overdrafts = 0u64;
         for e in books
             .external_after
