@@ -10,6 +10,7 @@
 //! - `client`: `POST /transfers` and the outcome of each answer.
 //! - `loadgen`: the open-loop generator (dispatcher, workers, retries).
 //! - `stats`: HdrHistograms, the interval log, live counters.
+//! - `faults`: the fault timeline (toxics, down proxies, signals, knobs), applied and read back.
 //! - `hops`: the proxies on the gateway, external and ledger hops.
 //! - `history`: the client history (`history.jsonl`).
 //! - `reconcile`: the invariants, checked per transfer id.
@@ -21,6 +22,7 @@
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod faults;
 pub mod history;
 pub mod hops;
 pub mod loadgen;

@@ -1,4 +1,4 @@
-//! The live progress line: elapsed time, rate, p99 so far, outcomes. On a terminal it is an
+//! The live progress line: elapsed time, rate, p99 so far, outcomes, active faults. On a terminal it is an
 //! indicatif line redrawn in place; otherwise (CI, `--quiet`) a plain line every few seconds.
 
 use crate::history::Outcome;
@@ -24,7 +24,7 @@ fn line(live: &LiveStats, started: Instant, total: Duration) -> String {
         .map(|(o, n)| format!("{} {n}", o.as_str()))
         .collect();
     format!(
-        "{elapsed:>5.1}/{:.0}s  {rate:>7.0} req/s  p99 {}  {}  faults: none",
+        "{elapsed:>5.1}/{:.0}s  {rate:>7.0} req/s  p99 {}  {}  faults: {}",
         total.as_secs_f64(),
         snap.p99_ms
             .map_or_else(|| "-".to_owned(), |p| format!("{p:.1} ms")),
@@ -32,6 +32,14 @@ fn line(live: &LiveStats, started: Instant, total: Duration) -> String {
             "waiting".to_owned()
         } else {
             outcomes.join(", ")
+        },
+        {
+            let active = live.active_faults();
+            if active.is_empty() {
+                "none".to_owned()
+            } else {
+                active.join(", ")
+            }
         }
     )
 }

@@ -160,15 +160,8 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
             );
         }
     }
-    let _ = writeln!(
-        out,
-        "\n## Faults\n\n{}",
-        if s.faults.is_empty() {
-            "None in this profile."
-        } else {
-            "See `summary.json`."
-        }
-    );
+    let _ = writeln!(out, "\n## Faults\n");
+    render_faults(&mut out, s);
     let _ = writeln!(
         out,
         "\nConvergence: {}.",
@@ -178,4 +171,68 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
         )
     );
     out
+}
+
+/// The fault timeline: one row per occurrence with its requested and actual times, then a
+/// bar per occurrence over the load (`#` while it was in effect).
+fn render_faults(out: &mut String, s: &Summary) {
+    if s.faults.is_empty() {
+        let _ = writeln!(out, "None in this profile.");
+        return;
+    }
+    let at = |v: Option<f64>| v.map_or_else(|| "-".to_owned(), |t| format!("{t:.3}"));
+    let _ = writeln!(
+        out,
+        "Seconds from the start of the load (warm-up included); applied and healed times are \
+         when the change read back.\n"
+    );
+    let _ = writeln!(
+        out,
+        "| fault | kind | target | what | requested | applied | healed |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|");
+    for f in &s.faults {
+        let _ = writeln!(
+            out,
+            "| `{}` | {} | {} | {}{} | {:.1}-{:.1} | {} | {} |",
+            f.name,
+            f.kind,
+            f.target,
+            f.detail,
+            f.error
+                .as_ref()
+                .map_or_else(String::new, |e| format!(" (**{e}**)")),
+            f.requested_start_s,
+            f.requested_end_s,
+            at(f.applied_at_s),
+            at(f.healed_at_s)
+        );
+    }
+    let total = s.warmup_s + s.duration_s;
+    const COLUMNS: usize = 60;
+    let column = |t: f64| ((t / total.max(f64::EPSILON)) * COLUMNS as f64).round() as usize;
+    let width = s.faults.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    let _ = writeln!(out, "\n```text");
+    let _ = writeln!(
+        out,
+        "{:width$}  0 s{:>pad$}",
+        "",
+        format!("{total:.0} s"),
+        pad = COLUMNS - 1
+    );
+    for f in &s.faults {
+        let from = column(f.applied_at_s.unwrap_or(f.requested_start_s)).min(COLUMNS);
+        let to = column(f.healed_at_s.unwrap_or(f.requested_end_s)).clamp(from, COLUMNS);
+        let bar: String = (0..COLUMNS)
+            .map(|c| {
+                if c >= from && (c < to || c == from) {
+                    '#'
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{:width$}  |{bar}|", f.name);
+    }
+    let _ = writeln!(out, "```");
 }

@@ -2,6 +2,8 @@
 //! results folder → verdict.
 
 use crate::client::TransferClient;
+use crate::faults::proxies::ProxyControl;
+use crate::faults::{FaultControl, Timeline};
 use crate::history::{self, HistoryWriter, Outcome};
 use crate::profile::{self, plan::RunPlan, Profile};
 use crate::progress::Progress;
@@ -98,6 +100,12 @@ pub async fn run(options: RunOptions) -> Result<i32, CannotRun> {
     );
     std::fs::write(out.join("profile.yaml"), as_run).map_err(cannot)?;
 
+    if options.target.is_some() && !plan.faults.is_empty() {
+        return Err(CannotRun(format!(
+            "{}: faults need the system the harness starts; drop --target or use a profile without faults",
+            options.profile.display()
+        )));
+    }
     // The embedded proxy lives as long as the run; a --toxiproxy server is the user's.
     let mut embedded = None;
     let mut hops = std::collections::BTreeMap::new();
@@ -165,9 +173,27 @@ pub async fn run(options: RunOptions) -> Result<i32, CannotRun> {
     });
     write_json(&out.join("services.json"), &services).map_err(cannot)?;
 
-    let result = drive(&options, &plan, &endpoints, &out, started_at).await;
+    let launched = launched.map(|l| Arc::new(std::sync::Mutex::new(l)));
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(cannot)?;
+    let control = FaultControl {
+        proxies: hops
+            .get("toxiproxy_api")
+            .map(|api| ProxyControl::new(api, http.clone())),
+        system: launched.clone(),
+        http,
+        external_url: endpoints.external.clone(),
+        ledger_url: endpoints.ledger.clone(),
+    };
+    let result = drive(&options, &plan, &endpoints, &out, started_at, control).await;
     if let Some(launched) = launched {
-        launched.stop();
+        let stop = tokio::task::spawn_blocking(move || match launched.lock() {
+            Ok(mut l) => l.stop(),
+            Err(poisoned) => poisoned.into_inner().stop(),
+        });
+        let _ = stop.await;
     }
     drop(embedded);
     if let (Some(api), true) = (hops.get("toxiproxy_api"), options.toxiproxy.is_some()) {
@@ -283,6 +309,7 @@ async fn drive(
     endpoints: &Endpoints,
     out: &Path,
     started_at: SystemTime,
+    control: FaultControl,
 ) -> Result<(Summary, Vec<reconcile::Violation>), CannotRun> {
     let http = reqwest::Client::builder()
         .no_proxy()
@@ -300,10 +327,11 @@ async fn drive(
     let live = Arc::new(LiveStats::new());
     let progress = Progress::start(live.clone(), plan.total(), options.quiet);
     let load_started_wall = SystemTime::now();
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
     let config = loadgen::LoadConfig {
-        client: TransferClient::new(&endpoints.coordinator, plan.client_max_in_flight as usize)
+        client: TransferClient::new(&endpoints.gateway, plan.client_max_in_flight as usize)
             .map_err(cannot)?,
-        start: tokio::time::Instant::now() + Duration::from_millis(100),
+        start,
         warmup: plan.warmup,
         timeout: plan.client_timeout,
         retries: plan.retries.clone(),
@@ -311,17 +339,31 @@ async fn drive(
         workers: 2,
         key_prefix: format!("{}-{}", plan.name, provenance::compact(started_at)),
     };
+    let mut timeline =
+        tokio::spawn(Timeline::new(plan.faults.clone(), control, live.clone(), start).run());
     // On a runtime thread beside the workers, not on the thread blocked in `block_on`.
-    let report = tokio::spawn(loadgen::run(
+    let mut load = tokio::spawn(loadgen::run(
         Schedule::new(plan),
         config,
         writer.sender(),
         live,
-    ))
-    .await
-    .map_err(cannot)?;
+    ));
+    // A fault that does not apply stops the load at once; otherwise both run to their end
+    // (the timeline heals everything when the load's time is up).
+    let (report, faults) = tokio::select! {
+        report = &mut load => (report.map_err(cannot)?, timeline.await.map_err(cannot)?),
+        faults = &mut timeline => match faults.map_err(cannot)? {
+            Ok(records) => (load.await.map_err(cannot)?, Ok(records)),
+            Err(failed) => {
+                load.abort();
+                progress.finish().await;
+                return Err(CannotRun(failed.to_string()));
+            }
+        },
+    };
     progress.finish().await;
     writer.finish().map_err(cannot)?;
+    let faults = faults.map_err(|failed| CannotRun(failed.to_string()))?;
 
     let convergence = converge(&http, &endpoints.coordinator, plan.convergence_window).await;
     let after = read_books(&http, endpoints).await?;
@@ -356,6 +398,7 @@ async fn drive(
         &convergence,
         started_at,
     );
+    let summary = Summary { faults, ..summary };
     Ok((summary, reconciliation.violations))
 }
 
@@ -525,6 +568,7 @@ fn summarize(
         invariants,
         anomalies: reconciliation.anomalies,
         convergence_ms: convergence.convergence_ms,
+        // Filled in by the caller, from the fault timeline.
         faults: Vec::new(),
     }
 }

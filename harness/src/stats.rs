@@ -142,6 +142,7 @@ pub struct LiveStats {
     scheduled: AtomicU64,
     outcomes: [AtomicU64; 6],
     latency: Mutex<Histogram<u64>>,
+    active_faults: Mutex<Vec<String>>,
 }
 
 impl LiveStats {
@@ -150,6 +151,22 @@ impl LiveStats {
             scheduled: AtomicU64::new(0),
             outcomes: Default::default(),
             latency: Mutex::new(new_histogram()),
+            active_faults: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The faults active now, by name (shown on the progress line).
+    pub fn set_active_faults(&self, names: Vec<String>) {
+        match self.active_faults.lock() {
+            Ok(mut a) => *a = names,
+            Err(poisoned) => *poisoned.into_inner() = names,
+        }
+    }
+
+    pub fn active_faults(&self) -> Vec<String> {
+        match self.active_faults.lock() {
+            Ok(a) => a.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 

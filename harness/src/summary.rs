@@ -1,6 +1,7 @@
 //! `summary.json`: the machine-readable verdict of a run (schema:
 //! `harness/schema/summary.schema.json`), and the exit code that goes with it.
 
+use crate::faults::FaultRecord;
 use crate::reconcile::{Invariant, Money};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -64,7 +65,8 @@ pub struct Summary {
     pub invariants: Vec<Invariant>,
     pub anomalies: BTreeMap<String, u64>,
     pub convergence_ms: Option<u64>,
-    pub faults: Vec<serde_json::Value>,
+    /// Each fault occurrence with its requested, applied and healed times.
+    pub faults: Vec<FaultRecord>,
 }
 
 /// Counts over the measured window. `scheduled` counts scheduled requests; the outcome

@@ -2,12 +2,14 @@
 //! re-executes itself as `harness serve <role>`), or an existing one given by URL. Seeding
 //! and the reads the reconciler needs (dumps, saga log) go through `docs/contract.md` only.
 
+use crate::profile::fault_plan::ServiceRole;
 use crate::profile::plan::RunPlan;
 use serde_json::json;
 use service::book::Dump;
 use service::coordinator::SagaDump;
 use service::launch::{LaunchError, ServiceProcess};
-use std::path::Path;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -45,6 +47,7 @@ pub struct Launched {
     pub external: ServiceProcess,
     pub ledger: ServiceProcess,
     pub coordinator: ServiceProcess,
+    specs: BTreeMap<ServiceRole, ServiceSpec>,
 }
 
 impl Launched {
@@ -58,10 +61,49 @@ impl Launched {
     }
 
     /// SIGTERM all three (coordinator first), then SIGKILL whatever is left.
-    pub fn stop(mut self) {
+    pub fn stop(&mut self) {
         for process in [&mut self.coordinator, &mut self.external, &mut self.ledger] {
             process.terminate(Duration::from_secs(3));
         }
+    }
+
+    pub fn process_mut(&mut self, role: ServiceRole) -> &mut ServiceProcess {
+        match role {
+            ServiceRole::Coordinator => &mut self.coordinator,
+            ServiceRole::External => &mut self.external,
+            ServiceRole::Ledger => &mut self.ledger,
+        }
+    }
+
+    /// Starts `role` again on the address it had, with the same arguments and data files,
+    /// in place of its (stopped) process.
+    pub fn respawn(&mut self, role: ServiceRole) -> Result<(), SystemError> {
+        let process = self.process_mut(role);
+        let listen = process.url.trim_start_matches("http://").to_owned();
+        let spec = self
+            .specs
+            .get(&role)
+            .ok_or_else(|| SystemError::Http {
+                what: "restarting",
+                url: listen.clone(),
+                detail: format!("no start command kept for {}", role.as_str()),
+            })?
+            .clone();
+        // The port was free a moment ago; a connection's source port can take it in
+        // between, so try a few times before giving up.
+        let mut attempt = 0;
+        let fresh = loop {
+            match spec.spawn(&listen) {
+                Ok(process) => break process,
+                Err(err) if attempt >= 4 => return Err(err),
+                Err(_) => {
+                    attempt += 1;
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+            }
+        };
+        *self.process_mut(role) = fresh;
+        Ok(())
     }
 
     /// `(role, pid)` of each service.
@@ -88,26 +130,57 @@ fn knob_args(k: &service::knobs::FaultKnobs) -> Vec<String> {
     ]
 }
 
+/// How to start one service: everything but the address it listens on, so that a process
+/// fault can start it again on the same port with the same data files.
+#[derive(Debug, Clone)]
+pub struct ServiceSpec {
+    role: &'static str,
+    dir: PathBuf,
+    args: Vec<String>,
+}
+
+impl ServiceSpec {
+    fn new(dir: &Path, role: &'static str, seed: u64, extra: Vec<String>) -> ServiceSpec {
+        let mut args = vec![
+            "--db".to_owned(),
+            dir.join(format!("{role}.db")).display().to_string(),
+            format!("--seed={seed}"),
+        ];
+        args.extend(extra);
+        ServiceSpec {
+            role,
+            dir: dir.to_owned(),
+            args,
+        }
+    }
+
+    /// Starts the service on `listen` (`127.0.0.1:0` for a free port) and waits for its
+    /// address line. Its log is appended to `<role>.log` in the run folder.
+    pub fn spawn(&self, listen: &str) -> Result<ServiceProcess, SystemError> {
+        let exe = std::env::current_exe().map_err(SystemError::SelfExe)?;
+        let mut command = Command::new(exe);
+        command
+            .args(["serve", self.role, "--listen", listen])
+            .args(&self.args)
+            .env(PARENT_PID_ENV, std::process::id().to_string());
+        Ok(ServiceProcess::spawn(
+            command,
+            self.role,
+            &self.dir.join(format!("{}.log", self.role)),
+            Duration::from_secs(30),
+        )?)
+    }
+}
+
 fn serve(
     dir: &Path,
-    role: &str,
+    role: &'static str,
     seed: u64,
     extra: Vec<String>,
-) -> Result<ServiceProcess, SystemError> {
-    let exe = std::env::current_exe().map_err(SystemError::SelfExe)?;
-    let mut command = Command::new(exe);
-    command
-        .args(["serve", role, "--listen", "127.0.0.1:0", "--db"])
-        .arg(dir.join(format!("{role}.db")))
-        .arg(format!("--seed={seed}"))
-        .args(extra)
-        .env(PARENT_PID_ENV, std::process::id().to_string());
-    Ok(ServiceProcess::spawn(
-        command,
-        role,
-        &dir.join(format!("{role}.log")),
-        Duration::from_secs(30),
-    )?)
+) -> Result<(ServiceSpec, ServiceProcess), SystemError> {
+    let spec = ServiceSpec::new(dir, role, seed, extra);
+    let process = spec.spawn("127.0.0.1:0")?;
+    Ok((spec, process))
 }
 
 /// The two institutions, started first so that their hops can be created before the
@@ -115,11 +188,13 @@ fn serve(
 pub struct Institutions {
     pub external: ServiceProcess,
     pub ledger: ServiceProcess,
+    specs: Vec<(ServiceRole, ServiceSpec)>,
 }
 
 /// Starts the external institution and the ledger with fresh SQLite files under `dir`.
 pub fn launch_institutions(plan: &RunPlan, dir: &Path) -> Result<Institutions, SystemError> {
-    let external = serve(dir, "external", plan.seed, knob_args(&plan.external_knobs))?;
+    let (external_spec, external) =
+        serve(dir, "external", plan.seed, knob_args(&plan.external_knobs))?;
     let mut ledger_args = knob_args(&plan.ledger_knobs);
     let policy = &plan.ledger_policy;
     if let Some(max) = policy.antifraud_max_amount_cents {
@@ -132,8 +207,15 @@ pub fn launch_institutions(plan: &RunPlan, dir: &Path) -> Result<Institutions, S
     if let Some(limit) = policy.rate_limit_per_user_per_s {
         ledger_args.push(format!("--rate-limit-per-user-per-s={limit}"));
     }
-    let ledger = serve(dir, "ledger", plan.seed.wrapping_add(1), ledger_args)?;
-    Ok(Institutions { external, ledger })
+    let (ledger_spec, ledger) = serve(dir, "ledger", plan.seed.wrapping_add(1), ledger_args)?;
+    Ok(Institutions {
+        external,
+        ledger,
+        specs: vec![
+            (ServiceRole::External, external_spec),
+            (ServiceRole::Ledger, ledger_spec),
+        ],
+    })
 }
 
 /// Starts the coordinator, reaching the institutions at `external_url` and `ledger_url`
@@ -149,7 +231,7 @@ pub fn launch_coordinator(
         service::coordinator::Design::Saga => "saga",
         service::coordinator::Design::Naive => "naive",
     };
-    let coordinator = serve(
+    let (coordinator_spec, coordinator) = serve(
         dir,
         "coordinator",
         plan.seed.wrapping_add(2),
@@ -161,10 +243,13 @@ pub fn launch_coordinator(
             format!("--max-in-flight={}", plan.service_max_in_flight),
         ],
     )?;
+    let mut specs: BTreeMap<ServiceRole, ServiceSpec> = institutions.specs.into_iter().collect();
+    specs.insert(ServiceRole::Coordinator, coordinator_spec);
     Ok(Launched {
         external: institutions.external,
         ledger: institutions.ledger,
         coordinator,
+        specs,
     })
 }
 

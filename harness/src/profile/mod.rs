@@ -4,10 +4,14 @@
 //!
 //! - `locate`: finds a field's line for errors found after parsing.
 //! - `plan`: the validated, closed plan a run executes.
+//! - `fault_spec`, `fault_plan`: the `faults:` list as written, and as a timeline.
 
+pub mod fault_plan;
+pub mod fault_spec;
 mod locate;
 pub mod plan;
 
+pub use fault_spec::{FaultKind, FaultSpec};
 pub use plan::RunPlan;
 
 use serde::{Deserialize, Serialize};
@@ -53,10 +57,9 @@ pub struct Profile {
     /// Seconds allowed, after the load ends and faults heal, for every saga to be final.
     #[serde(default = "default_convergence_window_s")]
     pub convergence_window_s: u32,
-    /// Faults on a timeline. Fault injection comes with the chaos proxy; until then this
-    /// list must be empty.
+    /// Faults on a timeline (see `chaos-profiles/README.md`).
     #[serde(default)]
-    pub faults: Vec<serde_yaml::Value>,
+    pub faults: Vec<FaultSpec>,
 }
 
 fn default_convergence_window_s() -> u32 {

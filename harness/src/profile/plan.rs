@@ -1,6 +1,7 @@
 //! The validated plan a run executes: every value checked, every choice explicit. A plan that
 //! exists is a plan that can run.
 
+use super::fault_plan::FaultOccurrence;
 use super::{AmountDistribution, Profile, RetryKey, RetryOn};
 use service::coordinator::Design;
 use service::knobs::FaultKnobs;
@@ -35,6 +36,8 @@ pub struct RunPlan {
     pub ledger_policy: LedgerPolicy,
     pub slo: SloPlan,
     pub convergence_window: Duration,
+    /// The fault timeline, in start order.
+    pub faults: Vec<FaultOccurrence>,
 }
 
 /// A rate that moves linearly from `from_per_s` to `to_per_s` over `duration`.
@@ -283,12 +286,8 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         1,
         3_600,
     )?;
-    if !p.faults.is_empty() {
-        return err(
-            "faults",
-            "fault injection is not available in this version; leave faults empty",
-        );
-    }
+    let faults =
+        super::fault_plan::validate(&p.faults, Duration::from_secs(u64::from(total_s)), p.seed)?;
 
     Ok(RunPlan {
         name: p.name.clone(),
@@ -316,6 +315,7 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
             error_budget: p.slo.error_budget,
         },
         convergence_window: Duration::from_secs(u64::from(p.convergence_window_s)),
+        faults,
     })
 }
 

@@ -111,6 +111,9 @@ impl Proxy {
         };
         let listener = tokio::net::TcpListener::bind(&listen).await?;
         let bound = listener.local_addr()?;
+        // As Toxiproxy does: the proxy keeps the address it got, so port 0 is resolved once
+        // and a disabled proxy comes back on the same port.
+        lock(&self.config).listen = bound.to_string();
         let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
         let tracked = connections.clone();
         let toxics = self.toxics.subscribe();

@@ -58,7 +58,7 @@ pub enum Kind {
 }
 
 /// The attribute names of each type, in the order Toxiproxy reports them.
-fn attribute_names(kind: &str) -> Option<&'static [&'static str]> {
+pub fn attribute_names(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "latency" => &["latency", "jitter"],
         "bandwidth" => &["rate"],

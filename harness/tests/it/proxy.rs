@@ -277,6 +277,11 @@ async fn the_api_answers_like_toxiproxy() {
         .json("PATCH", "/proxies/db", Some(json!({"enabled": false})))
         .await;
     assert_eq!((status, &body["enabled"]), (200, &json!(false)));
+    assert_eq!(
+        body["listen"],
+        json!(listen),
+        "a disabled proxy keeps the port it was given for 127.0.0.1:0"
+    );
     assert!(
         TcpStream::connect(&listen).await.is_err(),
         "a disabled proxy refuses connections"
@@ -285,10 +290,11 @@ async fn the_api_answers_like_toxiproxy() {
     assert_eq!(api.call("POST", "/reset", None).await, (204, String::new()));
     let (_, body) = api.json("GET", "/proxies/db", None).await;
     assert_eq!(
-        (&body["enabled"], &body["toxics"]),
-        (&json!(true), &json!([]))
+        (&body["enabled"], &body["toxics"], &body["listen"]),
+        (&json!(true), &json!([]), &json!(listen)),
+        "enabled again on the same port"
     );
-    round_trip(body["listen"].as_str().expect("listen"), b"alive").await;
+    round_trip(&listen, b"alive").await;
 
     // A listen address in use: 500 with the OS error.
     let (status, body) = api

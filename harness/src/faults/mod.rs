@@ -1,0 +1,302 @@
+//! The fault timeline of a run: each occurrence applied at its time from the start of the
+//! load and healed at its end, every step read back from the thing it changed. A step that
+//! does not read back stops the run (exit 2) after everything applied so far is healed.
+//! At the load's end whatever is still active is healed, so the system can converge.
+//!
+//! - `proxies`: toxics and down proxies through the Toxiproxy API.
+//! - `process`: SIGKILL, SIGSTOP/SIGCONT, SIGTERM, and starting a service again.
+//! - `knobs`: the services' own fault knobs and the ledger's policy.
+
+pub mod knobs;
+pub mod process;
+pub mod proxies;
+
+use crate::profile::fault_plan::{FaultAction, FaultOccurrence, ServiceRole};
+use crate::stats::LiveStats;
+use process::SharedSystem;
+use proxies::ProxyControl;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// One fault occurrence as it happened, for `summary.json` and `report.md`. Times are
+/// seconds from the start of the load; `applied_at_s` and `healed_at_s` are set once the
+/// change read back from the server or process.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FaultRecord {
+    pub name: String,
+    pub kind: String,
+    pub target: String,
+    pub detail: String,
+    pub requested_start_s: f64,
+    pub requested_end_s: f64,
+    pub applied_at_s: Option<f64>,
+    pub healed_at_s: Option<f64>,
+    /// Why the fault could not be applied or healed.
+    pub error: Option<String>,
+}
+
+/// What a run can act on. A part that is missing makes the faults that need it fail.
+#[derive(Clone)]
+pub struct FaultControl {
+    pub proxies: Option<ProxyControl>,
+    pub system: Option<SharedSystem>,
+    pub http: reqwest::Client,
+    /// The institutions' own addresses (not their hops), for knobs.
+    pub external_url: Option<String>,
+    pub ledger_url: Option<String>,
+}
+
+/// How to undo an applied occurrence.
+enum Undo {
+    RemoveToxic,
+    Enable,
+    StartAgain,
+    Resume,
+    RestoreKnobs {
+        knobs: Option<Value>,
+        policy: Option<Value>,
+    },
+}
+
+/// A fault that did not apply or heal: the run stops with this reason.
+#[derive(Debug, thiserror::Error)]
+#[error("fault {name}: {detail}")]
+pub struct FaultFailed {
+    pub name: String,
+    pub detail: String,
+    pub records: Vec<FaultRecord>,
+}
+
+pub struct Timeline {
+    occurrences: Vec<FaultOccurrence>,
+    records: Vec<FaultRecord>,
+    active: Vec<(usize, Undo)>,
+    control: FaultControl,
+    live: Arc<LiveStats>,
+    start: Instant,
+}
+
+fn seconds(d: Duration) -> f64 {
+    (d.as_secs_f64() * 1000.0).round() / 1000.0
+}
+
+impl Timeline {
+    pub fn new(
+        occurrences: Vec<FaultOccurrence>,
+        control: FaultControl,
+        live: Arc<LiveStats>,
+        start: Instant,
+    ) -> Timeline {
+        let records = occurrences
+            .iter()
+            .map(|o| FaultRecord {
+                name: o.name.clone(),
+                kind: o.kind.as_str().to_owned(),
+                target: o.target.clone(),
+                detail: o.detail.clone(),
+                requested_start_s: seconds(o.start),
+                requested_end_s: seconds(o.end),
+                applied_at_s: None,
+                healed_at_s: None,
+                error: None,
+            })
+            .collect();
+        Timeline {
+            occurrences,
+            records,
+            active: Vec::new(),
+            control,
+            live,
+            start,
+        }
+    }
+
+    fn now_s(&self) -> f64 {
+        seconds(Instant::now().saturating_duration_since(self.start))
+    }
+
+    fn publish_active(&self) {
+        let names = self
+            .active
+            .iter()
+            .map(|(i, _)| self.occurrences[*i].name.clone())
+            .collect();
+        self.live.set_active_faults(names);
+    }
+
+    /// Applies and heals every occurrence at its time; heals everything still active at
+    /// the end (or on a failure, before returning it).
+    pub async fn run(mut self) -> Result<Vec<FaultRecord>, FaultFailed> {
+        // (time, heal before apply at the same instant, occurrence)
+        let mut events: Vec<(Duration, bool, usize)> = Vec::new();
+        for (i, o) in self.occurrences.iter().enumerate() {
+            events.push((o.start, true, i));
+            events.push((o.end, false, i));
+        }
+        events.sort_by_key(|(at, apply, i)| (*at, *apply, *i));
+        for (at, apply, i) in events {
+            tokio::time::sleep_until(self.start + at).await;
+            let step = if apply {
+                self.apply(i).await
+            } else {
+                self.heal(i).await
+            };
+            if let Err(detail) = step {
+                let name = self.occurrences[i].name.clone();
+                self.records[i].error = Some(detail.clone());
+                self.heal_all().await;
+                return Err(FaultFailed {
+                    name,
+                    detail,
+                    records: self.records,
+                });
+            }
+        }
+        self.heal_all().await;
+        Ok(self.records)
+    }
+
+    /// Heals whatever is still active, recording (not stopping on) failures.
+    async fn heal_all(&mut self) {
+        while let Some((i, _)) = self.active.last() {
+            let i = *i;
+            if let Err(detail) = self.heal(i).await {
+                tracing::error!(fault = %self.occurrences[i].name, %detail, "could not heal");
+                self.records[i].error.get_or_insert(detail);
+                self.active.retain(|(j, _)| *j != i);
+            }
+        }
+        self.publish_active();
+    }
+
+    fn system(&self) -> Result<&SharedSystem, String> {
+        self.control
+            .system
+            .as_ref()
+            .ok_or_else(|| "process faults need the services the harness starts".to_owned())
+    }
+
+    fn proxies(&self) -> Result<&ProxyControl, String> {
+        self.control
+            .proxies
+            .as_ref()
+            .ok_or_else(|| "proxy faults need the harness's proxies".to_owned())
+    }
+
+    fn base_of(&self, service: ServiceRole) -> Result<&str, String> {
+        match service {
+            ServiceRole::External => self.control.external_url.as_deref(),
+            ServiceRole::Ledger => self.control.ledger_url.as_deref(),
+            ServiceRole::Coordinator => None,
+        }
+        .ok_or_else(|| format!("no address for the {} knobs", service.as_str()))
+    }
+
+    async fn apply(&mut self, i: usize) -> Result<(), String> {
+        let occurrence = self.occurrences[i].clone();
+        let undo = match &occurrence.action {
+            FaultAction::Toxic { proxy, body } => {
+                self.proxies()?
+                    .add_toxic(*proxy, &occurrence.name.replace('#', "_"), body)
+                    .await?;
+                Undo::RemoveToxic
+            }
+            FaultAction::Down { proxy } => {
+                self.proxies()?.set_enabled(*proxy, false).await?;
+                Undo::Enable
+            }
+            FaultAction::Kill { service } => {
+                process::kill(self.system()?, *service).await?;
+                Undo::StartAgain
+            }
+            FaultAction::Restart { service } => {
+                process::terminate(self.system()?, *service).await?;
+                Undo::StartAgain
+            }
+            FaultAction::Pause { service } => {
+                process::pause(self.system()?, *service, true).await?;
+                Undo::Resume
+            }
+            FaultAction::Knobs {
+                service,
+                knobs: knob_patch,
+                policy,
+            } => {
+                let base = self.base_of(*service)?.to_owned();
+                let http = &self.control.http;
+                let knobs_before = if knob_patch.is_empty() {
+                    None
+                } else {
+                    Some(knobs::set(http, &base, "/admin/knobs", knob_patch).await?)
+                };
+                let policy_before = if policy.is_empty() {
+                    None
+                } else {
+                    match knobs::set(http, &base, "/admin/policy", policy).await {
+                        Ok(before) => Some(before),
+                        Err(e) => {
+                            if let Some(before) = &knobs_before {
+                                let _ = knobs::restore(http, &base, "/admin/knobs", before).await;
+                            }
+                            return Err(e);
+                        }
+                    }
+                };
+                Undo::RestoreKnobs {
+                    knobs: knobs_before,
+                    policy: policy_before,
+                }
+            }
+        };
+        self.records[i].applied_at_s = Some(self.now_s());
+        self.active.push((i, undo));
+        self.publish_active();
+        tracing::info!(fault = %occurrence.name, detail = %occurrence.detail, "fault applied");
+        Ok(())
+    }
+
+    async fn heal(&mut self, i: usize) -> Result<(), String> {
+        let Some(slot) = self.active.iter().position(|(j, _)| *j == i) else {
+            return Ok(());
+        };
+        let occurrence = self.occurrences[i].clone();
+        let (_, undo) = &self.active[slot];
+        match (undo, &occurrence.action) {
+            (Undo::RemoveToxic, FaultAction::Toxic { proxy, .. }) => {
+                self.proxies()?
+                    .remove_toxic(*proxy, &occurrence.name.replace('#', "_"))
+                    .await?;
+            }
+            (Undo::Enable, FaultAction::Down { proxy }) => {
+                self.proxies()?.set_enabled(*proxy, true).await?;
+            }
+            (
+                Undo::StartAgain,
+                FaultAction::Kill { service } | FaultAction::Restart { service },
+            ) => {
+                process::start_again(self.system()?, *service, &self.control.http).await?;
+            }
+            (Undo::Resume, FaultAction::Pause { service }) => {
+                process::pause(self.system()?, *service, false).await?;
+            }
+            (Undo::RestoreKnobs { knobs, policy }, FaultAction::Knobs { service, .. }) => {
+                let base = self.base_of(*service)?.to_owned();
+                if let Some(before) = knobs {
+                    knobs::restore(&self.control.http, &base, "/admin/knobs", before).await?;
+                }
+                if let Some(before) = policy {
+                    knobs::restore(&self.control.http, &base, "/admin/policy", before).await?;
+                }
+            }
+            _ => return Err("internal error: undo does not match the fault".to_owned()),
+        }
+        self.active.remove(slot);
+        self.records[i].healed_at_s = Some(self.now_s());
+        self.publish_active();
+        tracing::info!(fault = %occurrence.name, "fault healed");
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! Process faults on the services the harness started: real signals (SIGKILL, SIGSTOP and
+//! SIGCONT, SIGTERM) and a fresh start on the same port and data files. Each step is read
+//! back: the process gone, stopped (`T` in `/proc/PID/stat`), running, or answering
+//! `/healthz` again.
+
+use crate::profile::fault_plan::ServiceRole;
+use crate::system::Launched;
+use nix::sys::signal::Signal;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub type SharedSystem = Arc<Mutex<Launched>>;
+
+/// Runs `f` on the launched system off the async runtime (signals and starts block).
+async fn with_system<T: Send + 'static>(
+    system: &SharedSystem,
+    f: impl FnOnce(&mut Launched) -> Result<T, String> + Send + 'static,
+) -> Result<T, String> {
+    let system = system.clone();
+    tokio::task::spawn_blocking(move || {
+        let mut guard = match system.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        f(&mut guard)
+    })
+    .await
+    .map_err(|e| format!("process control failed: {e}"))?
+}
+
+/// The state letter of a process (`R`, `S`, `T`, `Z`, ...) from `/proc/PID/stat`.
+fn state_of(pid: u32) -> Option<char> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name is in parentheses and may hold spaces: the state follows the last ')'.
+    let after = &stat[stat.rfind(')')? + 1..];
+    after.trim_start().chars().next()
+}
+
+/// Waits up to a second for `pid` to be (`stopped` = true) or not be in state `T`.
+fn wait_stopped(pid: u32, stopped: bool) -> Result<(), String> {
+    let until = Instant::now() + Duration::from_secs(1);
+    loop {
+        let state = state_of(pid);
+        if (state == Some('T')) == stopped {
+            return Ok(());
+        }
+        if Instant::now() > until {
+            return Err(format!(
+                "process {pid} is in state {state:?}, expected {}",
+                if stopped { "stopped (T)" } else { "running" }
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// SIGKILL; read back that the process is gone.
+pub async fn kill(system: &SharedSystem, role: ServiceRole) -> Result<(), String> {
+    with_system(system, move |s| {
+        let process = s.process_mut(role);
+        process.kill();
+        if !process.exited() {
+            return Err(format!("{} is still running after SIGKILL", role.as_str()));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// SIGTERM and up to 5 s for a clean exit (then SIGKILL); read back that it is gone.
+pub async fn terminate(system: &SharedSystem, role: ServiceRole) -> Result<(), String> {
+    with_system(system, move |s| {
+        let process = s.process_mut(role);
+        process.terminate(Duration::from_secs(5));
+        if !process.exited() {
+            return Err(format!("{} is still running after SIGTERM", role.as_str()));
+        }
+        Ok(())
+    })
+    .await
+}
+
+/// SIGSTOP (`pause` = true) or SIGCONT; read back the process state.
+pub async fn pause(system: &SharedSystem, role: ServiceRole, pause: bool) -> Result<(), String> {
+    with_system(system, move |s| {
+        let process = s.process_mut(role);
+        let signal = if pause {
+            Signal::SIGSTOP
+        } else {
+            Signal::SIGCONT
+        };
+        process.signal(signal)?;
+        wait_stopped(process.pid(), pause)
+    })
+    .await
+}
+
+/// Starts `role` again on its old address and data files; read back `/healthz`.
+pub async fn start_again(
+    system: &SharedSystem,
+    role: ServiceRole,
+    http: &reqwest::Client,
+) -> Result<(), String> {
+    let url = with_system(system, move |s| {
+        s.respawn(role).map_err(|e| e.to_string())?;
+        Ok(s.process_mut(role).url.clone())
+    })
+    .await?;
+    let healthy = http
+        .get(format!("{url}/healthz"))
+        .timeout(Duration::from_secs(5))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success());
+    if !healthy {
+        return Err(format!(
+            "{} started again at {url} but /healthz does not answer 200",
+            role.as_str()
+        ));
+    }
+    Ok(())
+}

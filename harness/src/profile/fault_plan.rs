@@ -1,0 +1,517 @@
+//! The fault timeline a run executes: every fault of the profile checked, its repeats laid
+//! out, its seeded start jitter drawn, and the result checked for overlaps that could not be
+//! healed in order (two pauses of one service, say). A timeline that exists can run.
+
+use super::fault_spec::{FaultKind, FaultSpec, KnobChange};
+use super::plan::FieldError;
+use crate::proxy::toxic::attribute_names;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+/// A proxy the harness puts on a hop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hop {
+    Gateway,
+    External,
+    Ledger,
+}
+
+impl Hop {
+    pub const ALL: [Hop; 3] = [Hop::Gateway, Hop::External, Hop::Ledger];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Hop::Gateway => "gateway",
+            Hop::External => "external",
+            Hop::Ledger => "ledger",
+        }
+    }
+}
+
+/// A service the harness starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceRole {
+    Coordinator,
+    External,
+    Ledger,
+}
+
+impl ServiceRole {
+    pub const ALL: [ServiceRole; 3] = [
+        ServiceRole::Coordinator,
+        ServiceRole::External,
+        ServiceRole::Ledger,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceRole::Coordinator => "coordinator",
+            ServiceRole::External => "external",
+            ServiceRole::Ledger => "ledger",
+        }
+    }
+}
+
+/// What applying a fault does (healing undoes it).
+#[derive(Debug, Clone, PartialEq)]
+pub enum FaultAction {
+    /// Add the toxic (a Toxiproxy toxic body without its name); remove it to heal.
+    Toxic {
+        proxy: Hop,
+        body: Map<String, Value>,
+    },
+    Down {
+        proxy: Hop,
+    },
+    Kill {
+        service: ServiceRole,
+    },
+    Pause {
+        service: ServiceRole,
+    },
+    Restart {
+        service: ServiceRole,
+    },
+    /// `PUT /admin/knobs` and (ledger) `PUT /admin/policy` patches.
+    Knobs {
+        service: ServiceRole,
+        knobs: Map<String, Value>,
+        policy: Map<String, Value>,
+    },
+}
+
+/// One occurrence of a fault on the timeline.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultOccurrence {
+    /// The fault's name, with `#N` for the N-th repeat.
+    pub name: String,
+    pub kind: FaultKind,
+    pub target: String,
+    pub action: FaultAction,
+    /// What it does, for a person.
+    pub detail: String,
+    /// From the start of the load.
+    pub start: Duration,
+    /// From the start of the load; the load's end for a fault without an end of its own.
+    pub end: Duration,
+}
+
+fn err<T>(field: String, message: impl Into<String>) -> Result<T, FieldError> {
+    Err((field, message.into()))
+}
+
+fn seconds(field: String, value: f64, max_s: f64) -> Result<Duration, FieldError> {
+    if !value.is_finite() || value < 0.0 || value > max_s {
+        return err(
+            field,
+            format!("must be a number of seconds from 0 to {max_s}, got {value}"),
+        );
+    }
+    Ok(Duration::from_secs_f64(value))
+}
+
+fn hop_named(field: String, name: &str) -> Result<Hop, FieldError> {
+    Hop::ALL
+        .into_iter()
+        .find(|h| h.as_str() == name)
+        .map_or_else(
+            || {
+                err(
+                    field,
+                    format!("`{name}` is not a proxy; use gateway, external or ledger"),
+                )
+            },
+            Ok,
+        )
+}
+
+fn service_named(field: String, name: &str) -> Result<ServiceRole, FieldError> {
+    ServiceRole::ALL
+        .into_iter()
+        .find(|s| s.as_str() == name)
+        .map_or_else(
+            || {
+                err(
+                    field,
+                    format!("`{name}` is not a service; use coordinator, external or ledger"),
+                )
+            },
+            Ok,
+        )
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
+/// Fields that belong to one kind only must not appear on another.
+fn check_fields_of_kind(at: &dyn Fn(&str) -> String, f: &FaultSpec) -> Result<(), FieldError> {
+    let toxic_only = [
+        ("toxic", f.toxic.is_some()),
+        ("stream", f.stream.is_some()),
+        ("toxicity", f.toxicity.is_some()),
+        ("attributes", !f.attributes.is_empty()),
+    ];
+    for (field, given) in toxic_only {
+        if given && f.kind != FaultKind::Toxic {
+            return err(at(field), "only a fault of kind toxic takes this field");
+        }
+    }
+    if f.set.is_some() && f.kind != FaultKind::Knobs {
+        return err(at("set"), "only a fault of kind knobs takes this field");
+    }
+    Ok(())
+}
+
+fn toxic_action(
+    at: &dyn Fn(&str) -> String,
+    f: &FaultSpec,
+    proxy: Hop,
+) -> Result<(FaultAction, String), FieldError> {
+    let Some(kind) = &f.toxic else {
+        return err(
+            at("toxic"),
+            "a toxic fault names its type: latency, bandwidth, slow_close, timeout, reset_peer, slicer or limit_data",
+        );
+    };
+    let names = match attribute_names(kind) {
+        Some(names) if kind != "noop" => names,
+        _ => {
+            return err(
+                at("toxic"),
+                format!("`{kind}` is not a toxic; use latency, bandwidth, slow_close, timeout, reset_peer, slicer or limit_data"),
+            )
+        }
+    };
+    let stream = f.stream.clone().unwrap_or_else(|| "downstream".to_owned());
+    if stream != "upstream" && stream != "downstream" {
+        return err(at("stream"), "must be upstream or downstream");
+    }
+    let toxicity = f.toxicity.unwrap_or(1.0);
+    if !(0.0..=1.0).contains(&toxicity) {
+        return err(
+            at("toxicity"),
+            format!("must be between 0 and 1, got {toxicity}"),
+        );
+    }
+    let mut attributes = Map::new();
+    for (name, value) in &f.attributes {
+        if !names.contains(&name.as_str()) {
+            return err(
+                at(&format!("attributes.{name}")),
+                format!(
+                    "{kind} has no attribute `{name}`; it takes {}",
+                    names.join(", ")
+                ),
+            );
+        }
+        if *value < 0 {
+            return err(
+                at(&format!("attributes.{name}")),
+                format!("must not be negative, got {value}"),
+            );
+        }
+        attributes.insert(name.clone(), Value::from(*value));
+    }
+    if kind == "bandwidth" && attributes.get("rate").and_then(Value::as_i64).unwrap_or(0) == 0 {
+        return err(
+            at("attributes.rate"),
+            "bandwidth needs a rate above 0 (KB/s)",
+        );
+    }
+    let shown: Vec<String> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let detail = format!(
+        "{kind} on {stream} ({}), toxicity {toxicity}",
+        if shown.is_empty() {
+            "defaults".to_owned()
+        } else {
+            shown.join(" ")
+        }
+    );
+    let mut body = Map::new();
+    body.insert("type".into(), Value::from(kind.clone()));
+    body.insert("stream".into(), Value::from(stream));
+    body.insert("toxicity".into(), Value::from(toxicity));
+    body.insert("attributes".into(), Value::Object(attributes));
+    Ok((FaultAction::Toxic { proxy, body }, detail))
+}
+
+fn rate(field: String, value: f64) -> Result<Value, FieldError> {
+    if !(0.0..=1.0).contains(&value) {
+        return err(field, format!("must be between 0 and 1, got {value}"));
+    }
+    Ok(Value::from(value))
+}
+
+fn knobs_action(
+    at: &dyn Fn(&str) -> String,
+    change: Option<&KnobChange>,
+    service: ServiceRole,
+) -> Result<(FaultAction, String), FieldError> {
+    if service == ServiceRole::Coordinator {
+        return err(
+            at("target"),
+            "the coordinator has no knobs; use external or ledger",
+        );
+    }
+    let Some(c) = change else {
+        return err(at("set"), "a knobs fault says what to set");
+    };
+    let set = |f: &str| at(&format!("set.{f}"));
+    let mut knobs = Map::new();
+    let mut policy = Map::new();
+    if let Some(v) = c.error_before_rate {
+        knobs.insert(
+            "error_before_rate".into(),
+            rate(set("error_before_rate"), v)?,
+        );
+    }
+    if let Some(v) = c.error_after_rate {
+        knobs.insert("error_after_rate".into(), rate(set("error_after_rate"), v)?);
+    }
+    if let Some(mode) = c.error_after_mode {
+        knobs.insert(
+            "error_after_mode".into(),
+            serde_json::to_value(mode).map_err(|e| (set("error_after_mode"), e.to_string()))?,
+        );
+    }
+    for (name, value) in [
+        ("service_time_ms", c.service_time_ms),
+        ("service_jitter_ms", c.service_jitter_ms),
+    ] {
+        if let Some(v) = value {
+            if v > 60_000 {
+                return err(set(name), format!("must be at most 60000, got {v}"));
+            }
+            knobs.insert(name.into(), Value::from(v));
+        }
+    }
+    let ledger_only = [
+        (
+            "antifraud_max_amount_cents",
+            c.antifraud_max_amount_cents.map(|a| Value::from(a.get())),
+        ),
+        (
+            "antifraud_refusal_rate",
+            c.antifraud_refusal_rate
+                .map(|v| rate(set("antifraud_refusal_rate"), v))
+                .transpose()?,
+        ),
+        (
+            "rate_limit_per_user_per_s",
+            c.rate_limit_per_user_per_s.map(Value::from),
+        ),
+    ];
+    for (name, value) in ledger_only {
+        let Some(value) = value else { continue };
+        if service != ServiceRole::Ledger {
+            return err(set(name), "only the ledger has this policy");
+        }
+        if name == "rate_limit_per_user_per_s" && value.as_u64() == Some(0) {
+            return err(set(name), "must be at least 1");
+        }
+        if name == "antifraud_max_amount_cents" && value.as_u64() == Some(0) {
+            return err(set(name), "must be at least 1");
+        }
+        policy.insert(name.into(), value);
+    }
+    if knobs.is_empty() && policy.is_empty() {
+        return err(at("set"), "sets nothing");
+    }
+    let shown: Vec<String> = knobs
+        .iter()
+        .chain(policy.iter())
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
+    Ok((
+        FaultAction::Knobs {
+            service,
+            knobs,
+            policy,
+        },
+        shown.join(" "),
+    ))
+}
+
+/// The resource an occurrence holds while it lasts; two occurrences holding one must not
+/// overlap (a toxic holds nothing: toxics stack).
+fn resource(action: &FaultAction) -> Option<String> {
+    match action {
+        FaultAction::Toxic { .. } => None,
+        FaultAction::Down { proxy } => Some(format!("proxy {}", proxy.as_str())),
+        FaultAction::Kill { service }
+        | FaultAction::Pause { service }
+        | FaultAction::Restart { service } => Some(format!("process {}", service.as_str())),
+        FaultAction::Knobs { service, .. } => Some(format!("knobs of {}", service.as_str())),
+    }
+}
+
+/// Checks the profile's faults and lays them out on a load of `total`, with start jitter
+/// drawn from `seed`.
+pub fn validate(
+    faults: &[FaultSpec],
+    total: Duration,
+    seed: u64,
+) -> Result<Vec<FaultOccurrence>, FieldError> {
+    let total_s = total.as_secs_f64();
+    let mut occurrences: Vec<(usize, FaultOccurrence)> = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    // One generator per fault, so adding a fault does not move the others.
+    for (i, f) in faults.iter().enumerate() {
+        let at = |field: &str| format!("faults[{i}].{field}");
+        let name = f
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}-{i}", f.kind.as_str(), f.target));
+        if !valid_name(&name) {
+            return err(at("name"), "must be 1-64 characters of a-z, 0-9, - and _");
+        }
+        if !names.insert(name.clone()) {
+            return err(
+                at("name"),
+                format!("another fault is already named `{name}`"),
+            );
+        }
+        check_fields_of_kind(&at, f)?;
+        let (action, detail) = match f.kind {
+            FaultKind::Toxic => toxic_action(&at, f, hop_named(at("target"), &f.target)?)?,
+            FaultKind::Down => (
+                FaultAction::Down {
+                    proxy: hop_named(at("target"), &f.target)?,
+                },
+                "proxy disabled: connections refused, open ones closed".to_owned(),
+            ),
+            FaultKind::Kill => (
+                FaultAction::Kill {
+                    service: service_named(at("target"), &f.target)?,
+                },
+                "SIGKILL; started again on the same port and data files at the end".to_owned(),
+            ),
+            FaultKind::Pause => (
+                FaultAction::Pause {
+                    service: service_named(at("target"), &f.target)?,
+                },
+                "SIGSTOP; SIGCONT at the end".to_owned(),
+            ),
+            FaultKind::Restart => (
+                FaultAction::Restart {
+                    service: service_named(at("target"), &f.target)?,
+                },
+                "SIGTERM (graceful stop); started again at the end".to_owned(),
+            ),
+            FaultKind::Knobs => {
+                knobs_action(&at, f.set.as_ref(), service_named(at("target"), &f.target)?)?
+            }
+        };
+
+        let start = seconds(at("at_s"), f.at_s, total_s)?;
+        if start >= total {
+            return err(
+                at("at_s"),
+                format!("starts after the load ends ({total_s} s with warm-up)"),
+            );
+        }
+        let length = match (f.duration_s, f.end_s) {
+            (Some(_), Some(_)) => return err(at("end_s"), "give duration_s or end_s, not both"),
+            (Some(d), None) => {
+                let d = seconds(at("duration_s"), d, 86_400.0)?;
+                if d.is_zero() {
+                    return err(at("duration_s"), "must be above 0");
+                }
+                Some(d)
+            }
+            (None, Some(e)) => {
+                let end = seconds(at("end_s"), e, 86_400.0)?;
+                if end <= start {
+                    return err(at("end_s"), "must be after at_s");
+                }
+                Some(end - start)
+            }
+            (None, None) => None,
+        };
+        let jitter = seconds(at("jitter_s"), f.jitter_s, 3_600.0)?;
+        let (times, every) = match &f.repeat {
+            None => (1, Duration::ZERO),
+            Some(r) => {
+                if r.times == 0 || r.times > 1_000 {
+                    return err(
+                        at("repeat.times"),
+                        format!("must be between 1 and 1000, got {}", r.times),
+                    );
+                }
+                let every = seconds(at("repeat.every_s"), r.every_s, 86_400.0)?;
+                if every.is_zero() {
+                    return err(at("repeat.every_s"), "must be above 0");
+                }
+                if length.is_none() && r.times > 1 {
+                    return err(at("repeat"), "a repeated fault needs duration_s or end_s");
+                }
+                (r.times, every)
+            }
+        };
+        let mut rng =
+            StdRng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1)));
+        for n in 0..times {
+            let shift = if jitter.is_zero() {
+                Duration::ZERO
+            } else {
+                Duration::from_secs_f64(rng.gen_range(0.0..=jitter.as_secs_f64()))
+            };
+            let begin = start + every * n + shift;
+            if begin >= total {
+                break;
+            }
+            let end = length.map_or(total, |l| (begin + l).min(total));
+            occurrences.push((
+                i,
+                FaultOccurrence {
+                    name: if times > 1 {
+                        format!("{name}#{}", n + 1)
+                    } else {
+                        name.clone()
+                    },
+                    kind: f.kind,
+                    target: f.target.clone(),
+                    action: action.clone(),
+                    detail: detail.clone(),
+                    start: begin,
+                    end,
+                },
+            ));
+        }
+    }
+    for (a, (i, x)) in occurrences.iter().enumerate() {
+        for (j, y) in occurrences.iter().skip(a + 1) {
+            let same = resource(&x.action).is_some() && resource(&x.action) == resource(&y.action);
+            if same && x.start < y.end && y.start < x.end {
+                let (later, earlier) = if y.start >= x.start {
+                    ((j, y), x)
+                } else {
+                    ((i, x), y)
+                };
+                return err(
+                    format!("faults[{}].at_s", later.0),
+                    format!(
+                        "`{}` overlaps `{}` on the {} ({:.1}-{:.1} s and {:.1}-{:.1} s); faults holding one proxy, process or set of knobs must take turns",
+                        later.1.name,
+                        earlier.name,
+                        resource(&x.action).unwrap_or_default(),
+                        earlier.start.as_secs_f64(),
+                        earlier.end.as_secs_f64(),
+                        later.1.start.as_secs_f64(),
+                        later.1.end.as_secs_f64(),
+                    ),
+                );
+            }
+        }
+    }
+    let mut timeline: Vec<FaultOccurrence> = occurrences.into_iter().map(|(_, o)| o).collect();
+    timeline.sort_by_key(|o| o.start);
+    Ok(timeline)
+}
