@@ -149,9 +149,15 @@ impl Context {
             return None;
         }
         let attempt = done.job.attempt + 1;
-        let key = match plan.key {
-            RetryKey::Same => done.job.key,
-            RetryKey::New => format!(
+        let same_key = match plan.key {
+            RetryKey::Same => true,
+            RetryKey::New => false,
+            // Half the requests (the even-numbered) retry with their key, half with a new one.
+            RetryKey::Mixed => done.job.op.index % 2 == 0,
+        };
+        let key = match same_key {
+            true => done.job.key,
+            false => format!(
                 "{}-{}-r{attempt}",
                 self.config.key_prefix, done.job.op.index
             ),

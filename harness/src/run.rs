@@ -282,17 +282,14 @@ async fn converge(http: &reqwest::Client, coordinator: &str, window: Duration) -
                 }
                 last = Some(dump);
             }
-            Err(err) if last.is_none() => {
-                tracing::warn!(%err, "saga log not readable; convergence unknown");
-                return Convergence {
-                    sagas: None,
-                    converged: false,
-                    convergence_ms: None,
-                };
-            }
-            Err(_) => {}
+            // A coordinator started again by a fault may still be recovering: keep asking
+            // until the window closes; never read at all means convergence is unknown.
+            Err(err) => tracing::debug!(%err, "saga log not readable yet"),
         }
         if started.elapsed() > window {
+            if last.is_none() {
+                tracing::warn!("saga log not readable within the window; convergence unknown");
+            }
             return Convergence {
                 sagas: last,
                 converged: false,

@@ -22,6 +22,8 @@ pub enum SystemError {
     Launch(#[from] LaunchError),
     #[error("cannot find the harness binary to start services: {0}")]
     SelfExe(std::io::Error),
+    #[error("the thread that starts services is gone")]
+    Launcher,
     #[error("{what} at {url} failed: {detail}")]
     Http {
         what: &'static str,
@@ -130,6 +132,26 @@ fn knob_args(k: &service::knobs::FaultKnobs) -> Vec<String> {
     ]
 }
 
+type LaunchJob = Box<dyn FnOnce() + Send>;
+
+/// The thread every service is started from (see [`ServiceSpec::spawn`]).
+fn launcher() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<LaunchJob>> {
+    static LAUNCHER: std::sync::OnceLock<std::sync::Mutex<std::sync::mpsc::Sender<LaunchJob>>> =
+        std::sync::OnceLock::new();
+    LAUNCHER.get_or_init(|| {
+        let (tx, rx) = std::sync::mpsc::channel::<LaunchJob>();
+        // If the thread cannot start, `rx` is dropped and every launch reports it.
+        let _ = std::thread::Builder::new()
+            .name("launcher".into())
+            .spawn(move || {
+                for job in rx {
+                    job();
+                }
+            });
+        std::sync::Mutex::new(tx)
+    })
+}
+
 /// How to start one service: everything but the address it listens on, so that a process
 /// fault can start it again on the same port with the same data files.
 #[derive(Debug, Clone)]
@@ -156,7 +178,26 @@ impl ServiceSpec {
 
     /// Starts the service on `listen` (`127.0.0.1:0` for a free port) and waits for its
     /// address line. Its log is appended to `<role>.log` in the run folder.
+    ///
+    /// The child asks the kernel to kill it when its parent dies (`PR_SET_PDEATHSIG`), and
+    /// the kernel means the parent *thread*: a child started from a short-lived thread (a
+    /// tokio blocking thread, say) would die with that thread. So every start happens on
+    /// one launcher thread that lives as long as the harness.
     pub fn spawn(&self, listen: &str) -> Result<ServiceProcess, SystemError> {
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let (spec, listen) = (self.clone(), listen.to_owned());
+        let job: LaunchJob = Box::new(move || {
+            let _ = done_tx.send(spec.spawn_here(&listen));
+        });
+        let sent = match launcher().lock() {
+            Ok(tx) => tx.send(job),
+            Err(poisoned) => poisoned.into_inner().send(job),
+        };
+        sent.map_err(|_| SystemError::Launcher)?;
+        done_rx.recv().map_err(|_| SystemError::Launcher)?
+    }
+
+    fn spawn_here(&self, listen: &str) -> Result<ServiceProcess, SystemError> {
         let exe = std::env::current_exe().map_err(SystemError::SelfExe)?;
         let mut command = Command::new(exe);
         command

@@ -182,9 +182,13 @@ impl Default for Retries {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum RetryKey {
+    /// Retry with the same idempotency key (the same transfer).
     #[default]
     Same,
+    /// Retry with a new key (a new transfer, as a user pressing the button again).
     New,
+    /// Even-numbered requests retry with the same key, odd-numbered with a new one.
+    Mixed,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

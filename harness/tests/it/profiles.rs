@@ -68,3 +68,82 @@ fn a_missing_profile_file_is_refused() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("/nonexistent/profile.yaml"), "{stderr}");
 }
+
+const SLO: &str = "slo:\n  p99_ms: 200\n";
+
+#[test]
+fn a_fault_with_an_unknown_toxic_attribute_is_refused() {
+    let text = profile(
+        "fa",
+        10,
+        0,
+        5,
+        &format!("{SLO}faults:\n  - kind: toxic\n    target: external\n    at_s: 1\n    toxic: latency\n    attributes:\n      latncy: 100\n"),
+    );
+    assert_rejected(
+        &text,
+        21,
+        "faults[0].attributes.latncy",
+        "latency has no attribute `latncy`; it takes latency, jitter",
+    );
+}
+
+#[test]
+fn a_fault_on_an_unknown_target_is_refused() {
+    let text = profile(
+        "fb",
+        10,
+        0,
+        5,
+        &format!("{SLO}faults:\n  - kind: kill\n    target: database\n    at_s: 1\n"),
+    );
+    assert_rejected(&text, 17, "faults[0].target", "`database` is not a service");
+}
+
+#[test]
+fn a_toxic_field_on_a_process_fault_is_refused() {
+    let text = profile(
+        "fc",
+        10,
+        0,
+        5,
+        &format!(
+            "{SLO}faults:\n  - kind: pause\n    target: ledger\n    at_s: 1\n    toxicity: 0.5\n"
+        ),
+    );
+    assert_rejected(
+        &text,
+        19,
+        "faults[0].toxicity",
+        "only a fault of kind toxic",
+    );
+}
+
+#[test]
+fn overlapping_faults_on_one_process_are_refused() {
+    let text = profile(
+        "fd",
+        10,
+        0,
+        5,
+        &format!("{SLO}faults:\n  - kind: pause\n    target: ledger\n    at_s: 1\n    duration_s: 2\n  - kind: kill\n    target: ledger\n    at_s: 2\n    duration_s: 1\n"),
+    );
+    assert_rejected(
+        &text,
+        22,
+        "faults[1].at_s",
+        "overlaps `pause-ledger-0` on the process ledger",
+    );
+}
+
+#[test]
+fn a_fault_kind_with_a_typo_is_refused() {
+    let text = profile(
+        "fe",
+        10,
+        0,
+        5,
+        &format!("{SLO}faults:\n  - kind: kil\n    target: ledger\n    at_s: 1\n"),
+    );
+    assert_rejected(&text, 16, "faults[0].kind", "unknown variant `kil`");
+}

@@ -1,0 +1,215 @@
+//! The fault timeline: every kind applied at its time, read back, healed, and reported; a
+//! fault a server only pretends to apply stops the run with exit 2.
+
+use crate::support::{exclusive, profile, run, HARNESS};
+use serde_json::Value;
+use std::process::Command;
+use std::time::Duration;
+
+const FAULTS: &str = "slo:
+  p99_ms: 200
+  error_budget: 0.1
+faults:
+  - kind: kill
+    target: coordinator
+    at_s: 1.2
+    duration_s: 0.5
+  - name: slow-external
+    kind: toxic
+    target: external
+    at_s: 2
+    duration_s: 1.5
+    toxic: latency
+    attributes: {latency: 300}
+  - name: ledger-flap
+    kind: down
+    target: ledger
+    at_s: 4
+    duration_s: 0.5
+    repeat: {every_s: 1.5, times: 2}
+  - kind: pause
+    target: ledger
+    at_s: 7
+    duration_s: 0.5
+  - kind: knobs
+    target: ledger
+    at_s: 8
+    duration_s: 1
+    set: {error_after_rate: 0.3, antifraud_refusal_rate: 0.2}
+  - kind: restart
+    target: external
+    at_s: 9.5
+    duration_s: 0.3
+";
+
+fn schema_errors(summary: &Value) -> Vec<String> {
+    let schema: Value = serde_json::from_str(include_str!("../../schema/summary.schema.json"))
+        .expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    validator
+        .iter_errors(summary)
+        .map(|e| e.to_string())
+        .collect()
+}
+
+#[test]
+fn every_fault_kind_is_applied_on_time_read_back_healed_and_reported() {
+    let _serial = exclusive();
+    let run = run(&profile("faults", 200, 1, 12, FAULTS), &[]);
+    assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
+    let summary = run.summary();
+    let errors = schema_errors(&summary);
+    assert!(
+        errors.is_empty(),
+        "summary.json breaks the schema: {errors:?}"
+    );
+    assert_eq!(
+        summary["verdict"], "pass",
+        "{:#}",
+        summary["verdict_reasons"]
+    );
+
+    let faults = summary["faults"].as_array().expect("faults");
+    let names: Vec<&str> = faults.iter().filter_map(|f| f["name"].as_str()).collect();
+    assert_eq!(
+        names,
+        [
+            "kill-coordinator-0",
+            "slow-external",
+            "ledger-flap#1",
+            "ledger-flap#2",
+            "pause-ledger-3",
+            "knobs-ledger-4",
+            "restart-external-5",
+        ]
+    );
+    for f in faults {
+        let requested = f["requested_start_s"].as_f64().expect("start");
+        let applied = f["applied_at_s"].as_f64().expect("applied and read back");
+        let end = f["requested_end_s"].as_f64().expect("end");
+        let healed = f["healed_at_s"].as_f64().expect("healed and read back");
+        assert!(
+            (requested..requested + 1.0).contains(&applied),
+            "{f}: applied late"
+        );
+        assert!((end..end + 2.0).contains(&healed), "{f}: healed off time");
+        assert!(f["error"].is_null(), "{f}");
+    }
+    let flap: Vec<f64> = faults[2..4]
+        .iter()
+        .filter_map(|f| f["requested_start_s"].as_f64())
+        .collect();
+    assert_eq!(flap, [4.0, 5.5], "a repeat starts every every_s");
+
+    // The faults really happened: the coordinator and the external institution started
+    // twice, the down ledger cut connections (some answers pending), the kill cut some
+    // requests (errors), and every saga still ended, read from a coordinator started again
+    // early in the run and still alive at the end (a child started from a short-lived
+    // thread would have died with it: PR_SET_PDEATHSIG follows the thread).
+    for (service, word) in [
+        ("coordinator", "coordinator starting"),
+        ("external", "shutdown signal received"),
+    ] {
+        let log =
+            std::fs::read_to_string(run.out().join(format!("{service}.log"))).expect("service log");
+        let starts = log.matches(word).count();
+        assert_eq!(starts, 2, "{service}: {word:?} {starts} times:\n{log}");
+    }
+    assert!(summary["requests"]["pending"].as_u64() > Some(0));
+    assert!(summary["requests"]["errors"].as_u64() > Some(0));
+    assert!(summary["convergence_ms"].is_u64());
+
+    let report = std::fs::read_to_string(run.out().join("report.md")).expect("report.md");
+    assert!(
+        report.contains("| `ledger-flap#2` | down | ledger |"),
+        "{report}"
+    );
+    assert!(report.contains("kill-coordinator-0  |"), "{report}");
+}
+
+/// A Toxiproxy API that answers 200 to a new toxic without adding it (and passes every
+/// other call to the real server at `real`): the harness must see through it.
+fn start_lying_toxiproxy(real: String) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    listener.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        runtime.block_on(async move {
+            let http = reqwest::Client::new();
+            let app = axum::Router::new().fallback(
+                move |method: axum::http::Method, uri: axum::http::Uri, body: axum::body::Bytes| {
+                    let (http, real) = (http.clone(), real.clone());
+                    async move {
+                        let path = uri.path().to_owned();
+                        if method == axum::http::Method::POST && path.ends_with("/toxics") {
+                            return (axum::http::StatusCode::OK, body.to_vec());
+                        }
+                        let answer = http
+                            .request(method, format!("http://{real}{path}"))
+                            .body(body)
+                            .send()
+                            .await
+                            .expect("real toxiproxy answers");
+                        let status = axum::http::StatusCode::from_u16(answer.status().as_u16())
+                            .expect("status");
+                        (status, answer.bytes().await.expect("body").to_vec())
+                    }
+                },
+            );
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            axum::serve(listener, app).await.expect("serve");
+        });
+    });
+    addr
+}
+
+#[test]
+fn a_fault_that_does_not_read_back_stops_the_run_with_exit_2() {
+    let _serial = exclusive();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let mut server = Command::new(HARNESS)
+        .args([
+            "toxiproxy",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("toxiproxy server");
+    let real = format!("127.0.0.1:{port}");
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&real).is_err() {
+        assert!(std::time::Instant::now() < until, "no toxiproxy server");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let liar = start_lying_toxiproxy(real);
+    let text = profile(
+        "liar",
+        100,
+        0,
+        6,
+        "slo:\n  p99_ms: 200\nfaults:\n  - name: never-there\n    kind: toxic\n    target: external\n    at_s: 1\n    toxic: latency\n    attributes: {latency: 100}\n",
+    );
+    let run = run(&text, &["--toxiproxy", &format!("http://{liar}")]);
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(run.code(), Some(2), "stderr: {}", run.stderr());
+    let stderr = run.stderr();
+    assert!(
+        stderr.contains("fault never-there") && stderr.contains("not there when read back"),
+        "{stderr}"
+    );
+    assert!(
+        !run.out().join("summary.json").exists(),
+        "no verdict from a run that could not run"
+    );
+}
