@@ -515,3 +515,74 @@ pub fn validate(
     timeline.sort_by_key(|o| o.start);
     Ok(timeline)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profile::fault_spec::Repeat;
+
+    fn flapping(jitter_s: f64) -> FaultSpec {
+        FaultSpec {
+            name: Some("flap".into()),
+            kind: FaultKind::Down,
+            target: "ledger".into(),
+            at_s: 1.0,
+            duration_s: Some(0.5),
+            end_s: None,
+            repeat: Some(Repeat {
+                every_s: 2.0,
+                times: 4,
+            }),
+            jitter_s,
+            toxic: None,
+            stream: None,
+            toxicity: None,
+            attributes: Default::default(),
+            set: None,
+        }
+    }
+
+    fn starts(timeline: &[FaultOccurrence]) -> Vec<f64> {
+        timeline.iter().map(|o| o.start.as_secs_f64()).collect()
+    }
+
+    #[test]
+    fn a_repeat_lays_out_its_occurrences_and_stops_at_the_end_of_the_load() {
+        let timeline =
+            validate(&[flapping(0.0)], Duration::from_secs(6), 1).expect("valid timeline");
+        assert_eq!(
+            starts(&timeline),
+            [1.0, 3.0, 5.0],
+            "the fourth would start at 7 s"
+        );
+        assert_eq!(timeline[2].name, "flap#3");
+        assert_eq!(timeline[2].end, Duration::from_millis(5500));
+    }
+
+    #[test]
+    fn start_jitter_comes_from_the_seed() {
+        let total = Duration::from_secs(20);
+        let a = validate(&[flapping(0.4)], total, 7).expect("valid");
+        let again = validate(&[flapping(0.4)], total, 7).expect("valid");
+        let other = validate(&[flapping(0.4)], total, 8).expect("valid");
+        assert_eq!(
+            starts(&a),
+            starts(&again),
+            "the same seed gives the same times"
+        );
+        assert_ne!(starts(&a), starts(&other), "another seed moves them");
+        for (n, start) in starts(&a).into_iter().enumerate() {
+            let planned = 1.0 + 2.0 * n as f64;
+            assert!((planned..=planned + 0.4).contains(&start), "{start}");
+        }
+    }
+
+    #[test]
+    fn a_repeat_that_overlaps_itself_on_one_proxy_is_refused() {
+        let mut spec = flapping(0.0);
+        spec.duration_s = Some(3.0);
+        let (field, message) = validate(&[spec], Duration::from_secs(20), 1).expect_err("overlap");
+        assert_eq!(field, "faults[0].at_s");
+        assert!(message.contains("`flap#2` overlaps `flap#1`"), "{message}");
+    }
+}
