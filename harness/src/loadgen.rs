@@ -1,9 +1,10 @@
 //! The open-loop load generator. A dispatcher sends each request at its scheduled time,
 //! whatever the answers do; latency is measured from the scheduled time, so a stalled
 //! service shows in the figures instead of slowing the client down (no coordinated
-//! omission). Workers each own their histograms (merged at the end) and run many requests
-//! at once. The dispatcher measures its own lag against the schedule, so a run whose
-//! generator could not keep up can be told apart from a slow service.
+//! omission). Each driver task takes a share of the schedule, sends its requests when due and
+//! handles their answers, with many requests in flight and histograms of its own (merged at
+//! the end). Drivers measure their own lag against the schedule, so a run whose generator
+//! could not keep up can be told apart from a slow service.
 
 use crate::client::{Answer, TransferClient};
 use crate::history::{HistoryRecord, Outcome};
@@ -16,7 +17,7 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
 pub struct LoadConfig {
@@ -28,6 +29,7 @@ pub struct LoadConfig {
     pub timeout: Duration,
     pub retries: Option<RetryPlan>,
     pub max_in_flight: usize,
+    /// Driver tasks, each with every `workers`-th request of the schedule.
     pub workers: usize,
     /// Prefix of every idempotency key, unique to the run.
     pub key_prefix: String,
@@ -36,7 +38,7 @@ pub struct LoadConfig {
 /// Everything the generator measured.
 pub struct LoadReport {
     pub workers: Vec<WorkerStats>,
-    /// Send lag against the schedule, µs (dispatcher).
+    /// Send lag against the schedule, µs (all drivers).
     pub send_lag: hdrhistogram::Histogram<u64>,
     /// Measured scheduled requests that could not be sent (in-flight cap full).
     pub overflow_measured: u64,
@@ -135,6 +137,32 @@ impl Context {
         });
     }
 
+    /// A due request that could not be sent: the in-flight cap was full.
+    fn overflow(&self, op: &ScheduledOp, measured: bool) {
+        if measured {
+            self.live.record(Outcome::Overflow, 0);
+        }
+        let _ = self.history.send(HistoryRecord {
+            op: op.index,
+            attempt: 0,
+            key: format!("{}-{}", self.config.key_prefix, op.index),
+            user_id: user_id(op.user),
+            external_account_id: account_id(op.user),
+            amount_cents: op.amount.get(),
+            scheduled_us: micros(op.offset),
+            sent_us: None,
+            answered_us: None,
+            latency_us: None,
+            outcome: Outcome::Overflow,
+            jepsen_type: Outcome::Overflow.jepsen().to_owned(),
+            http_status: None,
+            error_kind: Some("generator_in_flight_cap".into()),
+            transfer_id: None,
+            reason: None,
+            measured,
+        });
+    }
+
     /// The impatient user's next attempt, if this answer makes them retry.
     fn retry_of(&self, done: Done) -> Option<Job> {
         let plan = self.config.retries.as_ref()?;
@@ -173,30 +201,98 @@ impl Context {
     }
 }
 
-async fn worker(context: Arc<Context>, mut jobs: mpsc::Receiver<Job>) -> WorkerStats {
-    let mut stats = WorkerStats::new();
+/// The resolution of tokio's timer.
+const TIMER_TICK: Duration = Duration::from_millis(1);
+
+/// What one driver counted, beside its worker stats.
+struct DriverReport {
+    stats: WorkerStats,
+    send_lag: hdrhistogram::Histogram<u64>,
+    overflow_measured: u64,
+    scheduled_measured: u64,
+    scheduled_total: u64,
+}
+
+/// One driver: sends its share of the schedule (every `drivers`-th request) when due and
+/// handles the answers, in one task. Sending and answering in the same task saves a
+/// hand-over and a wake-up per request; a request due while answers are being handled
+/// leaves a little late, and the send lag says by how much.
+async fn drive(
+    context: Arc<Context>,
+    schedule: impl Iterator<Item = ScheduledOp>,
+    in_flight: Arc<Semaphore>,
+) -> DriverReport {
+    let (start, warmup) = (context.config.start, context.config.warmup);
+    let mut report = DriverReport {
+        stats: WorkerStats::new(),
+        send_lag: new_histogram(),
+        overflow_measured: 0,
+        scheduled_measured: 0,
+        scheduled_total: 0,
+    };
     let mut running = FuturesUnordered::new();
-    let mut open = true;
+    let mut schedule = schedule.peekable();
+    // One timer, moved to the next due time only when that time is in the future.
+    let timer = tokio::time::sleep_until(start);
+    tokio::pin!(timer);
     loop {
+        // Send everything due now; at high rates most requests are due already.
+        let now = Instant::now();
+        while let Some(op) = schedule.next_if(|op| start + op.offset <= now) {
+            let due = start + op.offset;
+            report
+                .send_lag
+                .saturating_record(micros(now.saturating_duration_since(due)).max(1));
+            let measured = op.offset >= warmup;
+            report.scheduled_total += 1;
+            if measured {
+                report.scheduled_measured += 1;
+            }
+            context.live.scheduled();
+            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+                if measured {
+                    report.overflow_measured += 1;
+                }
+                context.overflow(&op, measured);
+                continue;
+            };
+            let job = Job {
+                key: format!("{}-{}", context.config.key_prefix, op.index),
+                attempt: 0,
+                scheduled: due,
+                measured,
+                permit,
+                op,
+            };
+            running.push(context.clone().attempt(job));
+        }
+        let next_due = schedule.peek().map(|op| start + op.offset);
+        // Tokio's timer ticks every millisecond: at high rates, where requests are due
+        // microseconds apart, a timer would send them in bursts a millisecond apart. A
+        // request due within the tick is waited for by yielding to the other tasks instead.
+        let due_within_tick =
+            next_due.is_some_and(|due| due.saturating_duration_since(Instant::now()) < TIMER_TICK);
+        if let Some(due) = next_due.filter(|due| !due_within_tick && *due != timer.deadline()) {
+            timer.as_mut().reset(due);
+        }
         tokio::select! {
-            job = jobs.recv(), if open => match job {
-                Some(job) => running.push(context.clone().attempt(job)),
-                None => open = false,
-            },
+            biased;
             Some(done) = running.next(), if !running.is_empty() => {
-                context.record(&done, &mut stats);
+                context.record(&done, &mut report.stats);
                 // Without a retry the session ends here and its in-flight permit is released.
                 if let Some(retry) = context.retry_of(done) {
                     if retry.measured {
-                        stats.retries += 1;
+                        report.stats.retries += 1;
                     }
                     running.push(context.clone().attempt(retry));
                 }
             },
+            () = tokio::task::yield_now(), if due_within_tick => {},
+            () = &mut timer, if next_due.is_some() && !due_within_tick => {},
             else => break,
         }
     }
-    stats
+    report
 }
 
 /// Runs the whole schedule and returns once every request (and retry) has its answer.
@@ -206,88 +302,36 @@ pub async fn run(
     history: std_mpsc::Sender<HistoryRecord>,
     live: Arc<LiveStats>,
 ) -> LoadReport {
-    let workers = config.workers.max(1);
+    let drivers = config.workers.max(1);
     let in_flight = Arc::new(Semaphore::new(config.max_in_flight));
-    let (start, warmup, key_prefix) = (config.start, config.warmup, config.key_prefix.clone());
     let context = Arc::new(Context {
         config,
-        history: history.clone(),
-        live: live.clone(),
+        history,
+        live,
     });
-    let mut senders = Vec::with_capacity(workers);
-    let mut handles = Vec::with_capacity(workers);
-    for _ in 0..workers {
-        let (tx, rx) = mpsc::channel(65_536);
-        senders.push(tx);
-        handles.push(tokio::spawn(worker(context.clone(), rx)));
-    }
-    let mut send_lag = new_histogram();
-    let (mut overflow_measured, mut scheduled_measured, mut scheduled_total) = (0, 0, 0);
-    for op in schedule {
-        let due = start + op.offset;
-        // A timer only when the request is not due yet: at high rates most are.
-        if due > Instant::now() {
-            tokio::time::sleep_until(due).await;
-        }
-        let lag = Instant::now().saturating_duration_since(due);
-        send_lag.saturating_record(micros(lag).max(1));
-        let measured = op.offset >= warmup;
-        scheduled_total += 1;
-        if measured {
-            scheduled_measured += 1;
-        }
-        live.scheduled();
-        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-            if measured {
-                overflow_measured += 1;
-                live.record(Outcome::Overflow, 0);
-            }
-            let _ = history.send(HistoryRecord {
-                op: op.index,
-                attempt: 0,
-                key: format!("{key_prefix}-{}", op.index),
-                user_id: user_id(op.user),
-                external_account_id: account_id(op.user),
-                amount_cents: op.amount.get(),
-                scheduled_us: micros(op.offset),
-                sent_us: None,
-                answered_us: None,
-                latency_us: None,
-                outcome: Outcome::Overflow,
-                jepsen_type: Outcome::Overflow.jepsen().to_owned(),
-                http_status: None,
-                error_kind: Some("generator_in_flight_cap".into()),
-                transfer_id: None,
-                reason: None,
-                measured,
-            });
-            continue;
-        };
-        let worker = usize::try_from(op.index).unwrap_or(0) % workers;
-        let job = Job {
-            key: format!("{key_prefix}-{}", op.index),
-            attempt: 0,
-            scheduled: due,
-            measured,
-            permit,
-            op,
-        };
-        if senders[worker].send(job).await.is_err() {
-            break;
-        }
-    }
-    drop(senders);
-    let mut stats = Vec::with_capacity(workers);
+    let handles: Vec<_> = (0..drivers)
+        .map(|k| {
+            let share = schedule
+                .clone()
+                .filter(move |op| op.index % drivers as u64 == k as u64);
+            tokio::spawn(drive(context.clone(), share, in_flight.clone()))
+        })
+        .collect();
+    let mut report = LoadReport {
+        workers: Vec::with_capacity(drivers),
+        send_lag: new_histogram(),
+        overflow_measured: 0,
+        scheduled_measured: 0,
+        scheduled_total: 0,
+    };
     for handle in handles {
-        if let Ok(worker_stats) = handle.await {
-            stats.push(worker_stats);
+        if let Ok(driver) = handle.await {
+            let _ = report.send_lag.add(&driver.send_lag);
+            report.overflow_measured += driver.overflow_measured;
+            report.scheduled_measured += driver.scheduled_measured;
+            report.scheduled_total += driver.scheduled_total;
+            report.workers.push(driver.stats);
         }
     }
-    LoadReport {
-        workers: stats,
-        send_lag,
-        overflow_measured,
-        scheduled_measured,
-        scheduled_total,
-    }
+    report
 }

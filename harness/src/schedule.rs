@@ -21,6 +21,7 @@ pub struct ScheduledOp {
     pub amount: AmountCents,
 }
 
+#[derive(Clone)]
 pub struct Schedule {
     segments: Vec<RateSegment>,
     segment: usize,
