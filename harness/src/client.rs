@@ -28,8 +28,10 @@ type Sender = SendRequest<Full<Bytes>>;
 
 #[derive(Clone)]
 pub struct TransferClient {
-    /// `host:port` of the coordinator, for connecting and for the `Host` header.
+    /// `host:port` of the coordinator, for connecting.
     authority: String,
+    /// The same, as the `Host` header (built once: a header value is checked when made).
+    host: http::HeaderValue,
     /// `/transfers` under the coordinator's base path.
     path: String,
     /// Idle keep-alive connections, most recently used last.
@@ -63,6 +65,7 @@ impl TransferClient {
             .to_string();
         let base = uri.path().trim_end_matches('/');
         Ok(TransferClient {
+            host: http::HeaderValue::from_str(&authority)?,
             authority,
             path: format!("{base}/transfers"),
             idle: Arc::new(Mutex::new(Vec::new())),
@@ -115,12 +118,19 @@ impl TransferClient {
 
     async fn exchange(&self, key: &str, body: String) -> Result<(u16, Bytes), Failure> {
         let mut sender = self.connection().await?;
-        let request = http::Request::post(self.path.as_str())
-            .header(http::header::HOST, self.authority.as_str())
-            .header(http::header::CONTENT_TYPE, "application/json")
-            .header("idempotency-key", key)
+        let mut request = http::Request::post(self.path.as_str())
             .body(Full::new(Bytes::from(body)))
             .map_err(|_| Failure::Transport)?;
+        let headers = request.headers_mut();
+        headers.insert(http::header::HOST, self.host.clone());
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
+        headers.insert(
+            http::HeaderName::from_static("idempotency-key"),
+            http::HeaderValue::from_str(key).map_err(|_| Failure::Transport)?,
+        );
         let response = sender
             .send_request(request)
             .await
@@ -142,17 +152,9 @@ impl TransferClient {
         Ok((status, bytes))
     }
 
-    pub async fn send(
-        &self,
-        key: &str,
-        user_id: &str,
-        account_id: &str,
-        amount_cents: u64,
-        timeout: Duration,
-    ) -> Answer {
-        let body = format!(
-            r#"{{"user_id":"{user_id}","external_account_id":"{account_id}","amount_cents":{amount_cents}}}"#
-        );
+    /// Sends `POST /transfers` with `body` (a transfer request's JSON, see
+    /// [`transfer_body`]) under idempotency key `key`.
+    pub async fn send(&self, key: &str, body: String, timeout: Duration) -> Answer {
         // A timed-out exchange drops its connection with it: it may still carry the answer.
         let exchanged = match tokio::time::timeout(timeout, self.exchange(key, body)).await {
             Ok(result) => result,
@@ -196,4 +198,11 @@ impl TransferClient {
             reason,
         }
     }
+}
+
+/// The JSON of a transfer request, built in one pass (the generator makes one per request).
+pub fn transfer_body(user_id: &str, account_id: &str, amount_cents: u64) -> String {
+    format!(
+        r#"{{"user_id":"{user_id}","external_account_id":"{account_id}","amount_cents":{amount_cents}}}"#
+    )
 }

@@ -80,17 +80,16 @@ impl Context {
         if job.scheduled > Instant::now() {
             tokio::time::sleep_until(job.scheduled).await;
         }
+        let body = crate::client::transfer_body(
+            &user_id(job.op.user),
+            &account_id(job.op.user),
+            job.op.amount.get(),
+        );
         let sent = Instant::now();
         let answer = self
             .config
             .client
-            .send(
-                &job.key,
-                &user_id(job.op.user),
-                &account_id(job.op.user),
-                job.op.amount.get(),
-                self.config.timeout,
-            )
+            .send(&job.key, body, self.config.timeout)
             .await;
         Done {
             job,
