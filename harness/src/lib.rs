@@ -14,6 +14,7 @@
 //! - `hops`: the proxies on the gateway, external and ledger hops.
 //! - `history`: the client history (`history.jsonl`).
 //! - `reconcile`: the invariants, checked per transfer id.
+//! - `verdict`: the verdict from the invariants, the error budget and the generator's lag.
 //! - `summary`, `report`: `summary.json` and `report.md`.
 //! - `progress`: the live progress line.
 //! - `provenance`: git revision and UTC time.
@@ -37,3 +38,4 @@ pub mod schedule;
 pub mod stats;
 pub mod summary;
 pub mod system;
+pub mod verdict;

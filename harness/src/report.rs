@@ -101,10 +101,15 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
         "\nGenerator: send lag p99 {:.2} ms, max {:.2} ms: {}.\n",
         g.send_lag_ms_p99,
         g.send_lag_ms_max,
-        if g.usable {
-            "kept to its schedule"
-        } else {
-            "**could not keep up; the run is unusable**"
+        match (g.usable, &g.reason) {
+            (true, None) => "kept to its schedule".to_owned(),
+            (true, Some(reason)) => reason.clone(),
+            (false, reason) => format!(
+                "**the run is unusable**: {}",
+                reason
+                    .as_deref()
+                    .unwrap_or("the generator could not keep up")
+            ),
         }
     );
     let m = &s.money;

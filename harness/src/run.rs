@@ -10,9 +10,9 @@ use crate::progress::Progress;
 use crate::reconcile::{self, Books, Convergence};
 use crate::schedule::Schedule;
 use crate::stats::{self, quantile_ms, LiveStats};
-use crate::summary::{Generator, Latency, PercentileResult, Requests, SloResult, Summary, Verdict};
+use crate::summary::{Latency, PercentileResult, Requests, SloResult, Summary};
 use crate::system::{self, Endpoints, Launched};
-use crate::{hops, loadgen, provenance, report};
+use crate::{hops, loadgen, provenance, report, verdict};
 use anyhow::Context;
 use service::coordinator::Design;
 use std::path::{Path, PathBuf};
@@ -459,25 +459,6 @@ fn summarize(
         error_rate,
         error_budget_met: error_rate <= plan.slo.error_budget,
     };
-    let lag_p99_ms = report.send_lag.value_at_quantile(0.99) as f64 / 1000.0;
-    let lag_limit_ms = (p99_bound as f64 / 10.0).max(10.0);
-    let generator_reason = if lag_p99_ms > lag_limit_ms {
-        Some(format!("send lag p99 {lag_p99_ms:.1} ms exceeds {lag_limit_ms:.0} ms: the generator fell behind its schedule"))
-    } else if report.overflow_measured > 0 {
-        Some(format!(
-            "{} scheduled requests could not be sent (client.max_in_flight reached)",
-            report.overflow_measured
-        ))
-    } else {
-        None
-    };
-    let generator = Generator {
-        send_lag_ms_p99: lag_p99_ms,
-        send_lag_ms_max: report.send_lag.max() as f64 / 1000.0,
-        usable: generator_reason.is_none(),
-        reason: generator_reason.clone(),
-    };
-
     let mut invariants = reconciliation.invariants;
     let mut slo_detail = format!(
         "p99 {} ms against {p99_bound} ms",
@@ -505,40 +486,29 @@ fn summarize(
         Some(true)
     };
     invariants.push(reconcile::Invariant {
-        name: "slo_latency",
+        name: verdict::LATENCY_INVARIANT,
         holds: slo_holds,
         violations: u64::from(slo_holds == Some(false)),
         detail: slo_detail,
     });
-
-    let mut reasons = Vec::new();
-    if let Some(reason) = &generator_reason {
-        reasons.push(reason.clone());
-    }
-    for i in &invariants {
-        match i.holds {
-            Some(false) => reasons.push(format!("{} fails: {}", i.name, i.detail)),
-            None => reasons.push(format!("{} unknown: {}", i.name, i.detail)),
-            Some(true) => {}
-        }
-    }
-    if !slo.error_budget_met {
-        reasons.push(format!(
+    let error_budget_exceeded = (!slo.error_budget_met).then(|| {
+        format!(
             "error rate {:.4} exceeds the budget {}",
             error_rate, plan.slo.error_budget
-        ));
-    }
-    let failed = invariants.iter().any(|i| i.holds == Some(false)) || !slo.error_budget_met;
-    let unknown = invariants.iter().any(|i| i.holds.is_none());
-    let verdict = if !generator.usable {
-        Verdict::Unusable
-    } else if failed {
-        Verdict::Fail
-    } else if unknown {
-        Verdict::Unknown
-    } else {
-        Verdict::Pass
-    };
+        )
+    });
+    let judged = verdict::judge(
+        &invariants,
+        error_budget_exceeded,
+        verdict::GeneratorLoad {
+            send_lag_ms_p99: report.send_lag.value_at_quantile(0.99) as f64 / 1000.0,
+            send_lag_ms_max: report.send_lag.max() as f64 / 1000.0,
+            // A tenth of the p99 bound, and never under 10 ms (the timer's granularity
+            // and a loaded machine's scheduling make a few ms of lag ordinary).
+            lag_limit_ms: (p99_bound as f64 / 10.0).max(10.0),
+            overflow_measured: report.overflow_measured,
+        },
+    );
     Summary {
         schema_version: 1,
         profile: plan.name.clone(),
@@ -551,8 +521,8 @@ fn summarize(
             .target
             .clone()
             .unwrap_or_else(|| "launched".to_owned()),
-        verdict,
-        verdict_reasons: reasons,
+        verdict: judged.verdict,
+        verdict_reasons: judged.reasons,
         duration_s: plan.duration.as_secs_f64(),
         warmup_s: plan.warmup.as_secs_f64(),
         throughput_rps: requests.completed as f64 / plan.duration.as_secs_f64().max(f64::EPSILON),
@@ -560,7 +530,7 @@ fn summarize(
         errors_by_kind: merged.errors_by_kind.clone(),
         latency_ms: latency,
         slo,
-        generator,
+        generator: judged.generator,
         money: reconciliation.money,
         invariants,
         anomalies: reconciliation.anomalies,

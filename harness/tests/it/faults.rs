@@ -56,7 +56,7 @@ fn schema_errors(summary: &Value) -> Vec<String> {
 fn every_fault_kind_is_applied_on_time_read_back_healed_and_reported() {
     let _serial = exclusive();
     let run = run(&profile("faults", 200, 1, 12, FAULTS), &[]);
-    assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.printed());
     let summary = run.summary();
     let errors = schema_errors(&summary);
     assert!(
@@ -202,7 +202,7 @@ fn a_fault_that_does_not_read_back_stops_the_run_with_exit_2() {
     let run = run(&text, &["--toxiproxy", &format!("http://{liar}")]);
     let _ = server.kill();
     let _ = server.wait();
-    assert_eq!(run.code(), Some(2), "stderr: {}", run.stderr());
+    assert_eq!(run.code(), Some(2), "{}", run.printed());
     let stderr = run.stderr();
     assert!(
         stderr.contains("fault never-there") && stderr.contains("not there when read back"),

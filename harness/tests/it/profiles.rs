@@ -4,7 +4,7 @@ use crate::support::{profile, run};
 
 fn assert_rejected(text: &str, line: usize, field: &str, words: &str) {
     let run = run(text, &[]);
-    assert_eq!(run.code(), Some(2), "stderr: {}", run.stderr());
+    assert_eq!(run.code(), Some(2), "{}", run.printed());
     let stderr = run.stderr();
     let location = format!("profile.yaml:{line}: {field}:");
     assert!(

@@ -21,7 +21,7 @@ fn a_profile_runs_end_to_end_and_its_summary_matches_the_schema() {
     let _serial = exclusive();
     // 250/s for 4 measured seconds: the 1,000 samples a p99 needs.
     let run = run(&profile("e2e", 250, 1, 4, SLO), &[]);
-    assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.printed());
     let summary = run.summary();
     let schema: Value = serde_json::from_str(include_str!("../../schema/summary.schema.json"))
         .expect("schema is JSON");
@@ -114,7 +114,7 @@ fn the_naive_design_is_caught_creating_money() {
     let _serial = exclusive();
     let extra = format!("{SLO}service:\n  design: naive\n  ledger:\n    error_after_rate: 0.1\n");
     let run = run(&profile("naive", 100, 0, 3, &extra), &[]);
-    assert_eq!(run.code(), Some(1), "stderr: {}", run.stderr());
+    assert_eq!(run.code(), Some(1), "{}", run.printed());
     let summary = run.summary();
     assert_eq!(summary["verdict"], "fail");
     assert!(summary["money"]["created_cents"].as_u64().expect("created") > 0);

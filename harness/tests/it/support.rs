@@ -63,6 +63,15 @@ impl Run {
     pub fn stderr(&self) -> String {
         String::from_utf8_lossy(&self.output.stderr).into_owned()
     }
+
+    /// Both streams, for failure messages: the verdict and its reasons are on stdout.
+    pub fn printed(&self) -> String {
+        format!(
+            "stderr: {}\nstdout: {}",
+            String::from_utf8_lossy(&self.output.stderr),
+            String::from_utf8_lossy(&self.output.stdout)
+        )
+    }
 }
 
 pub fn write_profile(dir: &Path, text: &str) -> PathBuf {

@@ -48,7 +48,7 @@ fn a_running_system_is_driven_and_reconciled_through_the_contract() {
             &ledger.url,
         ],
     );
-    assert_eq!(full.code(), Some(0), "stderr: {}", full.stderr());
+    assert_eq!(full.code(), Some(0), "{}", full.printed());
     let summary = full.summary();
     assert_eq!(summary["verdict"], "pass");
     assert_eq!(summary["target"], coordinator.url.as_str());
@@ -59,7 +59,7 @@ fn a_running_system_is_driven_and_reconciled_through_the_contract() {
         &text.replace("seed: 11", "seed: 12"),
         &["--target", &coordinator.url],
     );
-    assert_eq!(blind.code(), Some(1), "stderr: {}", blind.stderr());
+    assert_eq!(blind.code(), Some(1), "{}", blind.printed());
     let summary = blind.summary();
     assert_eq!(summary["verdict"], "unknown");
     assert!(summary["money"]["initial_total_cents"].is_null());
@@ -108,7 +108,7 @@ fn an_existing_toxiproxy_server_carries_the_hops_and_is_left_clean() {
     let proxies_after = toxiproxy_rust::client::Client::new(api.as_str()).all();
     let _ = server.kill();
     let _ = server.wait();
-    assert_eq!(run.code(), Some(0), "stderr: {}", run.stderr());
+    assert_eq!(run.code(), Some(0), "{}", run.printed());
     let services: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(run.out().join("services.json")).expect("services.json"),
     )
