@@ -1,7 +1,8 @@
 //! The BankTransfer harness: runs a chaos profile against the reference system (or any
 //! system that follows `docs/contract.md`) and writes a verdict.
 //!
-//! - `bench`: `harness bench-generator`, the generator's own throughput against oha.
+//! - `bench`: `harness bench-generator` (the generator against oha) and `harness bench-proxy`
+//!   (wrk through a hop, through HAProxy, and direct).
 //! - `cli`: the command line.
 //! - `proxy`: the embedded Toxiproxy-compatible TCP proxy and its REST API.
 //! - `profile`: chaos profiles, parsed strictly and validated into a `RunPlan`.

@@ -7,14 +7,14 @@
 //! figures are printed with their ratio. `oha` is installed with `cargo install oha --locked`
 //! when it is not found.
 
+use super::{spawn_stub, tempdir};
 use crate::client::TransferClient;
 use crate::history::{HistoryWriter, Outcome};
+use crate::loadgen;
 use crate::profile;
 use crate::schedule::Schedule;
 use crate::stats::{self, LiveStats};
-use crate::{loadgen, system};
 use anyhow::{bail, Context};
-use service::launch::ServiceProcess;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,39 +44,9 @@ pub struct BenchArgs {
     pub no_oha: bool,
 }
 
-/// Pins the calling thread (and every thread it starts later) to `core`.
-pub fn pin_to_core(core: usize) -> anyhow::Result<()> {
-    let mut set = nix::sched::CpuSet::new();
-    set.set(core).context("core number")?;
-    nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(0), &set)
-        .with_context(|| format!("pinning to core {core}"))
-}
-
 struct Figures {
     rate_per_s: f64,
     detail: String,
-}
-
-/// Starts the stub endpoint (this binary, `serve stub`), pinned to `core` when given.
-fn spawn_stub(dir: &std::path::Path, core: Option<usize>) -> anyhow::Result<ServiceProcess> {
-    let exe = std::env::current_exe()?;
-    let mut command = match core {
-        Some(core) => {
-            let mut taskset = Command::new("taskset");
-            taskset.arg("-c").arg(core.to_string()).arg(&exe);
-            taskset
-        }
-        None => Command::new(&exe),
-    };
-    command
-        .args(["serve", "stub", "--listen", "127.0.0.1:0"])
-        .env(system::PARENT_PID_ENV, std::process::id().to_string());
-    Ok(ServiceProcess::spawn(
-        command,
-        "stub",
-        &dir.join("stub.log"),
-        Duration::from_secs(20),
-    )?)
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
@@ -106,12 +76,6 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
     drop(stub);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(0)
-}
-
-fn tempdir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("harness-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
 
 async fn generator(args: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Result<Figures> {
@@ -231,166 +195,4 @@ fn oha(args: &BenchArgs, url: &str) -> anyhow::Result<Figures> {
             p99.map_or_else(|| "?".into(), |v| format!("{v:.2}"))
         ),
     })
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct ProxyBenchArgs {
-    /// Seconds of each wrk run.
-    #[arg(long, default_value_t = 10)]
-    pub duration: u32,
-    /// wrk connections.
-    #[arg(long, default_value_t = 64)]
-    pub connections: u32,
-    /// The trivial endpoint: nginx answering `return 200` (the reference setup; installed
-    /// from Debian's packages when missing), or the harness's own stub.
-    #[arg(long, value_enum, default_value_t = Endpoint::Nginx)]
-    pub endpoint: Endpoint,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Nginx,
-    Stub,
-}
-
-/// Installs a Debian package when `probe` says its command is missing.
-fn ensure_installed(package: &str, probe: impl Fn() -> bool) -> anyhow::Result<()> {
-    if probe() {
-        return Ok(());
-    }
-    println!("{package} not found: installing it with apt-get (Debian package {package})");
-    let _ = Command::new("apt-get").args(["update", "-qq"]).status();
-    let status = Command::new("apt-get")
-        .args(["install", "-y", "-qq", package])
-        .status()?;
-    if !status.success() || !probe() {
-        bail!("could not install {package}");
-    }
-    Ok(())
-}
-
-/// nginx in the foreground on a free loopback port, answering every request with 200 "ok";
-/// one process (`master_process off`), so killing it when dropped leaves nothing behind.
-struct Nginx {
-    child: std::process::Child,
-    addr: String,
-}
-
-impl Drop for Nginx {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_nginx(dir: &std::path::Path) -> anyhow::Result<Nginx> {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let conf = dir.join("nginx.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
-             events {{ worker_connections 1024; }}\n\
-             http {{ access_log off; server {{ listen {addr}; location / {{ return 200 \"ok\"; }} }} }}\n",
-            d = dir.display()
-        ),
-    )?;
-    let child = Command::new("nginx")
-        .arg("-c")
-        .arg(&conf)
-        .arg("-p")
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .context("starting nginx")?;
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&addr).is_err() {
-        if std::time::Instant::now() > until {
-            bail!(
-                "nginx did not listen on {addr}; see {}",
-                dir.join("nginx-error.log").display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Ok(Nginx { child, addr })
-}
-
-fn wrk_available() -> bool {
-    Command::new("wrk").arg("--version").output().is_ok()
-}
-
-fn nginx_available() -> bool {
-    Command::new("nginx").arg("-v").output().is_ok()
-}
-
-/// `wrk -t1 -cN -dD URL`, returning its Requests/sec.
-fn wrk(url: &str, args: &ProxyBenchArgs) -> anyhow::Result<f64> {
-    let output = Command::new("wrk")
-        .args([
-            "-t1",
-            &format!("-c{}", args.connections),
-            &format!("-d{}s", args.duration),
-        ])
-        .arg(url)
-        .output()
-        .context("running wrk")?;
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|l| l.strip_prefix("Requests/sec:"))
-        .and_then(|v| v.trim().parse().ok())
-        .with_context(|| format!("no Requests/sec in wrk's output: {text}"))
-}
-
-/// `harness bench-proxy`: requests/s through one proxy hop with no toxic, and direct, to a
-/// trivial loopback endpoint, both measured with `wrk -t1 -c64` (installed with apt-get
-/// when missing).
-pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
-    ensure_installed("wrk", wrk_available)?;
-    let dir = tempdir()?;
-    // The endpoint stays alive (and is stopped) with these guards.
-    let (_nginx, _stub, endpoint) = match args.endpoint {
-        Endpoint::Nginx => {
-            ensure_installed("nginx-light", nginx_available)?;
-            let nginx = start_nginx(&dir)?;
-            let addr = nginx.addr.clone();
-            (Some(nginx), None, addr)
-        }
-        Endpoint::Stub => {
-            let stub = spawn_stub(&dir, None)?;
-            let addr = stub.url.trim_start_matches("http://").to_owned();
-            (None, Some(stub), addr)
-        }
-    };
-    let registry = crate::proxy::Registry::new(1);
-    let upstream = endpoint.clone();
-    let proxy = registry
-        .create(crate::proxy::ProxyConfig {
-            name: "hop".into(),
-            listen: "127.0.0.1:0".into(),
-            upstream,
-            enabled: true,
-        })
-        .await
-        .map_err(|e| anyhow::anyhow!("creating the proxy: {e:?}"))?;
-    let through = format!("http://{}/", proxy.config().listen);
-    let direct = format!("http://{endpoint}/");
-    println!(
-        "bench-proxy: wrk -t1 -c{} -d{}s against {:?} at {endpoint}, through one proxy hop and direct",
-        args.connections, args.duration, args.endpoint
-    );
-    let args_hop = args.clone();
-    let hop = tokio::task::spawn_blocking(move || wrk(&through, &args_hop)).await??;
-    let args_direct = args.clone();
-    let plain = tokio::task::spawn_blocking(move || wrk(&direct, &args_direct)).await??;
-    println!("through the hop: {hop:.0} requests/s");
-    println!("direct:          {plain:.0} requests/s");
-    println!("ratio hop/direct: {:.2}", hop / plain.max(f64::EPSILON));
-    registry.stop_all();
-    let _ = std::fs::remove_dir_all(&dir);
-    Ok(0)
 }

@@ -1,0 +1,202 @@
+//! `harness bench-proxy`: requests/s with `wrk -t1 -c64` through one hop of the embedded
+//! proxy with no toxic, through HAProxy in TCP mode (a C proxy built for speed: the
+//! reference for what any userspace TCP proxy reaches on this machine), and direct, to a
+//! trivial loopback endpoint, all three measured in one run. wrk, nginx and HAProxy come
+//! from Debian's packages and are installed with apt-get when missing.
+
+use super::{ensure_installed, spawn_stub, tempdir};
+use anyhow::{bail, Context};
+use std::process::Command;
+use std::time::Duration;
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProxyBenchArgs {
+    /// Seconds of each wrk run.
+    #[arg(long, default_value_t = 10)]
+    pub duration: u32,
+    /// wrk connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+    /// The trivial endpoint: nginx answering `return 200` (the reference setup; installed
+    /// from Debian's packages when missing), or the harness's own stub.
+    #[arg(long, value_enum, default_value_t = Endpoint::Nginx)]
+    pub endpoint: Endpoint,
+    /// Skip the HAProxy reference.
+    #[arg(long)]
+    pub no_haproxy: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Nginx,
+    Stub,
+}
+
+/// A helper server in the foreground on a loopback port, killed when dropped (each runs as
+/// one process, so killing it leaves nothing behind).
+struct Helper {
+    child: std::process::Child,
+    addr: String,
+}
+
+impl Drop for Helper {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_loopback_addr() -> anyhow::Result<String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    Ok(format!("127.0.0.1:{port}"))
+}
+
+/// Starts `command` (configured by a file in `dir`) and waits until it listens on `addr`.
+fn start_helper(
+    name: &str,
+    mut command: Command,
+    addr: String,
+    log: &std::path::Path,
+) -> anyhow::Result<Helper> {
+    let child = command
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {name}"))?;
+    let helper = Helper { child, addr };
+    let until = std::time::Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&helper.addr).is_err() {
+        if std::time::Instant::now() > until {
+            bail!(
+                "{name} did not listen on {}; see {}",
+                helper.addr,
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Ok(helper)
+}
+
+/// nginx answering every request with 200 "ok", one process (`master_process off`).
+fn start_nginx(dir: &std::path::Path) -> anyhow::Result<Helper> {
+    let addr = free_loopback_addr()?;
+    let conf = dir.join("nginx.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "worker_processes 1;\nmaster_process off;\ndaemon off;\npid {d}/nginx.pid;\nerror_log {d}/nginx-error.log;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{ access_log off; server {{ listen {addr}; location / {{ return 200 \"ok\"; }} }} }}\n",
+            d = dir.display()
+        ),
+    )?;
+    let mut command = Command::new("nginx");
+    command.arg("-c").arg(&conf).arg("-p").arg(dir);
+    start_helper("nginx", command, addr, &dir.join("nginx-error.log"))
+}
+
+/// HAProxy in TCP mode with two threads (the embedded proxy's runtime has two workers on
+/// this machine), forwarding to `upstream`, in the foreground (`-db`).
+fn start_haproxy(dir: &std::path::Path, upstream: &str) -> anyhow::Result<Helper> {
+    let addr = free_loopback_addr()?;
+    let conf = dir.join("haproxy.cfg");
+    std::fs::write(
+        &conf,
+        format!(
+            "global\n    nbthread 2\n    maxconn 4096\n\
+             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\
+             frontend hop\n    bind {addr}\n    default_backend endpoint\n\
+             backend endpoint\n    server s1 {upstream}\n"
+        ),
+    )?;
+    let mut command = Command::new("haproxy");
+    command.arg("-db").arg("-f").arg(&conf);
+    start_helper("haproxy", command, addr, &conf)
+}
+
+fn available(command: &str, version_flag: &str) -> bool {
+    Command::new(command).arg(version_flag).output().is_ok()
+}
+
+/// `wrk -t1 -cN -dD URL`, returning its Requests/sec.
+fn wrk(url: &str, args: &ProxyBenchArgs) -> anyhow::Result<f64> {
+    let output = Command::new("wrk")
+        .args([
+            "-t1",
+            &format!("-c{}", args.connections),
+            &format!("-d{}s", args.duration),
+        ])
+        .arg(url)
+        .output()
+        .context("running wrk")?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Requests/sec:"))
+        .and_then(|v| v.trim().parse().ok())
+        .with_context(|| format!("no Requests/sec in wrk's output: {text}"))
+}
+
+/// wrk off the async runtime (it blocks for the whole measurement).
+async fn measure(url: String, args: &ProxyBenchArgs) -> anyhow::Result<f64> {
+    let args = args.clone();
+    tokio::task::spawn_blocking(move || wrk(&url, &args)).await?
+}
+
+pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
+    ensure_installed("wrk", || available("wrk", "--version"))?;
+    if !args.no_haproxy {
+        ensure_installed("haproxy", || available("haproxy", "-v"))?;
+    }
+    let dir = tempdir()?;
+    // The endpoint stays alive (and is stopped) with these guards.
+    let (_nginx, _stub, endpoint) = match args.endpoint {
+        Endpoint::Nginx => {
+            ensure_installed("nginx-light", || available("nginx", "-v"))?;
+            let nginx = start_nginx(&dir)?;
+            let addr = nginx.addr.clone();
+            (Some(nginx), None, addr)
+        }
+        Endpoint::Stub => {
+            let stub = spawn_stub(&dir, None)?;
+            let addr = stub.url.trim_start_matches("http://").to_owned();
+            (None, Some(stub), addr)
+        }
+    };
+    let registry = crate::proxy::Registry::new(1);
+    let proxy = registry
+        .create(crate::proxy::ProxyConfig {
+            name: "hop".into(),
+            listen: "127.0.0.1:0".into(),
+            upstream: endpoint.clone(),
+            enabled: true,
+        })
+        .await
+        .map_err(|e| anyhow::anyhow!("creating the proxy: {e:?}"))?;
+    println!(
+        "bench-proxy: wrk -t1 -c{} -d{}s against {:?} at {endpoint}: through one proxy hop, through HAProxy, direct",
+        args.connections, args.duration, args.endpoint
+    );
+    let hop = measure(format!("http://{}/", proxy.config().listen), &args).await?;
+    println!("through the hop:  {hop:.0} requests/s");
+    let haproxy = match args.no_haproxy {
+        true => None,
+        false => {
+            let haproxy = start_haproxy(&dir, &endpoint)?;
+            let rate = measure(format!("http://{}/", haproxy.addr), &args).await?;
+            println!("through HAProxy:  {rate:.0} requests/s");
+            Some(rate)
+        }
+    };
+    let direct = measure(format!("http://{endpoint}/"), &args).await?;
+    println!("direct:           {direct:.0} requests/s");
+    println!("ratio hop/direct: {:.2}", hop / direct.max(f64::EPSILON));
+    if let Some(haproxy) = haproxy {
+        println!("ratio hop/HAProxy: {:.2}", hop / haproxy.max(f64::EPSILON));
+    }
+    registry.stop_all();
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(0)
+}
