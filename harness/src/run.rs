@@ -364,6 +364,7 @@ async fn drive(
 
     let convergence = converge(&http, &endpoints.coordinator, plan.convergence_window).await;
     let after = read_books(&http, endpoints).await?;
+    system::save_metrics(&http, endpoints, out).await;
     let books = match (before, after) {
         (Some((external_before, ledger_before)), Some((external_after, ledger_after))) => {
             Some(Books {

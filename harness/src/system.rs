@@ -408,3 +408,38 @@ pub async fn sagas(http: &reqwest::Client, coordinator: &str) -> Result<SagaDump
     )
     .await
 }
+
+/// Saves each service's `/metrics` (Prometheus text: operations by outcome, the store's
+/// commits) as `<role>.metrics` in `out`. Counters run from the service's last start. A
+/// service that does not answer is skipped: the figures are evidence, not a check.
+pub async fn save_metrics(http: &reqwest::Client, endpoints: &Endpoints, out: &std::path::Path) {
+    let services = [
+        ("coordinator", Some(&endpoints.coordinator)),
+        ("external", endpoints.external.as_ref()),
+        ("ledger", endpoints.ledger.as_ref()),
+    ];
+    for (role, base) in services {
+        let Some(base) = base else { continue };
+        let text = match http
+            .get(format!("{base}/metrics"))
+            .timeout(std::time::Duration::from_secs(5))
+            .send()
+            .await
+        {
+            Ok(response) if response.status().is_success() => response.text().await,
+            Ok(response) => {
+                tracing::debug!(role, status = %response.status(), "no metrics");
+                continue;
+            }
+            Err(err) => Err(err),
+        };
+        match text {
+            Ok(text) => {
+                if let Err(err) = std::fs::write(out.join(format!("{role}.metrics")), text) {
+                    tracing::warn!(role, %err, "cannot save metrics");
+                }
+            }
+            Err(err) => tracing::debug!(role, %err, "metrics not readable"),
+        }
+    }
+}

@@ -58,7 +58,24 @@ impl Institution {
     /// Runs a money-moving operation under the fault knobs: service time first, then maybe
     /// an error before any work, then the work, then maybe a lost answer (only for work that
     /// took effect or recorded an outcome: 2xx, 422, 429).
-    pub async fn with_faults<Fut>(&self, operation: &'static str, work: Fut) -> Response
+    ///
+    /// A request received is carried out even if its caller hangs up meanwhile (a caller
+    /// that timed out, whose connection a proxy then closed): a bank does not undo a debit
+    /// because the line dropped. The operation runs in a task of its own, which the server
+    /// dropping this handler does not cancel; this is what makes a timed-out call "maybe
+    /// applied" for real.
+    pub async fn with_faults<Fut>(self: Arc<Self>, operation: &'static str, work: Fut) -> Response
+    where
+        Fut: std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
+    {
+        let task = tokio::spawn(async move { self.faulty(operation, work).await });
+        match task.await {
+            Ok(response) => response,
+            Err(err) => ApiError::internal(err).into_response(),
+        }
+    }
+
+    async fn faulty<Fut>(&self, operation: &'static str, work: Fut) -> Response
     where
         Fut: std::future::Future<Output = Result<Response, ApiError>>,
     {
