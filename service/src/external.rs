@@ -189,6 +189,9 @@ pub fn app(ext: Arc<External>, guard: AdminGuard) -> Router {
     Router::new()
         .route("/debits", post(post_debit))
         .route("/debits/{transfer_id}/reverse", post(post_reverse))
+        .route_layer(axum::middleware::from_fn(
+            crate::institution::carried_out_even_if_caller_hangs_up,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ext)
         .merge(lookup)

@@ -58,24 +58,7 @@ impl Institution {
     /// Runs a money-moving operation under the fault knobs: service time first, then maybe
     /// an error before any work, then the work, then maybe a lost answer (only for work that
     /// took effect or recorded an outcome: 2xx, 422, 429).
-    ///
-    /// A request received is carried out even if its caller hangs up meanwhile (a caller
-    /// that timed out, whose connection a proxy then closed): a bank does not undo a debit
-    /// because the line dropped. The operation runs in a task of its own, which the server
-    /// dropping this handler does not cancel; this is what makes a timed-out call "maybe
-    /// applied" for real.
-    pub async fn with_faults<Fut>(self: Arc<Self>, operation: &'static str, work: Fut) -> Response
-    where
-        Fut: std::future::Future<Output = Result<Response, ApiError>> + Send + 'static,
-    {
-        let task = tokio::spawn(async move { self.faulty(operation, work).await });
-        match task.await {
-            Ok(response) => response,
-            Err(err) => ApiError::internal(err).into_response(),
-        }
-    }
-
-    async fn faulty<Fut>(&self, operation: &'static str, work: Fut) -> Response
+    pub async fn with_faults<Fut>(&self, operation: &'static str, work: Fut) -> Response
     where
         Fut: std::future::Future<Output = Result<Response, ApiError>>,
     {
@@ -99,6 +82,22 @@ impl Institution {
             }
             _ => response,
         }
+    }
+}
+
+/// Middleware for the money-moving routes: the request, body extraction included, runs in a
+/// task of its own, so a caller that hangs up (a coordinator that timed out, whose
+/// connection a proxy then closed after delivering the request) does not cancel it. A bank
+/// does not undo a debit because the line dropped: this is what makes a timed-out call
+/// "maybe applied" for real. The server notices a hang-up only once it has handed the whole
+/// body over, so a complete request is always carried out.
+pub async fn carried_out_even_if_caller_hangs_up(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    match tokio::spawn(next.run(request)).await {
+        Ok(response) => response,
+        Err(err) => ApiError::internal(err).into_response(),
     }
 }
 

@@ -294,6 +294,9 @@ pub fn app(ledger: Arc<Ledger>, guard: AdminGuard) -> Router {
         .with_state(ledger.clone());
     Router::new()
         .route("/credits", post(post_credit))
+        .route_layer(axum::middleware::from_fn(
+            crate::institution::carried_out_even_if_caller_hangs_up,
+        ))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(ledger)
         .merge(lookup)

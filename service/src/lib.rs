@@ -14,12 +14,15 @@
 //! - `metrics`: Prometheus text counters.
 //! - `launch`: starting services as child processes that never outlive their owner.
 //! - `server`: listening, the admin guard, graceful shutdown, logging.
+//! - `hang_up`: connections that show a caller's hang-up late, so a request received is
+//!   carried out.
 
 pub mod api_error;
 pub mod book;
 pub mod cli;
 pub mod coordinator;
 pub mod external;
+pub mod hang_up;
 pub mod ids;
 pub mod institution;
 pub mod json_body;

@@ -2,6 +2,7 @@
 //! stdout (so a parent can use port 0), the admin guard, and graceful shutdown on SIGTERM.
 
 use crate::api_error::ApiError;
+use crate::hang_up::{GraceListener, Peer};
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -22,7 +23,7 @@ pub struct AdminGuard {
 /// Middleware for admin routes: loopback peers pass; others need `Authorization: Bearer`.
 pub async fn require_admin(
     State(guard): State<AdminGuard>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     request: Request,
     next: Next,
 ) -> Result<Response, ApiError> {
@@ -52,50 +53,20 @@ pub async fn serve(listen: &str, router: Router) -> anyhow::Result<()> {
     run(listener, router, shutdown_signal()).await
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves, then drains open requests.
-///
-/// HTTP/1 with half-close allowed: a caller that shut its write side (or hung up after
-/// sending) still has its request carried out, as a real institution would. A server that
-/// dropped such a request unread would make a timed-out call "never applied" for sure, and
-/// the faults this project injects would be milder than the ones they stand for.
+/// Serves `router` on `listener` until `shutdown` resolves, then drains open requests. A
+/// caller's hang-up reaches the server `hang_up::HANG_UP_GRACE` late, so a request that
+/// arrived whole is carried out.
 pub async fn run(
     listener: TcpListener,
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(accepted) => accepted,
-                Err(err) => {
-                    // Out of file descriptors and the like: pass, as axum::serve does.
-                    tracing::warn!(%err, "accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let router = router.clone();
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<_>| {
-            // What `into_make_service_with_connect_info` would add: the admin guard needs it.
-            request.extensions_mut().insert(ConnectInfo(peer));
-            tower_service::Service::call(&mut router.clone(), request)
-        });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .half_close(true)
-            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
-        tokio::spawn(async move {
-            if let Err(err) = connection.await {
-                tracing::debug!(%err, "connection ended with an error");
-            }
-        });
-    }
-    drop(listener);
-    graceful.shutdown().await;
+    axum::serve(
+        GraceListener::new(listener),
+        router.into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod crash;
+mod hang_up;
 mod naive;
 mod saga;
 mod support;

@@ -1,0 +1,86 @@
+//! A request an institution has received is carried out even if its caller hangs up: the
+//! case of a coordinator that timed out and closed its connection while a proxy was still
+//! delivering its debit. Without it a timed-out call would never be applied, and a reversal
+//! could never really overtake its debit.
+
+use crate::support::{Options, System};
+use serde_json::json;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// How the caller goes away once its request is sent.
+#[derive(Clone, Copy, Debug)]
+enum HangUp {
+    /// At once, with a FIN: the server reads the request and then the end of the stream.
+    Close,
+    /// While the debit is being worked on, with a RST: the server's read fails.
+    ResetMidWork,
+}
+
+async fn debit_then_hang_up(system: &System, transfer_id: &str, hang_up: HangUp) {
+    let addr = system.external.url.trim_start_matches("http://");
+    let body = json!({
+        "transfer_id": transfer_id,
+        "external_account_id": "a-0",
+        "amount_cents": 700,
+    })
+    .to_string();
+    let request = format!(
+        "POST /debits HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("send the debit");
+    match hang_up {
+        HangUp::Close => {
+            let _ = stream.shutdown().await;
+        }
+        HangUp::ResetMidWork => {
+            // The institution takes 300 ms per operation: hang up in the middle of it.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            stream.set_zero_linger().expect("SO_LINGER 0");
+        }
+    }
+    drop(stream);
+}
+
+async fn wait_debited(system: &System, transfer_id: &str) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let record = system
+            .get_json(format!("{}/debits/{transfer_id}", system.external.url))
+            .await;
+        if record["status"] == "debited" {
+            assert_eq!(record["amount_cents"], 700, "{record}");
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < until,
+            "the debit of a caller that hung up was never applied: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_debit_is_applied_even_if_its_caller_hangs_up() {
+    let system = System::start(Options::default()).await;
+    system
+        .set_knobs(&system.external, json!({"service_time_ms": 300}))
+        .await;
+    for (n, hang_up) in [HangUp::Close, HangUp::ResetMidWork]
+        .into_iter()
+        .enumerate()
+    {
+        let transfer_id = format!("t-hung-up-{n}");
+        debit_then_hang_up(&system, &transfer_id, hang_up).await;
+        wait_debited(&system, &transfer_id).await;
+    }
+    let books = system.books().await;
+    assert_eq!(books.external_net_debit("t-hung-up-0"), 700);
+    assert_eq!(books.external_net_debit("t-hung-up-1"), 700);
+}
