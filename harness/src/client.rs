@@ -1,5 +1,8 @@
 //! The load generator's HTTP client for `POST /transfers`, sorting each answer into an
-//! [`Outcome`] the way `docs/contract.md` defines them.
+//! [`Outcome`] the way `docs/contract.md` defines them: a request is the contract's
+//! [`TransferRequest`], an answer counts only as the contract's [`TransferView`] with the
+//! HTTP status its `status` carries, and an error answer's code is kept when it is the
+//! contract's [`ErrorBody`].
 //!
 //! Built on hyper's HTTP/1 connections with a pool of its own: a request goes out on an
 //! idle keep-alive connection, or on a new one; a connection that breaks, times out or is
@@ -10,6 +13,7 @@ use crate::history::Outcome;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use service::contract::{routes, ErrorBody, TransferRequest, TransferView};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -20,7 +24,7 @@ pub struct Answer {
     pub http_status: Option<u16>,
     pub error_kind: Option<String>,
     pub transfer_id: Option<String>,
-    /// The answer's `reason` (why a transfer failed), when it gave one.
+    /// The answer's `reason` (why a transfer failed), or an error answer's code.
     pub reason: Option<String>,
 }
 
@@ -38,13 +42,6 @@ pub struct TransferClient {
     idle: Arc<Mutex<Vec<Sender>>>,
     /// Idle connections kept at most; more are closed when they come back.
     max_idle: usize,
-}
-
-#[derive(serde::Deserialize)]
-struct TransferAnswer {
-    transfer_id: Option<String>,
-    status: Option<String>,
-    reason: Option<String>,
 }
 
 enum Failure {
@@ -67,7 +64,7 @@ impl TransferClient {
         Ok(TransferClient {
             host: http::HeaderValue::from_str(&authority)?,
             authority,
-            path: format!("{base}/transfers"),
+            path: format!("{base}{}", routes::TRANSFERS),
             idle: Arc::new(Mutex::new(Vec::new())),
             max_idle: max_connections.max(1),
         })
@@ -116,7 +113,7 @@ impl TransferClient {
         }
     }
 
-    async fn exchange(&self, key: &str, body: String) -> Result<(u16, Bytes), Failure> {
+    async fn exchange(&self, key: &str, body: Vec<u8>) -> Result<(u16, Bytes), Failure> {
         let mut sender = self.connection().await?;
         let mut request = http::Request::post(self.path.as_str())
             .body(Full::new(Bytes::from(body)))
@@ -128,7 +125,7 @@ impl TransferClient {
             http::HeaderValue::from_static("application/json"),
         );
         headers.insert(
-            http::HeaderName::from_static("idempotency-key"),
+            routes::IDEMPOTENCY_KEY_HEADER,
             http::HeaderValue::from_str(key).map_err(|_| Failure::Transport)?,
         );
         let response = sender
@@ -152,57 +149,124 @@ impl TransferClient {
         Ok((status, bytes))
     }
 
-    /// Sends `POST /transfers` with `body` (a transfer request's JSON, see
-    /// [`transfer_body`]) under idempotency key `key`.
-    pub async fn send(&self, key: &str, body: String, timeout: Duration) -> Answer {
+    /// Sends `POST /transfers` with `request` under idempotency key `key`.
+    pub async fn send(&self, key: &str, request: &TransferRequest, timeout: Duration) -> Answer {
+        let body = match serde_json::to_vec(request) {
+            Ok(body) => body,
+            Err(_) => return Answer::failed("unserializable_request"),
+        };
         // A timed-out exchange drops its connection with it: it may still carry the answer.
         let exchanged = match tokio::time::timeout(timeout, self.exchange(key, body)).await {
             Ok(result) => result,
             Err(_) => Err(Failure::Timeout),
         };
-        let (status, bytes) = match exchanged {
-            Ok(answer) => answer,
-            Err(failure) => {
-                let kind = match failure {
-                    Failure::Connect => "connect",
-                    Failure::Transport => "transport",
-                    Failure::Timeout => "timeout",
-                };
-                return Answer {
-                    outcome: Outcome::Error,
-                    http_status: None,
-                    error_kind: Some(kind.to_owned()),
-                    transfer_id: None,
-                    reason: None,
-                };
-            }
-        };
-        let parsed: Option<TransferAnswer> = serde_json::from_slice(&bytes).ok();
-        let transfer_id = parsed.as_ref().and_then(|a| a.transfer_id.clone());
-        let reason = parsed.as_ref().and_then(|a| a.reason.clone());
-        let said = parsed.as_ref().and_then(|a| a.status.as_deref());
-        let (outcome, error_kind) = match (status, said) {
-            (200, Some("completed")) => (Outcome::Completed, None),
-            (202, Some("pending")) => (Outcome::Pending, None),
-            (422, Some("failed")) => (Outcome::Failed, None),
-            (503, _) => (Outcome::Shed, None),
-            (s, _) if (500..600).contains(&s) => (Outcome::Error, Some("http_5xx".to_owned())),
-            (s, _) if (400..500).contains(&s) => (Outcome::Error, Some(format!("http_{s}"))),
-            _ => (Outcome::Error, Some("unexpected_answer".to_owned())),
-        };
-        Answer {
-            outcome,
-            http_status: Some(status),
-            error_kind,
-            transfer_id,
-            reason,
+        match exchanged {
+            Ok((status, bytes)) => classify(status, &bytes),
+            Err(Failure::Connect) => Answer::failed("connect"),
+            Err(Failure::Transport) => Answer::failed("transport"),
+            Err(Failure::Timeout) => Answer::failed("timeout"),
         }
     }
 }
 
-/// The JSON of a transfer request, built in one pass (the generator makes one per request).
-pub fn transfer_body(user_id: &str, account_id: &str, amount_cents: u64) -> String {
-    format!(
-        r#"{{"user_id":"{user_id}","external_account_id":"{account_id}","amount_cents":{amount_cents}}}"#
-    )
+impl Answer {
+    /// No usable answer: `kind` says why.
+    fn failed(kind: &str) -> Answer {
+        Answer {
+            outcome: Outcome::Error,
+            http_status: None,
+            error_kind: Some(kind.to_owned()),
+            transfer_id: None,
+            reason: None,
+        }
+    }
+}
+
+/// Sorts an answer: a transfer answer whose HTTP status is the one its `status` carries
+/// keeps its promise's outcome; 503 is load shed; any other status is an error, with the
+/// contract's error code as the reason when the body has one.
+fn classify(status: u16, body: &[u8]) -> Answer {
+    if let Ok(view) = serde_json::from_slice::<TransferView>(body) {
+        if view.status.http_status() == status {
+            return Answer {
+                outcome: view.status.into(),
+                http_status: Some(status),
+                error_kind: None,
+                transfer_id: Some(view.transfer_id.to_string()),
+                reason: view.reason,
+            };
+        }
+    }
+    let code = serde_json::from_slice::<ErrorBody>(body)
+        .ok()
+        .map(|e| e.error.code.as_str().to_owned());
+    let (outcome, error_kind) = match status {
+        503 => (Outcome::Shed, None),
+        500..=599 => (Outcome::Error, Some("http_5xx".to_owned())),
+        400..=499 => (Outcome::Error, Some(format!("http_{status}"))),
+        _ => (Outcome::Error, Some("unexpected_answer".to_owned())),
+    };
+    Answer {
+        outcome,
+        http_status: Some(status),
+        error_kind,
+        transfer_id: None,
+        reason: code,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use service::contract::{ClientStatus, ErrorCode, ErrorDetail, SagaState};
+    use service::ids::{AccountId, TransferId, UserId};
+    use service::money::AmountCents;
+
+    fn view(status: ClientStatus) -> Vec<u8> {
+        serde_json::to_vec(&TransferView {
+            transfer_id: TransferId::parse("t-1").expect("id"),
+            status,
+            state: Some(SagaState::Started),
+            user_id: UserId::parse("u-1").expect("id"),
+            external_account_id: AccountId::parse("a-1").expect("id"),
+            amount_cents: AmountCents::new(5),
+            reason: None,
+        })
+        .expect("serializes")
+    }
+
+    #[test]
+    fn an_answer_keeps_its_promise_only_with_the_status_that_goes_with_it() {
+        for status in ClientStatus::ALL {
+            let answer = classify(status.http_status(), &view(status));
+            assert_eq!(answer.outcome, Outcome::from(status), "{status:?}");
+            assert_eq!(answer.transfer_id.as_deref(), Some("t-1"));
+        }
+        // `completed` under 202 is not a promise the contract knows.
+        let mixed = classify(202, &view(ClientStatus::Completed));
+        assert_eq!(mixed.outcome, Outcome::Error);
+        // A 200 whose body is not a transfer answer is not a completed transfer.
+        let bare = classify(200, br#"{"status":"completed"}"#);
+        assert_eq!(bare.outcome, Outcome::Error);
+        assert_eq!(bare.error_kind.as_deref(), Some("unexpected_answer"));
+    }
+
+    #[test]
+    fn error_answers_keep_their_code() {
+        let body = |code| {
+            serde_json::to_vec(&ErrorBody {
+                error: ErrorDetail {
+                    code,
+                    message: "m".into(),
+                },
+            })
+            .expect("serializes")
+        };
+        let shed = classify(503, &body(ErrorCode::Overloaded));
+        assert_eq!(shed.outcome, Outcome::Shed);
+        let conflict = classify(409, &body(ErrorCode::IdempotencyKeyReused));
+        assert_eq!(conflict.outcome, Outcome::Error);
+        assert_eq!(conflict.error_kind.as_deref(), Some("http_409"));
+        assert_eq!(conflict.reason.as_deref(), Some("idempotency_key_reused"));
+    }
 }

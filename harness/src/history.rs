@@ -1,13 +1,17 @@
 //! The client history: one JSON line per operation the generator scheduled or retried, with
 //! Jepsen's meaning of each outcome (`ok`: it happened; `fail`: it did not; `info`: unknown).
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use service::contract::ClientStatus;
 use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::mpsc;
 
 /// What the client saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, JsonSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
     /// 200: both sides applied.
@@ -55,8 +59,20 @@ impl Outcome {
     ];
 }
 
-/// One line of `history.jsonl`. Times are µs from the start of the load.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl From<ClientStatus> for Outcome {
+    fn from(status: ClientStatus) -> Outcome {
+        match status {
+            ClientStatus::Completed => Outcome::Completed,
+            ClientStatus::Failed => Outcome::Failed,
+            ClientStatus::Pending => Outcome::Pending,
+        }
+    }
+}
+
+/// One line of `history.jsonl` (schema: `harness/schema/history-line.schema.json`). Times are
+/// µs from the start of the load.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct HistoryRecord {
     /// Schedule index of the request this operation belongs to.
     pub op: u64,

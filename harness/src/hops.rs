@@ -6,9 +6,61 @@
 //! Seeding, dumps and the saga log bypass the proxies: faults never touch the evidence.
 
 use crate::proxy::{api, Registry};
+use serde::Serialize;
 use std::sync::Arc;
 use toxiproxy_rust::client::Client;
 use toxiproxy_rust::proxy::ProxyPack;
+
+/// A hop of the system: where a proxy sits, and where toxic and down faults act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hop {
+    /// The harness → the coordinator.
+    Gateway,
+    /// The coordinator → the external institution.
+    External,
+    /// The coordinator → the ledger.
+    Ledger,
+}
+
+impl Hop {
+    pub const ALL: [Hop; 3] = [Hop::Gateway, Hop::External, Hop::Ledger];
+
+    /// The hop's name, which is also its proxy's name in the Toxiproxy server.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Hop::Gateway => "gateway",
+            Hop::External => "external",
+            Hop::Ledger => "ledger",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Hop> {
+        Hop::ALL.into_iter().find(|h| h.as_str() == name)
+    }
+}
+
+/// The proxies of one run: the Toxiproxy API that holds them and where each listens
+/// (`host:port`). Written to `services.json` as it is.
+#[derive(Debug, Clone, Serialize)]
+pub struct Hops {
+    #[serde(rename = "toxiproxy_api")]
+    pub api: String,
+    pub gateway: String,
+    pub external: String,
+    pub ledger: String,
+}
+
+impl Hops {
+    /// `http://` and the address the hop's proxy listens on.
+    pub fn url(&self, hop: Hop) -> String {
+        let listen = match hop {
+            Hop::Gateway => &self.gateway,
+            Hop::External => &self.external,
+            Hop::Ledger => &self.ledger,
+        };
+        format!("http://{listen}")
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum HopError {
@@ -20,6 +72,8 @@ pub enum HopError {
     Create { name: String, detail: String },
     #[error("proxy {name} did not read back as created: {detail}")]
     ReadBack { name: String, detail: String },
+    #[error("the Toxiproxy client failed: {0}")]
+    Client(#[from] tokio::task::JoinError),
 }
 
 /// The embedded server: its API address, stopped (with every proxy) when dropped.
@@ -57,10 +111,15 @@ pub async fn start_embedded(seed: u64) -> Result<Embedded, HopError> {
     })
 }
 
-/// Creates (or replaces) proxy `name` → `upstream` (`host:port`) on the server at
-/// `api_addr`, reads it back, and returns the address it listens on.
-pub async fn create(api_addr: &str, name: &str, upstream: &str) -> Result<String, HopError> {
-    let (api_addr, name, upstream) = (api_addr.to_owned(), name.to_owned(), upstream.to_owned());
+/// Creates (or replaces) the proxy of `hop` → `upstream` (`http://host:port` or `host:port`)
+/// on the server at `api_addr`, reads it back, and returns the address it listens on.
+pub async fn create(api_addr: &str, hop: Hop, upstream: &str) -> Result<String, HopError> {
+    let upstream = upstream.trim_start_matches("http://").trim_end_matches('/');
+    let (api_addr, name, upstream) = (
+        api_addr.to_owned(),
+        hop.as_str().to_owned(),
+        upstream.to_owned(),
+    );
     let task = tokio::task::spawn_blocking(move || {
         let client = Client::new(api_addr.as_str());
         if !client.is_running() {
@@ -102,20 +161,16 @@ pub async fn create(api_addr: &str, name: &str, upstream: &str) -> Result<String
         }
         Ok(listen)
     });
-    task.await.map_err(|e| HopError::Create {
-        name: "(client)".into(),
-        detail: format!("the Toxiproxy client failed: {e}"),
-    })?
+    task.await?
 }
 
-/// Deletes the named proxies from the server at `api_addr` (a run cleans up after itself
+/// Deletes every hop's proxy from the server at `api_addr` (a run cleans up after itself
 /// on a server it does not own). Failures are logged, not fatal: the run is over.
-pub async fn remove(api_addr: &str, names: &[&str]) {
+pub async fn remove_all(api_addr: &str) {
     let api_addr = api_addr.to_owned();
-    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
     let task = tokio::task::spawn_blocking(move || {
         let client = Client::new(api_addr.as_str());
-        for name in names {
+        for name in Hop::ALL.map(Hop::as_str) {
             if let Ok(proxy) = client.find_proxy(&name) {
                 if let Err(err) = proxy.delete() {
                     tracing::warn!(%err, name, "could not delete proxy");

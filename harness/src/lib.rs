@@ -7,16 +7,20 @@
 //! - `proxy`: the embedded Toxiproxy-compatible TCP proxy and its REST API.
 //! - `profile`: chaos profiles, parsed strictly and validated into a `RunPlan`.
 //! - `schedule`: the seeded request schedule.
-//! - `system`: starting the services (as `harness serve <role>`), seeding, dumps.
+//! - `population`: the users a run drives, and how they are named.
+//! - `system`: the system under test: launching the services (as `harness serve <role>`)
+//!   with a proxy on every hop, and the admin client (seeding, dumps, the saga log).
+//! - `hops`: the proxies on the gateway, external and ledger hops.
 //! - `client`: `POST /transfers` and the outcome of each answer.
-//! - `loadgen`: the open-loop generator (dispatcher, workers, retries).
+//! - `loadgen`: the open-loop generator (drivers, retries, overflow, send lag).
 //! - `stats`: HdrHistograms, the interval log, live counters.
 //! - `faults`: the fault timeline (toxics, down proxies, signals, knobs), applied and read back.
-//! - `hops`: the proxies on the gateway, external and ledger hops.
 //! - `history`: the client history (`history.jsonl`).
 //! - `reconcile`: the invariants, checked per transfer id.
+//! - `slo`: the latency bounds and the error budget, judged.
 //! - `verdict`: the verdict from the invariants, the error budget and the generator's lag.
 //! - `summary`, `report`: `summary.json` and `report.md`.
+//! - `schemas`: the JSON Schemas of the files a run writes, generated from their types.
 //! - `progress`: the live progress line.
 //! - `provenance`: git revision and UTC time.
 //! - `run`: one run, end to end.
@@ -28,6 +32,7 @@ pub mod faults;
 pub mod history;
 pub mod hops;
 pub mod loadgen;
+pub mod population;
 pub mod profile;
 pub mod progress;
 pub mod provenance;
@@ -36,6 +41,8 @@ pub mod reconcile;
 pub mod report;
 pub mod run;
 pub mod schedule;
+pub mod schemas;
+pub mod slo;
 pub mod stats;
 pub mod summary;
 pub mod system;

@@ -1,19 +1,22 @@
-//! The open-loop load generator. A dispatcher sends each request at its scheduled time,
-//! whatever the answers do; latency is measured from the scheduled time, so a stalled
-//! service shows in the figures instead of slowing the client down (no coordinated
-//! omission). Each driver task takes a share of the schedule, sends its requests when due and
-//! handles their answers, with many requests in flight and histograms of its own (merged at
-//! the end). Drivers measure their own lag against the schedule, so a run whose generator
-//! could not keep up can be told apart from a slow service.
+//! The open-loop load generator. Each request leaves at its scheduled time, whatever the
+//! answers do; latency is measured from the scheduled time, so a stalled service shows in
+//! the figures instead of slowing the client down (no coordinated omission). A few driver
+//! tasks each take every n-th request of the schedule, send it when due and handle its
+//! answer (and the impatient user's retries) in the same task, with many requests in flight
+//! and histograms of their own (merged at the end). A request due while the in-flight cap is
+//! full is not sent and counts as overflow. Drivers measure their own lag against the
+//! schedule, so a run whose generator could not keep up can be told apart from a slow
+//! service.
 
 use crate::client::{Answer, TransferClient};
 use crate::history::{HistoryRecord, Outcome};
+use crate::population;
 use crate::profile::plan::RetryPlan;
 use crate::profile::{RetryKey, RetryOn};
 use crate::schedule::{Schedule, ScheduledOp};
 use crate::stats::{new_histogram, LiveStats, WorkerStats};
-use crate::system::{account_id, user_id};
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use service::contract::TransferRequest;
 use std::sync::mpsc as std_mpsc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +62,7 @@ struct Job {
 
 struct Done {
     job: Job,
+    request: TransferRequest,
     answer: Answer,
     sent: Instant,
     answered: Instant,
@@ -80,19 +84,16 @@ impl Context {
         if job.scheduled > Instant::now() {
             tokio::time::sleep_until(job.scheduled).await;
         }
-        let body = crate::client::transfer_body(
-            &user_id(job.op.user),
-            &account_id(job.op.user),
-            job.op.amount.get(),
-        );
+        let request = population::transfer_request(job.op.user, job.op.amount);
         let sent = Instant::now();
         let answer = self
             .config
             .client
-            .send(&job.key, body, self.config.timeout)
+            .send(&job.key, &request, self.config.timeout)
             .await;
         Done {
             job,
+            request,
             answer,
             sent,
             answered: Instant::now(),
@@ -119,8 +120,8 @@ impl Context {
             op: done.job.op.index,
             attempt: done.job.attempt,
             key: done.job.key.clone(),
-            user_id: user_id(done.job.op.user),
-            external_account_id: account_id(done.job.op.user),
+            user_id: done.request.user_id.clone(),
+            external_account_id: done.request.external_account_id.clone(),
             amount_cents: done.job.op.amount.get(),
             scheduled_us: self.since_start(done.job.scheduled),
             sent_us: Some(self.since_start(done.sent)),
@@ -145,8 +146,8 @@ impl Context {
             op: op.index,
             attempt: 0,
             key: format!("{}-{}", self.config.key_prefix, op.index),
-            user_id: user_id(op.user),
-            external_account_id: account_id(op.user),
+            user_id: population::user_id(op.user),
+            external_account_id: population::account_id(op.user),
             amount_cents: op.amount.get(),
             scheduled_us: micros(op.offset),
             sent_us: None,

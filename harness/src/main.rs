@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use harness::cli::{Cli, Command};
-use harness::system::PARENT_PID_ENV;
+use harness::system::launch::PARENT_PID_ENV;
 
 fn main() {
     let cli = Cli::parse();

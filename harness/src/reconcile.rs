@@ -3,14 +3,13 @@
 //! id with its class and amounts.
 
 use crate::history::{HistoryRecord, Outcome};
+use schemars::JsonSchema;
 use serde::Serialize;
-use service::book::{Dump, EntryKind};
-use service::coordinator::saga_log::SagaState;
-use service::coordinator::SagaDump;
+use service::contract::{Dump, EntryKind, SagaDump, SagaState};
 use std::collections::{BTreeMap, HashMap};
 
 /// One invariant's verdict. `holds: None` means it could not be checked (unknown).
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
 pub struct Invariant {
     pub name: &'static str,
     pub holds: Option<bool>,
@@ -19,7 +18,7 @@ pub struct Invariant {
 }
 
 /// One transfer that broke an invariant.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
 pub struct Violation {
     pub transfer_id: String,
     pub invariant: &'static str,
@@ -31,7 +30,7 @@ pub struct Violation {
     pub detail: String,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq, Default)]
+#[derive(Debug, Clone, Serialize, PartialEq, Default, JsonSchema)]
 pub struct Money {
     pub initial_total_cents: Option<u64>,
     pub final_total_cents: Option<u64>,
@@ -39,7 +38,9 @@ pub struct Money {
     pub lost_cents: Option<u64>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// `reconciliation.json` (schema: `harness/schema/reconciliation.schema.json`).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Reconciliation {
     pub money: Money,
     pub invariants: Vec<Invariant>,

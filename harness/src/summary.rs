@@ -1,15 +1,16 @@
-//! `summary.json`: the machine-readable verdict of a run (schema:
-//! `harness/schema/summary.schema.json`), and the exit code that goes with it.
+//! `summary.json`: the machine-readable verdict of a run, and the exit code that goes with
+//! it. Its JSON Schema, `harness/schema/summary.schema.json`, is generated from these types.
 
 use crate::faults::FaultRecord;
 use crate::reconcile::{Invariant, Money};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// `pass`: every invariant and the SLO held. `fail`: one did not. `unknown`: nothing failed
 /// but something could not be checked (no dumps, too few samples). `unusable`: the generator
 /// could not keep to its schedule, so the figures say nothing about the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Verdict {
     Pass,
@@ -39,14 +40,19 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Summary {
     pub schema_version: u32,
+    #[schemars(pattern(r"^[a-z0-9_-]{1,64}$"))]
     pub profile: String,
     pub profile_file: String,
     pub seed: u64,
+    /// The coordinator design that ran.
     pub design: String,
+    #[schemars(pattern(r"^([0-9a-f]{40}(-dirty)?|unknown)$"))]
     pub git_revision: String,
+    #[schemars(pattern(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"))]
     pub started_at: String,
     pub target: String,
     pub verdict: Verdict,
@@ -71,7 +77,8 @@ pub struct Summary {
 
 /// Counts over the measured window. `scheduled` counts scheduled requests; the outcome
 /// counts are per operation, so a user's retry counts as one more operation.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Requests {
     pub scheduled: u64,
     pub retries: u64,
@@ -83,8 +90,16 @@ pub struct Requests {
     pub overflow: u64,
 }
 
+impl Requests {
+    /// Operations that got an answer or gave up on one (every outcome but overflow).
+    pub fn operations(&self) -> u64 {
+        self.completed + self.failed + self.pending + self.shed + self.errors
+    }
+}
+
 /// From each operation's scheduled send time to its answer. None: too few samples to say.
-#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, Serialize, Deserialize, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Latency {
     pub samples: u64,
     pub p50: Option<f64>,
@@ -94,7 +109,8 @@ pub struct Latency {
     pub max: Option<f64>,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct SloResult {
     pub p99_ms: u64,
     /// None when p99 has too few samples to judge.
@@ -105,7 +121,8 @@ pub struct SloResult {
     pub error_budget_met: bool,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct PercentileResult {
     pub name: String,
     pub bound_ms: u64,
@@ -114,7 +131,8 @@ pub struct PercentileResult {
 }
 
 /// How well the generator kept to its own schedule.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Generator {
     pub send_lag_ms_p99: f64,
     pub send_lag_ms_max: f64,

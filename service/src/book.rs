@@ -1,13 +1,14 @@
 //! The bookkeeping both simulated institutions share: accounts with balances, one row per
 //! transfer id (its recorded outcome, which every replay returns), and an append-only entry
 //! table. Every function runs inside the caller's transaction on the store's writer (or on
-//! the read connection for reads), so an operation and its entries commit together.
+//! the read connection for reads), so an operation and its entries commit together. The rows
+//! are read into the contract's types (`contract::books`), which the dump answers with.
 
+use crate::contract::{AccountBalance, Dump, Entry, EntryKind, TransferRecord, TransferStatus};
 use crate::ids::TransferId;
 use crate::money::AmountCents;
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS accounts (
@@ -32,116 +33,6 @@ CREATE TABLE IF NOT EXISTS entries (
 );
 ";
 
-/// The recorded state of a transfer id at one institution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum TransferStatus {
-    /// External: the debit is applied.
-    Debited,
-    /// Either side: refused, nothing applied (see `reason`).
-    Refused,
-    /// External: the debit was applied and then reversed; net effect zero.
-    Reversed,
-    /// External: a reversal arrived for an id never debited; a later debit is refused.
-    Tombstone,
-    /// Ledger: the credit is applied.
-    Credited,
-}
-
-impl TransferStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TransferStatus::Debited => "debited",
-            TransferStatus::Refused => "refused",
-            TransferStatus::Reversed => "reversed",
-            TransferStatus::Tombstone => "tombstone",
-            TransferStatus::Credited => "credited",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, BookError> {
-        Ok(match text {
-            "debited" => TransferStatus::Debited,
-            "refused" => TransferStatus::Refused,
-            "reversed" => TransferStatus::Reversed,
-            "tombstone" => TransferStatus::Tombstone,
-            "credited" => TransferStatus::Credited,
-            other => {
-                return Err(BookError::Store(StoreError::Corrupt(format!(
-                    "unknown transfer status {other:?}"
-                ))))
-            }
-        })
-    }
-}
-
-/// An entry's kind; its signed effect on the balance follows from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    Debit,
-    Reversal,
-    Credit,
-}
-
-impl EntryKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Debit => "debit",
-            EntryKind::Reversal => "reversal",
-            EntryKind::Credit => "credit",
-        }
-    }
-
-    fn parse(text: &str) -> Result<Self, BookError> {
-        Ok(match text {
-            "debit" => EntryKind::Debit,
-            "reversal" => EntryKind::Reversal,
-            "credit" => EntryKind::Credit,
-            other => {
-                return Err(BookError::Store(StoreError::Corrupt(format!(
-                    "unknown entry kind {other:?}"
-                ))))
-            }
-        })
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TransferRecord {
-    pub transfer_id: String,
-    /// Absent for a tombstone, which records only the id.
-    pub account_id: Option<String>,
-    pub amount_cents: Option<AmountCents>,
-    pub status: TransferStatus,
-    pub reason: Option<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct AccountBalance {
-    pub account_id: String,
-    pub balance_cents: AmountCents,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Entry {
-    pub seq: i64,
-    pub transfer_id: String,
-    pub account_id: String,
-    pub kind: EntryKind,
-    pub amount_cents: AmountCents,
-    pub balance_after_cents: AmountCents,
-    pub at_ms: i64,
-}
-
-/// Everything an institution holds: what the reconciler reads (`GET /admin/dump`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Dump {
-    pub accounts: Vec<AccountBalance>,
-    pub entries: Vec<Entry>,
-    pub transfers: Vec<TransferRecord>,
-}
-
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum BookError {
     #[error("unknown account {0}")]
@@ -164,9 +55,21 @@ impl From<rusqlite::Error> for BookError {
     }
 }
 
+fn corrupt(what: String) -> BookError {
+    BookError::Store(StoreError::Corrupt(what))
+}
+
+fn status_named(text: &str) -> Result<TransferStatus, BookError> {
+    TransferStatus::from_name(text)
+        .ok_or_else(|| corrupt(format!("unknown transfer status {text:?}")))
+}
+
+fn kind_named(text: &str) -> Result<EntryKind, BookError> {
+    EntryKind::from_name(text).ok_or_else(|| corrupt(format!("unknown entry kind {text:?}")))
+}
+
 fn amount(value: i64) -> Result<AmountCents, BookError> {
-    AmountCents::from_sql(value)
-        .map_err(|_| BookError::Store(StoreError::Corrupt(format!("negative amount {value}"))))
+    AmountCents::from_sql(value).map_err(|_| corrupt(format!("negative amount {value}")))
 }
 
 /// Creates accounts with opening balances. Re-seeding an account with the same balance is a
@@ -174,7 +77,7 @@ fn amount(value: i64) -> Result<AmountCents, BookError> {
 pub fn seed_accounts(
     conn: &Connection,
     accounts: &[(String, AmountCents)],
-) -> Result<usize, BookError> {
+) -> Result<u64, BookError> {
     let mut created = 0;
     for (account_id, opening) in accounts {
         match balance(conn, account_id)? {
@@ -223,7 +126,7 @@ fn record_from_row(row: TransferRow) -> Result<TransferRecord, BookError> {
         transfer_id,
         account_id,
         amount_cents: amount_cents.map(amount).transpose()?,
-        status: TransferStatus::parse(&status)?,
+        status: status_named(&status)?,
         reason,
     })
 }
@@ -338,7 +241,7 @@ fn dump_tables(conn: &Connection) -> Result<Dump, BookError> {
                 seq,
                 transfer_id,
                 account_id,
-                kind: EntryKind::parse(&kind)?,
+                kind: kind_named(&kind)?,
                 amount_cents: amount(cents)?,
                 balance_after_cents: amount(after)?,
                 at_ms,

@@ -1,21 +1,22 @@
 //! The command line of one service (`external`, `ledger` or `coordinator`), shared by every
 //! binary that can run a service: `bank-service <role>`, and the benchmark and the harness,
-//! which re-execute themselves as `<binary> serve <role>` so one binary is enough.
+//! which re-execute themselves as `<binary> serve <role>` so one binary is enough. Each
+//! role's settings are flattened from their one definition (`knobs`, `ledger_policy`,
+//! `coordinator::settings`), so a flag, its default and its help are written once.
 
-use crate::coordinator::recovery::RecoveryConfig;
-use crate::coordinator::{self, remote::Remote, CoordinatorConfig, Design};
+use crate::coordinator::{self, remote::Remote, CoordinatorConfig, CoordinatorSettings};
 use crate::external::{self, External, ExternalPolicy};
 use crate::institution::Institution;
-use crate::knobs::{FaultKnobs, LostAnswer};
-use crate::ledger::{self, Ledger, LedgerPolicy};
-use crate::money::AmountCents;
+use crate::knobs::FaultKnobs;
+use crate::ledger::{self, Ledger};
+use crate::ledger_policy::LedgerPolicy;
 use crate::server::{self, AdminGuard};
+use crate::settings::{SettingError, Settings};
 use crate::store::Store;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
 #[derive(Subcommand)]
 pub enum Role {
@@ -24,7 +25,7 @@ pub enum Role {
         #[command(flatten)]
         common: CommonArgs,
         #[command(flatten)]
-        knobs: KnobArgs,
+        knobs: FaultKnobs,
         /// MUTANT: do not leave tombstones for reversals of unknown ids.
         #[arg(long, hide = true)]
         no_tombstone: bool,
@@ -34,16 +35,9 @@ pub enum Role {
         #[command(flatten)]
         common: CommonArgs,
         #[command(flatten)]
-        knobs: KnobArgs,
-        /// Antifraud refuses credits above this amount.
-        #[arg(long)]
-        antifraud_max_amount_cents: Option<u64>,
-        /// Antifraud refuses this fraction of credits at random (0..=1).
-        #[arg(long, default_value_t = 0.0)]
-        antifraud_refusal_rate: f64,
-        /// At most this many new credits per user per second (429 past it).
-        #[arg(long)]
-        rate_limit_per_user_per_s: Option<u32>,
+        knobs: FaultKnobs,
+        #[command(flatten)]
+        policy: LedgerPolicy,
     },
     /// A stub that answers every `POST /transfers` `completed` at once, doing nothing: a
     /// trivial endpoint for measuring load generators.
@@ -63,17 +57,8 @@ pub enum Role {
         /// Base URL of the ledger (or of a proxy in front of it).
         #[arg(long)]
         ledger_url: String,
-        #[arg(long, value_enum, default_value_t = Design::Saga)]
-        design: Design,
-        /// Budget of the synchronous answer in ms; past it the answer is `pending`.
-        #[arg(long, default_value_t = 150)]
-        deadline_ms: u64,
-        /// Requests handled at once; more are shed with 503.
-        #[arg(long, default_value_t = 512)]
-        max_in_flight: usize,
-        /// Timeout of each remote call the recovery worker makes, in ms.
-        #[arg(long, default_value_t = 1000)]
-        recovery_call_timeout_ms: u64,
+        #[command(flatten)]
+        settings: CoordinatorSettings,
     },
 }
 
@@ -93,95 +78,64 @@ pub struct CommonArgs {
     seed: u64,
 }
 
-#[derive(Args)]
-pub struct KnobArgs {
-    /// Probability that an operation fails with 500 before doing anything.
-    #[arg(long, default_value_t = 0.0)]
-    error_before_rate: f64,
-    /// Probability that an operation is applied but its answer is lost.
-    #[arg(long, default_value_t = 0.0)]
-    error_after_rate: f64,
-    #[arg(long, value_enum, default_value_t = LostAnswer::Status500)]
-    error_after_mode: LostAnswer,
-    /// Fixed service time added to every operation, in ms.
-    #[arg(long, default_value_t = 0)]
-    service_time_ms: u64,
-    /// Uniform extra service time, 0..=this, in ms.
-    #[arg(long, default_value_t = 0)]
-    service_jitter_ms: u64,
-}
+impl CommonArgs {
+    fn open(&self, schema: &str) -> anyhow::Result<Store> {
+        Store::open(&self.db, schema).with_context(|| format!("opening {}", self.db.display()))
+    }
 
-impl KnobArgs {
-    fn knobs(&self) -> anyhow::Result<FaultKnobs> {
-        FaultKnobs {
-            error_before_rate: self.error_before_rate,
-            error_after_rate: self.error_after_rate,
-            error_after_mode: self.error_after_mode,
-            service_time_ms: self.service_time_ms,
-            service_jitter_ms: self.service_jitter_ms,
+    fn guard(&self) -> AdminGuard {
+        AdminGuard {
+            token: self.admin_token.clone(),
         }
-        .validate()
-        .map_err(|e| anyhow::anyhow!(e.message))
     }
 }
 
-fn open(common: &CommonArgs, schema: &str) -> anyhow::Result<Store> {
-    Store::open(&common.db, schema).with_context(|| format!("opening {}", common.db.display()))
+/// Settings from the command line, checked with their one set of rules; the error names
+/// the flag.
+fn checked<T: Settings>(settings: T) -> anyhow::Result<T> {
+    settings.validate().map_err(|e: SettingError| {
+        anyhow::anyhow!("--{}: {}", e.field().replace('_', "-"), e.message())
+    })?;
+    Ok(settings)
 }
 
 /// Runs one service until SIGTERM or Ctrl-C.
 pub async fn run(role: Role) -> anyhow::Result<()> {
     match role {
-        Role::Stub { listen } => server::serve(&listen, stub_app()).await,
+        Role::Stub { listen } => server::serve(&listen, stub_app()?).await,
         Role::External {
             common,
             knobs,
             no_tombstone,
         } => {
-            let store = open(&common, crate::book::SCHEMA)?;
+            let store = common.open(crate::book::SCHEMA)?;
             let inst = Arc::new(Institution::new(
                 "external",
                 store,
-                knobs.knobs()?,
+                checked(knobs)?,
                 common.seed,
             ));
             let policy = ExternalPolicy {
                 tombstones: !no_tombstone,
             };
-            let app = external::app(
-                Arc::new(External { inst, policy }),
-                AdminGuard {
-                    token: common.admin_token.clone(),
-                },
-            );
+            let app = external::app(Arc::new(External { inst, policy }), common.guard());
             server::serve(&common.listen, app).await
         }
         Role::Ledger {
             common,
             knobs,
-            antifraud_max_amount_cents,
-            antifraud_refusal_rate,
-            rate_limit_per_user_per_s,
+            policy,
         } => {
-            let store = open(&common, crate::book::SCHEMA)?;
+            let store = common.open(crate::book::SCHEMA)?;
             let inst = Arc::new(Institution::new(
                 "ledger",
                 store,
-                knobs.knobs()?,
+                checked(knobs)?,
                 common.seed,
             ));
-            let policy = LedgerPolicy {
-                antifraud_max_amount_cents: antifraud_max_amount_cents.map(AmountCents::new),
-                antifraud_refusal_rate,
-                rate_limit_per_user_per_s,
-            }
-            .validate()
-            .map_err(|e| anyhow::anyhow!(e.message))?;
             let app = ledger::app(
-                Arc::new(Ledger::new(inst, policy)),
-                AdminGuard {
-                    token: common.admin_token.clone(),
-                },
+                Arc::new(Ledger::new(inst, checked(policy)?)),
+                common.guard(),
             );
             server::serve(&common.listen, app).await
         }
@@ -189,53 +143,107 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             common,
             external_url,
             ledger_url,
-            design,
-            deadline_ms,
-            max_in_flight,
-            recovery_call_timeout_ms,
+            settings,
         } => {
-            anyhow::ensure!(
-                (1..=10_000).contains(&deadline_ms),
-                "--deadline-ms must be between 1 and 10000"
-            );
-            anyhow::ensure!(max_in_flight >= 1, "--max-in-flight must be at least 1");
-            let store = open(&common, coordinator::SCHEMA)?;
+            let settings = checked(settings)?;
+            let store = common.open(coordinator::SCHEMA)?;
             let remote = Remote::new(&external_url, &ledger_url)?;
-            let config = CoordinatorConfig {
-                design,
-                deadline: Duration::from_millis(deadline_ms),
-                max_in_flight,
-                recovery: RecoveryConfig {
-                    call_timeout: Duration::from_millis(recovery_call_timeout_ms),
-                    ..RecoveryConfig::default()
-                },
-            };
-            tracing::info!(?design, deadline_ms, "coordinator starting");
+            tracing::info!(?settings, "coordinator starting");
+            let config = CoordinatorConfig::from_settings(&settings);
             let coord = coordinator::start(config, store, remote);
-            let app = coordinator::app(
-                coord,
-                AdminGuard {
-                    token: common.admin_token.clone(),
-                },
-            );
+            let app = coordinator::app(coord, common.guard());
             server::serve(&common.listen, app).await
         }
     }
 }
 
-/// The stub's router: a fixed `completed` answer, and `/healthz`.
-fn stub_app() -> axum::Router {
-    const ANSWER: &str = r#"{"transfer_id":"t-stub","status":"completed","state":"completed"}"#;
-    axum::Router::new()
+/// The stub's router: one fixed `completed` answer (a whole transfer answer of the
+/// contract, serialized once), `/healthz`, and `/` for tools that probe the root.
+fn stub_app() -> anyhow::Result<axum::Router> {
+    use crate::contract::{routes, ClientStatus, SagaState, TransferView};
+    use crate::ids::{AccountId, TransferId, UserId};
+    let view = TransferView {
+        transfer_id: TransferId::generate(),
+        status: ClientStatus::Completed,
+        state: Some(SagaState::Completed),
+        user_id: UserId::parse("u-stub")?,
+        external_account_id: AccountId::parse("a-stub")?,
+        amount_cents: crate::money::AmountCents::new(1),
+        reason: None,
+    };
+    let answer = axum::body::Bytes::from(serde_json::to_vec(&view)?);
+    Ok(axum::Router::new()
         .route(
-            "/transfers",
-            axum::routing::post(|| async {
+            routes::TRANSFERS,
+            axum::routing::post(move || async move {
                 (
                     [(axum::http::header::CONTENT_TYPE, "application/json")],
-                    ANSWER,
+                    answer,
                 )
             }),
         )
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route("/", axum::routing::get(|| async { "ok" }))
+        .route(routes::HEALTHZ, axum::routing::get(|| async { "ok" }))
+        .route("/", axum::routing::get(|| async { "ok" })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Flags<T: Args> {
+        #[command(flatten)]
+        settings: T,
+    }
+
+    /// The flags a launcher builds from settings start a service with exactly those settings.
+    fn round_trip<T: Settings + Args + std::fmt::Debug>(value: T) {
+        let mut argv = vec!["service".to_owned()];
+        argv.extend(value.to_flags());
+        let parsed = Flags::<T>::try_parse_from(&argv)
+            .unwrap_or_else(|e| panic!("{argv:?} does not parse: {e}"));
+        assert_eq!(parsed.settings, value, "{argv:?}");
+    }
+
+    #[test]
+    fn settings_survive_the_trip_through_flags() {
+        round_trip(FaultKnobs::default());
+        round_trip(FaultKnobs {
+            error_before_rate: 0.05,
+            error_after_rate: 0.125,
+            error_after_mode: crate::knobs::LostAnswer::Drop,
+            service_time_ms: 20,
+            service_jitter_ms: 7,
+        });
+        round_trip(LedgerPolicy::default());
+        round_trip(LedgerPolicy {
+            antifraud_max_amount_cents: Some(crate::money::AmountCents::new(1_000)),
+            antifraud_refusal_rate: 0.25,
+            rate_limit_per_user_per_s: Some(3),
+        });
+        round_trip(CoordinatorSettings::default());
+        round_trip(CoordinatorSettings {
+            design: coordinator::Design::Naive,
+            deadline_ms: 90,
+            max_in_flight: 64,
+            recovery_call_timeout_ms: 250,
+        });
+    }
+
+    #[test]
+    fn defaults_are_the_same_on_the_command_line_and_in_the_struct() {
+        assert_eq!(
+            Flags::<FaultKnobs>::parse_from(["s"]).settings,
+            FaultKnobs::default()
+        );
+        assert_eq!(
+            Flags::<LedgerPolicy>::parse_from(["s"]).settings,
+            LedgerPolicy::default()
+        );
+        assert_eq!(
+            Flags::<CoordinatorSettings>::parse_from(["s"]).settings,
+            CoordinatorSettings::default()
+        );
+    }
 }

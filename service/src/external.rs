@@ -2,7 +2,8 @@
 //! transfer id, both idempotent. A reversal of an id never seen leaves a tombstone, so a late
 //! original debit is refused instead of taking money nobody will give back.
 
-use crate::book::{self, BookError, EntryKind, TransferRecord, TransferStatus};
+use crate::book::{self, BookError};
+use crate::contract::{routes, DebitRequest, EntryKind, TransferRecord, TransferStatus};
 use crate::ids::{AccountId, TransferId};
 use crate::institution::{common_routes, Institution};
 use crate::json_body::{JsonBody, MAX_BODY_BYTES};
@@ -14,7 +15,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rusqlite::Connection;
-use serde::Deserialize;
 use std::sync::Arc;
 
 /// Behaviour switches of the external side. `tombstones: false` is a deliberately broken
@@ -123,14 +123,6 @@ pub fn reverse(
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DebitBody {
-    transfer_id: String,
-    external_account_id: String,
-    amount_cents: serde_json::Number,
-}
-
 /// 200 when the debit is in effect; 422 when it is not (refused, reversed, tombstoned).
 fn debit_answer(record: TransferRecord) -> Response {
     let status = match record.status {
@@ -142,14 +134,14 @@ fn debit_answer(record: TransferRecord) -> Response {
 
 async fn post_debit(
     State(ext): State<Arc<External>>,
-    JsonBody(body): JsonBody<DebitBody>,
+    JsonBody(body): JsonBody<DebitRequest>,
 ) -> Response {
     let inst = ext.inst.clone();
     let work = async move {
         let request = Debit {
             transfer_id: TransferId::parse(&body.transfer_id)?,
             account_id: AccountId::parse(&body.external_account_id)?,
-            amount_cents: AmountCents::transfer_from_json(&body.amount_cents)?,
+            amount_cents: body.amount_cents.transfer_amount()?,
         };
         let record = ext
             .inst
@@ -181,14 +173,11 @@ async fn post_reverse(State(ext): State<Arc<External>>, Path(id): Path<String>) 
 pub fn app(ext: Arc<External>, guard: AdminGuard) -> Router {
     let common = common_routes(ext.inst.clone(), guard);
     let lookup = Router::new()
-        .route(
-            "/debits/{transfer_id}",
-            get(crate::institution::get_transfer),
-        )
+        .route(routes::DEBIT, get(crate::institution::get_transfer))
         .with_state(ext.inst.clone());
     Router::new()
-        .route("/debits", post(post_debit))
-        .route("/debits/{transfer_id}/reverse", post(post_reverse))
+        .route(routes::DEBITS, post(post_debit))
+        .route(routes::REVERSE, post(post_reverse))
         .route_layer(axum::middleware::from_fn(
             crate::institution::carried_out_even_if_caller_hangs_up,
         ))

@@ -4,18 +4,19 @@
 
 use crate::api_error::ApiError;
 use crate::book::{self, BookError};
+use crate::contract::{routes, Created, Dump, ErrorCode, SeedAccounts, TransferRecord};
+use crate::fault_injection::{self, SeededRng};
 use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES};
-use crate::knobs::{self, FaultKnobs, FaultKnobsPatch, SeededRng};
+use crate::knobs::FaultKnobs;
 use crate::metrics::Counters;
-use crate::money::AmountCents;
 use crate::server::{require_admin, AdminGuard};
+use crate::settings::Patch;
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use serde::{Deserialize, Serialize};
 use std::sync::{Arc, RwLock};
 
 /// The parts of an institution that are not specific to debits or credits.
@@ -68,7 +69,7 @@ impl Institution {
         }
         if plan.fail_before {
             self.counters.inc(operation, "injected_error_before");
-            return knobs::injected_error_before();
+            return fault_injection::injected_error_before();
         }
         let response = work.await.unwrap_or_else(IntoResponse::into_response);
         let status = response.status();
@@ -78,7 +79,7 @@ impl Institution {
         match plan.lose_answer {
             Some(mode) if recorded => {
                 self.counters.inc(operation, "injected_lost_answer");
-                knobs::lost_answer(mode)
+                fault_injection::lost_answer(mode)
             }
             _ => response,
         }
@@ -104,37 +105,18 @@ pub async fn carried_out_even_if_caller_hangs_up(
 impl From<BookError> for ApiError {
     fn from(err: BookError) -> Self {
         match err {
-            BookError::UnknownAccount(account) => {
-                ApiError::not_found("unknown_account", format!("unknown account {account}"))
-            }
-            BookError::Conflict { .. } => ApiError::conflict("transfer_id_reused", err.to_string()),
-            BookError::AccountExists(_) => ApiError::conflict("account_exists", err.to_string()),
-            BookError::Overflow(_) => ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "balance_overflow",
-                err.to_string(),
+            BookError::UnknownAccount(account) => ApiError::new(
+                ErrorCode::UnknownAccount,
+                format!("unknown account {account}"),
             ),
+            BookError::Conflict { .. } => {
+                ApiError::new(ErrorCode::TransferIdReused, err.to_string())
+            }
+            BookError::AccountExists(_) => ApiError::new(ErrorCode::AccountExists, err.to_string()),
+            BookError::Overflow(_) => ApiError::new(ErrorCode::BalanceOverflow, err.to_string()),
             BookError::Overdraft(_) | BookError::Store(_) => ApiError::internal(err),
         }
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SeedRequest {
-    accounts: Vec<SeedAccount>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SeedAccount {
-    account_id: String,
-    balance_cents: serde_json::Number,
-}
-
-#[derive(Serialize)]
-struct SeedResponse {
-    created: usize,
 }
 
 /// Most accounts one seeding call may create.
@@ -142,30 +124,32 @@ const MAX_SEED_ACCOUNTS: usize = 100_000;
 
 async fn seed(
     State(inst): State<Arc<Institution>>,
-    JsonBody(request): JsonBody<SeedRequest>,
+    JsonBody(request): JsonBody<SeedAccounts>,
 ) -> Result<Response, ApiError> {
     if request.accounts.len() > MAX_SEED_ACCOUNTS {
-        return Err(ApiError::bad_request(
-            "too_many_accounts",
+        return Err(ApiError::new(
+            ErrorCode::TooManyAccounts,
             format!("at most {MAX_SEED_ACCOUNTS} accounts per call"),
         ));
     }
     let mut accounts = Vec::with_capacity(request.accounts.len());
     for account in request.accounts {
         let id = crate::ids::AccountId::parse(&account.account_id)
-            .map_err(|e| ApiError::bad_request("invalid_id", format!("account_id: {e}")))?;
-        let opening = AmountCents::balance_from_json(&account.balance_cents)
-            .map_err(|e| ApiError::bad_request("invalid_amount", format!("balance_cents: {e}")))?;
+            .map_err(|e| ApiError::new(ErrorCode::InvalidId, format!("account_id: {e}")))?;
+        let opening = account
+            .balance_cents
+            .balance()
+            .map_err(|e| ApiError::new(ErrorCode::InvalidAmount, format!("balance_cents: {e}")))?;
         accounts.push((id.as_str().to_owned(), opening));
     }
     let created = inst
         .store
         .write(move |conn| book::seed_accounts(conn, &accounts))
         .await?;
-    Ok((StatusCode::CREATED, Json(SeedResponse { created })).into_response())
+    Ok((StatusCode::CREATED, Json(Created { created })).into_response())
 }
 
-async fn dump(State(inst): State<Arc<Institution>>) -> Result<Json<book::Dump>, ApiError> {
+async fn dump(State(inst): State<Arc<Institution>>) -> Result<Json<Dump>, ApiError> {
     let dump = inst
         .store
         .read(|conn| book::dump(conn).map_err(|e| crate::store::StoreError::Sqlite(e.to_string())))
@@ -179,9 +163,11 @@ async fn get_knobs(State(inst): State<Arc<Institution>>) -> Json<FaultKnobs> {
 
 async fn put_knobs(
     State(inst): State<Arc<Institution>>,
-    JsonBody(patch): JsonBody<FaultKnobsPatch>,
+    JsonBody(patch): JsonBody<Patch<FaultKnobs>>,
 ) -> Result<Json<FaultKnobs>, ApiError> {
-    let next = inst.knobs().patched(patch)?;
+    let next = patch
+        .apply(&inst.knobs())
+        .map_err(|e| ApiError::from_setting(e, ErrorCode::InvalidKnob))?;
     inst.set_knobs(next.clone());
     tracing::info!(service = inst.name, knobs = ?next, "fault knobs changed");
     Ok(Json(next))
@@ -195,7 +181,7 @@ async fn metrics(State(inst): State<Arc<Institution>>) -> String {
 pub async fn get_transfer(
     State(inst): State<Arc<Institution>>,
     axum::extract::Path(id): axum::extract::Path<String>,
-) -> Result<Json<book::TransferRecord>, ApiError> {
+) -> Result<Json<TransferRecord>, ApiError> {
     let id = crate::ids::TransferId::parse(&id)?;
     let found = inst
         .store
@@ -205,7 +191,7 @@ pub async fn get_transfer(
         .await?;
     found
         .map(Json)
-        .ok_or_else(|| ApiError::not_found("unknown_transfer", "no such transfer id"))
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownTransfer, "no such transfer id"))
 }
 
 pub async fn healthz() -> &'static str {
@@ -215,15 +201,15 @@ pub async fn healthz() -> &'static str {
 /// `/healthz`, `/metrics` and the guarded `/admin/{accounts,dump,knobs}` routes.
 pub fn common_routes(inst: Arc<Institution>, guard: AdminGuard) -> Router {
     let admin = Router::new()
-        .route("/admin/accounts", axum::routing::post(seed))
-        .route("/admin/dump", get(dump))
-        .route("/admin/knobs", get(get_knobs).put(put_knobs))
+        .route(routes::ADMIN_ACCOUNTS, axum::routing::post(seed))
+        .route(routes::ADMIN_DUMP, get(dump))
+        .route(routes::ADMIN_KNOBS, get(get_knobs).put(put_knobs))
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
         .with_state(inst.clone());
     Router::new()
-        .route("/healthz", get(healthz))
-        .route("/metrics", get(metrics))
+        .route(routes::HEALTHZ, get(healthz))
+        .route(routes::METRICS, get(metrics))
         .with_state(inst)
         .merge(admin)
 }

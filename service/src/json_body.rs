@@ -2,6 +2,7 @@
 //! project's error format (axum's own `Json` rejections answer in plain text).
 
 use crate::api_error::ApiError;
+use crate::contract::ErrorCode;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::StatusCode;
@@ -26,12 +27,11 @@ where
         let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
             if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
                 ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
+                    ErrorCode::BodyTooLarge,
                     "request body exceeds the size limit",
                 )
             } else {
-                ApiError::bad_request("unreadable_body", rejection.body_text())
+                ApiError::new(ErrorCode::UnreadableBody, rejection.body_text())
             }
         })?;
         parse_json(&bytes).map(JsonBody)
@@ -41,8 +41,8 @@ where
 /// Parses a JSON body, naming what is wrong with it.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     if bytes.is_empty() {
-        return Err(ApiError::bad_request(
-            "malformed_json",
+        return Err(ApiError::new(
+            ErrorCode::MalformedJson,
             "request body is empty; a JSON object is required",
         ));
     }
@@ -50,14 +50,14 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         let message = err.to_string();
         let code = match err.classify() {
             serde_json::error::Category::Data if message.starts_with("missing field") => {
-                "missing_field"
+                ErrorCode::MissingField
             }
             serde_json::error::Category::Data if message.starts_with("unknown field") => {
-                "unknown_field"
+                ErrorCode::UnknownField
             }
-            serde_json::error::Category::Data => "invalid_field",
-            _ => "malformed_json",
+            serde_json::error::Category::Data => ErrorCode::InvalidField,
+            _ => ErrorCode::MalformedJson,
         };
-        ApiError::bad_request(code, message)
+        ApiError::new(code, message)
     })
 }

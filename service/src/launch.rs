@@ -106,9 +106,9 @@ impl ServiceProcess {
     }
 
     /// Sends `signal` (SIGSTOP, SIGCONT, ...) to the process.
-    pub fn signal(&self, signal: nix::sys::signal::Signal) -> Result<(), String> {
-        let pid = i32::try_from(self.child.id()).map_err(|e| e.to_string())?;
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).map_err(|e| e.to_string())
+    pub fn signal(&self, signal: nix::sys::signal::Signal) -> nix::Result<()> {
+        let pid = i32::try_from(self.child.id()).map_err(|_| nix::errno::Errno::ESRCH)?;
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal)
     }
 
     /// Whether the process has exited (and been reaped).

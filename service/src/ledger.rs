@@ -4,84 +4,25 @@
 //! refusal is definite enough for the coordinator to reverse the debit.
 
 use crate::api_error::ApiError;
-use crate::book::{self, BookError, EntryKind, TransferRecord, TransferStatus};
+use crate::book::{self, BookError};
+use crate::contract::{
+    routes, CreditRequest, EntryKind, ErrorCode, TransferRecord, TransferStatus,
+};
 use crate::ids::{TransferId, UserId};
 use crate::institution::{common_routes, Institution};
 use crate::json_body::{JsonBody, MAX_BODY_BYTES};
-use crate::knobs::check_rate;
+use crate::ledger_policy::LedgerPolicy;
 use crate::money::AmountCents;
 use crate::server::{require_admin, AdminGuard};
+use crate::settings::Patch;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use rusqlite::Connection;
-use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
-
-/// The ledger's business rules, changeable at run time with `PUT /admin/policy`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct LedgerPolicy {
-    /// Antifraud refuses any credit above this amount.
-    pub antifraud_max_amount_cents: Option<AmountCents>,
-    /// Antifraud refuses this fraction (0..=1) of credits at random (seeded).
-    pub antifraud_refusal_rate: f64,
-    /// At most this many new credits per user per second; more are refused with 429.
-    pub rate_limit_per_user_per_s: Option<u32>,
-}
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LedgerPolicyPatch {
-    #[serde(default, with = "double_option")]
-    pub antifraud_max_amount_cents: Option<Option<AmountCents>>,
-    pub antifraud_refusal_rate: Option<f64>,
-    #[serde(default, with = "double_option")]
-    pub rate_limit_per_user_per_s: Option<Option<u32>>,
-}
-
-/// `null` clears an optional rule; leaving the field out keeps it.
-mod double_option {
-    use serde::{Deserialize, Deserializer};
-    pub fn deserialize<'de, T, D>(d: D) -> Result<Option<Option<T>>, D::Error>
-    where
-        T: Deserialize<'de>,
-        D: Deserializer<'de>,
-    {
-        Option::<T>::deserialize(d).map(Some)
-    }
-}
-
-impl LedgerPolicy {
-    pub fn validate(self) -> Result<Self, ApiError> {
-        check_rate("antifraud_refusal_rate", self.antifraud_refusal_rate)?;
-        if self.rate_limit_per_user_per_s == Some(0) {
-            return Err(ApiError::bad_request(
-                "invalid_policy",
-                "rate_limit_per_user_per_s must be at least 1 (null turns the limit off)",
-            ));
-        }
-        Ok(self)
-    }
-
-    fn patched(&self, patch: LedgerPolicyPatch) -> Result<Self, ApiError> {
-        LedgerPolicy {
-            antifraud_max_amount_cents: patch
-                .antifraud_max_amount_cents
-                .unwrap_or(self.antifraud_max_amount_cents),
-            antifraud_refusal_rate: patch
-                .antifraud_refusal_rate
-                .unwrap_or(self.antifraud_refusal_rate),
-            rate_limit_per_user_per_s: patch
-                .rate_limit_per_user_per_s
-                .unwrap_or(self.rate_limit_per_user_per_s),
-        }
-        .validate()
-    }
-}
 
 /// Fixed one-second windows of new credits per user.
 #[derive(Default)]
@@ -211,14 +152,6 @@ impl Ledger {
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct CreditBody {
-    transfer_id: String,
-    user_id: String,
-    amount_cents: serde_json::Number,
-}
-
 /// 200 credited; 422 refused by antifraud; 429 refused by the rate limit.
 fn credit_answer(record: TransferRecord) -> Response {
     let status = match (record.status, record.reason.as_deref()) {
@@ -231,14 +164,14 @@ fn credit_answer(record: TransferRecord) -> Response {
 
 async fn post_credit(
     State(ledger): State<Arc<Ledger>>,
-    JsonBody(body): JsonBody<CreditBody>,
+    JsonBody(body): JsonBody<CreditRequest>,
 ) -> Response {
     let inst = ledger.inst.clone();
     let work = async move {
         let request = Credit {
             transfer_id: TransferId::parse(&body.transfer_id)?,
             user_id: UserId::parse(&body.user_id)?,
-            amount_cents: AmountCents::transfer_from_json(&body.amount_cents)?,
+            amount_cents: body.amount_cents.transfer_amount()?,
         };
         let rules = ledger.clone();
         let record = ledger
@@ -248,7 +181,7 @@ async fn post_credit(
             .await
             .map_err(|err| match err {
                 BookError::UnknownAccount(user) => {
-                    ApiError::not_found("unknown_user", format!("unknown user {user}"))
+                    ApiError::new(ErrorCode::UnknownUser, format!("unknown user {user}"))
                 }
                 other => other.into(),
             })?;
@@ -269,9 +202,11 @@ async fn get_policy(State(ledger): State<Arc<Ledger>>) -> Json<LedgerPolicy> {
 
 async fn put_policy(
     State(ledger): State<Arc<Ledger>>,
-    JsonBody(patch): JsonBody<LedgerPolicyPatch>,
+    JsonBody(patch): JsonBody<Patch<LedgerPolicy>>,
 ) -> Result<Json<LedgerPolicy>, ApiError> {
-    let next = ledger.policy().patched(patch)?;
+    let next = patch
+        .apply(&ledger.policy())
+        .map_err(|e| ApiError::from_setting(e, ErrorCode::InvalidPolicy))?;
     match ledger.policy.write() {
         Ok(mut p) => *p = next.clone(),
         Err(poisoned) => *poisoned.into_inner() = next.clone(),
@@ -283,17 +218,14 @@ async fn put_policy(
 pub fn app(ledger: Arc<Ledger>, guard: AdminGuard) -> Router {
     let common = common_routes(ledger.inst.clone(), guard.clone());
     let lookup = Router::new()
-        .route(
-            "/credits/{transfer_id}",
-            get(crate::institution::get_transfer),
-        )
+        .route(routes::CREDIT, get(crate::institution::get_transfer))
         .with_state(ledger.inst.clone());
     let admin = Router::new()
-        .route("/admin/policy", get(get_policy).put(put_policy))
+        .route(routes::ADMIN_POLICY, get(get_policy).put(put_policy))
         .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
         .with_state(ledger.clone());
     Router::new()
-        .route("/credits", post(post_credit))
+        .route(routes::CREDITS, post(post_credit))
         .route_layer(axum::middleware::from_fn(
             crate::institution::carried_out_even_if_caller_hangs_up,
         ))

@@ -1,12 +1,15 @@
 //! The BankTransfer reference system: the coordinator (API gateway) and the two
 //! institutions it moves money between, each an HTTP service over its own SQLite file.
 //!
-//! - `cli`: the command line of each service role, shared by every binary that runs one.
+//! - `contract`: every JSON body the services and the harness exchange (the wire).
 //! - `money`, `ids`: the domain newtypes (amounts in cents, validated ids).
-//! - `api_error`, `json_body`: the HTTP error format and the JSON body extractor.
+//! - `settings`: how a service's settings are defined once (flags, admin bodies, patches).
+//! - `knobs`, `ledger_policy`: the institutions' fault knobs and the ledger's rules.
+//! - `cli`: the command line of each service role, shared by every binary that runs one.
+//! - `api_error`, `json_body`: the HTTP error answer and the JSON body extractor.
 //! - `store`: SQLite with a group-committing writer thread.
 //! - `book`: accounts, transfer records and entries, shared by both institutions.
-//! - `knobs`: fault injection (errors before/after the work, service time).
+//! - `fault_injection`: what the knobs decide for one operation, and the answers they fake.
 //! - `institution`: HTTP parts both institutions share (admin, dump, knobs, metrics).
 //! - `external`: the external institution (debits, reversals, tombstones).
 //! - `ledger`: the internal ledger (credits, antifraud, rate limit).
@@ -20,8 +23,10 @@
 pub mod api_error;
 pub mod book;
 pub mod cli;
+pub mod contract;
 pub mod coordinator;
 pub mod external;
+pub mod fault_injection;
 pub mod hang_up;
 pub mod ids;
 pub mod institution;
@@ -29,9 +34,11 @@ pub mod json_body;
 pub mod knobs;
 pub mod launch;
 pub mod ledger;
+pub mod ledger_policy;
 pub mod metrics;
 #[cfg(test)]
 mod model;
 pub mod money;
 pub mod server;
+pub mod settings;
 pub mod store;

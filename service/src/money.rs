@@ -1,11 +1,14 @@
 //! Money in minor units. Amounts are never floats: a JSON amount is parsed from its exact
 //! textual number and every sum is checked.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// An amount of money in minor units (cents). Always non-negative.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
 #[serde(transparent)]
 pub struct AmountCents(u64);
 
@@ -85,6 +88,15 @@ impl AmountCents {
         u64::try_from(value)
             .map(AmountCents)
             .map_err(|_| AmountError::Negative)
+    }
+}
+
+/// An amount written as a whole number of cents (a command-line flag, say).
+impl std::str::FromStr for AmountCents {
+    type Err = std::num::ParseIntError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        text.parse().map(AmountCents)
     }
 }
 

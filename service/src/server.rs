@@ -37,7 +37,8 @@ pub async fn require_admin(
         .and_then(|v| v.strip_prefix("Bearer "));
     match (&guard.token, presented) {
         (Some(expected), Some(given)) if expected == given => Ok(next.run(request).await),
-        _ => Err(ApiError::forbidden(
+        _ => Err(ApiError::new(
+            crate::contract::ErrorCode::Forbidden,
             "admin routes answer loopback peers or a valid bearer token",
         )),
     }

@@ -40,7 +40,7 @@ pub(crate) fn spawn_stub(
     command
         .args(["serve", "stub", "--listen", "127.0.0.1:0"])
         .env(
-            crate::system::PARENT_PID_ENV,
+            crate::system::launch::PARENT_PID_ENV,
             std::process::id().to_string(),
         );
     Ok(ServiceProcess::spawn(

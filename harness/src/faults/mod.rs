@@ -11,12 +11,16 @@ pub mod knobs;
 pub mod process;
 pub mod proxies;
 
-use crate::profile::fault_plan::{FaultAction, FaultOccurrence, ServiceRole};
+use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
 use crate::stats::LiveStats;
-use process::SharedSystem;
-use proxies::ProxyControl;
+use crate::system::{Endpoints, ServiceRole};
+use process::{ProcessError, SharedSystem};
+use proxies::{ProxyControl, ProxyFaultError};
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use service::contract::routes;
+use service::knobs::FaultKnobs;
+use service::ledger_policy::LedgerPolicy;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -24,7 +28,7 @@ use tokio::time::Instant;
 /// One fault occurrence as it happened, for `summary.json` and `report.md`. Times are
 /// seconds from the start of the load; `applied_at_s` and `healed_at_s` are set once the
 /// change read back from the server or process.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
 pub struct FaultRecord {
     pub name: String,
     pub kind: String,
@@ -44,9 +48,27 @@ pub struct FaultControl {
     pub proxies: Option<ProxyControl>,
     pub system: Option<SharedSystem>,
     pub http: reqwest::Client,
-    /// The institutions' own addresses (not their hops), for knobs.
-    pub external_url: Option<String>,
-    pub ledger_url: Option<String>,
+    /// The services' own addresses (not their hops), for knobs.
+    pub endpoints: Endpoints,
+}
+
+/// Why a fault could not be applied or healed.
+#[derive(Debug, thiserror::Error)]
+pub enum FaultError {
+    #[error(transparent)]
+    Proxy(#[from] ProxyFaultError),
+    #[error(transparent)]
+    Process(#[from] ProcessError),
+    #[error(transparent)]
+    Knobs(#[from] knobs::KnobsError),
+    #[error("proxy faults need the harness's proxies")]
+    NoProxies,
+    #[error("process faults need the services the harness starts")]
+    NoProcesses,
+    #[error("no address for the {0} knobs")]
+    NoAddress(&'static str),
+    #[error("internal error: the undo does not match the fault")]
+    UndoMismatch,
 }
 
 /// How to undo an applied occurrence.
@@ -56,17 +78,17 @@ enum Undo {
     StartAgain,
     Resume,
     RestoreKnobs {
-        knobs: Option<Value>,
-        policy: Option<Value>,
+        knobs: Option<FaultKnobs>,
+        policy: Option<LedgerPolicy>,
     },
 }
 
 /// A fault that did not apply or heal: the run stops with this reason.
 #[derive(Debug, thiserror::Error)]
-#[error("fault {name}: {detail}")]
+#[error("fault {name}: {source}")]
 pub struct FaultFailed {
     pub name: String,
-    pub detail: String,
+    pub source: FaultError,
     pub records: Vec<FaultRecord>,
 }
 
@@ -144,13 +166,13 @@ impl Timeline {
             } else {
                 self.heal(i).await
             };
-            if let Err(detail) = step {
+            if let Err(source) = step {
                 let name = self.occurrences[i].name.clone();
-                self.records[i].error = Some(detail.clone());
+                self.records[i].error = Some(source.to_string());
                 self.heal_all().await;
                 return Err(FaultFailed {
                     name,
-                    detail,
+                    source,
                     records: self.records,
                 });
             }
@@ -163,49 +185,40 @@ impl Timeline {
     async fn heal_all(&mut self) {
         while let Some((i, _)) = self.active.last() {
             let i = *i;
-            if let Err(detail) = self.heal(i).await {
-                tracing::error!(fault = %self.occurrences[i].name, %detail, "could not heal");
-                self.records[i].error.get_or_insert(detail);
+            if let Err(err) = self.heal(i).await {
+                tracing::error!(fault = %self.occurrences[i].name, %err, "could not heal");
+                self.records[i].error.get_or_insert(err.to_string());
                 self.active.retain(|(j, _)| *j != i);
             }
         }
         self.publish_active();
     }
 
-    fn system(&self) -> Result<&SharedSystem, String> {
+    fn system(&self) -> Result<&SharedSystem, FaultError> {
+        self.control.system.as_ref().ok_or(FaultError::NoProcesses)
+    }
+
+    fn proxies(&self) -> Result<&ProxyControl, FaultError> {
+        self.control.proxies.as_ref().ok_or(FaultError::NoProxies)
+    }
+
+    fn base_of(&self, service: ServiceRole) -> Result<String, FaultError> {
         self.control
-            .system
-            .as_ref()
-            .ok_or_else(|| "process faults need the services the harness starts".to_owned())
+            .endpoints
+            .of(service)
+            .map(str::to_owned)
+            .ok_or(FaultError::NoAddress(service.as_str()))
     }
 
-    fn proxies(&self) -> Result<&ProxyControl, String> {
-        self.control
-            .proxies
-            .as_ref()
-            .ok_or_else(|| "proxy faults need the harness's proxies".to_owned())
-    }
-
-    fn base_of(&self, service: ServiceRole) -> Result<&str, String> {
-        match service {
-            ServiceRole::External => self.control.external_url.as_deref(),
-            ServiceRole::Ledger => self.control.ledger_url.as_deref(),
-            ServiceRole::Coordinator => None,
-        }
-        .ok_or_else(|| format!("no address for the {} knobs", service.as_str()))
-    }
-
-    async fn apply(&mut self, i: usize) -> Result<(), String> {
+    async fn apply(&mut self, i: usize) -> Result<(), FaultError> {
         let occurrence = self.occurrences[i].clone();
         let undo = match &occurrence.action {
-            FaultAction::Toxic { proxy, body } => {
-                self.proxies()?
-                    .add_toxic(*proxy, &occurrence.name.replace('#', "_"), body)
-                    .await?;
+            FaultAction::Toxic { hop, toxic } => {
+                self.proxies()?.add_toxic(*hop, toxic).await?;
                 Undo::RemoveToxic
             }
-            FaultAction::Down { proxy } => {
-                self.proxies()?.set_enabled(*proxy, false).await?;
+            FaultAction::Down { hop } => {
+                self.proxies()?.set_enabled(*hop, false).await?;
                 Undo::Enable
             }
             FaultAction::Kill { service } => {
@@ -225,23 +238,24 @@ impl Timeline {
                 knobs: knob_patch,
                 policy,
             } => {
-                let base = self.base_of(*service)?.to_owned();
+                let base = self.base_of(*service)?;
                 let http = &self.control.http;
                 let knobs_before = if knob_patch.is_empty() {
                     None
                 } else {
-                    Some(knobs::set(http, &base, "/admin/knobs", knob_patch).await?)
+                    Some(knobs::set(http, &base, routes::ADMIN_KNOBS, knob_patch).await?)
                 };
                 let policy_before = if policy.is_empty() {
                     None
                 } else {
-                    match knobs::set(http, &base, "/admin/policy", policy).await {
+                    match knobs::set(http, &base, routes::ADMIN_POLICY, policy).await {
                         Ok(before) => Some(before),
                         Err(e) => {
                             if let Some(before) = &knobs_before {
-                                let _ = knobs::restore(http, &base, "/admin/knobs", before).await;
+                                let _ =
+                                    knobs::restore(http, &base, routes::ADMIN_KNOBS, before).await;
                             }
-                            return Err(e);
+                            return Err(e.into());
                         }
                     }
                 };
@@ -258,20 +272,18 @@ impl Timeline {
         Ok(())
     }
 
-    async fn heal(&mut self, i: usize) -> Result<(), String> {
+    async fn heal(&mut self, i: usize) -> Result<(), FaultError> {
         let Some(slot) = self.active.iter().position(|(j, _)| *j == i) else {
             return Ok(());
         };
         let occurrence = self.occurrences[i].clone();
         let (_, undo) = &self.active[slot];
         match (undo, &occurrence.action) {
-            (Undo::RemoveToxic, FaultAction::Toxic { proxy, .. }) => {
-                self.proxies()?
-                    .remove_toxic(*proxy, &occurrence.name.replace('#', "_"))
-                    .await?;
+            (Undo::RemoveToxic, FaultAction::Toxic { hop, toxic }) => {
+                self.proxies()?.remove_toxic(*hop, &toxic.name).await?;
             }
-            (Undo::Enable, FaultAction::Down { proxy }) => {
-                self.proxies()?.set_enabled(*proxy, true).await?;
+            (Undo::Enable, FaultAction::Down { hop }) => {
+                self.proxies()?.set_enabled(*hop, true).await?;
             }
             (
                 Undo::StartAgain,
@@ -283,15 +295,15 @@ impl Timeline {
                 process::pause(self.system()?, *service, false).await?;
             }
             (Undo::RestoreKnobs { knobs, policy }, FaultAction::Knobs { service, .. }) => {
-                let base = self.base_of(*service)?.to_owned();
+                let base = self.base_of(*service)?;
                 if let Some(before) = knobs {
-                    knobs::restore(&self.control.http, &base, "/admin/knobs", before).await?;
+                    knobs::restore(&self.control.http, &base, routes::ADMIN_KNOBS, before).await?;
                 }
                 if let Some(before) = policy {
-                    knobs::restore(&self.control.http, &base, "/admin/policy", before).await?;
+                    knobs::restore(&self.control.http, &base, routes::ADMIN_POLICY, before).await?;
                 }
             }
-            _ => return Err("internal error: undo does not match the fault".to_owned()),
+            _ => return Err(FaultError::UndoMismatch),
         }
         self.active.remove(slot);
         self.records[i].healed_at_s = Some(self.now_s());

@@ -3,19 +3,51 @@
 //! back: the process gone, stopped (`T` in `/proc/PID/stat`), running, or answering
 //! `/healthz` again.
 
-use crate::profile::fault_plan::ServiceRole;
-use crate::system::Launched;
+use crate::system::launch::{Launched, SystemError};
+use crate::system::ServiceRole;
 use nix::sys::signal::Signal;
+use service::contract::routes;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub type SharedSystem = Arc<Mutex<Launched>>;
 
+#[derive(Debug, thiserror::Error)]
+pub enum ProcessError {
+    #[error("{role} is still running after {signal}")]
+    StillRunning {
+        role: &'static str,
+        signal: &'static str,
+    },
+    #[error("cannot send {signal:?} to {role}: {source}")]
+    Signal {
+        role: &'static str,
+        signal: Signal,
+        source: nix::errno::Errno,
+    },
+    #[error("{role} (process {pid}) is in state {state:?}, expected {expected}")]
+    State {
+        role: &'static str,
+        pid: u32,
+        state: Option<char>,
+        expected: &'static str,
+    },
+    #[error("starting {role} again: {source}")]
+    Respawn {
+        role: &'static str,
+        source: SystemError,
+    },
+    #[error("{role} started again at {url} but /healthz does not answer 200")]
+    NotHealthy { role: &'static str, url: String },
+    #[error("process control failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
 /// Runs `f` on the launched system off the async runtime (signals and starts block).
 async fn with_system<T: Send + 'static>(
     system: &SharedSystem,
-    f: impl FnOnce(&mut Launched) -> Result<T, String> + Send + 'static,
-) -> Result<T, String> {
+    f: impl FnOnce(&mut Launched) -> Result<T, ProcessError> + Send + 'static,
+) -> Result<T, ProcessError> {
     let system = system.clone();
     tokio::task::spawn_blocking(move || {
         let mut guard = match system.lock() {
@@ -24,8 +56,7 @@ async fn with_system<T: Send + 'static>(
         };
         f(&mut guard)
     })
-    .await
-    .map_err(|e| format!("process control failed: {e}"))?
+    .await?
 }
 
 /// The state letter of a process (`R`, `S`, `T`, `Z`, ...) from `/proc/PID/stat`.
@@ -37,7 +68,7 @@ fn state_of(pid: u32) -> Option<char> {
 }
 
 /// Waits up to a second for `pid` to be (`stopped` = true) or not be in state `T`.
-fn wait_stopped(pid: u32, stopped: bool) -> Result<(), String> {
+fn wait_stopped(role: ServiceRole, pid: u32, stopped: bool) -> Result<(), ProcessError> {
     let until = Instant::now() + Duration::from_secs(1);
     loop {
         let state = state_of(pid);
@@ -45,22 +76,27 @@ fn wait_stopped(pid: u32, stopped: bool) -> Result<(), String> {
             return Ok(());
         }
         if Instant::now() > until {
-            return Err(format!(
-                "process {pid} is in state {state:?}, expected {}",
-                if stopped { "stopped (T)" } else { "running" }
-            ));
+            return Err(ProcessError::State {
+                role: role.as_str(),
+                pid,
+                state,
+                expected: if stopped { "stopped (T)" } else { "running" },
+            });
         }
         std::thread::sleep(Duration::from_millis(5));
     }
 }
 
 /// SIGKILL; read back that the process is gone.
-pub async fn kill(system: &SharedSystem, role: ServiceRole) -> Result<(), String> {
+pub async fn kill(system: &SharedSystem, role: ServiceRole) -> Result<(), ProcessError> {
     with_system(system, move |s| {
         let process = s.process_mut(role);
         process.kill();
         if !process.exited() {
-            return Err(format!("{} is still running after SIGKILL", role.as_str()));
+            return Err(ProcessError::StillRunning {
+                role: role.as_str(),
+                signal: "SIGKILL",
+            });
         }
         Ok(())
     })
@@ -68,12 +104,15 @@ pub async fn kill(system: &SharedSystem, role: ServiceRole) -> Result<(), String
 }
 
 /// SIGTERM and up to 5 s for a clean exit (then SIGKILL); read back that it is gone.
-pub async fn terminate(system: &SharedSystem, role: ServiceRole) -> Result<(), String> {
+pub async fn terminate(system: &SharedSystem, role: ServiceRole) -> Result<(), ProcessError> {
     with_system(system, move |s| {
         let process = s.process_mut(role);
         process.terminate(Duration::from_secs(5));
         if !process.exited() {
-            return Err(format!("{} is still running after SIGTERM", role.as_str()));
+            return Err(ProcessError::StillRunning {
+                role: role.as_str(),
+                signal: "SIGTERM",
+            });
         }
         Ok(())
     })
@@ -81,7 +120,11 @@ pub async fn terminate(system: &SharedSystem, role: ServiceRole) -> Result<(), S
 }
 
 /// SIGSTOP (`pause` = true) or SIGCONT; read back the process state.
-pub async fn pause(system: &SharedSystem, role: ServiceRole, pause: bool) -> Result<(), String> {
+pub async fn pause(
+    system: &SharedSystem,
+    role: ServiceRole,
+    pause: bool,
+) -> Result<(), ProcessError> {
     with_system(system, move |s| {
         let process = s.process_mut(role);
         let signal = if pause {
@@ -89,8 +132,14 @@ pub async fn pause(system: &SharedSystem, role: ServiceRole, pause: bool) -> Res
         } else {
             Signal::SIGCONT
         };
-        process.signal(signal)?;
-        wait_stopped(process.pid(), pause)
+        process
+            .signal(signal)
+            .map_err(|source| ProcessError::Signal {
+                role: role.as_str(),
+                signal,
+                source,
+            })?;
+        wait_stopped(role, process.pid(), pause)
     })
     .await
 }
@@ -100,23 +149,26 @@ pub async fn start_again(
     system: &SharedSystem,
     role: ServiceRole,
     http: &reqwest::Client,
-) -> Result<(), String> {
+) -> Result<(), ProcessError> {
     let url = with_system(system, move |s| {
-        s.respawn(role).map_err(|e| e.to_string())?;
+        s.respawn(role).map_err(|source| ProcessError::Respawn {
+            role: role.as_str(),
+            source,
+        })?;
         Ok(s.process_mut(role).url.clone())
     })
     .await?;
     let healthy = http
-        .get(format!("{url}/healthz"))
+        .get(format!("{url}{}", routes::HEALTHZ))
         .timeout(Duration::from_secs(5))
         .send()
         .await
         .is_ok_and(|r| r.status().is_success());
     if !healthy {
-        return Err(format!(
-            "{} started again at {url} but /healthz does not answer 200",
-            role.as_str()
-        ));
+        return Err(ProcessError::NotHealthy {
+            role: role.as_str(),
+            url,
+        });
     }
     Ok(())
 }

@@ -2,68 +2,29 @@
 //! out, its seeded start jitter drawn, and the result checked for overlaps that could not be
 //! healed in order (two pauses of one service, say). A timeline that exists can run.
 
-use super::fault_spec::{FaultKind, FaultSpec, KnobChange};
+use super::fault_spec::{FaultKind, FaultSpec};
 use super::plan::FieldError;
-use crate::proxy::toxic::attribute_names;
+use crate::hops::Hop;
+use crate::proxy::toxic::{attribute_names, Stream, ToxicBody};
+use crate::system::ServiceRole;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Map, Value};
+use service::knobs::FaultKnobs;
+use service::ledger_policy::LedgerPolicy;
+use service::settings::Patch;
 use std::time::Duration;
-
-/// A proxy the harness puts on a hop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Hop {
-    Gateway,
-    External,
-    Ledger,
-}
-
-impl Hop {
-    pub const ALL: [Hop; 3] = [Hop::Gateway, Hop::External, Hop::Ledger];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Hop::Gateway => "gateway",
-            Hop::External => "external",
-            Hop::Ledger => "ledger",
-        }
-    }
-}
-
-/// A service the harness starts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ServiceRole {
-    Coordinator,
-    External,
-    Ledger,
-}
-
-impl ServiceRole {
-    pub const ALL: [ServiceRole; 3] = [
-        ServiceRole::Coordinator,
-        ServiceRole::External,
-        ServiceRole::Ledger,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceRole::Coordinator => "coordinator",
-            ServiceRole::External => "external",
-            ServiceRole::Ledger => "ledger",
-        }
-    }
-}
 
 /// What applying a fault does (healing undoes it).
 #[derive(Debug, Clone, PartialEq)]
 pub enum FaultAction {
-    /// Add the toxic (a Toxiproxy toxic body without its name); remove it to heal.
+    /// Add the toxic (named for the occurrence); remove it to heal.
     Toxic {
-        proxy: Hop,
-        body: Map<String, Value>,
+        hop: Hop,
+        toxic: ToxicBody,
     },
     Down {
-        proxy: Hop,
+        hop: Hop,
     },
     Kill {
         service: ServiceRole,
@@ -77,8 +38,8 @@ pub enum FaultAction {
     /// `PUT /admin/knobs` and (ledger) `PUT /admin/policy` patches.
     Knobs {
         service: ServiceRole,
-        knobs: Map<String, Value>,
-        policy: Map<String, Value>,
+        knobs: Patch<FaultKnobs>,
+        policy: Patch<LedgerPolicy>,
     },
 }
 
@@ -113,33 +74,27 @@ fn seconds(field: String, value: f64, max_s: f64) -> Result<Duration, FieldError
 }
 
 fn hop_named(field: String, name: &str) -> Result<Hop, FieldError> {
-    Hop::ALL
-        .into_iter()
-        .find(|h| h.as_str() == name)
-        .map_or_else(
-            || {
-                err(
-                    field,
-                    format!("`{name}` is not a proxy; use gateway, external or ledger"),
-                )
-            },
-            Ok,
-        )
+    Hop::from_name(name).map_or_else(
+        || {
+            err(
+                field,
+                format!("`{name}` is not a proxy; use gateway, external or ledger"),
+            )
+        },
+        Ok,
+    )
 }
 
 fn service_named(field: String, name: &str) -> Result<ServiceRole, FieldError> {
-    ServiceRole::ALL
-        .into_iter()
-        .find(|s| s.as_str() == name)
-        .map_or_else(
-            || {
-                err(
-                    field,
-                    format!("`{name}` is not a service; use coordinator, external or ledger"),
-                )
-            },
-            Ok,
-        )
+    ServiceRole::from_name(name).map_or_else(
+        || {
+            err(
+                field,
+                format!("`{name}` is not a service; use coordinator, external or ledger"),
+            )
+        },
+        Ok,
+    )
 }
 
 fn valid_name(name: &str) -> bool {
@@ -169,10 +124,11 @@ fn check_fields_of_kind(at: &dyn Fn(&str) -> String, f: &FaultSpec) -> Result<()
     Ok(())
 }
 
+/// The toxic a fault adds (each occurrence names it after itself).
 fn toxic_action(
     at: &dyn Fn(&str) -> String,
     f: &FaultSpec,
-    proxy: Hop,
+    hop: Hop,
 ) -> Result<(FaultAction, String), FieldError> {
     let Some(kind) = &f.toxic else {
         return err(
@@ -189,10 +145,11 @@ fn toxic_action(
             )
         }
     };
-    let stream = f.stream.clone().unwrap_or_else(|| "downstream".to_owned());
-    if stream != "upstream" && stream != "downstream" {
-        return err(at("stream"), "must be upstream or downstream");
-    }
+    let stream = match f.stream.as_deref() {
+        None | Some("downstream") => Stream::Downstream,
+        Some("upstream") => Stream::Upstream,
+        Some(_) => return err(at("stream"), "must be upstream or downstream"),
+    };
     let toxicity = f.toxicity.unwrap_or(1.0);
     if !(0.0..=1.0).contains(&toxicity) {
         return err(
@@ -200,26 +157,25 @@ fn toxic_action(
             format!("must be between 0 and 1, got {toxicity}"),
         );
     }
-    let mut attributes = Map::new();
-    for (name, value) in &f.attributes {
-        if !names.contains(&name.as_str()) {
+    for (attribute, value) in &f.attributes {
+        if !names.contains(&attribute.as_str()) {
             return err(
-                at(&format!("attributes.{name}")),
+                at(&format!("attributes.{attribute}")),
                 format!(
-                    "{kind} has no attribute `{name}`; it takes {}",
+                    "{kind} has no attribute `{attribute}`; it takes {}",
                     names.join(", ")
                 ),
             );
         }
         if *value < 0 {
             return err(
-                at(&format!("attributes.{name}")),
+                at(&format!("attributes.{attribute}")),
                 format!("must not be negative, got {value}"),
             );
         }
-        attributes.insert(name.clone(), Value::from(*value));
     }
-    if kind == "bandwidth" && attributes.get("rate").and_then(Value::as_i64).unwrap_or(0) == 0 {
+    let attributes = f.attributes.clone();
+    if kind == "bandwidth" && attributes.get("rate").copied().unwrap_or(0) == 0 {
         return err(
             at("attributes.rate"),
             "bandwidth needs a rate above 0 (KB/s)",
@@ -227,31 +183,27 @@ fn toxic_action(
     }
     let shown: Vec<String> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let detail = format!(
-        "{kind} on {stream} ({}), toxicity {toxicity}",
+        "{kind} on {} ({}), toxicity {toxicity}",
+        stream.as_str(),
         if shown.is_empty() {
             "defaults".to_owned()
         } else {
             shown.join(" ")
         }
     );
-    let mut body = Map::new();
-    body.insert("type".into(), Value::from(kind.clone()));
-    body.insert("stream".into(), Value::from(stream));
-    body.insert("toxicity".into(), Value::from(toxicity));
-    body.insert("attributes".into(), Value::Object(attributes));
-    Ok((FaultAction::Toxic { proxy, body }, detail))
-}
-
-fn rate(field: String, value: f64) -> Result<Value, FieldError> {
-    if !(0.0..=1.0).contains(&value) {
-        return err(field, format!("must be between 0 and 1, got {value}"));
-    }
-    Ok(Value::from(value))
+    let toxic = ToxicBody {
+        name: String::new(),
+        kind: kind.clone(),
+        stream,
+        toxicity,
+        attributes,
+    };
+    Ok((FaultAction::Toxic { hop, toxic }, detail))
 }
 
 fn knobs_action(
     at: &dyn Fn(&str) -> String,
-    change: Option<&KnobChange>,
+    change: Option<&Map<String, Value>>,
     service: ServiceRole,
 ) -> Result<(FaultAction, String), FieldError> {
     if service == ServiceRole::Coordinator {
@@ -260,73 +212,18 @@ fn knobs_action(
             "the coordinator has no knobs; use external or ledger",
         );
     }
-    let Some(c) = change else {
+    let Some(change) = change else {
         return err(at("set"), "a knobs fault says what to set");
     };
-    let set = |f: &str| at(&format!("set.{f}"));
-    let mut knobs = Map::new();
-    let mut policy = Map::new();
-    if let Some(v) = c.error_before_rate {
-        knobs.insert(
-            "error_before_rate".into(),
-            rate(set("error_before_rate"), v)?,
-        );
-    }
-    if let Some(v) = c.error_after_rate {
-        knobs.insert("error_after_rate".into(), rate(set("error_after_rate"), v)?);
-    }
-    if let Some(mode) = c.error_after_mode {
-        knobs.insert(
-            "error_after_mode".into(),
-            serde_json::to_value(mode).map_err(|e| (set("error_after_mode"), e.to_string()))?,
-        );
-    }
-    for (name, value) in [
-        ("service_time_ms", c.service_time_ms),
-        ("service_jitter_ms", c.service_jitter_ms),
-    ] {
-        if let Some(v) = value {
-            if v > 60_000 {
-                return err(set(name), format!("must be at most 60000, got {v}"));
-            }
-            knobs.insert(name.into(), Value::from(v));
-        }
-    }
-    let ledger_only = [
-        (
-            "antifraud_max_amount_cents",
-            c.antifraud_max_amount_cents.map(|a| Value::from(a.get())),
-        ),
-        (
-            "antifraud_refusal_rate",
-            c.antifraud_refusal_rate
-                .map(|v| rate(set("antifraud_refusal_rate"), v))
-                .transpose()?,
-        ),
-        (
-            "rate_limit_per_user_per_s",
-            c.rate_limit_per_user_per_s.map(Value::from),
-        ),
-    ];
-    for (name, value) in ledger_only {
-        let Some(value) = value else { continue };
-        if service != ServiceRole::Ledger {
-            return err(set(name), "only the ledger has this policy");
-        }
-        if name == "rate_limit_per_user_per_s" && value.as_u64() == Some(0) {
-            return err(set(name), "must be at least 1");
-        }
-        if name == "antifraud_max_amount_cents" && value.as_u64() == Some(0) {
-            return err(set(name), "must be at least 1");
-        }
-        policy.insert(name.into(), value);
-    }
+    let (knobs, policy) = super::settings::patches_of(service, change)
+        .map_err(|e| (at(&format!("set.{}", e.field())), e.message()))?;
     if knobs.is_empty() && policy.is_empty() {
         return err(at("set"), "sets nothing");
     }
     let shown: Vec<String> = knobs
+        .fields()
         .iter()
-        .chain(policy.iter())
+        .chain(policy.fields().iter())
         .map(|(k, v)| format!("{k}={v}"))
         .collect();
     Ok((
@@ -344,7 +241,7 @@ fn knobs_action(
 fn resource(action: &FaultAction) -> Option<String> {
     match action {
         FaultAction::Toxic { .. } => None,
-        FaultAction::Down { proxy } => Some(format!("proxy {}", proxy.as_str())),
+        FaultAction::Down { hop } => Some(format!("proxy {}", hop.as_str())),
         FaultAction::Kill { service }
         | FaultAction::Pause { service }
         | FaultAction::Restart { service } => Some(format!("process {}", service.as_str())),
@@ -383,7 +280,7 @@ pub fn validate(
             FaultKind::Toxic => toxic_action(&at, f, hop_named(at("target"), &f.target)?)?,
             FaultKind::Down => (
                 FaultAction::Down {
-                    proxy: hop_named(at("target"), &f.target)?,
+                    hop: hop_named(at("target"), &f.target)?,
                 },
                 "proxy disabled: connections refused, open ones closed".to_owned(),
             ),
@@ -468,17 +365,23 @@ pub fn validate(
                 break;
             }
             let end = length.map_or(total, |l| (begin + l).min(total));
+            let occurrence_name = if times > 1 {
+                format!("{name}#{}", n + 1)
+            } else {
+                name.clone()
+            };
+            let mut action = action.clone();
+            if let FaultAction::Toxic { toxic, .. } = &mut action {
+                // A toxic's name may not hold `#` in a URL path.
+                toxic.name = occurrence_name.replace('#', "_");
+            }
             occurrences.push((
                 i,
                 FaultOccurrence {
-                    name: if times > 1 {
-                        format!("{name}#{}", n + 1)
-                    } else {
-                        name.clone()
-                    },
+                    name: occurrence_name,
                     kind: f.kind,
                     target: f.target.clone(),
-                    action: action.clone(),
+                    action,
                     detail: detail.clone(),
                     start: begin,
                     end,

@@ -2,8 +2,7 @@
 //! (unknown fields are errors) and turned into a timeline by `fault_plan`.
 
 use serde::{Deserialize, Serialize};
-use service::knobs::LostAnswer;
-use service::money::AmountCents;
+use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
 /// What a fault does.
@@ -65,8 +64,9 @@ pub struct FaultSpec {
     /// `toxic`: the type's attributes, as Toxiproxy names them.
     #[serde(default)]
     pub attributes: BTreeMap<String, i64>,
-    /// `knobs`: the values to set while the fault lasts.
-    pub set: Option<KnobChange>,
+    /// `knobs`: the values to set while the fault lasts, by the names the target's flags and
+    /// admin routes use (see `service.<target>` in a profile); any subset of them.
+    pub set: Option<Map<String, Value>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,21 +74,4 @@ pub struct FaultSpec {
 pub struct Repeat {
     pub every_s: f64,
     pub times: u32,
-}
-
-/// Knob and policy values a `knobs` fault sets; fields left out keep their value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct KnobChange {
-    pub error_before_rate: Option<f64>,
-    pub error_after_rate: Option<f64>,
-    pub error_after_mode: Option<LostAnswer>,
-    pub service_time_ms: Option<u64>,
-    pub service_jitter_ms: Option<u64>,
-    /// Ledger only.
-    pub antifraud_max_amount_cents: Option<AmountCents>,
-    /// Ledger only.
-    pub antifraud_refusal_rate: Option<f64>,
-    /// Ledger only.
-    pub rate_limit_per_user_per_s: Option<u32>,
 }

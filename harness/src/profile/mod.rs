@@ -4,19 +4,20 @@
 //!
 //! - `locate`: finds a field's line for errors found after parsing.
 //! - `plan`: the validated, closed plan a run executes.
+//! - `settings`: the `service:` section, in the services' own settings types.
 //! - `fault_spec`, `fault_plan`: the `faults:` list as written, and as a timeline.
 
 pub mod fault_plan;
 pub mod fault_spec;
 mod locate;
 pub mod plan;
+pub mod settings;
 
 pub use fault_spec::{FaultKind, FaultSpec};
 pub use plan::RunPlan;
+pub use settings::ServiceSettings;
 
 use serde::{Deserialize, Serialize};
-use service::coordinator::Design;
-use service::knobs::LostAnswer;
 use service::money::AmountCents;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -198,82 +199,6 @@ pub enum RetryOn {
     Pending,
     Shed,
     Error,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ServiceSettings {
-    #[serde(default = "default_design")]
-    pub design: Design,
-    /// The coordinator's synchronous budget.
-    #[serde(default = "default_deadline_ms")]
-    pub deadline_ms: u64,
-    /// The coordinator sheds (503) beyond this many requests in flight.
-    #[serde(default = "default_service_max_in_flight")]
-    pub max_in_flight: u32,
-    #[serde(default)]
-    pub external: Knobs,
-    #[serde(default)]
-    pub ledger: LedgerSettings,
-}
-
-fn default_design() -> Design {
-    Design::Saga
-}
-
-fn default_deadline_ms() -> u64 {
-    150
-}
-
-fn default_service_max_in_flight() -> u32 {
-    512
-}
-
-impl Default for ServiceSettings {
-    fn default() -> Self {
-        ServiceSettings {
-            design: default_design(),
-            deadline_ms: default_deadline_ms(),
-            max_in_flight: default_service_max_in_flight(),
-            external: Knobs::default(),
-            ledger: LedgerSettings::default(),
-        }
-    }
-}
-
-/// A service's fault knobs (see `docs/contract.md`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct Knobs {
-    #[serde(default)]
-    pub error_before_rate: f64,
-    #[serde(default)]
-    pub error_after_rate: f64,
-    #[serde(default)]
-    pub error_after_mode: LostAnswer,
-    #[serde(default)]
-    pub service_time_ms: u64,
-    #[serde(default)]
-    pub service_jitter_ms: u64,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct LedgerSettings {
-    #[serde(default)]
-    pub error_before_rate: f64,
-    #[serde(default)]
-    pub error_after_rate: f64,
-    #[serde(default)]
-    pub error_after_mode: LostAnswer,
-    #[serde(default)]
-    pub service_time_ms: u64,
-    #[serde(default)]
-    pub service_jitter_ms: u64,
-    pub antifraud_max_amount_cents: Option<AmountCents>,
-    #[serde(default)]
-    pub antifraud_refusal_rate: f64,
-    pub rate_limit_per_user_per_s: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -3,9 +3,9 @@
 
 use super::fault_plan::FaultOccurrence;
 use super::{AmountDistribution, Profile, RetryKey, RetryOn};
-use service::coordinator::Design;
+use service::coordinator::CoordinatorSettings;
 use service::knobs::FaultKnobs;
-use service::ledger::LedgerPolicy;
+use service::ledger_policy::LedgerPolicy;
 use service::money::AmountCents;
 use std::time::Duration;
 
@@ -28,9 +28,8 @@ pub struct RunPlan {
     pub client_timeout: Duration,
     pub client_max_in_flight: u32,
     pub retries: Option<RetryPlan>,
-    pub design: Design,
-    pub deadline_ms: u64,
-    pub service_max_in_flight: u32,
+    /// Each service's settings at start (`service:`, over the services' defaults).
+    pub coordinator: CoordinatorSettings,
     pub external_knobs: FaultKnobs,
     pub ledger_knobs: FaultKnobs,
     pub ledger_policy: LedgerPolicy,
@@ -230,41 +229,10 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         on: r.on.clone(),
     });
 
-    let s = &p.service;
-    check_range("service.deadline_ms", s.deadline_ms, 1, 10_000)?;
-    check_range(
-        "service.max_in_flight",
-        u64::from(s.max_in_flight),
-        1,
-        1_000_000,
-    )?;
-    let external_knobs = knobs("service.external", &s.external.clone().into())?;
-    let l = &s.ledger;
-    let ledger_knobs = knobs(
-        "service.ledger",
-        &FaultKnobs {
-            error_before_rate: l.error_before_rate,
-            error_after_rate: l.error_after_rate,
-            error_after_mode: l.error_after_mode,
-            service_time_ms: l.service_time_ms,
-            service_jitter_ms: l.service_jitter_ms,
-        },
-    )?;
-    check_rate(
-        "service.ledger.antifraud_refusal_rate",
-        l.antifraud_refusal_rate,
-    )?;
-    if l.rate_limit_per_user_per_s == Some(0) {
-        return err(
-            "service.ledger.rate_limit_per_user_per_s",
-            "must be at least 1 (leave it out for no limit)",
-        );
-    }
-    let ledger_policy = LedgerPolicy {
-        antifraud_max_amount_cents: l.antifraud_max_amount_cents,
-        antifraud_refusal_rate: l.antifraud_refusal_rate,
-        rate_limit_per_user_per_s: l.rate_limit_per_user_per_s,
-    };
+    let services = p
+        .service
+        .start_settings()
+        .map_err(|e| (e.field().to_owned(), e.message()))?;
 
     check_range("slo.p99_ms", p.slo.p99_ms, 1, 600_000)?;
     check_rate("slo.error_budget", p.slo.error_budget)?;
@@ -303,12 +271,10 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         client_timeout: Duration::from_millis(p.client.timeout_ms),
         client_max_in_flight: p.client.max_in_flight,
         retries,
-        design: s.design,
-        deadline_ms: s.deadline_ms,
-        service_max_in_flight: s.max_in_flight,
-        external_knobs,
-        ledger_knobs,
-        ledger_policy,
+        coordinator: services.coordinator,
+        external_knobs: services.external_knobs,
+        ledger_knobs: services.ledger_knobs,
+        ledger_policy: services.ledger_policy,
         slo: SloPlan {
             p99: Duration::from_millis(p.slo.p99_ms),
             percentiles,
@@ -317,46 +283,6 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         convergence_window: Duration::from_secs(u64::from(p.convergence_window_s)),
         faults,
     })
-}
-
-impl From<super::Knobs> for FaultKnobs {
-    fn from(k: super::Knobs) -> Self {
-        FaultKnobs {
-            error_before_rate: k.error_before_rate,
-            error_after_rate: k.error_after_rate,
-            error_after_mode: k.error_after_mode,
-            service_time_ms: k.service_time_ms,
-            service_jitter_ms: k.service_jitter_ms,
-        }
-    }
-}
-
-/// Checks knobs with the service's own rules, naming the field that is wrong.
-fn knobs(prefix: &str, knobs: &FaultKnobs) -> Result<FaultKnobs, FieldError> {
-    check_rate(
-        &format!("{prefix}.error_before_rate"),
-        knobs.error_before_rate,
-    )?;
-    check_rate(
-        &format!("{prefix}.error_after_rate"),
-        knobs.error_after_rate,
-    )?;
-    check_range(
-        &format!("{prefix}.service_time_ms"),
-        knobs.service_time_ms,
-        0,
-        60_000,
-    )?;
-    check_range(
-        &format!("{prefix}.service_jitter_ms"),
-        knobs.service_jitter_ms,
-        0,
-        60_000,
-    )?;
-    knobs
-        .clone()
-        .validate()
-        .map_err(|e| (prefix.to_owned(), e.message))
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 
 /// Which direction a toxic acts on: `upstream` (client → server) or `downstream`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -72,7 +73,21 @@ pub fn attribute_names(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-/// A toxic as the API shows it.
+/// A toxic's JSON, as Toxiproxy's API lists it and as a client creates one: what the
+/// harness sends to the embedded server or a real Toxiproxy, and what the server answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToxicBody {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub stream: Stream,
+    /// Probability (0..=1) that the toxic applies to a new connection.
+    pub toxicity: f64,
+    /// Attribute values by name (integers, as Toxiproxy names them).
+    pub attributes: BTreeMap<String, i64>,
+}
+
+/// A toxic as the API holds it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Toxic {
     pub name: String,
@@ -203,14 +218,22 @@ impl Toxic {
         }
     }
 
+    pub fn to_body(&self) -> ToxicBody {
+        ToxicBody {
+            name: self.name.clone(),
+            kind: self.kind_name.clone(),
+            stream: self.stream,
+            toxicity: self.toxicity,
+            attributes: self
+                .attributes
+                .iter()
+                .map(|(name, value)| (name.clone(), value.as_i64().unwrap_or(0)))
+                .collect(),
+        }
+    }
+
     pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "name": self.name,
-            "type": self.kind_name,
-            "stream": self.stream.as_str(),
-            "toxicity": self.toxicity,
-            "attributes": self.attributes,
-        })
+        serde_json::to_value(self.to_body()).unwrap_or(Value::Null)
     }
 }
 

@@ -112,7 +112,9 @@ fn the_same_seed_replays_the_same_schedule() {
 #[test]
 fn the_naive_design_is_caught_creating_money() {
     let _serial = exclusive();
-    let extra = format!("{SLO}service:\n  design: naive\n  ledger:\n    error_after_rate: 0.1\n");
+    let extra = format!(
+        "{SLO}service:\n  coordinator: {design: naive}\n  ledger:\n    error_after_rate: 0.1\n"
+    );
     let run = run(&profile("naive", 100, 0, 3, &extra), &[]);
     assert_eq!(run.code(), Some(1), "{}", run.printed());
     let summary = run.summary();

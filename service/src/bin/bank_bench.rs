@@ -12,8 +12,13 @@ use clap::Parser;
 use hdrhistogram::Histogram;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde_json::json;
+use service::contract::{
+    routes, Dump, SeedAccount, SeedAccounts, TransferRequest, UserLink, UserLinks,
+};
+use service::coordinator::CoordinatorSettings;
 use service::launch::ServiceProcess;
+use service::money::AmountCents;
+use service::settings::Settings;
 use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -37,14 +42,11 @@ struct BenchArgs {
     /// Users (and external accounts) the transfers spread over.
     #[arg(long, default_value_t = 1000)]
     users: u32,
-    #[arg(long, default_value = "saga")]
-    design: String,
-    /// The coordinator's synchronous deadline.
-    #[arg(long, default_value_t = 150)]
-    deadline_ms: u64,
+    #[command(flatten)]
+    coordinator: CoordinatorSettings,
     /// Requests in flight at most; a scheduled send past it is counted as overflow.
     #[arg(long, default_value_t = 4096)]
-    max_in_flight: usize,
+    client_max_in_flight: usize,
     /// Seed of the users and amounts.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -113,41 +115,38 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     let dir = tempfile_dir()?;
     let external = start(&dir, "external", &[])?;
     let ledger = start(&dir, "ledger", &[])?;
-    let coordinator = start(
-        &dir,
-        "coordinator",
-        &[
-            "--external-url".into(),
-            external.url.clone(),
-            "--ledger-url".into(),
-            ledger.url.clone(),
-            "--design".into(),
-            args.design.clone(),
-            "--deadline-ms".into(),
-            args.deadline_ms.to_string(),
-        ],
-    )?;
+    let mut coordinator_args = vec![
+        format!("--external-url={}", external.url),
+        format!("--ledger-url={}", ledger.url),
+    ];
+    coordinator_args.extend(args.coordinator.to_flags());
+    let coordinator = start(&dir, "coordinator", &coordinator_args)?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .tcp_nodelay(true)
-        .pool_max_idle_per_host(args.max_in_flight)
+        .pool_max_idle_per_host(args.client_max_in_flight)
         .timeout(Duration::from_secs(5))
         .build()?;
     seed(&http, &args, &external.url, &ledger.url, &coordinator.url).await?;
 
     println!(
         "bank-bench: design={} rate={}/s duration={}s (warm-up {}s) users={} seed={}",
-        args.design, args.rate, args.duration_s, args.warmup_s, args.users, args.seed
+        args.coordinator.design.as_str(),
+        args.rate,
+        args.duration_s,
+        args.warmup_s,
+        args.users,
+        args.seed
     );
     let total = u64::from(args.rate) * u64::from(args.duration_s + args.warmup_s);
     let interval = Duration::from_secs(1) / args.rate;
     let begin = Instant::now() + Duration::from_millis(50);
     let measure_from = begin + Duration::from_secs(u64::from(args.warmup_s));
     let (samples_tx, mut samples_rx) = mpsc::unbounded_channel::<Sample>();
-    let in_flight = Arc::new(Semaphore::new(args.max_in_flight));
+    let in_flight = Arc::new(Semaphore::new(args.client_max_in_flight));
     let mut rng = StdRng::seed_from_u64(args.seed);
     let mut overflow = 0u64;
-    let transfers_url = format!("{}/transfers", coordinator.url);
+    let transfers_url = format!("{}{}", coordinator.url, routes::TRANSFERS);
     for i in 0..total {
         let scheduled = begin + interval * u32::try_from(i)?;
         tokio::time::sleep_until(scheduled.into()).await;
@@ -159,12 +158,12 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
         let amount = rng.gen_range(1..=10_000u64);
         let request = http
             .post(&transfers_url)
-            .header("Idempotency-Key", format!("bench-{i}"))
-            .json(&json!({
-                "user_id": format!("u-{user}"),
-                "external_account_id": format!("a-{user}"),
-                "amount_cents": amount,
-            }));
+            .header(routes::IDEMPOTENCY_KEY_HEADER, format!("bench-{i}"))
+            .json(&TransferRequest {
+                user_id: format!("u-{user}"),
+                external_account_id: format!("a-{user}"),
+                amount_cents: AmountCents::new(amount).into(),
+            });
         let tx = samples_tx.clone();
         tokio::spawn(async move {
             let outcome = match request.send().await {
@@ -217,7 +216,7 @@ async fn bench(args: BenchArgs) -> anyhow::Result<()> {
     );
     for service in [&coordinator, &external, &ledger] {
         let text = http
-            .get(format!("{}/metrics", service.url))
+            .get(format!("{}{}", service.url, routes::METRICS))
             .send()
             .await?
             .text()
@@ -272,32 +271,37 @@ async fn seed(
     ledger: &str,
     coordinator: &str,
 ) -> anyhow::Result<()> {
-    let users = 0..args.users;
-    let ext: Vec<_> = users
-        .clone()
-        .map(|i| json!({"account_id": format!("a-{i}"), "balance_cents": OPENING_BALANCE}))
-        .collect();
-    let led: Vec<_> = users
-        .clone()
-        .map(|i| json!({"account_id": format!("u-{i}"), "balance_cents": 0}))
-        .collect();
-    let links: Vec<_> = users
-        .map(|i| json!({"user_id": format!("u-{i}"), "external_account_id": format!("a-{i}")}))
-        .collect();
-    for (url, body) in [
+    let accounts = |prefix: &str, balance: u64| SeedAccounts {
+        accounts: (0..args.users)
+            .map(|i| SeedAccount {
+                account_id: format!("{prefix}-{i}"),
+                balance_cents: AmountCents::new(balance).into(),
+            })
+            .collect(),
+    };
+    let links = UserLinks {
+        users: (0..args.users)
+            .map(|i| UserLink {
+                user_id: format!("u-{i}"),
+                external_account_id: format!("a-{i}"),
+            })
+            .collect(),
+    };
+    let posts = [
         (
-            format!("{external}/admin/accounts"),
-            json!({ "accounts": ext }),
+            format!("{external}{}", routes::ADMIN_ACCOUNTS),
+            serde_json::to_value(accounts("a", OPENING_BALANCE))?,
         ),
         (
-            format!("{ledger}/admin/accounts"),
-            json!({ "accounts": led }),
+            format!("{ledger}{}", routes::ADMIN_ACCOUNTS),
+            serde_json::to_value(accounts("u", 0))?,
         ),
         (
-            format!("{coordinator}/admin/users"),
-            json!({ "users": links }),
+            format!("{coordinator}{}", routes::ADMIN_USERS),
+            serde_json::to_value(links)?,
         ),
-    ] {
+    ];
+    for (url, body) in posts {
         let response = http.post(&url).json(&body).send().await?;
         if !response.status().is_success() {
             bail!("seeding {url} answered {}", response.status());
@@ -318,20 +322,17 @@ async fn conserved(
     loop {
         let mut total = 0u64;
         for url in [ledger, external] {
-            let dump: serde_json::Value = http
-                .get(format!("{url}/admin/dump"))
+            let dump: Dump = http
+                .get(format!("{url}{}", routes::ADMIN_DUMP))
                 .send()
                 .await?
                 .json()
                 .await?;
-            total += dump["accounts"]
-                .as_array()
-                .map(|a| {
-                    a.iter()
-                        .filter_map(|x| x["balance_cents"].as_u64())
-                        .sum::<u64>()
-                })
-                .unwrap_or(0);
+            total += dump
+                .accounts
+                .iter()
+                .map(|a| a.balance_cents.get())
+                .sum::<u64>();
         }
         if total == initial || Instant::now() > until {
             return Ok(total == initial);

@@ -1,6 +1,7 @@
 //! The coordinator (the API gateway): serves `POST /transfers` synchronously within a
 //! deadline, debiting the external institution and crediting the ledger.
 //!
+//! - `settings`: the coordinator's settings (design, deadline, shedding bound), defined once.
 //! - `saga_log`: the durable saga rows and user-account links (SQLite).
 //! - `remote`: calls to the external side and the ledger, answers sorted applied/refused/unknown.
 //! - `saga`: the step-by-step saga driver.
@@ -14,12 +15,15 @@ pub mod recovery;
 pub mod remote;
 pub mod saga;
 pub mod saga_log;
+pub mod settings;
 
 use crate::api_error::ApiError;
+use crate::contract::{
+    routes, ClientStatus, Created, ErrorCode, SagaDump, TransferRequest, TransferView, UserLinks,
+};
 use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
 use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES, MAX_BODY_BYTES};
 use crate::metrics::Counters;
-use crate::money::AmountCents;
 use crate::server::{require_admin, AdminGuard};
 use crate::store::{Store, WRITE_QUEUE_CAPACITY};
 use axum::extract::{DefaultBodyLimit, Path, State};
@@ -32,21 +36,11 @@ use ownership::Ownership;
 use recovery::{Recovery, RecoveryConfig};
 use remote::Remote;
 use saga::{Driver, StartedMode, Step};
-use saga_log::{Begin, BeginError, ClientStatus, Intent, Saga};
-use serde::{Deserialize, Serialize};
+use saga_log::{Begin, BeginError, Intent, Saga};
+pub use settings::{CoordinatorSettings, Design};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{Notify, Semaphore};
-
-/// Which coordinator design runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Design {
-    /// The correct design: idempotency, write-ahead saga log, recovery worker.
-    Saga,
-    /// The seed's design, known to lose or create money under faults.
-    Naive,
-}
 
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -56,6 +50,20 @@ pub struct CoordinatorConfig {
     /// Requests handled at once; more are shed with 503 before anything is written.
     pub max_in_flight: usize,
     pub recovery: RecoveryConfig,
+}
+
+impl CoordinatorConfig {
+    /// The runtime configuration `settings` describe.
+    pub fn from_settings(settings: &CoordinatorSettings) -> Self {
+        CoordinatorConfig {
+            design: settings.design,
+            deadline: Duration::from_millis(settings.deadline_ms),
+            max_in_flight: settings.max_in_flight as usize,
+            recovery: RecoveryConfig::with_call_timeout(Duration::from_millis(
+                settings.recovery_call_timeout_ms,
+            )),
+        }
+    }
 }
 
 pub struct Coordinator {
@@ -106,87 +114,59 @@ pub fn start(config: CoordinatorConfig, store: Store, remote: Remote) -> Arc<Coo
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TransferBody {
-    user_id: String,
-    external_account_id: String,
-    amount_cents: serde_json::Number,
+/// The answer for a saga, with the HTTP status its client status carries.
+fn answer(view: TransferView) -> Response {
+    let code = StatusCode::from_u16(view.status.http_status()).unwrap_or(StatusCode::OK);
+    (code, Json(view)).into_response()
 }
 
-/// The answer to `POST /transfers` and `GET /transfers/{id}`.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct TransferView {
-    pub transfer_id: TransferId,
-    pub status: ClientStatus,
-    /// The saga state behind `status` (absent for the naive design, which keeps none).
-    pub state: Option<saga_log::SagaState>,
-    pub user_id: UserId,
-    pub external_account_id: AccountId,
-    pub amount_cents: AmountCents,
-    pub reason: Option<String>,
-}
-
-impl TransferView {
-    fn of(saga: &Saga) -> Self {
-        TransferView {
-            transfer_id: saga.transfer_id.clone(),
-            status: saga.state.client_status(),
-            state: Some(saga.state),
-            user_id: saga.user_id.clone(),
-            external_account_id: saga.external_account_id.clone(),
-            amount_cents: saga.amount_cents,
-            reason: saga.reason.clone(),
-        }
-    }
-
-    fn into_response(self) -> Response {
-        let code = match self.status {
-            ClientStatus::Completed => StatusCode::OK,
-            ClientStatus::Pending => StatusCode::ACCEPTED,
-            ClientStatus::Failed => StatusCode::UNPROCESSABLE_ENTITY,
-        };
-        (code, Json(self)).into_response()
+fn view_of(saga: &Saga) -> TransferView {
+    TransferView {
+        transfer_id: saga.transfer_id.clone(),
+        status: saga.state.client_status(),
+        state: Some(saga.state),
+        user_id: saga.user_id.clone(),
+        external_account_id: saga.external_account_id.clone(),
+        amount_cents: saga.amount_cents,
+        reason: saga.reason.clone(),
     }
 }
 
-const IDEMPOTENCY_HEADER: &str = "idempotency-key";
-
-fn parse_intent(headers: &HeaderMap, body: TransferBody) -> Result<Intent, ApiError> {
-    let key = match headers.get(IDEMPOTENCY_HEADER) {
+fn parse_intent(headers: &HeaderMap, body: TransferRequest) -> Result<Intent, ApiError> {
+    let key = match headers.get(routes::IDEMPOTENCY_KEY_HEADER) {
         None => {
-            return Err(ApiError::bad_request(
-                "missing_idempotency_key",
+            return Err(ApiError::new(
+                ErrorCode::MissingIdempotencyKey,
                 "the Idempotency-Key header is required",
             ))
         }
         Some(value) => value.to_str().map_err(|_| {
-            ApiError::bad_request(
-                "invalid_idempotency_key",
+            ApiError::new(
+                ErrorCode::InvalidIdempotencyKey,
                 "Idempotency-Key must be visible ASCII",
             )
         })?,
     };
     let idempotency_key = IdempotencyKey::parse(key)
-        .map_err(|e| ApiError::bad_request("invalid_idempotency_key", e.to_string()))?;
+        .map_err(|e| ApiError::new(ErrorCode::InvalidIdempotencyKey, e.to_string()))?;
     Ok(Intent {
         user_id: UserId::parse(&body.user_id)?,
         idempotency_key,
         external_account_id: AccountId::parse(&body.external_account_id)?,
-        amount_cents: AmountCents::transfer_from_json(&body.amount_cents)?,
+        amount_cents: body.amount_cents.transfer_amount()?,
     })
 }
 
 impl From<BeginError> for ApiError {
     fn from(err: BeginError) -> Self {
         match err {
-            BeginError::KeyReused => ApiError::conflict(
-                "idempotency_key_reused",
+            BeginError::KeyReused => ApiError::new(
+                ErrorCode::IdempotencyKeyReused,
                 "this Idempotency-Key was already used by this user for a different transfer",
             ),
-            BeginError::UnknownUser(_) => ApiError::not_found("unknown_user", err.to_string()),
+            BeginError::UnknownUser(_) => ApiError::new(ErrorCode::UnknownUser, err.to_string()),
             BeginError::UnknownAccount { .. } => {
-                ApiError::not_found("unknown_account", err.to_string())
+                ApiError::new(ErrorCode::UnknownAccount, err.to_string())
             }
             BeginError::Store(store) => ApiError::internal(store),
         }
@@ -196,20 +176,24 @@ impl From<BeginError> for ApiError {
 async fn post_transfer(
     State(coord): State<Arc<Coordinator>>,
     headers: HeaderMap,
-    JsonBody(body): JsonBody<TransferBody>,
+    JsonBody(body): JsonBody<TransferRequest>,
 ) -> Result<Response, ApiError> {
     let deadline = Instant::now() + coord.config.deadline;
     let intent = parse_intent(&headers, body)?;
     // Shed before anything is written: a shed request changed nothing and is safe to retry.
     let Ok(permit) = coord.in_flight.clone().try_acquire_owned() else {
         coord.counters.inc("transfer", "shed");
-        return Err(ApiError::overloaded(
+        return Err(ApiError::new(
+            ErrorCode::Overloaded,
             "too many transfers in flight; retry later",
         ));
     };
     if coord.store.free_write_slots() < WRITE_QUEUE_CAPACITY / 4 {
         coord.counters.inc("transfer", "shed");
-        return Err(ApiError::overloaded("saga log is saturated; retry later"));
+        return Err(ApiError::new(
+            ErrorCode::Overloaded,
+            "saga log is saturated; retry later",
+        ));
     }
     let response = match &coord.naive {
         Some(naive) => naive_transfer(&coord, naive, intent, deadline).await,
@@ -235,14 +219,8 @@ async fn naive_transfer(
         NaiveOutcome::Completed(id) => (id, ClientStatus::Completed, None),
         NaiveOutcome::Failed(id, why) => (id, ClientStatus::Failed, Some(why)),
     };
-    coord.counters.inc(
-        "transfer",
-        match status {
-            ClientStatus::Completed => "completed",
-            _ => "failed",
-        },
-    );
-    Ok(TransferView {
+    coord.counters.inc("transfer", status.as_str());
+    Ok(answer(TransferView {
         transfer_id,
         status,
         state: None,
@@ -250,8 +228,7 @@ async fn naive_transfer(
         external_account_id: intent.external_account_id,
         amount_cents: intent.amount_cents,
         reason,
-    }
-    .into_response())
+    }))
 }
 
 /// The shortest remote-call timeout worth trying; below it the answer is `pending`.
@@ -277,7 +254,7 @@ async fn saga_transfer(
     let saga = match begun {
         Begin::Existing(saga) => {
             coord.counters.inc("transfer", "replay");
-            return Ok(TransferView::of(&saga).into_response());
+            return Ok(answer(view_of(&saga)));
         }
         Begin::New(saga) => saga,
     };
@@ -296,8 +273,8 @@ async fn saga_transfer(
     .map_err(ApiError::internal)?;
     coord
         .counters
-        .inc("transfer", driven.state.client_status_label());
-    Ok(TransferView::of(&driven).into_response())
+        .inc("transfer", driven.state.client_status().as_str());
+    Ok(answer(view_of(&driven)))
 }
 
 /// Drives a new saga until it is final or the deadline leaves no time for another call.
@@ -324,16 +301,6 @@ async fn drive_until(driver: &Driver, mut saga: Saga, deadline: Instant) -> Saga
     }
 }
 
-impl saga_log::SagaState {
-    fn client_status_label(self) -> &'static str {
-        match self.client_status() {
-            ClientStatus::Completed => "completed",
-            ClientStatus::Failed => "failed",
-            ClientStatus::Pending => "pending",
-        }
-    }
-}
-
 async fn get_transfer(
     State(coord): State<Arc<Coordinator>>,
     Path(id): Path<String>,
@@ -343,26 +310,13 @@ async fn get_transfer(
         .store
         .read(move |conn| saga_log::get(conn, &id))
         .await?;
-    saga.map(|s| TransferView::of(&s).into_response())
-        .ok_or_else(|| ApiError::not_found("unknown_transfer", "no such transfer id"))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LinkRequest {
-    users: Vec<LinkUser>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct LinkUser {
-    user_id: String,
-    external_account_id: String,
+    saga.map(|s| answer(view_of(&s)))
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownTransfer, "no such transfer id"))
 }
 
 async fn post_users(
     State(coord): State<Arc<Coordinator>>,
-    JsonBody(request): JsonBody<LinkRequest>,
+    JsonBody(request): JsonBody<UserLinks>,
 ) -> Result<Response, ApiError> {
     let links = request
         .users
@@ -378,24 +332,13 @@ async fn post_users(
         .store
         .write(move |conn| saga_log::link_users(conn, &links))
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::json!({ "created": created })),
-    )
-        .into_response())
-}
-
-/// `GET /admin/sagas`: the whole saga log, for the reconciler.
-#[derive(Serialize, Deserialize)]
-pub struct SagaDump {
-    pub design: Design,
-    pub sagas: Vec<Saga>,
+    Ok((StatusCode::CREATED, Json(Created { created })).into_response())
 }
 
 async fn get_sagas(State(coord): State<Arc<Coordinator>>) -> Result<Json<SagaDump>, ApiError> {
     let sagas = coord.store.read(saga_log::all_sagas).await?;
     Ok(Json(SagaDump {
-        design: coord.config.design,
+        design: coord.config.design.as_str().to_owned(),
         sagas,
     }))
 }
@@ -406,17 +349,17 @@ async fn metrics(State(coord): State<Arc<Coordinator>>) -> String {
 
 pub fn app(coord: Arc<Coordinator>, guard: AdminGuard) -> Router {
     let admin = Router::new()
-        .route("/admin/users", post(post_users))
-        .route("/admin/sagas", get(get_sagas))
+        .route(routes::ADMIN_USERS, post(post_users))
+        .route(routes::ADMIN_SAGAS, get(get_sagas))
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
         .with_state(coord.clone());
     Router::new()
-        .route("/transfers", post(post_transfer))
-        .route("/transfers/{transfer_id}", get(get_transfer))
+        .route(routes::TRANSFERS, post(post_transfer))
+        .route(routes::TRANSFER, get(get_transfer))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-        .route("/healthz", get(crate::institution::healthz))
-        .route("/metrics", get(metrics))
+        .route(routes::HEALTHZ, get(crate::institution::healthz))
+        .route(routes::METRICS, get(metrics))
         .with_state(coord)
         .merge(admin)
 }

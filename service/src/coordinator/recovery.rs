@@ -26,11 +26,12 @@ pub struct RecoveryConfig {
     pub backoff_cap: Duration,
 }
 
-impl Default for RecoveryConfig {
-    fn default() -> Self {
+impl RecoveryConfig {
+    /// The worker's pacing, with `call_timeout` for each remote call (a coordinator setting).
+    pub fn with_call_timeout(call_timeout: Duration) -> Self {
         RecoveryConfig {
             scan_interval: Duration::from_millis(50),
-            call_timeout: Duration::from_millis(1000),
+            call_timeout,
             max_concurrent: 64,
             backoff_base: Duration::from_millis(20),
             backoff_cap: Duration::from_millis(2000),

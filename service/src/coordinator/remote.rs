@@ -2,11 +2,12 @@
 //! sorted into what the saga may rely on: applied, refused (definite, recorded by the callee)
 //! or unknown (timeout, reset, 5xx, anything unexpected: "maybe applied").
 
-use crate::book::{TransferRecord, TransferStatus};
+use crate::contract::{
+    routes, CreditRequest, DebitRequest, ErrorCode, TransferRecord, TransferStatus,
+};
 use crate::ids::TransferId;
 use crate::money::AmountCents;
 use reqwest::StatusCode;
-use serde_json::json;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,14 +50,14 @@ impl Remote {
         amount: AmountCents,
         timeout: Duration,
     ) -> CallOutcome {
-        let body = json!({
-            "transfer_id": id.as_str(),
-            "external_account_id": account,
-            "amount_cents": amount.get(),
-        });
-        let url = format!("{}/debits", self.external_url);
-        let answer = self.call(&url, Some(body), timeout).await;
-        classify(answer, TransferStatus::Debited, "unknown_account")
+        let body = DebitRequest {
+            transfer_id: id.to_string(),
+            external_account_id: account.to_owned(),
+            amount_cents: amount.into(),
+        };
+        let url = format!("{}{}", self.external_url, routes::DEBITS);
+        let answer = self.call(&url, Some(&body), timeout).await;
+        classify(answer, TransferStatus::Debited, ErrorCode::UnknownAccount)
     }
 
     pub async fn credit(
@@ -66,21 +67,22 @@ impl Remote {
         amount: AmountCents,
         timeout: Duration,
     ) -> CallOutcome {
-        let body = json!({
-            "transfer_id": id.as_str(),
-            "user_id": user,
-            "amount_cents": amount.get(),
-        });
-        let url = format!("{}/credits", self.ledger_url);
-        let answer = self.call(&url, Some(body), timeout).await;
-        classify(answer, TransferStatus::Credited, "unknown_user")
+        let body = CreditRequest {
+            transfer_id: id.to_string(),
+            user_id: user.to_owned(),
+            amount_cents: amount.into(),
+        };
+        let url = format!("{}{}", self.ledger_url, routes::CREDITS);
+        let answer = self.call(&url, Some(&body), timeout).await;
+        classify(answer, TransferStatus::Credited, ErrorCode::UnknownUser)
     }
 
     /// Reverses (or aborts, leaving a tombstone) a debit. `Applied` means the id now holds
     /// no debit at the external side: reversed, tombstoned, or it was refused in the first place.
     pub async fn reverse(&self, id: &TransferId, timeout: Duration) -> CallOutcome {
-        let url = format!("{}/debits/{}/reverse", self.external_url, id.as_str());
-        match self.call(&url, None, timeout).await {
+        let path = routes::with_transfer_id(routes::REVERSE, id.as_str());
+        let url = format!("{}{path}", self.external_url);
+        match self.call(&url, None::<&()>, timeout).await {
             Ok((StatusCode::OK, Some(record))) => match record.status {
                 TransferStatus::Reversed | TransferStatus::Tombstone | TransferStatus::Refused => {
                     CallOutcome::Applied
@@ -95,12 +97,12 @@ impl Remote {
     async fn call(
         &self,
         url: &str,
-        body: Option<serde_json::Value>,
+        body: Option<&impl serde::Serialize>,
         timeout: Duration,
     ) -> Result<(StatusCode, Option<TransferRecord>), String> {
         let mut request = self.http.post(url).timeout(timeout);
         if let Some(body) = body {
-            request = request.json(&body);
+            request = request.json(body);
         }
         let response = request.send().await.map_err(describe)?;
         let status = response.status();
@@ -124,7 +126,7 @@ fn describe(err: reqwest::Error) -> String {
 fn classify(
     answer: Result<(StatusCode, Option<TransferRecord>), String>,
     applied: TransferStatus,
-    unknown_account_reason: &str,
+    unknown_account: ErrorCode,
 ) -> CallOutcome {
     match answer {
         Err(why) => CallOutcome::Unknown(why),
@@ -137,7 +139,7 @@ fn classify(
                 .unwrap_or_else(|| record.status.as_str().to_owned());
             CallOutcome::Refused(reason)
         }
-        Ok((StatusCode::NOT_FOUND, _)) => CallOutcome::Refused(unknown_account_reason.into()),
+        Ok((StatusCode::NOT_FOUND, _)) => CallOutcome::Refused(unknown_account.as_str().into()),
         Ok((status, _)) => CallOutcome::Unknown(format!("answered {status}")),
     }
 }
@@ -160,7 +162,11 @@ mod tests {
     fn only_recorded_answers_are_definite() {
         let applied = TransferStatus::Credited;
         assert_eq!(
-            classify(Ok((StatusCode::OK, record(applied, None))), applied, "x"),
+            classify(
+                Ok((StatusCode::OK, record(applied, None))),
+                applied,
+                ErrorCode::UnknownUser
+            ),
             CallOutcome::Applied
         );
         assert_eq!(
@@ -170,7 +176,7 @@ mod tests {
                     record(TransferStatus::Refused, Some("rate_limited"))
                 )),
                 applied,
-                "x"
+                ErrorCode::UnknownUser
             ),
             CallOutcome::Refused("rate_limited".into())
         );
@@ -181,7 +187,7 @@ mod tests {
             Err("timeout".to_string()),
         ] {
             assert!(matches!(
-                classify(answer, applied, "x"),
+                classify(answer, applied, ErrorCode::UnknownUser),
                 CallOutcome::Unknown(_)
             ));
         }

@@ -2,11 +2,11 @@
 //! call; every state change is a compare-and-set on that row. Also the links between our
 //! users and their external accounts, used to validate requests before anything is written.
 
+pub use crate::contract::{Saga, SagaState};
 use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
 use crate::money::AmountCents;
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
-use serde::{Deserialize, Serialize};
 
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS sagas (
@@ -30,65 +30,7 @@ CREATE TABLE IF NOT EXISTS links (
 );
 ";
 
-/// A saga's state. `completed`, `failed` and `reversed` are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SagaState {
-    /// Intent recorded; the debit may or may not have been sent or applied.
-    Started,
-    /// The debit is applied; the credit is not known to be.
-    Debited,
-    /// Both sides applied.
-    Completed,
-    /// The debit was refused, or aborted (reversal/tombstone at the external side).
-    Failed,
-    /// The credit was refused: the reversal of the debit is owed (this row is the outbox).
-    Reversing,
-    /// The debit was reversed.
-    Reversed,
-}
-
 impl SagaState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SagaState::Started => "started",
-            SagaState::Debited => "debited",
-            SagaState::Completed => "completed",
-            SagaState::Failed => "failed",
-            SagaState::Reversing => "reversing",
-            SagaState::Reversed => "reversed",
-        }
-    }
-
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
-        Ok(match text {
-            "started" => SagaState::Started,
-            "debited" => SagaState::Debited,
-            "completed" => SagaState::Completed,
-            "failed" => SagaState::Failed,
-            "reversing" => SagaState::Reversing,
-            "reversed" => SagaState::Reversed,
-            other => return Err(StoreError::Corrupt(format!("unknown saga state {other:?}"))),
-        })
-    }
-
-    pub fn is_final(self) -> bool {
-        matches!(
-            self,
-            SagaState::Completed | SagaState::Failed | SagaState::Reversed
-        )
-    }
-
-    /// What the client is told: `completed`, `failed` or `pending`. A saga in `reversing`
-    /// is already `failed` for the client: its reversal is durably owed and will happen.
-    pub fn client_status(self) -> ClientStatus {
-        match self {
-            SagaState::Completed => ClientStatus::Completed,
-            SagaState::Failed | SagaState::Reversing | SagaState::Reversed => ClientStatus::Failed,
-            SagaState::Started | SagaState::Debited => ClientStatus::Pending,
-        }
-    }
-
     /// The transitions the saga rules allow.
     pub fn may_become(self, next: SagaState) -> bool {
         use SagaState::*;
@@ -101,27 +43,6 @@ impl SagaState {
                 | (Reversing, Reversed)
         )
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientStatus {
-    Completed,
-    Failed,
-    Pending,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Saga {
-    pub transfer_id: TransferId,
-    pub user_id: UserId,
-    pub idempotency_key: IdempotencyKey,
-    pub external_account_id: AccountId,
-    pub amount_cents: AmountCents,
-    pub state: SagaState,
-    pub reason: Option<String>,
-    pub created_ms: i64,
-    pub updated_ms: i64,
 }
 
 /// A validated transfer request.
@@ -180,7 +101,8 @@ fn saga_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Saga, Store
             idempotency_key: IdempotencyKey::parse(&key).map_err(|_| corrupt("key"))?,
             external_account_id: AccountId::parse(&account).map_err(|_| corrupt("account"))?,
             amount_cents: AmountCents::from_sql(amount).map_err(|_| corrupt("amount"))?,
-            state: SagaState::parse(&state)?,
+            state: SagaState::from_name(&state)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown saga state {state:?}")))?,
             reason,
             created_ms,
             updated_ms,
@@ -324,13 +246,14 @@ pub fn all_sagas(conn: &Connection) -> Result<Vec<Saga>, StoreError> {
 }
 
 /// Links users to external accounts; existing links are kept. Returns how many were new.
-pub fn link_users(conn: &Connection, links: &[(UserId, AccountId)]) -> Result<usize, StoreError> {
+pub fn link_users(conn: &Connection, links: &[(UserId, AccountId)]) -> Result<u64, StoreError> {
     let mut created = 0;
     for (user, account) in links {
-        created += conn.execute(
+        let inserted = conn.execute(
             "INSERT OR IGNORE INTO links (user_id, account_id) VALUES (?1, ?2)",
             params![user.as_str(), account.as_str()],
         )?;
+        created += inserted as u64;
     }
     Ok(created)
 }

@@ -1,0 +1,339 @@
+//! One run, end to end: profile → system → seed → load and faults → convergence →
+//! reconciliation → results folder → verdict.
+//!
+//! - `options`: the command line's overrides applied to the profile.
+//! - `converge`: waiting for every saga to be final after the load.
+//! - `summarize`: `summary.json` from what the run measured.
+
+mod converge;
+mod options;
+mod summarize;
+
+pub use options::RunOptions;
+
+use crate::client::TransferClient;
+use crate::faults::proxies::ProxyControl;
+use crate::faults::{FaultControl, FaultFailed, FaultRecord, Timeline};
+use crate::history::{self, HistoryWriter};
+use crate::loadgen::{self, LoadReport};
+use crate::profile::{plan::RunPlan, ProfileError};
+use crate::progress::Progress;
+use crate::reconcile::{self, Books};
+use crate::schedule::Schedule;
+use crate::stats::{self, LiveStats};
+use crate::summary::Summary;
+use crate::system::admin::{AdminClient, AdminError};
+use crate::system::{self, BringUpError, Endpoints, LaunchedSystem};
+use crate::{hops, provenance, report};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+/// Why a run could not happen (exit code 2).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Profile(#[from] ProfileError),
+    #[error("{0}: faults need the system the harness starts; drop --target or use a profile without faults")]
+    FaultsOnTarget(PathBuf),
+    #[error("cannot write {path}: {source}")]
+    Output {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start the system: {0}")]
+    BringUp(#[from] BringUpError),
+    #[error(transparent)]
+    Admin(#[from] AdminError),
+    #[error("the coordinator's address: {0}")]
+    Gateway(#[source] anyhow::Error),
+    #[error(transparent)]
+    Fault(#[from] FaultFailed),
+    #[error("reading the history back: {0}")]
+    History(std::io::Error),
+    #[error("a task of the run failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    #[error("cannot build the HTTP client: {0}")]
+    Http(#[from] reqwest::Error),
+}
+
+fn write_file(path: &Path, text: String) -> Result<(), RunError> {
+    std::fs::write(path, text).map_err(|source| RunError::Output {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Output {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    write_file(path, text + "\n")
+}
+
+/// Runs the profile and returns the process exit code (0 pass, 1 fail or unknown, 2 unusable).
+pub async fn run(options: RunOptions) -> Result<i32, RunError> {
+    let (profile, plan) = options::plan(&options)?;
+    let started_at = SystemTime::now();
+    let out = options.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(format!("{}-{}", provenance::compact(started_at), plan.name))
+    });
+    std::fs::create_dir_all(&out).map_err(|source| RunError::Output {
+        path: out.clone(),
+        source,
+    })?;
+    let as_run = serde_yaml::to_string(&profile).map_err(|e| RunError::Output {
+        path: out.join("profile.yaml"),
+        source: std::io::Error::other(e),
+    })?;
+    write_file(
+        &out.join("profile.yaml"),
+        format!(
+            "# The profile as run: {} with overrides applied and every service setting written out.\n{as_run}",
+            options.profile.display()
+        ),
+    )?;
+    if options.target.is_some() && !plan.faults.is_empty() {
+        return Err(RunError::FaultsOnTarget(options.profile.clone()));
+    }
+
+    let launched = match &options.target {
+        Some(_) => None,
+        None => match system::bring_up(&plan, &out, options.toxiproxy.as_deref()).await {
+            Ok(system) => Some(system),
+            Err(err) => {
+                remove_hops_from_user_server(&options).await;
+                return Err(err.into());
+            }
+        },
+    };
+    let endpoints = match (&launched, &options.target) {
+        (Some(system), _) => system.endpoints(),
+        (None, target) => {
+            let target = target.as_deref().unwrap_or_default().trim_end_matches('/');
+            Endpoints {
+                coordinator: target.to_owned(),
+                gateway: target.to_owned(),
+                external: options.external_url.clone(),
+                ledger: options.ledger_url.clone(),
+            }
+        }
+    };
+    write_services(&out, &endpoints, launched.as_ref())?;
+
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let (processes, proxies, embedded) = match launched {
+        Some(LaunchedSystem {
+            launched,
+            hops,
+            embedded,
+        }) => (
+            Some(Arc::new(Mutex::new(launched))),
+            Some(ProxyControl::new(&hops.api, http.clone())),
+            embedded,
+        ),
+        None => (None, None, None),
+    };
+    let control = FaultControl {
+        proxies,
+        system: processes.clone(),
+        http: http.clone(),
+        endpoints: endpoints.clone(),
+    };
+    let result = drive(&options, &plan, &endpoints, &out, started_at, control).await;
+    if let Some(processes) = processes {
+        let stop = tokio::task::spawn_blocking(move || match processes.lock() {
+            Ok(mut l) => l.stop(),
+            Err(poisoned) => poisoned.into_inner().stop(),
+        });
+        let _ = stop.await;
+    }
+    drop(embedded);
+    remove_hops_from_user_server(&options).await;
+    let (summary, violations) = result?;
+    write_file(
+        &out.join("report.md"),
+        report::render(&summary, &violations),
+    )?;
+    write_json(&out.join("summary.json"), &summary)?;
+    print_outcome(&summary, &out);
+    Ok(summary.verdict.exit_code())
+}
+
+/// A run cleans up after itself on a Toxiproxy server it does not own.
+async fn remove_hops_from_user_server(options: &RunOptions) {
+    if let (Some(api), None) = (&options.toxiproxy, &options.target) {
+        hops::remove_all(api.trim_start_matches("http://").trim_end_matches('/')).await;
+    }
+}
+
+/// `services.json`: where the services answer, their first process ids and the hops.
+fn write_services(
+    out: &Path,
+    endpoints: &Endpoints,
+    launched: Option<&LaunchedSystem>,
+) -> Result<(), RunError> {
+    #[derive(serde::Serialize)]
+    struct Services<'a> {
+        endpoints: &'a Endpoints,
+        pids: Option<std::collections::BTreeMap<&'static str, u32>>,
+        proxies: Option<&'a hops::Hops>,
+    }
+    write_json(
+        &out.join("services.json"),
+        &Services {
+            endpoints,
+            pids: launched.map(|s| s.launched.pids()),
+            proxies: launched.map(|s| &s.hops),
+        },
+    )
+}
+
+fn print_outcome(s: &Summary, out: &Path) {
+    let p99 = s
+        .latency_ms
+        .p99
+        .map_or_else(|| "unknown".to_owned(), |p| format!("{p:.1} ms"));
+    println!(
+        "verdict: {} | {} design | {:.0} req/s completed | p99 {p99} (SLO {} ms) | created {} lost {} cents | convergence {}",
+        s.verdict.as_str(),
+        s.design,
+        s.throughput_rps,
+        s.slo.p99_ms,
+        s.money.created_cents.map_or_else(|| "?".into(), |c| c.to_string()),
+        s.money.lost_cents.map_or_else(|| "?".into(), |c| c.to_string()),
+        s.convergence_ms.map_or_else(|| "not reached".into(), |ms| format!("{ms} ms")),
+    );
+    for reason in &s.verdict_reasons {
+        println!("  - {reason}");
+    }
+    println!("results: {}", out.display());
+}
+
+/// How long the coordinator may take to answer `/healthz` before the load.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
+
+async fn drive(
+    options: &RunOptions,
+    plan: &RunPlan,
+    endpoints: &Endpoints,
+    out: &Path,
+    started_at: SystemTime,
+    control: FaultControl,
+) -> Result<(Summary, Vec<reconcile::Violation>), RunError> {
+    let admin = AdminClient::new(control.http.clone());
+    admin
+        .wait_healthy(&endpoints.coordinator, HEALTHY_WITHIN)
+        .await?;
+    let seeding =
+        options.target.is_none() || (endpoints.external.is_some() && endpoints.ledger.is_some());
+    if seeding {
+        admin.seed(endpoints, plan).await?;
+    }
+    let before = admin.books(endpoints).await?;
+
+    let load_started_wall = SystemTime::now();
+    let (load, faults) =
+        load_under_faults(plan, endpoints, out, started_at, control, options.quiet).await?;
+
+    let convergence =
+        converge::converge(&admin, &endpoints.coordinator, plan.convergence_window).await;
+    let after = admin.books(endpoints).await?;
+    admin.save_metrics(endpoints, out).await;
+    let books = match (before, after) {
+        (Some((external_before, ledger_before)), Some((external_after, ledger_after))) => {
+            Some(Books {
+                external_before,
+                ledger_before,
+                external_after,
+                ledger_after,
+            })
+        }
+        _ => None,
+    };
+    let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
+    let reconciliation = reconcile::reconcile(books.as_ref(), &history, &convergence);
+    write_json(&out.join("reconciliation.json"), &reconciliation)?;
+
+    let merged = stats::merge(&load.workers);
+    let hlog = out.join("latency.hlog");
+    stats::write_interval_log(&hlog, &merged.intervals, load_started_wall).map_err(|e| {
+        RunError::Output {
+            path: hlog,
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
+    let violations = reconciliation.violations.clone();
+    let summary = summarize::summarize(summarize::Measured {
+        options,
+        plan,
+        load: &load,
+        merged: &merged,
+        reconciliation,
+        convergence: &convergence,
+        faults,
+        started_at,
+    });
+    Ok((summary, violations))
+}
+
+/// The load and the fault timeline, side by side from one start: a fault that does not
+/// apply stops the load at once; otherwise both run to their end (the timeline heals
+/// everything when the load's time is up). The history is closed when this returns.
+async fn load_under_faults(
+    plan: &RunPlan,
+    endpoints: &Endpoints,
+    out: &Path,
+    started_at: SystemTime,
+    control: FaultControl,
+    quiet: bool,
+) -> Result<(LoadReport, Vec<FaultRecord>), RunError> {
+    let writer =
+        HistoryWriter::create(&out.join("history.jsonl")).map_err(|source| RunError::Output {
+            path: out.join("history.jsonl"),
+            source,
+        })?;
+    let live = Arc::new(LiveStats::new());
+    let progress = Progress::start(live.clone(), plan.total(), quiet);
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let config = loadgen::LoadConfig {
+        client: TransferClient::new(&endpoints.gateway, plan.client_max_in_flight as usize)
+            .map_err(RunError::Gateway)?,
+        start,
+        warmup: plan.warmup,
+        timeout: plan.client_timeout,
+        retries: plan.retries.clone(),
+        max_in_flight: plan.client_max_in_flight as usize,
+        workers: 2,
+        key_prefix: format!("{}-{}", plan.name, provenance::compact(started_at)),
+    };
+    let mut timeline =
+        tokio::spawn(Timeline::new(plan.faults.clone(), control, live.clone(), start).run());
+    // On a runtime thread beside the workers, not on the thread blocked in `block_on`.
+    let mut load = tokio::spawn(loadgen::run(
+        Schedule::new(plan),
+        config,
+        writer.sender(),
+        live,
+    ));
+    let outcome = tokio::select! {
+        report = &mut load => match report {
+            Ok(report) => timeline.await.map(|faults| faults.map(|records| (report, records))),
+            Err(e) => Err(e),
+        },
+        faults = &mut timeline => match faults {
+            Ok(Ok(records)) => load.await.map(|report| Ok((report, records))),
+            Ok(Err(failed)) => {
+                load.abort();
+                Ok(Err(failed))
+            }
+            Err(e) => Err(e),
+        },
+    };
+    progress.finish().await;
+    // On a fault that failed, the history is left to close as the aborted load drops it.
+    let (report, faults) = outcome??;
+    writer.finish().map_err(RunError::History)?;
+    Ok((report, faults))
+}

@@ -1,0 +1,90 @@
+//! `summary.json` from what a run measured: the outcome counts and latency of the measured
+//! window, the SLO and the verdict (`slo`, `verdict`), the reconciliation's money and
+//! invariants, and where the run came from (seed, profile, git revision).
+
+use super::RunOptions;
+use crate::faults::FaultRecord;
+use crate::history::Outcome;
+use crate::loadgen::LoadReport;
+use crate::profile::plan::RunPlan;
+use crate::reconcile::{Convergence, Reconciliation};
+use crate::stats::Merged;
+use crate::summary::{Requests, Summary};
+use crate::{provenance, slo, verdict};
+use std::time::SystemTime;
+
+/// Everything a summary is made of.
+pub struct Measured<'a> {
+    pub options: &'a RunOptions,
+    pub plan: &'a RunPlan,
+    pub load: &'a LoadReport,
+    pub merged: &'a Merged,
+    pub reconciliation: Reconciliation,
+    pub convergence: &'a Convergence,
+    pub faults: Vec<FaultRecord>,
+    pub started_at: SystemTime,
+}
+
+fn requests(load: &LoadReport, merged: &Merged) -> Requests {
+    let count = |o: Outcome| merged.outcomes.get(&o).copied().unwrap_or(0);
+    Requests {
+        scheduled: load.scheduled_measured,
+        retries: merged.retries,
+        completed: count(Outcome::Completed),
+        failed: count(Outcome::Failed),
+        pending: count(Outcome::Pending),
+        shed: count(Outcome::Shed),
+        errors: count(Outcome::Error),
+        overflow: load.overflow_measured,
+    }
+}
+
+pub fn summarize(m: Measured<'_>) -> Summary {
+    let requests = requests(m.load, m.merged);
+    let slo = slo::judge(&m.plan.slo, &m.merged.latency, &requests);
+    let mut invariants = m.reconciliation.invariants;
+    invariants.push(slo.invariant);
+    let p99_bound_ms = slo.result.p99_ms as f64;
+    let judged = verdict::judge(
+        &invariants,
+        slo.error_budget_exceeded,
+        verdict::GeneratorLoad {
+            send_lag_ms_p99: m.load.send_lag.value_at_quantile(0.99) as f64 / 1000.0,
+            send_lag_ms_max: m.load.send_lag.max() as f64 / 1000.0,
+            // A tenth of the p99 bound, and never under 10 ms (the timer's granularity
+            // and a loaded machine's scheduling make a few ms of lag ordinary).
+            lag_limit_ms: (p99_bound_ms / 10.0).max(10.0),
+            overflow_measured: m.load.overflow_measured,
+        },
+    );
+    let duration_s = m.plan.duration.as_secs_f64();
+    Summary {
+        schema_version: 1,
+        profile: m.plan.name.clone(),
+        profile_file: m.options.profile.display().to_string(),
+        seed: m.plan.seed,
+        design: m.plan.coordinator.design.as_str().to_owned(),
+        git_revision: provenance::git_revision(),
+        started_at: provenance::rfc3339(m.started_at),
+        target: m
+            .options
+            .target
+            .clone()
+            .unwrap_or_else(|| "launched".to_owned()),
+        verdict: judged.verdict,
+        verdict_reasons: judged.reasons,
+        duration_s,
+        warmup_s: m.plan.warmup.as_secs_f64(),
+        throughput_rps: requests.completed as f64 / duration_s.max(f64::EPSILON),
+        latency_ms: slo::latency_of(&m.merged.latency),
+        requests,
+        errors_by_kind: m.merged.errors_by_kind.clone(),
+        slo: slo.result,
+        generator: judged.generator,
+        money: m.reconciliation.money,
+        invariants,
+        anomalies: m.reconciliation.anomalies,
+        convergence_ms: m.convergence.convergence_ms,
+        faults: m.faults,
+    }
+}

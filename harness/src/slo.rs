@@ -1,0 +1,110 @@
+//! The SLO of a run: the p99 bound and any further percentiles the profile names, judged on
+//! the merged latency histogram, and the error budget judged on the outcomes. The latency
+//! bounds become the `slo_latency` invariant; a blown error budget is a reason on its own.
+
+use crate::profile::plan::SloPlan;
+use crate::reconcile::Invariant;
+use crate::stats::quantile_ms;
+use crate::summary::{Latency, PercentileResult, Requests, SloResult};
+use crate::verdict::LATENCY_INVARIANT;
+use hdrhistogram::Histogram;
+use std::time::Duration;
+
+/// The SLO's parts, judged.
+pub struct SloJudgement {
+    pub result: SloResult,
+    /// `slo_latency`: every latency bound held (unknown when one could not be shown).
+    pub invariant: Invariant,
+    /// Why the error budget is blown, when it is.
+    pub error_budget_exceeded: Option<String>,
+}
+
+/// The latency figures of a histogram of µs (None where it has too few samples).
+pub fn latency_of(h: &Histogram<u64>) -> Latency {
+    Latency {
+        samples: h.len(),
+        p50: quantile_ms(h, 0.5),
+        p90: quantile_ms(h, 0.9),
+        p99: quantile_ms(h, 0.99),
+        p999: quantile_ms(h, 0.999),
+        max: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
+    }
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn shown(value: Option<f64>) -> String {
+    value.map_or_else(|| "unknown".into(), |v| format!("{v:.2}"))
+}
+
+/// Judges `slo` on the latency histogram `h` (µs) and the outcome counts.
+pub fn judge(slo: &SloPlan, h: &Histogram<u64>, requests: &Requests) -> SloJudgement {
+    let p99 = quantile_ms(h, 0.99);
+    let p99_bound = ms(slo.p99);
+    let percentiles: Vec<PercentileResult> = slo
+        .percentiles
+        .iter()
+        .map(|(name, q, bound)| {
+            let value = quantile_ms(h, *q);
+            PercentileResult {
+                name: name.clone(),
+                bound_ms: ms(*bound),
+                value_ms: value,
+                met: value.map(|v| v <= ms(*bound) as f64),
+            }
+        })
+        .collect();
+    let operations = requests.operations();
+    let error_rate = if operations == 0 {
+        0.0
+    } else {
+        requests.errors as f64 / operations as f64
+    };
+    let result = SloResult {
+        p99_ms: p99_bound,
+        met: p99.map(|p| p <= p99_bound as f64),
+        percentiles,
+        error_budget: slo.error_budget,
+        error_rate,
+        error_budget_met: error_rate <= slo.error_budget,
+    };
+
+    let mut detail = format!("p99 {} ms against {p99_bound} ms", shown(p99));
+    for p in &result.percentiles {
+        detail.push_str(&format!(
+            "; {} {} against {}",
+            p.name,
+            shown(p.value_ms),
+            p.bound_ms
+        ));
+    }
+    let parts: Vec<Option<bool>> = std::iter::once(result.met)
+        .chain(result.percentiles.iter().map(|p| p.met))
+        .collect();
+    let holds = if parts.contains(&Some(false)) {
+        Some(false)
+    } else if parts.contains(&None) {
+        None
+    } else {
+        Some(true)
+    };
+    let invariant = Invariant {
+        name: LATENCY_INVARIANT,
+        holds,
+        violations: u64::from(holds == Some(false)),
+        detail,
+    };
+    let error_budget_exceeded = (!result.error_budget_met).then(|| {
+        format!(
+            "error rate {error_rate:.4} exceeds the budget {}",
+            slo.error_budget
+        )
+    });
+    SloJudgement {
+        result,
+        invariant,
+        error_budget_exceeded,
+    }
+}

@@ -1,0 +1,217 @@
+//! The admin client: what the harness asks of a system outside the load, all through
+//! `docs/contract.md` and never through the hops' proxies (faults never touch the
+//! evidence): health, seeding, both institutions' dumps, the saga log, and `/metrics`.
+
+use super::{Endpoints, ServiceRole};
+use crate::population;
+use crate::profile::plan::RunPlan;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use service::contract::{routes, Dump, SagaDump};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("{what} at {url}: {source}")]
+    Transport {
+        what: &'static str,
+        url: String,
+        source: reqwest::Error,
+    },
+    #[error("{what} at {url} answered {status}: {body}")]
+    Refused {
+        what: &'static str,
+        url: String,
+        status: reqwest::StatusCode,
+        body: String,
+    },
+    #[error("{url} did not answer 200 within {waited:?}")]
+    NotHealthy { url: String, waited: Duration },
+}
+
+/// How long an admin call may take: a dump of a long run is large.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+#[derive(Clone)]
+pub struct AdminClient {
+    http: reqwest::Client,
+}
+
+impl AdminClient {
+    pub fn new(http: reqwest::Client) -> AdminClient {
+        AdminClient { http }
+    }
+
+    async fn post<B: Serialize>(
+        &self,
+        what: &'static str,
+        url: String,
+        body: &B,
+    ) -> Result<(), AdminError> {
+        let response = self
+            .http
+            .post(&url)
+            .json(body)
+            .timeout(ADMIN_TIMEOUT)
+            .send()
+            .await
+            .map_err(|source| AdminError::Transport {
+                what,
+                url: url.clone(),
+                source,
+            })?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(AdminError::Refused {
+                what,
+                url,
+                status,
+                body,
+            });
+        }
+        Ok(())
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        url: String,
+    ) -> Result<T, AdminError> {
+        let transport = |source| AdminError::Transport {
+            what,
+            url: url.clone(),
+            source,
+        };
+        let response = self
+            .http
+            .get(&url)
+            .timeout(ADMIN_TIMEOUT)
+            .send()
+            .await
+            .map_err(transport)?;
+        let status = response.status();
+        if !status.is_success() {
+            let body = response.text().await.unwrap_or_default();
+            return Err(AdminError::Refused {
+                what,
+                url,
+                status,
+                body,
+            });
+        }
+        response.json().await.map_err(transport)
+    }
+
+    /// Polls `{base}/healthz` until it answers 200, for at most `limit`.
+    pub async fn wait_healthy(&self, base: &str, limit: Duration) -> Result<(), AdminError> {
+        let url = format!("{base}{}", routes::HEALTHZ);
+        let started = Instant::now();
+        loop {
+            let ok = self
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(1))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ok {
+                return Ok(());
+            }
+            if started.elapsed() > limit {
+                return Err(AdminError::NotHealthy {
+                    url,
+                    waited: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Creates the plan's users (`population`): their external accounts with the opening
+    /// balance, their ledger accounts at zero, and the links at the coordinator. An
+    /// institution without an address is skipped.
+    pub async fn seed(&self, endpoints: &Endpoints, plan: &RunPlan) -> Result<(), AdminError> {
+        if let Some(external) = &endpoints.external {
+            let url = format!("{external}{}", routes::ADMIN_ACCOUNTS);
+            self.post(
+                "seeding external accounts",
+                url,
+                &population::external_accounts(plan),
+            )
+            .await?;
+        }
+        if let Some(ledger) = &endpoints.ledger {
+            let url = format!("{ledger}{}", routes::ADMIN_ACCOUNTS);
+            self.post(
+                "seeding ledger accounts",
+                url,
+                &population::ledger_accounts(plan),
+            )
+            .await?;
+        }
+        let url = format!("{}{}", endpoints.coordinator, routes::ADMIN_USERS);
+        self.post("linking users", url, &population::links(plan))
+            .await
+    }
+
+    pub async fn dump(&self, base: &str) -> Result<Dump, AdminError> {
+        self.get("reading the dump", format!("{base}{}", routes::ADMIN_DUMP))
+            .await
+    }
+
+    pub async fn sagas(&self, coordinator: &str) -> Result<SagaDump, AdminError> {
+        self.get(
+            "reading the saga log",
+            format!("{coordinator}{}", routes::ADMIN_SAGAS),
+        )
+        .await
+    }
+
+    /// Both institutions' books, the ledger read first: every credit seen then has its debit
+    /// already applied. None when an institution has no address.
+    pub async fn books(&self, endpoints: &Endpoints) -> Result<Option<(Dump, Dump)>, AdminError> {
+        let (Some(external), Some(ledger)) = (&endpoints.external, &endpoints.ledger) else {
+            return Ok(None);
+        };
+        let ledger = self.dump(ledger).await?;
+        let external = self.dump(external).await?;
+        Ok(Some((external, ledger)))
+    }
+
+    /// Saves each service's `/metrics` (Prometheus text: operations by outcome, the store's
+    /// commits) as `<role>.metrics` in `out`. Counters run from the service's last start. A
+    /// service that does not answer is skipped: the figures are evidence, not a check.
+    pub async fn save_metrics(&self, endpoints: &Endpoints, out: &Path) {
+        for role in ServiceRole::ALL {
+            let Some(base) = endpoints.of(role) else {
+                continue;
+            };
+            let url = format!("{base}{}", routes::METRICS);
+            let answer = self
+                .http
+                .get(&url)
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            let text = match answer {
+                Ok(response) if response.status().is_success() => response.text().await,
+                Ok(response) => {
+                    tracing::debug!(role = role.as_str(), status = %response.status(), "no metrics");
+                    continue;
+                }
+                Err(err) => Err(err),
+            };
+            match text {
+                Ok(text) => {
+                    let path = out.join(format!("{}.metrics", role.as_str()));
+                    if let Err(err) = std::fs::write(path, text) {
+                        tracing::warn!(role = role.as_str(), %err, "cannot save metrics");
+                    }
+                }
+                Err(err) => tracing::debug!(role = role.as_str(), %err, "metrics not readable"),
+            }
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The system under test: the reference system, started by the harness with a proxy on
+//! every hop, or an existing one given by URL. Every read the reconciler needs goes through
+//! `docs/contract.md`.
+//!
+//! - `launch`: the services as child processes, started again after a process fault.
+//! - `admin`: the admin client (health, seeding, dumps, the saga log, metrics).
+
+pub mod admin;
+pub mod launch;
+
+use crate::hops::{self, Embedded, Hop, HopError, Hops};
+use crate::profile::plan::RunPlan;
+use launch::{Launched, SystemError};
+use serde::Serialize;
+use std::path::Path;
+
+/// A service of the system, where process and knob faults act.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ServiceRole {
+    Coordinator,
+    External,
+    Ledger,
+}
+
+impl ServiceRole {
+    pub const ALL: [ServiceRole; 3] = [
+        ServiceRole::Coordinator,
+        ServiceRole::External,
+        ServiceRole::Ledger,
+    ];
+
+    /// The role's name: `bank-service <role>`, and its log and data files.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ServiceRole::Coordinator => "coordinator",
+            ServiceRole::External => "external",
+            ServiceRole::Ledger => "ledger",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<ServiceRole> {
+        ServiceRole::ALL.into_iter().find(|r| r.as_str() == name)
+    }
+}
+
+/// Where the three services answer (`http://host:port`). The institutions are optional for a
+/// system given by URL; without them the money checks are unknown.
+#[derive(Debug, Clone, Serialize)]
+pub struct Endpoints {
+    /// The coordinator itself: admin routes (saga log, seeding) go here directly.
+    pub coordinator: String,
+    /// Where the load goes: the gateway hop's proxy, or the coordinator when there is none.
+    pub gateway: String,
+    pub external: Option<String>,
+    pub ledger: Option<String>,
+}
+
+impl Endpoints {
+    /// The service's own address (not its hop's).
+    pub fn of(&self, role: ServiceRole) -> Option<&str> {
+        match role {
+            ServiceRole::Coordinator => Some(&self.coordinator),
+            ServiceRole::External => self.external.as_deref(),
+            ServiceRole::Ledger => self.ledger.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BringUpError {
+    #[error(transparent)]
+    Launch(#[from] SystemError),
+    #[error(transparent)]
+    Hop(#[from] HopError),
+    #[error("the task that starts services failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// The reference system as the harness started it, with a proxy on every hop. Dropping it
+/// kills the services (and stops the embedded proxy server).
+pub struct LaunchedSystem {
+    pub launched: Launched,
+    pub hops: Hops,
+    /// The embedded proxy server, when the run uses it; a `--toxiproxy` server is the user's.
+    pub embedded: Option<Embedded>,
+}
+
+impl LaunchedSystem {
+    pub fn endpoints(&self) -> Endpoints {
+        Endpoints {
+            coordinator: self.launched.coordinator.url.clone(),
+            gateway: self.hops.url(Hop::Gateway),
+            external: Some(self.launched.external.url.clone()),
+            ledger: Some(self.launched.ledger.url.clone()),
+        }
+    }
+}
+
+/// Starts the reference system with a proxy on each hop: the institutions first, their
+/// hops, the coordinator told to reach them through those hops, then the gateway hop in
+/// front of it. The proxies live in the embedded server, or in the Toxiproxy server at
+/// `toxiproxy` (`host:port` or a URL).
+pub async fn bring_up(
+    plan: &RunPlan,
+    out: &Path,
+    toxiproxy: Option<&str>,
+) -> Result<LaunchedSystem, BringUpError> {
+    let (api, embedded) = match toxiproxy {
+        Some(url) => {
+            let api = url.trim_start_matches("http://").trim_end_matches('/');
+            (api.to_owned(), None)
+        }
+        None => {
+            let server = hops::start_embedded(plan.seed).await?;
+            (server.api_addr.clone(), Some(server))
+        }
+    };
+    let (start_plan, dir) = (plan.clone(), out.to_owned());
+    let institutions =
+        tokio::task::spawn_blocking(move || launch::launch_institutions(&start_plan, &dir))
+            .await??;
+    let external = hops::create(&api, Hop::External, &institutions.external.url).await?;
+    let ledger = hops::create(&api, Hop::Ledger, &institutions.ledger.url).await?;
+    let (start_plan, dir) = (plan.clone(), out.to_owned());
+    let (external_url, ledger_url) = (format!("http://{external}"), format!("http://{ledger}"));
+    let launched = tokio::task::spawn_blocking(move || {
+        launch::launch_coordinator(&start_plan, &dir, institutions, &external_url, &ledger_url)
+    })
+    .await??;
+    let gateway = hops::create(&api, Hop::Gateway, &launched.coordinator.url).await?;
+    Ok(LaunchedSystem {
+        launched,
+        hops: Hops {
+            api,
+            gateway,
+            external,
+            ledger,
+        },
+        embedded,
+    })
+}

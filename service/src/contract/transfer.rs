@@ -1,0 +1,167 @@
+//! The coordinator's bodies: `POST /transfers` and its answer (also `GET /transfers/{id}`),
+//! the saga log dump (`GET /admin/sagas`) and the user links (`POST /admin/users`).
+
+use super::wire_amount::WireAmount;
+use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
+use crate::money::AmountCents;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// `POST /transfers`, with the `Idempotency-Key` header.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    pub user_id: String,
+    pub external_account_id: String,
+    pub amount_cents: WireAmount,
+}
+
+/// What the client is told, and the promise behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientStatus {
+    /// The debit and the credit are both applied.
+    Completed,
+    /// Neither side holds any net effect, now or after a durably owed reversal.
+    Failed,
+    /// Not known within the deadline; becomes `completed` or `failed` in the background.
+    Pending,
+}
+
+impl ClientStatus {
+    pub const ALL: [ClientStatus; 3] = [
+        ClientStatus::Completed,
+        ClientStatus::Failed,
+        ClientStatus::Pending,
+    ];
+
+    /// The HTTP status a transfer answer with this status carries.
+    pub const fn http_status(self) -> u16 {
+        match self {
+            ClientStatus::Completed => 200,
+            ClientStatus::Failed => 422,
+            ClientStatus::Pending => 202,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ClientStatus::Completed => "completed",
+            ClientStatus::Failed => "failed",
+            ClientStatus::Pending => "pending",
+        }
+    }
+}
+
+/// A saga's state. `completed`, `failed` and `reversed` are final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum SagaState {
+    /// Intent recorded; the debit may or may not have been sent or applied.
+    Started,
+    /// The debit is applied; the credit is not known to be.
+    Debited,
+    /// Both sides applied.
+    Completed,
+    /// The debit was refused, or aborted (reversal or tombstone at the external side).
+    Failed,
+    /// The credit was refused: the reversal of the debit is owed (the row is the outbox).
+    Reversing,
+    /// The debit was reversed.
+    Reversed,
+}
+
+impl SagaState {
+    pub const ALL: [SagaState; 6] = [
+        SagaState::Started,
+        SagaState::Debited,
+        SagaState::Completed,
+        SagaState::Failed,
+        SagaState::Reversing,
+        SagaState::Reversed,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            SagaState::Started => "started",
+            SagaState::Debited => "debited",
+            SagaState::Completed => "completed",
+            SagaState::Failed => "failed",
+            SagaState::Reversing => "reversing",
+            SagaState::Reversed => "reversed",
+        }
+    }
+
+    /// The state named `text`, as [`SagaState::as_str`] writes it.
+    pub fn from_name(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+
+    pub const fn is_final(self) -> bool {
+        matches!(
+            self,
+            SagaState::Completed | SagaState::Failed | SagaState::Reversed
+        )
+    }
+
+    /// What the client is told. A saga in `reversing` is already `failed` for the client:
+    /// its reversal is durably owed and will happen.
+    pub const fn client_status(self) -> ClientStatus {
+        match self {
+            SagaState::Completed => ClientStatus::Completed,
+            SagaState::Failed | SagaState::Reversing | SagaState::Reversed => ClientStatus::Failed,
+            SagaState::Started | SagaState::Debited => ClientStatus::Pending,
+        }
+    }
+}
+
+/// The answer to `POST /transfers` and `GET /transfers/{transfer_id}`, with the HTTP status
+/// [`ClientStatus::http_status`] gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct TransferView {
+    pub transfer_id: TransferId,
+    pub status: ClientStatus,
+    /// The saga state behind `status` (null for a design that keeps no saga).
+    pub state: Option<SagaState>,
+    pub user_id: UserId,
+    pub external_account_id: AccountId,
+    pub amount_cents: AmountCents,
+    /// Why a transfer failed (`insufficient_funds`, `antifraud`, `aborted`, ...).
+    pub reason: Option<String>,
+}
+
+/// One row of the saga log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Saga {
+    pub transfer_id: TransferId,
+    pub user_id: UserId,
+    pub idempotency_key: IdempotencyKey,
+    pub external_account_id: AccountId,
+    pub amount_cents: AmountCents,
+    pub state: SagaState,
+    pub reason: Option<String>,
+    pub created_ms: i64,
+    pub updated_ms: i64,
+}
+
+/// `GET /admin/sagas`: the whole saga log, for the reconciler.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SagaDump {
+    /// The coordinator design that wrote the log, as the system names it.
+    pub design: String,
+    pub sagas: Vec<Saga>,
+}
+
+/// `POST /admin/users`: links our users to their external accounts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserLinks {
+    pub users: Vec<UserLink>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserLink {
+    pub user_id: String,
+    pub external_account_id: String,
+}

@@ -1,0 +1,73 @@
+//! The coordinator's settings, defined once (see `settings`): its flags and a profile's
+//! `service.coordinator` fields.
+
+use crate::settings::{check_range, SettingError, Settings};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Which coordinator design runs.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, clap::ValueEnum, JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum Design {
+    /// The correct design: idempotency, write-ahead saga log, recovery worker.
+    Saga,
+    /// The seed's design, known to lose or create money under faults.
+    Naive,
+}
+
+impl Design {
+    /// The name the saga dump and the results give the design.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Design::Saga => "saga",
+            Design::Naive => "naive",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, clap::Args, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct CoordinatorSettings {
+    /// The coordinator design: saga (correct) or naive (the seed's, known to lose money).
+    #[arg(long, value_enum, default_value_t = CoordinatorSettings::DEFAULT.design)]
+    pub design: Design,
+    /// Budget of the synchronous answer in ms (1..=10000); past it the answer is `pending`.
+    #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.deadline_ms)]
+    pub deadline_ms: u64,
+    /// Transfers handled at once; more are shed with 503 before anything is written.
+    #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.max_in_flight)]
+    pub max_in_flight: u32,
+    /// Timeout of each remote call the recovery worker makes, in ms (1..=60000).
+    #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.recovery_call_timeout_ms)]
+    pub recovery_call_timeout_ms: u64,
+}
+
+impl CoordinatorSettings {
+    pub const DEFAULT: CoordinatorSettings = CoordinatorSettings {
+        design: Design::Saga,
+        deadline_ms: 150,
+        max_in_flight: 512,
+        recovery_call_timeout_ms: 1000,
+    };
+}
+
+impl Default for CoordinatorSettings {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+impl Settings for CoordinatorSettings {
+    fn validate(&self) -> Result<(), SettingError> {
+        check_range("deadline_ms", self.deadline_ms, 1, 10_000)?;
+        check_range("max_in_flight", self.max_in_flight, 1, 1_000_000)?;
+        check_range(
+            "recovery_call_timeout_ms",
+            self.recovery_call_timeout_ms,
+            1,
+            60_000,
+        )
+    }
+}
