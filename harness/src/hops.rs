@@ -171,7 +171,7 @@ pub async fn remove_all(api_addr: &str) {
     let task = tokio::task::spawn_blocking(move || {
         let client = Client::new(api_addr.as_str());
         for name in Hop::ALL.map(Hop::as_str) {
-            if let Ok(proxy) = client.find_proxy(&name) {
+            if let Ok(proxy) = client.find_proxy(name) {
                 if let Err(err) = proxy.delete() {
                     tracing::warn!(%err, name, "could not delete proxy");
                 }

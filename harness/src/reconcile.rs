@@ -10,6 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 
 /// One invariant's verdict. `holds: None` means it could not be checked (unknown).
 #[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Invariant {
     pub name: &'static str,
     pub holds: Option<bool>,
@@ -19,6 +20,7 @@ pub struct Invariant {
 
 /// One transfer that broke an invariant.
 #[derive(Debug, Clone, Serialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Violation {
     pub transfer_id: String,
     pub invariant: &'static str,
@@ -31,6 +33,7 @@ pub struct Violation {
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct Money {
     pub initial_total_cents: Option<u64>,
     pub final_total_cents: Option<u64>,

@@ -28,3 +28,28 @@ pub fn all() -> Vec<(&'static str, String)> {
 fn render(schema: schemars::Schema) -> String {
     serde_json::to_string_pretty(&schema).unwrap_or_default() + "\n"
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The committed schemas are the ones the types generate. `UPDATE_SCHEMAS=1` writes them.
+    #[test]
+    fn committed_schemas_match_the_types() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schema");
+        let update = std::env::var_os("UPDATE_SCHEMAS").is_some();
+        for (file, generated) in all() {
+            let path = dir.join(file);
+            if update {
+                std::fs::write(&path, &generated).expect("write schema");
+                continue;
+            }
+            let committed = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                committed == generated,
+                "{} differs from what the types generate; run `UPDATE_SCHEMAS=1 cargo test -p harness --lib schemas` and commit it",
+                path.display()
+            );
+        }
+    }
+}

@@ -29,6 +29,7 @@ use tokio::time::Instant;
 /// seconds from the start of the load; `applied_at_s` and `healed_at_s` are set once the
 /// change read back from the server or process.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
 pub struct FaultRecord {
     pub name: String,
     pub kind: String,
@@ -151,7 +152,7 @@ impl Timeline {
 
     /// Applies and heals every occurrence at its time; heals everything still active at
     /// the end (or on a failure, before returning it).
-    pub async fn run(mut self) -> Result<Vec<FaultRecord>, FaultFailed> {
+    pub async fn run(mut self) -> Result<Vec<FaultRecord>, Box<FaultFailed>> {
         // (time, heal before apply at the same instant, occurrence)
         let mut events: Vec<(Duration, bool, usize)> = Vec::new();
         for (i, o) in self.occurrences.iter().enumerate() {
@@ -170,11 +171,11 @@ impl Timeline {
                 let name = self.occurrences[i].name.clone();
                 self.records[i].error = Some(source.to_string());
                 self.heal_all().await;
-                return Err(FaultFailed {
+                return Err(Box::new(FaultFailed {
                     name,
                     source,
                     records: self.records,
-                });
+                }));
             }
         }
         self.heal_all().await;

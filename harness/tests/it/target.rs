@@ -1,6 +1,6 @@
 //! `--target`: the harness drives a system it did not start, through the HTTP contract.
 
-use crate::support::{exclusive, profile, run, HARNESS};
+use crate::support::{exclusive, profile, run, HARNESS, LENIENT_SLO};
 use service::launch::ServiceProcess;
 use std::process::Command;
 use std::time::Duration;
@@ -34,7 +34,7 @@ fn a_running_system_is_driven_and_reconciled_through_the_contract() {
             format!("--ledger-url={}", ledger.url),
         ],
     );
-    let text = profile("target", 250, 0, 4, "slo:\n  p99_ms: 200\n");
+    let text = profile("target", 250, 0, 4, LENIENT_SLO);
 
     // With both institutions' URLs the harness seeds them and checks the money.
     let full = run(
@@ -102,7 +102,7 @@ fn an_existing_toxiproxy_server_carries_the_hops_and_is_left_clean() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let run = run(
-        &profile("viaproxy", 250, 0, 4, "slo:\n  p99_ms: 200\n"),
+        &profile("viaproxy", 250, 0, 4, LENIENT_SLO),
         &["--toxiproxy", &format!("http://{api}")],
     );
     let proxies_after = toxiproxy_rust::client::Client::new(api.as_str()).all();

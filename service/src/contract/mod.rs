@@ -11,14 +11,18 @@
 //! - `error`: the error body and its codes, each with its HTTP status.
 //! - `routes`: the paths and the idempotency header.
 //! - `wire_amount`: an amount as a request carries it.
+//! - `schemas`: the JSON Schemas of the bodies, committed under `docs/schema/`.
 //!
 //! Requests carry what the sender wrote (ids as text, amounts as the exact JSON number), so
 //! the receiver can validate each field into its domain type and name the one that is wrong;
 //! answers carry validated values.
 
 pub mod books;
+#[cfg(test)]
+mod doc_check;
 pub mod error;
 pub mod routes;
+pub mod schemas;
 pub mod transfer;
 pub mod wire_amount;
 

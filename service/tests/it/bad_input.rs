@@ -1,8 +1,14 @@
 //! Bad input gets a 4xx with `{"error":{"code","message"}}` and changes nothing. Each case is
 //! its own test; each checks the code and that no saga, entry or transfer was written.
 
+//! Valid requests are built from the contract's types; the bodies here that are built with
+//! `json!` or by hand are wrong on purpose.
+
 use crate::support::{Options, System};
 use serde_json::{json, Value};
+use service::contract::{routes, DebitRequest};
+use service::knobs::FaultKnobs;
+use service::money::AmountCents;
 
 async fn assert_rejected(system: &System, status: u16, body: &Value, code: &str) {
     assert_eq!(body["error"]["code"], code, "{body}");
@@ -15,8 +21,8 @@ async fn assert_rejected(system: &System, status: u16, body: &Value, code: &str)
     assert!((400..500).contains(&status), "{status} {body}");
     assert!(system.sagas().await.is_empty(), "a saga was written");
     let books = system.books().await;
-    assert!(books.external["entries"].as_array().expect("e").is_empty());
-    assert!(books.ledger["entries"].as_array().expect("e").is_empty());
+    assert!(books.external.entries.is_empty());
+    assert!(books.ledger.entries.is_empty());
     assert_eq!(books.total(), system.initial_total());
 }
 
@@ -27,11 +33,11 @@ fn transfer(user: &str, account: &str, amount: Value) -> Value {
 async fn raw(system: &System, key: Option<&str>, body: Vec<u8>) -> (u16, Value) {
     let mut request = system
         .http
-        .post(format!("{}/transfers", system.coordinator.url))
+        .post(system.url(&system.coordinator, routes::TRANSFERS))
         .header("content-type", "application/json")
         .body(body);
     if let Some(key) = key {
-        request = request.header("Idempotency-Key", key);
+        request = request.header(routes::IDEMPOTENCY_KEY_HEADER, key);
     }
     let response = request.send().await.expect("request");
     let status = response.status().as_u16();
@@ -52,7 +58,7 @@ async fn missing_field_is_400() {
     let (status, body) = system
         .post_transfer(
             Some("k"),
-            json!({"user_id": "u-0", "external_account_id": "a-0"}),
+            &json!({"user_id": "u-0", "external_account_id": "a-0"}),
         )
         .await;
     assert_eq!(status, 400);
@@ -64,7 +70,7 @@ async fn unknown_field_is_400() {
     let system = System::start(Options::default()).await;
     let mut request = transfer("u-0", "a-0", json!(5));
     request["amount"] = json!(5);
-    let (status, body) = system.post_transfer(Some("k"), request).await;
+    let (status, body) = system.post_transfer(Some("k"), &request).await;
     assert_eq!(status, 400);
     assert_rejected(&system, status, &body, "unknown_field").await;
 }
@@ -73,7 +79,7 @@ async fn unknown_field_is_400() {
 async fn zero_amount_is_400() {
     let system = System::start(Options::default()).await;
     let (status, body) = system
-        .post_transfer(Some("k"), transfer("u-0", "a-0", json!(0)))
+        .post_transfer(Some("k"), &transfer("u-0", "a-0", json!(0)))
         .await;
     assert_rejected(&system, status, &body, "invalid_amount").await;
 }
@@ -82,7 +88,7 @@ async fn zero_amount_is_400() {
 async fn negative_amount_is_400() {
     let system = System::start(Options::default()).await;
     let (status, body) = system
-        .post_transfer(Some("k"), transfer("u-0", "a-0", json!(-10)))
+        .post_transfer(Some("k"), &transfer("u-0", "a-0", json!(-10)))
         .await;
     assert_rejected(&system, status, &body, "invalid_amount").await;
 }
@@ -91,7 +97,7 @@ async fn negative_amount_is_400() {
 async fn fractional_amount_is_400() {
     let system = System::start(Options::default()).await;
     let (status, body) = system
-        .post_transfer(Some("k"), transfer("u-0", "a-0", json!(10.5)))
+        .post_transfer(Some("k"), &transfer("u-0", "a-0", json!(10.5)))
         .await;
     assert_rejected(&system, status, &body, "invalid_amount").await;
 }
@@ -109,7 +115,7 @@ async fn overflowing_amount_is_400() {
 async fn amount_as_string_is_400() {
     let system = System::start(Options::default()).await;
     let (status, body) = system
-        .post_transfer(Some("k"), transfer("u-0", "a-0", json!("10")))
+        .post_transfer(Some("k"), &transfer("u-0", "a-0", json!("10")))
         .await;
     assert_eq!(status, 400);
     assert_rejected(&system, status, &body, "invalid_field").await;
@@ -119,7 +125,7 @@ async fn amount_as_string_is_400() {
 async fn unknown_user_is_404() {
     let system = System::start(Options::default()).await;
     let (status, body) = system
-        .post_transfer(Some("k"), transfer("u-99", "a-0", json!(5)))
+        .post_transfer(Some("k"), &transfer("u-99", "a-0", json!(5)))
         .await;
     assert_eq!(status, 404);
     assert_rejected(&system, status, &body, "unknown_user").await;
@@ -129,7 +135,7 @@ async fn unknown_user_is_404() {
 async fn unlinked_account_is_404() {
     let system = System::start(Options::default()).await;
     let (status, body) = system
-        .post_transfer(Some("k"), transfer("u-0", "a-1", json!(5)))
+        .post_transfer(Some("k"), &transfer("u-0", "a-1", json!(5)))
         .await;
     assert_eq!(status, 404);
     assert_rejected(&system, status, &body, "unknown_account").await;
@@ -151,7 +157,7 @@ async fn oversized_body_is_413() {
 async fn missing_idempotency_key_is_400() {
     let system = System::start(Options::default()).await;
     let (status, body) = system
-        .post_transfer(None, transfer("u-0", "a-0", json!(5)))
+        .post_transfer(None, &transfer("u-0", "a-0", json!(5)))
         .await;
     assert_eq!(status, 400);
     assert_rejected(&system, status, &body, "missing_idempotency_key").await;
@@ -162,7 +168,7 @@ async fn over_long_idempotency_key_is_400() {
     let system = System::start(Options::default()).await;
     let key = "k".repeat(129);
     let (status, body) = system
-        .post_transfer(Some(&key), transfer("u-0", "a-0", json!(5)))
+        .post_transfer(Some(&key), &transfer("u-0", "a-0", json!(5)))
         .await;
     assert_eq!(status, 400);
     assert_rejected(&system, status, &body, "invalid_idempotency_key").await;
@@ -176,7 +182,7 @@ async fn reused_key_with_another_payload_is_409_and_changes_nothing() {
     let before = system.books().await;
     let (status, body) = system.transfer("k", 0, 501).await;
     assert_eq!(status, 409);
-    assert_eq!(body["error"]["code"], "idempotency_key_reused");
+    assert_eq!(body.error_code(), Some("idempotency_key_reused"));
     let after = system.books().await;
     assert_eq!(before.external, after.external);
     assert_eq!(before.ledger, after.ledger);
@@ -188,31 +194,31 @@ async fn institutions_reject_bad_input_without_effect() {
     let system = System::start(Options::default()).await;
     let cases = [
         (
-            format!("{}/debits", system.external.url),
+            system.url(&system.external, routes::DEBITS),
             json!({"transfer_id": "t-1", "external_account_id": "a-0", "amount_cents": -1}),
             400,
             "invalid_amount",
         ),
         (
-            format!("{}/debits", system.external.url),
+            system.url(&system.external, routes::DEBITS),
             json!({"transfer_id": "t-1", "external_account_id": "nobody", "amount_cents": 1}),
             404,
             "unknown_account",
         ),
         (
-            format!("{}/debits", system.external.url),
+            system.url(&system.external, routes::DEBITS),
             json!({"transfer_id": "bad id", "external_account_id": "a-0", "amount_cents": 1}),
             400,
             "invalid_id",
         ),
         (
-            format!("{}/credits", system.ledger.url),
+            system.url(&system.ledger, routes::CREDITS),
             json!({"transfer_id": "t-1", "user_id": "nobody", "amount_cents": 1}),
             404,
             "unknown_user",
         ),
         (
-            format!("{}/credits", system.ledger.url),
+            system.url(&system.ledger, routes::CREDITS),
             json!({"transfer_id": "t-1", "user_id": "u-0"}),
             400,
             "missing_field",
@@ -235,8 +241,12 @@ async fn institutions_reject_bad_input_without_effect() {
         );
     }
     // Same transfer id, another amount: 409, the first debit untouched.
-    let debit = |amount: u64| json!({"transfer_id": "t-2", "external_account_id": "a-0", "amount_cents": amount});
-    let url = format!("{}/debits", system.external.url);
+    let debit = |amount: u64| DebitRequest {
+        transfer_id: "t-2".into(),
+        external_account_id: "a-0".into(),
+        amount_cents: AmountCents::new(amount).into(),
+    };
+    let url = system.url(&system.external, routes::DEBITS);
     let first = system
         .http
         .post(&url)
@@ -255,20 +265,91 @@ async fn institutions_reject_bad_input_without_effect() {
     assert_eq!(second.status(), 409);
     let books = system.books().await;
     assert_eq!(books.external_net_debit("t-2"), 10);
-    assert_eq!(books.ledger["entries"].as_array().expect("e").len(), 0);
+    assert_eq!(books.ledger.entries.len(), 0);
     // Knobs out of range are refused and leave the knobs as they were.
     let (status, body) = system
         .put_json(
-            format!("{}/admin/knobs", system.ledger.url),
-            json!({"error_before_rate": 1.5}),
+            system.url(&system.ledger, routes::ADMIN_KNOBS),
+            &json!({"error_before_rate": 1.5}),
         )
         .await;
     assert_eq!(
         (status, body["error"]["code"].as_str()),
         (400, Some("invalid_knob"))
     );
-    let knobs = system
-        .get_json(format!("{}/admin/knobs", system.ledger.url))
+    let knobs: FaultKnobs = system
+        .get_json(system.url(&system.ledger, routes::ADMIN_KNOBS))
         .await;
-    assert_eq!(knobs["error_before_rate"], 0.0);
+    assert_eq!(knobs, FaultKnobs::default());
+}
+
+#[tokio::test]
+async fn settings_patches_name_what_is_wrong_and_change_nothing() {
+    use service::ledger_policy::LedgerPolicy;
+    let system = System::start(Options::default()).await;
+    let knobs_url = system.url(&system.external, routes::ADMIN_KNOBS);
+    let policy_url = system.url(&system.ledger, routes::ADMIN_POLICY);
+    let cases = [
+        (&knobs_url, json!({"error_rate": 0.5}), "unknown_field"),
+        (
+            &knobs_url,
+            json!({"service_time_ms": "slow"}),
+            "invalid_field",
+        ),
+        (
+            &knobs_url,
+            json!({"service_time_ms": 600_000}),
+            "invalid_knob",
+        ),
+        (&knobs_url, json!([0.5]), "invalid_field"),
+        (
+            &policy_url,
+            json!({"rate_limit_per_user_per_s": 0}),
+            "invalid_policy",
+        ),
+        (
+            &policy_url,
+            json!({"antifraud_refusal_rate": -0.1}),
+            "invalid_policy",
+        ),
+        (&policy_url, json!({"antifraud": true}), "unknown_field"),
+    ];
+    for (url, patch, code) in cases {
+        let (status, body) = system.put_json(url.clone(), &patch).await;
+        assert_eq!(
+            (status, body["error"]["code"].as_str()),
+            (400, Some(code)),
+            "{url} {patch}: {body}"
+        );
+        let message = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(!message.is_empty(), "{body}");
+    }
+    let knobs: FaultKnobs = system.get_json(knobs_url.clone()).await;
+    assert_eq!(
+        knobs,
+        FaultKnobs::default(),
+        "a refused patch changed nothing"
+    );
+
+    // A patch changes only what it names, and `null` turns an optional rule off.
+    let (status, _) = system
+        .put_json(policy_url.clone(), &json!({"rate_limit_per_user_per_s": 5}))
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = system
+        .put_json(policy_url.clone(), &json!({"antifraud_refusal_rate": 0.25}))
+        .await;
+    assert_eq!(status, 200);
+    let policy: LedgerPolicy = system.get_json(policy_url.clone()).await;
+    assert_eq!(policy.rate_limit_per_user_per_s, Some(5));
+    assert_eq!(policy.antifraud_refusal_rate, 0.25);
+    let (status, _) = system
+        .put_json(
+            policy_url.clone(),
+            &json!({"rate_limit_per_user_per_s": null}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let policy: LedgerPolicy = system.get_json(policy_url).await;
+    assert_eq!(policy.rate_limit_per_user_per_s, None);
 }

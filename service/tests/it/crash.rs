@@ -2,6 +2,7 @@
 //! reaches a final state and the books agree.
 
 use crate::support::{args, assert_books_agree, Options, System};
+use service::contract::routes;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,21 +16,17 @@ async fn coordinator_killed_mid_saga_recovers_on_restart() {
     })
     .await;
     let shared = Arc::new(system.http.clone());
-    let url = system.coordinator.url.clone();
+    let url = system.url(&system.coordinator, routes::TRANSFERS);
     let mut sent = Vec::new();
     for i in 0..200u64 {
         let http = shared.clone();
         let url = url.clone();
         sent.push(tokio::spawn(async move {
-            let user = i % 20;
+            let user = usize::try_from(i % 20).expect("user");
             let _ = http
-                .post(format!("{url}/transfers"))
-                .header("Idempotency-Key", format!("crash-{i}"))
-                .json(&serde_json::json!({
-                    "user_id": format!("u-{user}"),
-                    "external_account_id": format!("a-{user}"),
-                    "amount_cents": 100 + i,
-                }))
+                .post(url)
+                .header(routes::IDEMPOTENCY_KEY_HEADER, format!("crash-{i}"))
+                .json(&System::request(user, 100 + i))
                 .timeout(Duration::from_secs(5))
                 .send()
                 .await;
@@ -71,12 +68,10 @@ async fn coordinator_killed_mid_saga_recovers_on_restart() {
     let books = system.books().await;
     assert_books_agree(&sagas, &books, system.initial_total());
     // No debit at the external side belongs to a transfer the coordinator does not know.
-    let known: std::collections::HashSet<_> = sagas
-        .iter()
-        .map(|s| s["transfer_id"].as_str().expect("id").to_owned())
-        .collect();
-    for entry in books.external["entries"].as_array().expect("entries") {
-        let id = entry["transfer_id"].as_str().expect("id");
+    let known: std::collections::HashSet<_> =
+        sagas.iter().map(|s| s.transfer_id.as_str()).collect();
+    for entry in &books.external.entries {
+        let id = entry.transfer_id.as_str();
         assert!(known.contains(id), "orphan debit {id}");
     }
 }

@@ -4,7 +4,9 @@
 //! could never really overtake its debit.
 
 use crate::support::{Options, System};
-use serde_json::json;
+use service::contract::{routes, DebitRequest, TransferStatus};
+use service::knobs::FaultKnobs;
+use service::money::AmountCents;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -20,14 +22,16 @@ enum HangUp {
 
 async fn debit_then_hang_up(system: &System, transfer_id: &str, hang_up: HangUp) {
     let addr = system.external.url.trim_start_matches("http://");
-    let body = json!({
-        "transfer_id": transfer_id,
-        "external_account_id": "a-0",
-        "amount_cents": 700,
+    let body = serde_json::to_string(&DebitRequest {
+        transfer_id: transfer_id.to_owned(),
+        external_account_id: "a-0".into(),
+        amount_cents: AmountCents::new(700).into(),
     })
-    .to_string();
+    .expect("a debit body");
+    // Written by hand on a raw socket: the test controls how the connection ends.
     let request = format!(
-        "POST /debits HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST {} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        routes::DEBITS,
         body.len()
     );
     let mut stream = TcpStream::connect(addr).await.expect("connect");
@@ -51,10 +55,9 @@ async fn debit_then_hang_up(system: &System, transfer_id: &str, hang_up: HangUp)
 async fn wait_debited(system: &System, transfer_id: &str) {
     let until = tokio::time::Instant::now() + Duration::from_secs(10);
     loop {
-        let record = system
-            .get_json(format!("{}/debits/{transfer_id}", system.external.url))
-            .await;
-        if record["status"] == "debited" {
+        let route = routes::with_transfer_id(routes::DEBIT, transfer_id);
+        let record: serde_json::Value = system.get_json(system.url(&system.external, &route)).await;
+        if record["status"] == TransferStatus::Debited.as_str() {
             assert_eq!(record["amount_cents"], 700, "{record}");
             return;
         }
@@ -69,9 +72,11 @@ async fn wait_debited(system: &System, transfer_id: &str) {
 #[tokio::test]
 async fn a_debit_is_applied_even_if_its_caller_hangs_up() {
     let system = System::start(Options::default()).await;
-    system
-        .set_knobs(&system.external, json!({"service_time_ms": 300}))
-        .await;
+    let slow = FaultKnobs {
+        service_time_ms: 300,
+        ..FaultKnobs::default()
+    };
+    system.set_knobs(&system.external, slow).await;
     for (n, hang_up) in [HangUp::Close, HangUp::ResetMidWork]
         .into_iter()
         .enumerate()

@@ -2,8 +2,16 @@
 //! tests pass only while the naive design stays broken and the books show it.
 
 use crate::support::{Options, System};
-use serde_json::json;
+use service::knobs::FaultKnobs;
 use std::time::{Duration, Instant};
+
+/// Knobs that apply every operation and then lose its answer.
+fn lose_answers() -> FaultKnobs {
+    FaultKnobs {
+        error_after_rate: 1.0,
+        ..FaultKnobs::default()
+    }
+}
 
 fn naive() -> Options {
     Options {
@@ -15,9 +23,7 @@ fn naive() -> Options {
 #[tokio::test]
 async fn naive_loses_money_when_a_debit_answer_is_lost() {
     let system = System::start(naive()).await;
-    system
-        .set_knobs(&system.external, json!({"error_after_rate": 1.0}))
-        .await;
+    system.set_knobs(&system.external, lose_answers()).await;
     let (status, body) = system.transfer("k-1", 0, 4_000).await;
     assert_eq!(
         status, 422,
@@ -34,9 +40,7 @@ async fn naive_loses_money_when_a_debit_answer_is_lost() {
 #[tokio::test]
 async fn naive_creates_money_when_a_credit_answer_is_lost() {
     let system = System::start(naive()).await;
-    system
-        .set_knobs(&system.ledger, json!({"error_after_rate": 1.0}))
-        .await;
+    system.set_knobs(&system.ledger, lose_answers()).await;
     let (status, body) = system.transfer("k-1", 0, 4_000).await;
     assert_eq!(status, 422, "{body}");
     // The in-memory reversal worker gives the debit back although the credit applied.
@@ -65,7 +69,7 @@ async fn naive_double_debits_a_retried_request() {
     let first = system.transfer("same-key", 1, 1_000).await;
     let second = system.transfer("same-key", 1, 1_000).await;
     assert_eq!((first.0, second.0), (200, 200));
-    assert_ne!(first.1["transfer_id"], second.1["transfer_id"]);
+    assert_ne!(first.1.view().transfer_id, second.1.view().transfer_id);
     let books = system.books().await;
     assert_eq!(books.ledger_total(), 2_000, "one request, two transfers");
 }

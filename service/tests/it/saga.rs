@@ -1,7 +1,11 @@
 //! The saga design's scenarios: happy path, refusals, timeouts, lost answers, replays.
 
 use crate::support::{args, assert_books_agree, Options, System};
-use serde_json::json;
+use service::contract::{
+    routes, ClientStatus, DebitRequest, EntryKind, SagaState, TransferRecord, TransferStatus,
+};
+use service::knobs::{FaultKnobs, LostAnswer};
+use service::money::AmountCents;
 use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -11,24 +15,24 @@ async fn happy_path_debits_and_credits_once() {
     let system = System::start(Options::default()).await;
     let (status, body) = system.transfer("k-1", 0, 2_500).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "completed");
-    let id = body["transfer_id"].as_str().expect("id");
+    let view = body.view();
+    assert_eq!(view.status, ClientStatus::Completed);
+    let id = view.transfer_id.as_str();
     let books = system.books().await;
     assert_eq!(books.external_net_debit(id), 2_500);
     assert_eq!(books.ledger_net_credit(id), 2_500);
     assert_books_agree(&system.sagas().await, &books, system.initial_total());
 
     // Each institution answers for the transfer id, and 404 for one it has never seen.
-    let debit = system
-        .get_json(format!("{}/debits/{id}", system.external.url))
-        .await;
-    assert_eq!(debit["status"], "debited");
-    let credit = system
-        .get_json(format!("{}/credits/{id}", system.ledger.url))
-        .await;
-    assert_eq!(credit["status"], "credited");
-    let unknown = system
-        .get_json(format!("{}/credits/t-unknown", system.ledger.url))
+    let debit = system.record(&system.external, routes::DEBIT, id).await;
+    assert_eq!(debit.status, TransferStatus::Debited);
+    let credit = system.record(&system.ledger, routes::CREDIT, id).await;
+    assert_eq!(credit.status, TransferStatus::Credited);
+    let unknown: serde_json::Value = system
+        .get_json(system.url(
+            &system.ledger,
+            &routes::with_transfer_id(routes::CREDIT, "t-unknown"),
+        ))
         .await;
     assert_eq!(unknown["error"]["code"], "unknown_transfer");
 }
@@ -38,8 +42,9 @@ async fn insufficient_funds_fails_with_nothing_applied() {
     let system = System::start(Options::default()).await;
     let (status, body) = system.transfer("k-1", 1, 1_000_000).await;
     assert_eq!(status, 422, "{body}");
-    assert_eq!(body["status"], "failed");
-    assert_eq!(body["reason"], "insufficient_funds");
+    let view = body.view();
+    assert_eq!(view.status, ClientStatus::Failed);
+    assert_eq!(view.reason.as_deref(), Some("insufficient_funds"));
     assert_books_agree(
         &system.sagas().await,
         &system.books().await,
@@ -56,13 +61,14 @@ async fn internal_refusal_reverses_the_debit() {
     .await;
     let (status, body) = system.transfer("k-1", 0, 5_000).await;
     assert_eq!(status, 422, "{body}");
-    assert_eq!(body["status"], "failed");
-    assert_eq!(body["reason"], "antifraud");
-    let id = body["transfer_id"].as_str().expect("id");
-    system.wait_state(id, "reversed", WAIT).await;
+    let view = body.view();
+    assert_eq!(view.status, ClientStatus::Failed);
+    assert_eq!(view.reason.as_deref(), Some("antifraud"));
+    let id = view.transfer_id.as_str();
+    system.wait_state(id, SagaState::Reversed, WAIT).await;
     let books = system.books().await;
-    assert_eq!(books.entries(&books.external, id, "debit"), 1);
-    assert_eq!(books.entries(&books.external, id, "reversal"), 1);
+    assert_eq!(books.entries(&books.external, id, EntryKind::Debit), 1);
+    assert_eq!(books.entries(&books.external, id, EntryKind::Reversal), 1);
     assert_eq!(books.ledger_net_credit(id), 0);
     assert_books_agree(&system.sagas().await, &books, system.initial_total());
 }
@@ -80,13 +86,14 @@ async fn credit_timeout_is_retried_until_completed() {
         status, 202,
         "a credit slower than the deadline answers pending: {body}"
     );
-    assert_eq!(body["status"], "pending");
-    assert_eq!(body["state"], "debited");
-    let id = body["transfer_id"].as_str().expect("id");
-    system.wait_state(id, "completed", WAIT).await;
+    let view = body.view();
+    assert_eq!(view.status, ClientStatus::Pending);
+    assert_eq!(view.state, Some(SagaState::Debited));
+    let id = view.transfer_id.as_str();
+    system.wait_state(id, SagaState::Completed, WAIT).await;
     let books = system.books().await;
     assert_eq!(
-        books.entries(&books.ledger, id, "credit"),
+        books.entries(&books.ledger, id, EntryKind::Credit),
         1,
         "retries never credit twice"
     );
@@ -98,16 +105,14 @@ async fn unheard_credit_is_not_reversed() {
     // The ledger applies the credit, then answers 500: the coordinator must retry the
     // credit (and be told "credited" by the replay), never reverse the debit.
     let system = System::start(Options::default()).await;
-    system
-        .set_knobs(&system.ledger, json!({"error_after_rate": 1.0}))
-        .await;
+    system.set_knobs(&system.ledger, lose_answers()).await;
     let (status, body) = system.transfer("k-1", 0, 900).await;
     assert_eq!(status, 202, "{body}");
-    let id = body["transfer_id"].as_str().expect("id").to_owned();
+    let id = body.view().transfer_id.to_string();
     system
-        .set_knobs(&system.ledger, json!({"error_after_rate": 0.0}))
+        .set_knobs(&system.ledger, FaultKnobs::default())
         .await;
-    system.wait_state(&id, "completed", WAIT).await;
+    system.wait_state(&id, SagaState::Completed, WAIT).await;
     assert_books_agree(
         &system.sagas().await,
         &system.books().await,
@@ -120,34 +125,41 @@ async fn debit_timeout_is_aborted_and_the_late_debit_refused() {
     let system = System::start(Options::default()).await;
     // Nothing reaches the external side in time: its answer (for the debit and for the
     // abort) is an error, and whether the debit happened is unknown.
-    system
-        .set_knobs(&system.external, json!({"error_before_rate": 1.0}))
-        .await;
+    let fail_first = FaultKnobs {
+        error_before_rate: 1.0,
+        ..FaultKnobs::default()
+    };
+    system.set_knobs(&system.external, fail_first).await;
     let (status, body) = system.transfer("k-1", 2, 1_200).await;
     assert_eq!(status, 202, "{body}");
-    assert_eq!(body["state"], "started");
-    let id = body["transfer_id"].as_str().expect("id").to_owned();
+    let view = body.view();
+    assert_eq!(view.state, Some(SagaState::Started));
+    let id = view.transfer_id.to_string();
     system
-        .set_knobs(&system.external, json!({"error_before_rate": 0.0}))
+        .set_knobs(&system.external, FaultKnobs::default())
         .await;
-    system.wait_state(&id, "failed", WAIT).await;
+    system.wait_state(&id, SagaState::Failed, WAIT).await;
     let books = system.books().await;
     assert_eq!(
-        books.transfer_status(&books.external, &id).as_deref(),
-        Some("tombstone")
+        books.transfer_status(&books.external, &id),
+        Some(TransferStatus::Tombstone)
     );
 
     // The original debit, delayed in the network, arrives now: refused by the tombstone.
     let late = system
         .http
-        .post(format!("{}/debits", system.external.url))
-        .json(&json!({"transfer_id": id, "external_account_id": "a-2", "amount_cents": 1_200}))
+        .post(system.url(&system.external, routes::DEBITS))
+        .json(&DebitRequest {
+            transfer_id: id.clone(),
+            external_account_id: "a-2".into(),
+            amount_cents: AmountCents::new(1_200).into(),
+        })
         .send()
         .await
         .expect("late debit");
     assert_eq!(late.status(), 422);
-    let record: serde_json::Value = late.json().await.expect("json");
-    assert_eq!(record["status"], "tombstone");
+    let record: TransferRecord = late.json().await.expect("a transfer record");
+    assert_eq!(record.status, TransferStatus::Tombstone);
     assert_books_agree(
         &system.sagas().await,
         &system.books().await,
@@ -159,23 +171,22 @@ async fn debit_timeout_is_aborted_and_the_late_debit_refused() {
 async fn unheard_debit_is_aborted_by_reversal() {
     // The debit is applied but its answer is lost: the abort must reverse it.
     let system = System::start(Options::default()).await;
-    system
-        .set_knobs(
-            &system.external,
-            json!({"error_after_rate": 1.0, "error_after_mode": "drop"}),
-        )
-        .await;
+    let drop_answers = FaultKnobs {
+        error_after_mode: LostAnswer::Drop,
+        ..lose_answers()
+    };
+    system.set_knobs(&system.external, drop_answers).await;
     let (status, body) = system.transfer("k-1", 3, 800).await;
-    let id = body["transfer_id"].as_str().expect("id").to_owned();
     // The abort (a reversal) also loses its answer while the knob is on: pending.
     assert_eq!(status, 202, "{body}");
+    let id = body.view().transfer_id.to_string();
     system
-        .set_knobs(&system.external, json!({"error_after_rate": 0.0}))
+        .set_knobs(&system.external, FaultKnobs::default())
         .await;
-    system.wait_state(&id, "failed", WAIT).await;
+    system.wait_state(&id, SagaState::Failed, WAIT).await;
     let books = system.books().await;
-    assert_eq!(books.entries(&books.external, &id, "debit"), 1);
-    assert_eq!(books.entries(&books.external, &id, "reversal"), 1);
+    assert_eq!(books.entries(&books.external, &id, EntryKind::Debit), 1);
+    assert_eq!(books.entries(&books.external, &id, EntryKind::Reversal), 1);
     assert_books_agree(&system.sagas().await, &books, system.initial_total());
 }
 
@@ -189,7 +200,7 @@ async fn one_key_replayed_concurrently_moves_money_once() {
     let answers = futures_join_all((0..10).map(|_| system.transfer("same-key", 1, 333))).await;
     let ids: std::collections::HashSet<_> = answers
         .iter()
-        .map(|(_, body)| body["transfer_id"].as_str().expect("id").to_owned())
+        .map(|(_, body)| body.view().transfer_id)
         .collect();
     assert_eq!(
         ids.len(),
@@ -206,9 +217,23 @@ async fn one_key_replayed_concurrently_moves_money_once() {
     assert_eq!(sagas.len(), 1);
     let id = ids.into_iter().next().expect("id");
     let books = system.books().await;
-    assert_eq!(books.entries(&books.external, &id, "debit"), 1);
-    assert_eq!(books.entries(&books.ledger, &id, "credit"), 1);
+    assert_eq!(
+        books.entries(&books.external, id.as_str(), EntryKind::Debit),
+        1
+    );
+    assert_eq!(
+        books.entries(&books.ledger, id.as_str(), EntryKind::Credit),
+        1
+    );
     assert_books_agree(&sagas, &books, system.initial_total());
+}
+
+/// Knobs that apply every operation and then lose its answer (as a 500).
+fn lose_answers() -> FaultKnobs {
+    FaultKnobs {
+        error_after_rate: 1.0,
+        ..FaultKnobs::default()
+    }
 }
 
 /// Runs futures concurrently on the current task and collects their outputs in order.

@@ -1,6 +1,14 @@
 //! Starts the reference system as real processes on loopback and talks to it over HTTP.
 
-use serde_json::{json, Value};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+use service::contract::{
+    routes, Dump, EntryKind, Saga, SagaDump, SagaState, SeedAccount, SeedAccounts, TransferRecord,
+    TransferRequest, TransferStatus, TransferView, UserLink, UserLinks,
+};
+use service::knobs::FaultKnobs;
+use service::money::AmountCents;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -103,33 +111,46 @@ impl System {
     }
 
     async fn seed(&self) {
-        let n = self.users;
-        let ext: Vec<Value> = (0..n)
-            .map(|i| json!({"account_id": format!("a-{i}"), "balance_cents": OPENING_BALANCE}))
-            .collect();
-        let led: Vec<Value> = (0..n)
-            .map(|i| json!({"account_id": format!("u-{i}"), "balance_cents": 0}))
-            .collect();
-        let links: Vec<Value> = (0..n)
-            .map(|i| json!({"user_id": format!("u-{i}"), "external_account_id": format!("a-{i}")}))
-            .collect();
-        for (url, body) in [
+        let accounts = |prefix: &str, balance: u64| SeedAccounts {
+            accounts: (0..self.users)
+                .map(|i| SeedAccount {
+                    account_id: format!("{prefix}-{i}"),
+                    balance_cents: AmountCents::new(balance).into(),
+                })
+                .collect(),
+        };
+        let links = UserLinks {
+            users: (0..self.users)
+                .map(|i| UserLink {
+                    user_id: format!("u-{i}"),
+                    external_account_id: format!("a-{i}"),
+                })
+                .collect(),
+        };
+        let seeds = [
             (
-                format!("{}/admin/accounts", self.external.url),
-                json!({ "accounts": ext }),
+                self.url(&self.external, routes::ADMIN_ACCOUNTS),
+                serde_json::to_value(accounts("a", OPENING_BALANCE)),
             ),
             (
-                format!("{}/admin/accounts", self.ledger.url),
-                json!({ "accounts": led }),
+                self.url(&self.ledger, routes::ADMIN_ACCOUNTS),
+                serde_json::to_value(accounts("u", 0)),
             ),
             (
-                format!("{}/admin/users", self.coordinator.url),
-                json!({ "users": links }),
+                self.url(&self.coordinator, routes::ADMIN_USERS),
+                serde_json::to_value(links),
             ),
-        ] {
+        ];
+        for (url, body) in seeds {
+            let body = body.expect("a seeding body");
             let response = self.http.post(&url).json(&body).send().await.expect("seed");
             assert_eq!(response.status(), 201, "seeding {url}");
         }
+    }
+
+    /// `route` (with `{transfer_id}` already filled in, if any) at `service`.
+    pub fn url(&self, service: &ServiceProcess, route: &str) -> String {
+        format!("{}{route}", service.url)
     }
 
     pub fn initial_total(&self) -> u64 {
@@ -147,30 +168,39 @@ impl System {
         );
     }
 
-    /// `POST /transfers`; returns the status code and the JSON body.
-    pub async fn transfer(&self, key: &str, user: usize, amount: u64) -> (u16, Value) {
-        let body = json!({
-            "user_id": format!("u-{user}"),
-            "external_account_id": format!("a-{user}"),
-            "amount_cents": amount,
-        });
-        self.post_transfer(Some(key), body).await
+    /// User `user`'s transfer of `amount` cents, in the contract's shape.
+    pub fn request(user: usize, amount: u64) -> TransferRequest {
+        TransferRequest {
+            user_id: format!("u-{user}"),
+            external_account_id: format!("a-{user}"),
+            amount_cents: AmountCents::new(amount).into(),
+        }
     }
 
-    pub async fn post_transfer(&self, key: Option<&str>, body: Value) -> (u16, Value) {
+    /// `POST /transfers` of a valid request; returns the status code and the answer, a
+    /// transfer answer or an error body.
+    pub async fn transfer(&self, key: &str, user: usize, amount: u64) -> (u16, Answer) {
+        let (status, body) = self
+            .post_transfer(Some(key), &Self::request(user, amount))
+            .await;
+        (status, Answer(body))
+    }
+
+    /// `POST /transfers` of any body (bad input included): the status and the JSON answer.
+    pub async fn post_transfer(&self, key: Option<&str>, body: &impl Serialize) -> (u16, Value) {
         let mut request = self
             .http
-            .post(format!("{}/transfers", self.coordinator.url))
-            .json(&body);
+            .post(self.url(&self.coordinator, routes::TRANSFERS))
+            .json(body);
         if let Some(key) = key {
-            request = request.header("Idempotency-Key", key);
+            request = request.header(routes::IDEMPOTENCY_KEY_HEADER, key);
         }
         let response = request.send().await.expect("transfer request");
         let status = response.status().as_u16();
         (status, response.json().await.expect("JSON answer"))
     }
 
-    pub async fn get_json(&self, url: String) -> Value {
+    pub async fn get_json<T: DeserializeOwned>(&self, url: String) -> T {
         self.http
             .get(&url)
             .send()
@@ -178,50 +208,48 @@ impl System {
             .expect("GET")
             .json()
             .await
-            .expect("JSON")
+            .expect("JSON of the expected shape")
     }
 
-    pub async fn put_json(&self, url: String, body: Value) -> (u16, Value) {
-        let response = self.http.put(&url).json(&body).send().await.expect("PUT");
+    pub async fn put_json(&self, url: String, body: &impl Serialize) -> (u16, Value) {
+        let response = self.http.put(&url).json(body).send().await.expect("PUT");
         let status = response.status().as_u16();
         (status, response.json().await.expect("JSON"))
     }
 
-    pub async fn set_knobs(&self, service: &ServiceProcess, knobs: Value) {
+    /// Sets every fault knob of `service` to `knobs`.
+    pub async fn set_knobs(&self, service: &ServiceProcess, knobs: FaultKnobs) {
         let (status, body) = self
-            .put_json(format!("{}/admin/knobs", service.url), knobs)
+            .put_json(self.url(service, routes::ADMIN_KNOBS), &knobs)
             .await;
         assert_eq!(status, 200, "knobs: {body}");
     }
 
-    pub async fn sagas(&self) -> Vec<Value> {
-        let dump = self
-            .get_json(format!("{}/admin/sagas", self.coordinator.url))
-            .await;
-        dump["sagas"].as_array().cloned().unwrap_or_default()
+    /// What the external institution (`DEBIT`) or the ledger (`CREDIT`) recorded for an id.
+    pub async fn record(&self, service: &ServiceProcess, route: &str, id: &str) -> TransferRecord {
+        self.get_json(self.url(service, &routes::with_transfer_id(route, id)))
+            .await
     }
 
-    pub async fn saga_state(&self, transfer_id: &str) -> String {
-        let view = self
-            .get_json(format!("{}/transfers/{transfer_id}", self.coordinator.url))
+    pub async fn sagas(&self) -> Vec<Saga> {
+        let dump: SagaDump = self
+            .get_json(self.url(&self.coordinator, routes::ADMIN_SAGAS))
             .await;
-        view["state"].as_str().unwrap_or("missing").to_owned()
+        dump.sagas
+    }
+
+    pub async fn saga_state(&self, transfer_id: &str) -> Option<SagaState> {
+        let route = routes::with_transfer_id(routes::TRANSFER, transfer_id);
+        let view: TransferView = self.get_json(self.url(&self.coordinator, &route)).await;
+        view.state
     }
 
     /// Polls until every saga is final; panics after `limit`.
-    pub async fn wait_all_final(&self, limit: Duration) -> Vec<Value> {
+    pub async fn wait_all_final(&self, limit: Duration) -> Vec<Saga> {
         let until = Instant::now() + limit;
         loop {
             let sagas = self.sagas().await;
-            let open = sagas
-                .iter()
-                .filter(|s| {
-                    !matches!(
-                        s["state"].as_str(),
-                        Some("completed" | "failed" | "reversed")
-                    )
-                })
-                .count();
+            let open = sagas.iter().filter(|s| !s.state.is_final()).count();
             if open == 0 {
                 return sagas;
             }
@@ -234,16 +262,16 @@ impl System {
     }
 
     /// Polls until `transfer_id` reaches `state`; panics after `limit`.
-    pub async fn wait_state(&self, transfer_id: &str, state: &str, limit: Duration) {
+    pub async fn wait_state(&self, transfer_id: &str, state: SagaState, limit: Duration) {
         let until = Instant::now() + limit;
         loop {
             let now = self.saga_state(transfer_id).await;
-            if now == state {
+            if now == Some(state) {
                 return;
             }
             assert!(
                 Instant::now() < until,
-                "{transfer_id} is {now}, wanted {state}"
+                "{transfer_id} is {now:?}, wanted {state:?}"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
@@ -252,29 +280,47 @@ impl System {
     pub async fn books(&self) -> Books {
         // The ledger first: every credit seen then has its debit already applied.
         let ledger = self
-            .get_json(format!("{}/admin/dump", self.ledger.url))
+            .get_json(self.url(&self.ledger, routes::ADMIN_DUMP))
             .await;
         let external = self
-            .get_json(format!("{}/admin/dump", self.external.url))
+            .get_json(self.url(&self.external, routes::ADMIN_DUMP))
             .await;
         Books { external, ledger }
     }
 }
 
+/// A coordinator's answer to `POST /transfers`, read as the contract says it may be.
+#[derive(Debug)]
+pub struct Answer(pub Value);
+
+impl Answer {
+    /// The transfer answer; panics on an error body.
+    pub fn view(&self) -> TransferView {
+        serde_json::from_value(self.0.clone())
+            .unwrap_or_else(|e| panic!("not a transfer answer ({e}): {}", self.0))
+    }
+
+    /// The error code of an error body.
+    pub fn error_code(&self) -> Option<&str> {
+        self.0["error"]["code"].as_str()
+    }
+}
+
+impl std::fmt::Display for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 /// Both institutions' dumps.
 pub struct Books {
-    pub external: Value,
-    pub ledger: Value,
+    pub external: Dump,
+    pub ledger: Dump,
 }
 
 impl Books {
-    fn sum(dump: &Value) -> u64 {
-        dump["accounts"]
-            .as_array()
-            .expect("accounts")
-            .iter()
-            .map(|a| a["balance_cents"].as_u64().expect("balance"))
-            .sum()
+    fn sum(dump: &Dump) -> u64 {
+        dump.accounts.iter().map(|a| a.balance_cents.get()).sum()
     }
 
     pub fn external_total(&self) -> u64 {
@@ -299,51 +345,49 @@ impl Books {
         Self::net(&self.ledger, transfer_id)
     }
 
-    pub fn entries(&self, side: &Value, transfer_id: &str, kind: &str) -> usize {
-        side["entries"]
-            .as_array()
-            .expect("entries")
+    pub fn entries(&self, side: &Dump, transfer_id: &str, kind: EntryKind) -> usize {
+        side.entries
             .iter()
-            .filter(|e| e["transfer_id"] == transfer_id && e["kind"] == kind)
+            .filter(|e| e.transfer_id == transfer_id && e.kind == kind)
             .count()
     }
 
-    fn net(dump: &Value, transfer_id: &str) -> i64 {
-        dump["entries"]
-            .as_array()
-            .expect("entries")
+    fn net(dump: &Dump, transfer_id: &str) -> i64 {
+        dump.entries
             .iter()
-            .filter(|e| e["transfer_id"] == transfer_id)
+            .filter(|e| e.transfer_id == transfer_id)
             .map(|e| {
-                let amount = e["amount_cents"].as_i64().expect("amount");
-                match e["kind"].as_str() {
-                    Some("reversal") => -amount,
-                    _ => amount,
+                let amount = i64::try_from(e.amount_cents.get()).expect("amount");
+                match e.kind {
+                    EntryKind::Reversal => -amount,
+                    EntryKind::Debit | EntryKind::Credit => amount,
                 }
             })
             .sum()
     }
 
-    pub fn transfer_status(&self, side: &Value, transfer_id: &str) -> Option<String> {
-        side["transfers"]
-            .as_array()
-            .expect("transfers")
+    pub fn transfer_status(&self, side: &Dump, transfer_id: &str) -> Option<TransferStatus> {
+        side.transfers
             .iter()
-            .find(|t| t["transfer_id"] == transfer_id)
-            .and_then(|t| t["status"].as_str().map(str::to_owned))
+            .find(|t| t.transfer_id == transfer_id)
+            .map(|t| t.status)
     }
 }
 
 /// Checks, for every saga, that its final state matches both books, and that money is
 /// conserved. Returns nothing; panics with the transfer that disagrees.
-pub fn assert_books_agree(sagas: &[Value], books: &Books, initial_total: u64) {
+pub fn assert_books_agree(sagas: &[Saga], books: &Books, initial_total: u64) {
     for saga in sagas {
-        let id = saga["transfer_id"].as_str().expect("id");
-        let amount = saga["amount_cents"].as_i64().expect("amount");
+        let id = saga.transfer_id.as_str();
+        let amount = i64::try_from(saga.amount_cents.get()).expect("amount");
         let (debit, credit) = (books.external_net_debit(id), books.ledger_net_credit(id));
-        match saga["state"].as_str() {
-            Some("completed") => assert_eq!((debit, credit), (amount, amount), "{id} completed"),
-            Some("failed" | "reversed") => assert_eq!((debit, credit), (0, 0), "{id} {saga}"),
+        match saga.state {
+            SagaState::Completed => {
+                assert_eq!((debit, credit), (amount, amount), "{id} completed")
+            }
+            SagaState::Failed | SagaState::Reversed => {
+                assert_eq!((debit, credit), (0, 0), "{id} {saga:?}")
+            }
             other => panic!("{id} is not final: {other:?}"),
         }
     }
