@@ -215,6 +215,46 @@ struct DriverReport {
     scheduled_total: u64,
 }
 
+/// Starts every request of `schedule` due now, through `start`: a job each, or an overflow
+/// when the in-flight cap is full.
+fn send_due(
+    context: &Context,
+    schedule: &mut std::iter::Peekable<impl Iterator<Item = ScheduledOp>>,
+    in_flight: &Arc<Semaphore>,
+    report: &mut DriverReport,
+    mut start: impl FnMut(Job),
+) {
+    let (zero, warmup) = (context.config.start, context.config.warmup);
+    let now = Instant::now();
+    while let Some(op) = schedule.next_if(|op| zero + op.offset <= now) {
+        let due = zero + op.offset;
+        report
+            .send_lag
+            .saturating_record(micros(now.saturating_duration_since(due)).max(1));
+        let measured = op.offset >= warmup;
+        report.scheduled_total += 1;
+        if measured {
+            report.scheduled_measured += 1;
+        }
+        context.live.scheduled();
+        let Ok(permit) = in_flight.clone().try_acquire_owned() else {
+            if measured {
+                report.overflow_measured += 1;
+            }
+            context.overflow(&op, measured);
+            continue;
+        };
+        start(Job {
+            key: format!("{}-{}", context.config.key_prefix, op.index),
+            attempt: 0,
+            scheduled: due,
+            measured,
+            permit,
+            op,
+        });
+    }
+}
+
 /// One driver: sends its share of the schedule (every `drivers`-th request) when due and
 /// handles the answers, in one task. Sending and answering in the same task saves a
 /// hand-over and a wake-up per request; a request due while answers are being handled
@@ -224,7 +264,7 @@ async fn drive(
     schedule: impl Iterator<Item = ScheduledOp>,
     in_flight: Arc<Semaphore>,
 ) -> DriverReport {
-    let (start, warmup) = (context.config.start, context.config.warmup);
+    let start = context.config.start;
     let mut report = DriverReport {
         stats: WorkerStats::new(),
         send_lag: new_histogram(),
@@ -239,35 +279,9 @@ async fn drive(
     tokio::pin!(timer);
     loop {
         // Send everything due now; at high rates most requests are due already.
-        let now = Instant::now();
-        while let Some(op) = schedule.next_if(|op| start + op.offset <= now) {
-            let due = start + op.offset;
-            report
-                .send_lag
-                .saturating_record(micros(now.saturating_duration_since(due)).max(1));
-            let measured = op.offset >= warmup;
-            report.scheduled_total += 1;
-            if measured {
-                report.scheduled_measured += 1;
-            }
-            context.live.scheduled();
-            let Ok(permit) = in_flight.clone().try_acquire_owned() else {
-                if measured {
-                    report.overflow_measured += 1;
-                }
-                context.overflow(&op, measured);
-                continue;
-            };
-            let job = Job {
-                key: format!("{}-{}", context.config.key_prefix, op.index),
-                attempt: 0,
-                scheduled: due,
-                measured,
-                permit,
-                op,
-            };
+        send_due(&context, &mut schedule, &in_flight, &mut report, |job| {
             running.push(context.clone().attempt(job));
-        }
+        });
         let next_due = schedule.peek().map(|op| start + op.offset);
         // At high rates, where requests are due microseconds apart, a timer would send
         // them in bursts a millisecond apart: wait for those by yielding to the other tasks.

@@ -47,26 +47,9 @@ fn main() {
                 }
             }
         }
-        Some(Command::Toxiproxy { host, port, seed }) => runtime.block_on(async move {
-            let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
-                Ok(l) => l,
-                Err(e) => {
-                    eprintln!("harness toxiproxy: error: cannot listen on {host}:{port}: {e}");
-                    return 2;
-                }
-            };
-            println!("toxiproxy API listening on http://{host}:{port}");
-            let registry = harness::proxy::Registry::new(seed);
-            match harness::proxy::api::serve(listener, registry, service::server::shutdown_signal())
-                .await
-            {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("harness toxiproxy: error: {e}");
-                    2
-                }
-            }
-        }),
+        Some(Command::Toxiproxy { host, port, seed }) => {
+            runtime.block_on(toxiproxy(host, port, seed))
+        }
         Some(Command::BenchGenerator(args)) => match runtime.block_on(harness::bench::run(args)) {
             Ok(code) => code,
             Err(e) => {
@@ -111,6 +94,26 @@ fn run(runtime: &tokio::runtime::Runtime, args: harness::cli::RunArgs) -> i32 {
             }
         }
     })
+}
+
+/// `harness toxiproxy`: the embedded proxy's REST API, standalone, until SIGTERM or Ctrl-C.
+async fn toxiproxy(host: String, port: u16, seed: u64) -> i32 {
+    let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("harness toxiproxy: error: cannot listen on {host}:{port}: {e}");
+            return 2;
+        }
+    };
+    println!("toxiproxy API listening on http://{host}:{port}");
+    let registry = harness::proxy::Registry::new(seed);
+    match harness::proxy::api::serve(listener, registry, service::server::shutdown_signal()).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("harness toxiproxy: error: {e}");
+            2
+        }
+    }
 }
 
 /// A service started by the harness dies with it, even if the harness is SIGKILLed.

@@ -18,7 +18,26 @@ fn held(value: Option<bool>) -> &'static str {
 
 pub fn render(summary: &Summary, violations: &[Violation]) -> String {
     let mut out = String::new();
-    let s = summary;
+    header(&mut out, summary);
+    load(&mut out, summary);
+    latency(&mut out, summary);
+    money(&mut out, summary);
+    invariants(&mut out, summary, violations);
+    let _ = writeln!(out, "\n## Faults\n");
+    render_faults(&mut out, summary);
+    let _ = writeln!(
+        out,
+        "\nConvergence: {}.",
+        summary.convergence_ms.map_or_else(
+            || "not reached or not known".to_owned(),
+            |ms| format!("{ms} ms after the load ended")
+        )
+    );
+    out
+}
+
+/// The verdict, where the run came from, and why it did not pass.
+fn header(out: &mut String, s: &Summary) {
     let _ = writeln!(
         out,
         "# Run `{}`: {}\n",
@@ -37,6 +56,10 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
         }
         let _ = writeln!(out);
     }
+}
+
+/// What was sent, and how each operation ended.
+fn load(out: &mut String, s: &Summary) {
     let r = &s.requests;
     let _ = writeln!(out, "## Load\n");
     let _ = writeln!(
@@ -62,6 +85,10 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
             .collect();
         let _ = writeln!(out, "Errors by kind: {}.\n", kinds.join(", "));
     }
+}
+
+/// The latency figures, the SLO, and whether the generator kept to its schedule.
+fn latency(out: &mut String, s: &Summary) {
     let l = &s.latency_ms;
     let _ = writeln!(out, "## Latency (ms, from the scheduled send time)\n");
     let _ = writeln!(out, "| samples | p50 | p90 | p99 | p99.9 | max |");
@@ -112,6 +139,9 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
             ),
         }
     );
+}
+
+fn money(out: &mut String, s: &Summary) {
     let m = &s.money;
     let cents = |v: Option<u64>| v.map_or_else(|| "unknown".to_owned(), |c| c.to_string());
     let _ = writeln!(out, "## Money (cents)\n");
@@ -125,6 +155,10 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
         cents(m.created_cents),
         cents(m.lost_cents)
     );
+}
+
+/// Every invariant's verdict, then the anomalies by class and the first violations.
+fn invariants(out: &mut String, s: &Summary, violations: &[Violation]) {
     let _ = writeln!(out, "## Invariants\n");
     let _ = writeln!(out, "| invariant | verdict | violations | detail |");
     let _ = writeln!(out, "|---|---|---|---|");
@@ -138,44 +172,34 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
             i.detail
         );
     }
-    if !s.anomalies.is_empty() {
-        let _ = writeln!(out, "\n## Anomalies\n");
-        for (class, n) in &s.anomalies {
-            let _ = writeln!(out, "- `{class}`: {n}");
-        }
-        let _ = writeln!(
-            out,
-            "\nFirst violations (all of them are in `reconciliation.json`):\n"
-        );
-        let _ = writeln!(
-            out,
-            "| transfer | invariant | class | external net debit | ledger net credit | detail |"
-        );
-        let _ = writeln!(out, "|---|---|---|---|---|---|");
-        for v in violations.iter().take(20) {
-            let _ = writeln!(
-                out,
-                "| `{}` | `{}` | `{}` | {} | {} | {} |",
-                v.transfer_id,
-                v.invariant,
-                v.class,
-                v.external_net_debit_cents,
-                v.ledger_net_credit_cents,
-                v.detail
-            );
-        }
+    if s.anomalies.is_empty() {
+        return;
     }
-    let _ = writeln!(out, "\n## Faults\n");
-    render_faults(&mut out, s);
+    let _ = writeln!(out, "\n## Anomalies\n");
+    for (class, n) in &s.anomalies {
+        let _ = writeln!(out, "- `{class}`: {n}");
+    }
     let _ = writeln!(
         out,
-        "\nConvergence: {}.",
-        s.convergence_ms.map_or_else(
-            || "not reached or not known".to_owned(),
-            |ms| format!("{ms} ms after the load ended")
-        )
+        "\nFirst violations (all of them are in `reconciliation.json`):\n"
     );
-    out
+    let _ = writeln!(
+        out,
+        "| transfer | invariant | class | external net debit | ledger net credit | detail |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|");
+    for v in violations.iter().take(20) {
+        let _ = writeln!(
+            out,
+            "| `{}` | `{}` | `{}` | {} | {} | {} |",
+            v.transfer_id,
+            v.invariant,
+            v.class,
+            v.external_net_debit_cents,
+            v.ledger_net_credit_cents,
+            v.detail
+        );
+    }
 }
 
 /// The fault timeline: one row per occurrence with its requested and actual times, then a

@@ -34,21 +34,14 @@ pub struct Judged {
 
 /// Judges a run. `error_budget_exceeded` is the reason, when more operations ended as
 /// `error` than the profile allows.
-pub fn judge(
-    invariants: &[Invariant],
-    error_budget_exceeded: Option<String>,
-    load: GeneratorLoad,
-) -> Judged {
-    let latency_held = invariants
-        .iter()
-        .filter(|i| i.name == LATENCY_INVARIANT)
-        .all(|i| i.holds == Some(true));
+/// Whether the generator's load was the profile's (usable), and why not or what to note.
+fn generator_usable(load: &GeneratorLoad, latency_held: bool) -> (bool, Option<String>) {
     let lag = format!(
         "send lag p99 {:.1} ms exceeds {:.0} ms",
         load.send_lag_ms_p99, load.lag_limit_ms
     );
     let lagged = load.send_lag_ms_p99 > load.lag_limit_ms;
-    let (usable, generator_reason) = if load.overflow_measured > 0 {
+    if load.overflow_measured > 0 {
         (
             false,
             Some(format!(
@@ -72,8 +65,19 @@ pub fn judge(
         )
     } else {
         (true, None)
-    };
+    }
+}
 
+pub fn judge(
+    invariants: &[Invariant],
+    error_budget_exceeded: Option<String>,
+    load: GeneratorLoad,
+) -> Judged {
+    let latency_held = invariants
+        .iter()
+        .filter(|i| i.name == LATENCY_INVARIANT)
+        .all(|i| i.holds == Some(true));
+    let (usable, generator_reason) = generator_usable(&load, latency_held);
     let mut reasons = Vec::new();
     if !usable {
         reasons.extend(generator_reason.clone());

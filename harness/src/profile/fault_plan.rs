@@ -13,6 +13,7 @@ use serde_json::{Map, Value};
 use service::knobs::FaultKnobs;
 use service::ledger_policy::LedgerPolicy;
 use service::settings::Patch;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What applying a fault does (healing undoes it).
@@ -124,6 +125,39 @@ fn check_fields_of_kind(at: &dyn Fn(&str) -> String, f: &FaultSpec) -> Result<()
     Ok(())
 }
 
+/// The toxic's attributes, each one its type takes, none negative.
+fn toxic_attributes(
+    at: &dyn Fn(&str) -> String,
+    kind: &str,
+    names: &[&str],
+    attributes: &BTreeMap<String, i64>,
+) -> Result<BTreeMap<String, i64>, FieldError> {
+    for (attribute, value) in attributes {
+        if !names.contains(&attribute.as_str()) {
+            return err(
+                at(&format!("attributes.{attribute}")),
+                format!(
+                    "{kind} has no attribute `{attribute}`; it takes {}",
+                    names.join(", ")
+                ),
+            );
+        }
+        if *value < 0 {
+            return err(
+                at(&format!("attributes.{attribute}")),
+                format!("must not be negative, got {value}"),
+            );
+        }
+    }
+    if kind == "bandwidth" && attributes.get("rate").copied().unwrap_or(0) == 0 {
+        return err(
+            at("attributes.rate"),
+            "bandwidth needs a rate above 0 (KB/s)",
+        );
+    }
+    Ok(attributes.clone())
+}
+
 /// The toxic a fault adds (each occurrence names it after itself).
 fn toxic_action(
     at: &dyn Fn(&str) -> String,
@@ -157,30 +191,7 @@ fn toxic_action(
             format!("must be between 0 and 1, got {toxicity}"),
         );
     }
-    for (attribute, value) in &f.attributes {
-        if !names.contains(&attribute.as_str()) {
-            return err(
-                at(&format!("attributes.{attribute}")),
-                format!(
-                    "{kind} has no attribute `{attribute}`; it takes {}",
-                    names.join(", ")
-                ),
-            );
-        }
-        if *value < 0 {
-            return err(
-                at(&format!("attributes.{attribute}")),
-                format!("must not be negative, got {value}"),
-            );
-        }
-    }
-    let attributes = f.attributes.clone();
-    if kind == "bandwidth" && attributes.get("rate").copied().unwrap_or(0) == 0 {
-        return err(
-            at("attributes.rate"),
-            "bandwidth needs a rate above 0 (KB/s)",
-        );
-    }
+    let attributes = toxic_attributes(at, kind, names, &f.attributes)?;
     let shown: Vec<String> = attributes.iter().map(|(k, v)| format!("{k}={v}")).collect();
     let detail = format!(
         "{kind} on {} ({}), toxicity {toxicity}",
@@ -249,146 +260,161 @@ fn resource(action: &FaultAction) -> Option<String> {
     }
 }
 
-/// Checks the profile's faults and lays them out on a load of `total`, with start jitter
-/// drawn from `seed`.
-pub fn validate(
-    faults: &[FaultSpec],
-    total: Duration,
-    seed: u64,
-) -> Result<Vec<FaultOccurrence>, FieldError> {
-    let total_s = total.as_secs_f64();
-    let mut occurrences: Vec<(usize, FaultOccurrence)> = Vec::new();
-    let mut names = std::collections::BTreeSet::new();
-    // One generator per fault, so adding a fault does not move the others.
-    for (i, f) in faults.iter().enumerate() {
-        let at = |field: &str| format!("faults[{i}].{field}");
-        let name = f
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}-{i}", f.kind.as_str(), f.target));
-        if !valid_name(&name) {
-            return err(at("name"), "must be 1-64 characters of a-z, 0-9, - and _");
-        }
-        if !names.insert(name.clone()) {
-            return err(
-                at("name"),
-                format!("another fault is already named `{name}`"),
-            );
-        }
-        check_fields_of_kind(&at, f)?;
-        let (action, detail) = match f.kind {
-            FaultKind::Toxic => toxic_action(&at, f, hop_named(at("target"), &f.target)?)?,
-            FaultKind::Down => (
-                FaultAction::Down {
-                    hop: hop_named(at("target"), &f.target)?,
-                },
-                "proxy disabled: connections refused, open ones closed".to_owned(),
-            ),
-            FaultKind::Kill => (
-                FaultAction::Kill {
-                    service: service_named(at("target"), &f.target)?,
-                },
-                "SIGKILL; started again on the same port and data files at the end".to_owned(),
-            ),
-            FaultKind::Pause => (
-                FaultAction::Pause {
-                    service: service_named(at("target"), &f.target)?,
-                },
-                "SIGSTOP; SIGCONT at the end".to_owned(),
-            ),
-            FaultKind::Restart => (
-                FaultAction::Restart {
-                    service: service_named(at("target"), &f.target)?,
-                },
-                "SIGTERM (graceful stop); started again at the end".to_owned(),
-            ),
-            FaultKind::Knobs => {
-                knobs_action(&at, f.set.as_ref(), service_named(at("target"), &f.target)?)?
-            }
-        };
+/// The fault's action and its description, from its kind and target.
+fn action_of(
+    at: &dyn Fn(&str) -> String,
+    f: &FaultSpec,
+) -> Result<(FaultAction, String), FieldError> {
+    let service = || service_named(at("target"), &f.target);
+    Ok(match f.kind {
+        FaultKind::Toxic => toxic_action(at, f, hop_named(at("target"), &f.target)?)?,
+        FaultKind::Down => (
+            FaultAction::Down {
+                hop: hop_named(at("target"), &f.target)?,
+            },
+            "proxy disabled: connections refused, open ones closed".to_owned(),
+        ),
+        FaultKind::Kill => (
+            FaultAction::Kill {
+                service: service()?,
+            },
+            "SIGKILL; started again on the same port and data files at the end".to_owned(),
+        ),
+        FaultKind::Pause => (
+            FaultAction::Pause {
+                service: service()?,
+            },
+            "SIGSTOP; SIGCONT at the end".to_owned(),
+        ),
+        FaultKind::Restart => (
+            FaultAction::Restart {
+                service: service()?,
+            },
+            "SIGTERM (graceful stop); started again at the end".to_owned(),
+        ),
+        FaultKind::Knobs => knobs_action(at, f.set.as_ref(), service()?)?,
+    })
+}
 
-        let start = seconds(at("at_s"), f.at_s, total_s)?;
-        if start >= total {
-            return err(
-                at("at_s"),
-                format!("starts after the load ends ({total_s} s with warm-up)"),
-            );
-        }
-        let length = match (f.duration_s, f.end_s) {
-            (Some(_), Some(_)) => return err(at("end_s"), "give duration_s or end_s, not both"),
-            (Some(d), None) => {
-                let d = seconds(at("duration_s"), d, 86_400.0)?;
-                if d.is_zero() {
-                    return err(at("duration_s"), "must be above 0");
-                }
-                Some(d)
-            }
-            (None, Some(e)) => {
-                let end = seconds(at("end_s"), e, 86_400.0)?;
-                if end <= start {
-                    return err(at("end_s"), "must be after at_s");
-                }
-                Some(end - start)
-            }
-            (None, None) => None,
-        };
-        let jitter = seconds(at("jitter_s"), f.jitter_s, 3_600.0)?;
-        let (times, every) = match &f.repeat {
-            None => (1, Duration::ZERO),
-            Some(r) => {
-                if r.times == 0 || r.times > 1_000 {
-                    return err(
-                        at("repeat.times"),
-                        format!("must be between 1 and 1000, got {}", r.times),
-                    );
-                }
-                let every = seconds(at("repeat.every_s"), r.every_s, 86_400.0)?;
-                if every.is_zero() {
-                    return err(at("repeat.every_s"), "must be above 0");
-                }
-                if length.is_none() && r.times > 1 {
-                    return err(at("repeat"), "a repeated fault needs duration_s or end_s");
-                }
-                (r.times, every)
-            }
-        };
-        let mut rng =
-            StdRng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1)));
-        for n in 0..times {
-            let shift = if jitter.is_zero() {
-                Duration::ZERO
-            } else {
-                Duration::from_secs_f64(rng.gen_range(0.0..=jitter.as_secs_f64()))
-            };
-            let begin = start + every * n + shift;
-            if begin >= total {
-                break;
-            }
-            let end = length.map_or(total, |l| (begin + l).min(total));
-            let occurrence_name = if times > 1 {
-                format!("{name}#{}", n + 1)
-            } else {
-                name.clone()
-            };
-            let mut action = action.clone();
-            if let FaultAction::Toxic { toxic, .. } = &mut action {
-                // A toxic's name may not hold `#` in a URL path.
-                toxic.name = occurrence_name.replace('#', "_");
-            }
-            occurrences.push((
-                i,
-                FaultOccurrence {
-                    name: occurrence_name,
-                    kind: f.kind,
-                    target: f.target.clone(),
-                    action,
-                    detail: detail.clone(),
-                    start: begin,
-                    end,
-                },
-            ));
-        }
+/// When a fault's occurrences start and how long each lasts.
+struct Timing {
+    start: Duration,
+    /// None: until the load ends.
+    length: Option<Duration>,
+    jitter: Duration,
+    times: u32,
+    every: Duration,
+}
+
+fn timing_of(
+    at: &dyn Fn(&str) -> String,
+    f: &FaultSpec,
+    total: Duration,
+) -> Result<Timing, FieldError> {
+    let total_s = total.as_secs_f64();
+    let start = seconds(at("at_s"), f.at_s, total_s)?;
+    if start >= total {
+        return err(
+            at("at_s"),
+            format!("starts after the load ends ({total_s} s with warm-up)"),
+        );
     }
+    let length = match (f.duration_s, f.end_s) {
+        (Some(_), Some(_)) => return err(at("end_s"), "give duration_s or end_s, not both"),
+        (Some(d), None) => {
+            let d = seconds(at("duration_s"), d, 86_400.0)?;
+            if d.is_zero() {
+                return err(at("duration_s"), "must be above 0");
+            }
+            Some(d)
+        }
+        (None, Some(e)) => {
+            let end = seconds(at("end_s"), e, 86_400.0)?;
+            if end <= start {
+                return err(at("end_s"), "must be after at_s");
+            }
+            Some(end - start)
+        }
+        (None, None) => None,
+    };
+    let jitter = seconds(at("jitter_s"), f.jitter_s, 3_600.0)?;
+    let (times, every) = match &f.repeat {
+        None => (1, Duration::ZERO),
+        Some(r) => {
+            if r.times == 0 || r.times > 1_000 {
+                return err(
+                    at("repeat.times"),
+                    format!("must be between 1 and 1000, got {}", r.times),
+                );
+            }
+            let every = seconds(at("repeat.every_s"), r.every_s, 86_400.0)?;
+            if every.is_zero() {
+                return err(at("repeat.every_s"), "must be above 0");
+            }
+            if length.is_none() && r.times > 1 {
+                return err(at("repeat"), "a repeated fault needs duration_s or end_s");
+            }
+            (r.times, every)
+        }
+    };
+    Ok(Timing {
+        start,
+        length,
+        jitter,
+        times,
+        every,
+    })
+}
+
+/// The occurrences of one fault named `name`, with their start jitter drawn from `rng`;
+/// those that would start after the load ends are left out.
+fn occurrences_of(
+    name: &str,
+    f: &FaultSpec,
+    action: &FaultAction,
+    detail: &str,
+    timing: &Timing,
+    total: Duration,
+    rng: &mut StdRng,
+) -> Vec<FaultOccurrence> {
+    let mut laid_out = Vec::new();
+    for n in 0..timing.times {
+        let shift = if timing.jitter.is_zero() {
+            Duration::ZERO
+        } else {
+            Duration::from_secs_f64(rng.gen_range(0.0..=timing.jitter.as_secs_f64()))
+        };
+        let begin = timing.start + timing.every * n + shift;
+        if begin >= total {
+            break;
+        }
+        let end = timing.length.map_or(total, |l| (begin + l).min(total));
+        let occurrence_name = if timing.times > 1 {
+            format!("{name}#{}", n + 1)
+        } else {
+            name.to_owned()
+        };
+        let mut action = action.clone();
+        if let FaultAction::Toxic { toxic, .. } = &mut action {
+            // A toxic's name may not hold `#` in a URL path.
+            toxic.name = occurrence_name.replace('#', "_");
+        }
+        laid_out.push(FaultOccurrence {
+            name: occurrence_name,
+            kind: f.kind,
+            target: f.target.clone(),
+            action,
+            detail: detail.to_owned(),
+            start: begin,
+            end,
+        });
+    }
+    laid_out
+}
+
+/// Refuses two occurrences that hold one resource at once; `occurrences` pairs each with
+/// the index of its fault in the profile.
+fn check_overlaps(occurrences: &[(usize, FaultOccurrence)]) -> Result<(), FieldError> {
     for (a, (i, x)) in occurrences.iter().enumerate() {
         for (j, y) in occurrences.iter().skip(a + 1) {
             let same = resource(&x.action).is_some() && resource(&x.action) == resource(&y.action);
@@ -414,6 +440,43 @@ pub fn validate(
             }
         }
     }
+    Ok(())
+}
+
+/// Checks the profile's faults and lays them out on a load of `total`, with start jitter
+/// drawn from `seed`.
+pub fn validate(
+    faults: &[FaultSpec],
+    total: Duration,
+    seed: u64,
+) -> Result<Vec<FaultOccurrence>, FieldError> {
+    let mut occurrences: Vec<(usize, FaultOccurrence)> = Vec::new();
+    let mut names = std::collections::BTreeSet::new();
+    for (i, f) in faults.iter().enumerate() {
+        let at = |field: &str| format!("faults[{i}].{field}");
+        let name = f
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("{}-{}-{i}", f.kind.as_str(), f.target));
+        if !valid_name(&name) {
+            return err(at("name"), "must be 1-64 characters of a-z, 0-9, - and _");
+        }
+        if !names.insert(name.clone()) {
+            return err(
+                at("name"),
+                format!("another fault is already named `{name}`"),
+            );
+        }
+        check_fields_of_kind(&at, f)?;
+        let (action, detail) = action_of(&at, f)?;
+        let timing = timing_of(&at, f, total)?;
+        // One generator per fault, so adding a fault does not move the others.
+        let mut rng =
+            StdRng::seed_from_u64(seed ^ (0x9e37_79b9_7f4a_7c15_u64.wrapping_mul(i as u64 + 1)));
+        let laid_out = occurrences_of(&name, f, &action, &detail, &timing, total, &mut rng);
+        occurrences.extend(laid_out.into_iter().map(|o| (i, o)));
+    }
+    check_overlaps(&occurrences)?;
     let mut timeline: Vec<FaultOccurrence> = occurrences.into_iter().map(|(_, o)| o).collect();
     timeline.sort_by_key(|o| o.start);
     Ok(timeline)

@@ -2,11 +2,14 @@
 //! exists is a plan that can run.
 
 use super::fault_plan::FaultOccurrence;
-use super::{AmountDistribution, Profile, RetryKey, RetryOn};
+use super::{
+    AmountDistribution, Amounts, Arrival, Client, Profile, RetryKey, RetryOn, Slo, Stage, Users,
+};
 use service::coordinator::CoordinatorSettings;
 use service::knobs::FaultKnobs;
 use service::ledger_policy::LedgerPolicy;
 use service::money::AmountCents;
+use service::settings::{self, SettingError};
 use std::time::Duration;
 
 /// A field path and what is wrong with it.
@@ -81,21 +84,16 @@ fn err<T>(field: &str, message: impl Into<String>) -> Result<T, FieldError> {
     Err((field.to_owned(), message.into()))
 }
 
-fn check_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), FieldError> {
-    if value < min || value > max {
-        return err(
-            field,
-            format!("must be between {min} and {max}, got {value}"),
-        );
-    }
-    Ok(())
+fn field_error(e: SettingError) -> FieldError {
+    (e.field().to_owned(), e.message())
 }
 
-fn check_rate(field: &str, value: f64) -> Result<(), FieldError> {
-    if !(0.0..=1.0).contains(&value) {
-        return err(field, format!("must be between 0 and 1, got {value}"));
-    }
-    Ok(())
+fn check_range(field: &str, value: u64, min: u64, max: u64) -> Result<(), FieldError> {
+    settings::check_range(field, value, min, max).map_err(field_error)
+}
+
+fn check_fraction(field: &str, value: f64) -> Result<(), FieldError> {
+    settings::check_fraction(field, value).map_err(field_error)
 }
 
 const MAX_RATE_PER_S: u64 = 1_000_000;
@@ -114,106 +112,113 @@ pub fn quantile_of(name: &str) -> Option<f64> {
     format!("0.{digits}").parse().ok()
 }
 
-pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
-    let name_ok = !p.name.is_empty()
-        && p.name.len() <= 64
-        && p.name
+fn name(name: &str) -> Result<(), FieldError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_');
-    if !name_ok {
+    if !ok {
         return err("name", "must be 1-64 characters of a-z, 0-9, - and _");
     }
-    check_range("duration_s", u64::from(p.duration_s), 1, 86_400)?;
-    check_range("warmup_s", u64::from(p.warmup_s), 0, 3_600)?;
-    let total_s = p.warmup_s + p.duration_s;
+    Ok(())
+}
 
-    let rate = match (&p.arrival.rate_per_s, &p.arrival.stages) {
-        (Some(_), Some(_)) => return err("arrival", "give rate_per_s or stages, not both"),
-        (None, None) => return err("arrival", "give rate_per_s or stages"),
+/// The arrival rate as segments covering `total_s` seconds.
+fn arrival(arrival: &Arrival, total_s: u32) -> Result<Vec<RateSegment>, FieldError> {
+    match (&arrival.rate_per_s, &arrival.stages) {
+        (Some(_), Some(_)) => err("arrival", "give rate_per_s or stages, not both"),
+        (None, None) => err("arrival", "give rate_per_s or stages"),
         (Some(r), None) => {
             check_range("arrival.rate_per_s", u64::from(*r), 1, MAX_RATE_PER_S)?;
-            vec![RateSegment {
+            Ok(vec![RateSegment {
                 duration: Duration::from_secs(u64::from(total_s)),
                 from_per_s: f64::from(*r),
                 to_per_s: f64::from(*r),
-            }]
+            }])
         }
-        (None, Some(stages)) => {
-            if stages.is_empty() {
-                return err("arrival.stages", "must hold at least one stage");
-            }
-            let mut segments = Vec::new();
-            let mut sum_s = 0u32;
-            for (i, stage) in stages.iter().enumerate() {
-                let at = |f: &str| format!("arrival.stages[{i}].{f}");
-                check_range(&at("duration_s"), u64::from(stage.duration_s), 1, 86_400)?;
-                sum_s = sum_s.saturating_add(stage.duration_s);
-                let (from, to) = match (stage.rate_per_s, stage.from_per_s, stage.to_per_s) {
-                    (Some(r), None, None) => {
-                        check_range(&at("rate_per_s"), u64::from(r), 1, MAX_RATE_PER_S)?;
-                        (r, r)
-                    }
-                    (None, Some(from), Some(to)) => {
-                        check_range(&at("from_per_s"), u64::from(from), 0, MAX_RATE_PER_S)?;
-                        check_range(&at("to_per_s"), u64::from(to), 0, MAX_RATE_PER_S)?;
-                        if from == 0 && to == 0 {
-                            return err(&at("to_per_s"), "a ramp from 0 to 0 sends nothing");
-                        }
-                        (from, to)
-                    }
-                    _ => {
-                        return err(
-                            &format!("arrival.stages[{i}]"),
-                            "give rate_per_s, or from_per_s and to_per_s",
-                        )
-                    }
-                };
-                segments.push(RateSegment {
-                    duration: Duration::from_secs(u64::from(stage.duration_s)),
-                    from_per_s: f64::from(from),
-                    to_per_s: f64::from(to),
-                });
-            }
-            if sum_s != total_s {
-                return err(
-                    "arrival.stages",
-                    format!("stages last {sum_s} s but warmup_s + duration_s is {total_s} s"),
-                );
-            }
-            segments
-        }
-    };
+        (None, Some(stages)) => stages_of(stages, total_s),
+    }
+}
 
-    check_range("users.count", u64::from(p.users.count), 1, 1_000_000)?;
-    if p.users.opening_balance_cents.get() == 0
-        || p.users.opening_balance_cents.get() > i64::MAX as u64 / u64::from(p.users.count)
-    {
+fn stages_of(stages: &[Stage], total_s: u32) -> Result<Vec<RateSegment>, FieldError> {
+    if stages.is_empty() {
+        return err("arrival.stages", "must hold at least one stage");
+    }
+    let mut segments = Vec::new();
+    let mut sum_s = 0u32;
+    for (i, stage) in stages.iter().enumerate() {
+        let at = |f: &str| format!("arrival.stages[{i}].{f}");
+        check_range(&at("duration_s"), u64::from(stage.duration_s), 1, 86_400)?;
+        sum_s = sum_s.saturating_add(stage.duration_s);
+        let (from, to) = match (stage.rate_per_s, stage.from_per_s, stage.to_per_s) {
+            (Some(r), None, None) => {
+                check_range(&at("rate_per_s"), u64::from(r), 1, MAX_RATE_PER_S)?;
+                (r, r)
+            }
+            (None, Some(from), Some(to)) => {
+                check_range(&at("from_per_s"), u64::from(from), 0, MAX_RATE_PER_S)?;
+                check_range(&at("to_per_s"), u64::from(to), 0, MAX_RATE_PER_S)?;
+                if from == 0 && to == 0 {
+                    return err(&at("to_per_s"), "a ramp from 0 to 0 sends nothing");
+                }
+                (from, to)
+            }
+            _ => {
+                return err(
+                    &format!("arrival.stages[{i}]"),
+                    "give rate_per_s, or from_per_s and to_per_s",
+                )
+            }
+        };
+        segments.push(RateSegment {
+            duration: Duration::from_secs(u64::from(stage.duration_s)),
+            from_per_s: f64::from(from),
+            to_per_s: f64::from(to),
+        });
+    }
+    if sum_s != total_s {
+        return err(
+            "arrival.stages",
+            format!("stages last {sum_s} s but warmup_s + duration_s is {total_s} s"),
+        );
+    }
+    Ok(segments)
+}
+
+fn users_and_amounts(users: &Users, amounts: &Amounts) -> Result<(), FieldError> {
+    check_range("users.count", u64::from(users.count), 1, 1_000_000)?;
+    let opening = users.opening_balance_cents.get();
+    if opening == 0 || opening > i64::MAX as u64 / u64::from(users.count) {
         return err(
             "users.opening_balance_cents",
             "must be positive and small enough that all balances sum without overflow",
         );
     }
-    if p.amounts.min_cents.get() == 0 {
+    if amounts.min_cents.get() == 0 {
         return err("amounts.min_cents", "must be at least 1");
     }
-    if p.amounts.max_cents < p.amounts.min_cents {
+    if amounts.max_cents < amounts.min_cents {
         return err("amounts.max_cents", "must be at least min_cents");
     }
-    if p.amounts.max_cents > AmountCents::MAX_TRANSFER {
+    if amounts.max_cents > AmountCents::MAX_TRANSFER {
         return err(
             "amounts.max_cents",
             format!("must be at most {}", AmountCents::MAX_TRANSFER),
         );
     }
+    Ok(())
+}
 
-    check_range("client.timeout_ms", p.client.timeout_ms, 1, 600_000)?;
+fn retries(client: &Client) -> Result<Option<RetryPlan>, FieldError> {
+    check_range("client.timeout_ms", client.timeout_ms, 1, 600_000)?;
     check_range(
         "client.max_in_flight",
-        u64::from(p.client.max_in_flight),
+        u64::from(client.max_in_flight),
         1,
         1_000_000,
     )?;
-    let r = &p.client.retries;
+    let r = &client.retries;
     check_range("client.retries.max", u64::from(r.max), 0, 10)?;
     check_range("client.retries.after_ms", r.after_ms, 0, 60_000)?;
     if r.max > 0 && r.on.is_empty() {
@@ -222,22 +227,19 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
             "must name at least one answer when max > 0",
         );
     }
-    let retries = (r.max > 0).then(|| RetryPlan {
+    Ok((r.max > 0).then(|| RetryPlan {
         max: r.max,
         after: Duration::from_millis(r.after_ms),
         key: r.key,
         on: r.on.clone(),
-    });
+    }))
+}
 
-    let services = p
-        .service
-        .start_settings()
-        .map_err(|e| (e.field().to_owned(), e.message()))?;
-
-    check_range("slo.p99_ms", p.slo.p99_ms, 1, 600_000)?;
-    check_rate("slo.error_budget", p.slo.error_budget)?;
+fn slo(slo: &Slo) -> Result<SloPlan, FieldError> {
+    check_range("slo.p99_ms", slo.p99_ms, 1, 600_000)?;
+    check_fraction("slo.error_budget", slo.error_budget)?;
     let mut percentiles = Vec::new();
-    for (name, bound_ms) in &p.slo.percentiles_ms {
+    for (name, bound_ms) in &slo.percentiles_ms {
         let field = format!("slo.percentiles_ms.{name}");
         let Some(q) = quantile_of(name) else {
             return err(
@@ -248,6 +250,24 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         check_range(&field, *bound_ms, 1, 600_000)?;
         percentiles.push((name.clone(), q, Duration::from_millis(*bound_ms)));
     }
+    Ok(SloPlan {
+        p99: Duration::from_millis(slo.p99_ms),
+        percentiles,
+        error_budget: slo.error_budget,
+    })
+}
+
+/// Checks every field of `p` and makes the plan; an error names the field.
+pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
+    name(&p.name)?;
+    check_range("duration_s", u64::from(p.duration_s), 1, 86_400)?;
+    check_range("warmup_s", u64::from(p.warmup_s), 0, 3_600)?;
+    let total_s = p.warmup_s + p.duration_s;
+    let rate = arrival(&p.arrival, total_s)?;
+    users_and_amounts(&p.users, &p.amounts)?;
+    let retries = retries(&p.client)?;
+    let services = p.service.start_settings().map_err(field_error)?;
+    let slo = slo(&p.slo)?;
     check_range(
         "convergence_window_s",
         u64::from(p.convergence_window_s),
@@ -275,11 +295,7 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         external_knobs: services.external_knobs,
         ledger_knobs: services.ledger_knobs,
         ledger_policy: services.ledger_policy,
-        slo: SloPlan {
-            p99: Duration::from_millis(p.slo.p99_ms),
-            percentiles,
-            error_budget: p.slo.error_budget,
-        },
+        slo,
         convergence_window: Duration::from_secs(u64::from(p.convergence_window_s)),
         faults,
     })

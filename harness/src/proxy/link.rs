@@ -119,6 +119,46 @@ pub async fn serve(
     }
 }
 
+/// What the active toxics of a direction do to the stream, read off them once per turn.
+struct Effects {
+    /// `timeout`: swallow data; close after this many ms (0: never).
+    black_hole_ms: Option<i64>,
+    /// `reset_peer`: reset this long after the first data.
+    reset_after: Option<Duration>,
+    /// `latency`: (latency, jitter) in ms.
+    latency_ms: Option<(i64, i64)>,
+    /// `slow_close`: delay the close by this many ms.
+    slow_close_ms: Option<i64>,
+}
+
+impl Effects {
+    fn of(active: &[Kind]) -> Effects {
+        Effects {
+            black_hole_ms: active.iter().find_map(|k| match k {
+                Kind::Timeout { timeout_ms } => Some(*timeout_ms),
+                _ => None,
+            }),
+            reset_after: active.iter().find_map(|k| match k {
+                Kind::ResetPeer { timeout_ms } => {
+                    Some(Duration::from_millis(timeout_ms.unsigned_abs()))
+                }
+                _ => None,
+            }),
+            latency_ms: active.iter().find_map(|k| match k {
+                Kind::Latency {
+                    latency_ms,
+                    jitter_ms,
+                } => Some((*latency_ms, *jitter_ms)),
+                _ => None,
+            }),
+            slow_close_ms: active.iter().find_map(|k| match k {
+                Kind::SlowClose { delay_ms } => Some(*delay_ms),
+                _ => None,
+            }),
+        }
+    }
+}
+
 impl Direction<'_> {
     /// The toxics of this direction that apply to this connection, in the order added.
     fn active(&mut self) -> Vec<Kind> {
@@ -143,10 +183,8 @@ impl Direction<'_> {
         let mut bandwidth_debt = Duration::ZERO;
         loop {
             let active = self.active();
-            let black_hole = active.iter().find_map(|k| match k {
-                Kind::Timeout { timeout_ms } => Some(*timeout_ms),
-                _ => None,
-            });
+            let effects = Effects::of(&active);
+            let black_hole = effects.black_hole_ms;
             match black_hole {
                 Some(ms) if ms > 0 && timeout_at.is_none() => {
                     timeout_at = Some(Instant::now() + Duration::from_millis(ms.unsigned_abs()))
@@ -154,42 +192,17 @@ impl Direction<'_> {
                 Some(_) => {}
                 None => timeout_at = None,
             }
-            let reset_after = active.iter().find_map(|k| match k {
-                Kind::ResetPeer { timeout_ms } => {
-                    Some(Duration::from_millis(timeout_ms.unsigned_abs()))
-                }
-                _ => None,
-            });
-            if reset_after.is_none() {
+            if effects.reset_after.is_none() {
                 reset_at = None;
             }
-            let latency = active.iter().find_map(|k| match k {
-                Kind::Latency {
-                    latency_ms,
-                    jitter_ms,
-                } => Some((*latency_ms, *jitter_ms)),
-                _ => None,
-            });
             // No toxic on this direction and nothing queued: copy straight through, still
             // watching for a toxic to arrive or the connection to be killed.
             if active.is_empty() && queue.is_empty() && !eof {
-                tokio::select! {
-                    read = self.src.read(&mut buf) => match read {
-                        Ok(0) | Err(_) => eof = true,
-                        Ok(n) => {
-                            if self.dst.write_all(&buf[..n]).await.is_err() {
-                                let _ = kill_tx.send(Some(Kill::Close));
-                                return;
-                            }
-                            self.written += n as i64;
-                        }
-                    },
-                    changed = self.toxics.changed() => {
-                        if changed.is_err() {
-                            return;
-                        }
-                    }
-                    _ = kill_rx.changed() => return,
+                if !self
+                    .pass_through(&mut buf, &mut eof, kill_tx, &mut kill_rx)
+                    .await
+                {
+                    return;
                 }
                 continue;
             }
@@ -209,11 +222,7 @@ impl Direction<'_> {
                 }
             }
             if eof && queue.is_empty() {
-                let slow_close = active.iter().find_map(|k| match k {
-                    Kind::SlowClose { delay_ms } => Some(*delay_ms),
-                    _ => None,
-                });
-                if let Some(ms) = slow_close {
+                if let Some(ms) = effects.slow_close_ms {
                     tokio::time::sleep(Duration::from_millis(ms.unsigned_abs())).await;
                 }
                 let _ = self.dst.shutdown().await;
@@ -223,23 +232,7 @@ impl Direction<'_> {
                 read = self.src.read(&mut buf), if !eof && queue.len() < READ_AHEAD_CHUNKS => {
                     match read {
                         Ok(0) | Err(_) => eof = true,
-                        Ok(n) => {
-                            let chunk = Bytes::copy_from_slice(&buf[..n]);
-                            if black_hole.is_some() {
-                                // The timeout toxic swallows data.
-                            } else if let Some(after) = reset_after {
-                                reset_at.get_or_insert(Instant::now() + after);
-                            } else {
-                                let delay = match latency {
-                                    Some((ms, jitter)) => {
-                                        let spread = if jitter > 0 { self.rng.gen_range(-jitter..=jitter) } else { 0 };
-                                        Duration::from_millis((ms + spread).max(0).unsigned_abs())
-                                    }
-                                    None => Duration::ZERO,
-                                };
-                                queue.push_back((chunk, Instant::now() + delay));
-                            }
-                        }
+                        Ok(n) => self.take_in(&buf[..n], &effects, &mut queue, &mut reset_at),
                     }
                 }
                 () = sleep_until_opt(release_at), if release_at.is_some() => {
@@ -271,6 +264,61 @@ impl Direction<'_> {
                 }
                 _ = kill_rx.changed() => return,
             }
+        }
+    }
+
+    /// One read copied straight through, while watching for a toxic to arrive or the
+    /// connection to be killed. False when this direction is done.
+    async fn pass_through(
+        &mut self,
+        buf: &mut [u8],
+        eof: &mut bool,
+        kill_tx: &watch::Sender<Option<Kill>>,
+        kill_rx: &mut watch::Receiver<Option<Kill>>,
+    ) -> bool {
+        tokio::select! {
+            read = self.src.read(buf) => match read {
+                Ok(0) | Err(_) => *eof = true,
+                Ok(n) => {
+                    if self.dst.write_all(&buf[..n]).await.is_err() {
+                        let _ = kill_tx.send(Some(Kill::Close));
+                        return false;
+                    }
+                    self.written += n as i64;
+                }
+            },
+            changed = self.toxics.changed() => return changed.is_ok(),
+            _ = kill_rx.changed() => return false,
+        }
+        true
+    }
+
+    /// What the toxics make of a chunk just read: swallowed (timeout), a reset armed
+    /// (reset_peer), or queued for release after the latency.
+    fn take_in(
+        &mut self,
+        data: &[u8],
+        effects: &Effects,
+        queue: &mut VecDeque<(Bytes, Instant)>,
+        reset_at: &mut Option<Instant>,
+    ) {
+        if effects.black_hole_ms.is_some() {
+            // The timeout toxic swallows data.
+        } else if let Some(after) = effects.reset_after {
+            reset_at.get_or_insert(Instant::now() + after);
+        } else {
+            let delay = match effects.latency_ms {
+                Some((ms, jitter)) => {
+                    let spread = if jitter > 0 {
+                        self.rng.gen_range(-jitter..=jitter)
+                    } else {
+                        0
+                    };
+                    Duration::from_millis((ms + spread).max(0).unsigned_abs())
+                }
+                None => Duration::ZERO,
+            };
+            queue.push_back((Bytes::copy_from_slice(data), Instant::now() + delay));
         }
     }
 

@@ -16,7 +16,7 @@ use crate::faults::proxies::ProxyControl;
 use crate::faults::{FaultControl, FaultFailed, FaultRecord, Timeline};
 use crate::history::{self, HistoryWriter};
 use crate::loadgen::{self, LoadReport};
-use crate::profile::{plan::RunPlan, ProfileError};
+use crate::profile::{plan::RunPlan, Profile, ProfileError};
 use crate::progress::Progress;
 use crate::reconcile::{self, Books};
 use crate::schedule::Schedule;
@@ -76,50 +76,11 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError
 pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     let (profile, plan) = options::plan(&options)?;
     let started_at = SystemTime::now();
-    let out = options.out.clone().unwrap_or_else(|| {
-        PathBuf::from("results").join(format!("{}-{}", provenance::compact(started_at), plan.name))
-    });
-    std::fs::create_dir_all(&out).map_err(|source| RunError::Output {
-        path: out.clone(),
-        source,
-    })?;
-    let as_run = serde_yaml::to_string(&profile).map_err(|e| RunError::Output {
-        path: out.join("profile.yaml"),
-        source: std::io::Error::other(e),
-    })?;
-    write_file(
-        &out.join("profile.yaml"),
-        format!(
-            "# The profile as run: {} with overrides applied and every service setting written out.\n{as_run}",
-            options.profile.display()
-        ),
-    )?;
+    let out = results_folder(&options, &profile, &plan, started_at)?;
     if options.target.is_some() && !plan.faults.is_empty() {
         return Err(RunError::FaultsOnTarget(options.profile.clone()));
     }
-
-    let launched = match &options.target {
-        Some(_) => None,
-        None => match system::bring_up(&plan, &out, options.toxiproxy.as_deref()).await {
-            Ok(system) => Some(system),
-            Err(err) => {
-                remove_hops_from_user_server(&options).await;
-                return Err(err.into());
-            }
-        },
-    };
-    let endpoints = match (&launched, &options.target) {
-        (Some(system), _) => system.endpoints(),
-        (None, target) => {
-            let target = target.as_deref().unwrap_or_default().trim_end_matches('/');
-            Endpoints {
-                coordinator: target.to_owned(),
-                gateway: target.to_owned(),
-                external: options.external_url.clone(),
-                ledger: options.ledger_url.clone(),
-            }
-        }
-    };
+    let (launched, endpoints) = system_under_test(&options, &plan, &out).await?;
     write_services(&out, &endpoints, launched.as_ref())?;
 
     let http = reqwest::Client::builder().no_proxy().build()?;
@@ -138,7 +99,7 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     let control = FaultControl {
         proxies,
         system: processes.clone(),
-        http: http.clone(),
+        http,
         endpoints: endpoints.clone(),
     };
     let result = drive(&options, &plan, &endpoints, &out, started_at, control).await;
@@ -159,6 +120,63 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     write_json(&out.join("summary.json"), &summary)?;
     print_outcome(&summary, &out);
     Ok(summary.verdict.exit_code())
+}
+
+/// Creates the run's folder and writes the profile as run into it.
+fn results_folder(
+    options: &RunOptions,
+    profile: &Profile,
+    plan: &RunPlan,
+    started_at: SystemTime,
+) -> Result<PathBuf, RunError> {
+    let out = options.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(format!("{}-{}", provenance::compact(started_at), plan.name))
+    });
+    std::fs::create_dir_all(&out).map_err(|source| RunError::Output {
+        path: out.clone(),
+        source,
+    })?;
+    let as_run = serde_yaml::to_string(profile).map_err(|e| RunError::Output {
+        path: out.join("profile.yaml"),
+        source: std::io::Error::other(e),
+    })?;
+    write_file(
+        &out.join("profile.yaml"),
+        format!(
+            "# The profile as run: {} with overrides applied and every service setting written out.\n{as_run}",
+            options.profile.display()
+        ),
+    )?;
+    Ok(out)
+}
+
+/// The system the run drives: the reference system, brought up with a proxy on every hop,
+/// or the one given with `--target`.
+async fn system_under_test(
+    options: &RunOptions,
+    plan: &RunPlan,
+    out: &Path,
+) -> Result<(Option<LaunchedSystem>, Endpoints), RunError> {
+    if let Some(target) = &options.target {
+        let target = target.trim_end_matches('/');
+        let endpoints = Endpoints {
+            coordinator: target.to_owned(),
+            gateway: target.to_owned(),
+            external: options.external_url.clone(),
+            ledger: options.ledger_url.clone(),
+        };
+        return Ok((None, endpoints));
+    }
+    match system::bring_up(plan, out, options.toxiproxy.as_deref()).await {
+        Ok(launched) => {
+            let endpoints = launched.endpoints();
+            Ok((Some(launched), endpoints))
+        }
+        Err(err) => {
+            remove_hops_from_user_server(options).await;
+            Err(err.into())
+        }
+    }
 }
 
 /// A run cleans up after itself on a Toxiproxy server it does not own.

@@ -435,7 +435,19 @@ impl Model for SagaProtocol {
 
 impl SagaProtocol {
     /// A message reaches its actor.
+    /// One message arrives at its receiver.
     fn deliver(&self, n: &mut State, msg: Msg, refuse: bool) {
+        match msg {
+            Msg::DebitReq(_) | Msg::ReverseReq(_) => self.at_external(n, msg),
+            Msg::CreditReq(t) => self.at_ledger(n, t, refuse),
+            Msg::DebitResp(..) | Msg::ReverseResp(_) | Msg::CreditResp(..) => {
+                self.at_coordinator(n, msg)
+            }
+        }
+    }
+
+    /// The external institution handles a debit or a reversal.
+    fn at_external(&self, n: &mut State, msg: Msg) {
         match msg {
             // external.rs `debit`
             Msg::DebitReq(t) => {
@@ -472,23 +484,32 @@ impl SagaProtocol {
                 }
                 n.net.push(Msg::ReverseResp(t));
             }
-            // ledger.rs `credit`: antifraud decides only for a new id.
-            Msg::CreditReq(t) => {
-                let i = t as usize;
-                let fresh = n.ledger[i] == LedgerRecord::None || self.is(Mutant::NoIdempotency);
-                let applied = if fresh && !refuse {
-                    n.ledger_balance += self.amounts[i];
-                    n.effects[i].2 += 1;
-                    n.ledger[i] = LedgerRecord::Credited;
-                    true
-                } else if fresh {
-                    n.ledger[i] = LedgerRecord::Refused;
-                    false
-                } else {
-                    n.ledger[i] == LedgerRecord::Credited
-                };
-                n.net.push(Msg::CreditResp(t, applied));
-            }
+            _ => {}
+        }
+    }
+
+    /// The ledger handles the credit of transfer `t` (ledger.rs `credit`): antifraud, which
+    /// refuses it when `refuse`, decides only for a new id.
+    fn at_ledger(&self, n: &mut State, t: u8, refuse: bool) {
+        let i = t as usize;
+        let fresh = n.ledger[i] == LedgerRecord::None || self.is(Mutant::NoIdempotency);
+        let applied = if fresh && !refuse {
+            n.ledger_balance += self.amounts[i];
+            n.effects[i].2 += 1;
+            n.ledger[i] = LedgerRecord::Credited;
+            true
+        } else if fresh {
+            n.ledger[i] = LedgerRecord::Refused;
+            false
+        } else {
+            n.ledger[i] == LedgerRecord::Credited
+        };
+        n.net.push(Msg::CreditResp(t, applied));
+    }
+
+    /// The coordinator takes an answer.
+    fn at_coordinator(&self, n: &mut State, msg: Msg) {
+        match msg {
             // coordinator/saga.rs `Driver::step`: an answer counts only for the awaited call.
             Msg::DebitResp(t, applied) => {
                 let c = &mut n.coord[t as usize];
@@ -535,6 +556,7 @@ impl SagaProtocol {
                     tell(c);
                 }
             }
+            _ => {}
         }
     }
 }
