@@ -1,6 +1,6 @@
-//! The reconciler: after the run, reads both institutions' books, the saga log and the
-//! client history, and checks each named invariant. Every violation is listed per transfer
-//! id with its class and amounts.
+//! The reconciler: from both institutions' books (before and after the run), the saga log
+//! and the client history, which the run reads through the contract, it checks each named
+//! invariant. Every violation is listed per transfer id with its class and amounts.
 
 use crate::history::{HistoryRecord, Outcome};
 use schemars::JsonSchema;
