@@ -23,28 +23,26 @@ pub fn transfer_request(n: u32, amount: AmountCents) -> TransferRequest {
     }
 }
 
-/// The external institution's accounts: every user's, with the plan's opening balance.
-pub fn external_accounts(plan: &RunPlan) -> SeedAccounts {
+/// One account per user, named by `name`, each opening with `balance`.
+fn accounts(users: u32, name: fn(u32) -> String, balance: AmountCents) -> SeedAccounts {
     SeedAccounts {
-        accounts: (0..plan.users)
+        accounts: (0..users)
             .map(|n| SeedAccount {
-                account_id: account_id(n),
-                balance_cents: plan.opening_balance.into(),
+                account_id: name(n),
+                balance_cents: balance.into(),
             })
             .collect(),
     }
 }
 
+/// The external institution's accounts: every user's, with the plan's opening balance.
+pub fn external_accounts(plan: &RunPlan) -> SeedAccounts {
+    accounts(plan.users, account_id, plan.opening_balance)
+}
+
 /// The ledger's accounts: every user's, at zero.
 pub fn ledger_accounts(plan: &RunPlan) -> SeedAccounts {
-    SeedAccounts {
-        accounts: (0..plan.users)
-            .map(|n| SeedAccount {
-                account_id: user_id(n),
-                balance_cents: AmountCents::ZERO.into(),
-            })
-            .collect(),
-    }
+    accounts(plan.users, user_id, AmountCents::ZERO)
 }
 
 /// The coordinator's links from each user to their external account.

@@ -61,23 +61,11 @@ impl Default for WorkerStats {
     }
 }
 
-/// All workers' statistics merged.
-pub struct Merged {
-    pub latency: Histogram<u64>,
-    pub intervals: BTreeMap<u64, Histogram<u64>>,
-    pub outcomes: BTreeMap<Outcome, u64>,
-    pub errors_by_kind: BTreeMap<String, u64>,
-    pub retries: u64,
-}
+/// All workers' statistics merged: the same figures, over the whole run.
+pub type Merged = WorkerStats;
 
 pub fn merge(workers: &[WorkerStats]) -> Merged {
-    let mut merged = Merged {
-        latency: new_histogram(),
-        intervals: BTreeMap::new(),
-        outcomes: BTreeMap::new(),
-        errors_by_kind: BTreeMap::new(),
-        retries: 0,
-    };
+    let mut merged = WorkerStats::new();
     for w in workers {
         let _ = merged.latency.add(&w.latency);
         for (second, h) in &w.intervals {

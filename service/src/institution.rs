@@ -10,22 +10,22 @@ use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES};
 use crate::knobs::FaultKnobs;
 use crate::metrics::Counters;
 use crate::server::{require_admin, AdminGuard};
-use crate::settings::Patch;
+use crate::settings::{Live, Patch, Settings};
 use crate::store::Store;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, MethodRouter};
 use axum::{Json, Router};
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 /// The parts of an institution that are not specific to debits or credits.
 pub struct Institution {
     /// `external` or `ledger`: labels metrics and logs.
     pub name: &'static str,
     pub store: Store,
-    /// Current fault knobs; read on every operation, replaced by `PUT /admin/knobs`.
-    knobs: RwLock<FaultKnobs>,
+    /// Current fault knobs; read on every operation, patched by `PUT /admin/knobs`.
+    pub knobs: Arc<Live<FaultKnobs>>,
     /// Seeded source for every random fault decision of this process.
     pub rng: SeededRng,
     pub counters: Counters,
@@ -36,23 +36,9 @@ impl Institution {
         Institution {
             name,
             store,
-            knobs: RwLock::new(knobs),
+            knobs: Arc::new(Live::new(knobs)),
             rng: SeededRng::new(seed),
             counters: Counters::default(),
-        }
-    }
-
-    pub fn knobs(&self) -> FaultKnobs {
-        match self.knobs.read() {
-            Ok(k) => k.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        }
-    }
-
-    fn set_knobs(&self, knobs: FaultKnobs) {
-        match self.knobs.write() {
-            Ok(mut k) => *k = knobs,
-            Err(poisoned) => *poisoned.into_inner() = knobs,
         }
     }
 
@@ -63,7 +49,7 @@ impl Institution {
     where
         Fut: std::future::Future<Output = Result<Response, ApiError>>,
     {
-        let plan = self.knobs().plan(&self.rng);
+        let plan = self.knobs.get().plan(&self.rng);
         if !plan.delay.is_zero() {
             tokio::time::sleep(plan.delay).await;
         }
@@ -157,20 +143,23 @@ async fn dump(State(inst): State<Arc<Institution>>) -> Result<Json<Dump>, ApiErr
     Ok(Json(dump))
 }
 
-async fn get_knobs(State(inst): State<Arc<Institution>>) -> Json<FaultKnobs> {
-    Json(inst.knobs())
-}
-
-async fn put_knobs(
-    State(inst): State<Arc<Institution>>,
-    JsonBody(patch): JsonBody<Patch<FaultKnobs>>,
-) -> Result<Json<FaultKnobs>, ApiError> {
-    let next = patch
-        .apply(&inst.knobs())
-        .map_err(|e| ApiError::from_setting(e, ErrorCode::InvalidKnob))?;
-    inst.set_knobs(next.clone());
-    tracing::info!(service = inst.name, knobs = ?next, "fault knobs changed");
-    Ok(Json(next))
+/// `GET` and `PUT` of live settings: `PUT` takes a patch of any of their fields and answers
+/// the whole value; a patch that names an unknown field, has a wrong type or leaves a range
+/// (answered with `out_of_range`) changes nothing.
+pub fn settings_route<T>(live: Arc<Live<T>>, out_of_range: ErrorCode) -> MethodRouter
+where
+    T: Settings + std::fmt::Debug + Send + Sync + 'static,
+{
+    let reader = live.clone();
+    get(move || async move { Json(reader.get()) }).put(
+        move |JsonBody(patch): JsonBody<Patch<T>>| async move {
+            let next = live
+                .apply(&patch)
+                .map_err(|e| ApiError::from_setting(e, out_of_range))?;
+            tracing::info!(settings = ?next, "settings changed");
+            Ok::<_, ApiError>(Json(next))
+        },
+    )
 }
 
 async fn metrics(State(inst): State<Arc<Institution>>) -> String {
@@ -200,13 +189,14 @@ pub async fn healthz() -> &'static str {
 
 /// `/healthz`, `/metrics` and the guarded `/admin/{accounts,dump,knobs}` routes.
 pub fn common_routes(inst: Arc<Institution>, guard: AdminGuard) -> Router {
+    let knobs = settings_route(inst.knobs.clone(), ErrorCode::InvalidKnob);
     let admin = Router::new()
         .route(routes::ADMIN_ACCOUNTS, axum::routing::post(seed))
         .route(routes::ADMIN_DUMP, get(dump))
-        .route(routes::ADMIN_KNOBS, get(get_knobs).put(put_knobs))
+        .with_state(inst.clone())
+        .route(routes::ADMIN_KNOBS, knobs)
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
-        .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
-        .with_state(inst.clone());
+        .route_layer(axum::middleware::from_fn_with_state(guard, require_admin));
     Router::new()
         .route(routes::HEALTHZ, get(healthz))
         .route(routes::METRICS, get(metrics))

@@ -9,12 +9,12 @@ use crate::contract::{
     routes, CreditRequest, EntryKind, ErrorCode, TransferRecord, TransferStatus,
 };
 use crate::ids::{TransferId, UserId};
-use crate::institution::{common_routes, Institution};
+use crate::institution::{common_routes, settings_route, Institution};
 use crate::json_body::{JsonBody, MAX_BODY_BYTES};
 use crate::ledger_policy::LedgerPolicy;
 use crate::money::AmountCents;
 use crate::server::{require_admin, AdminGuard};
-use crate::settings::Patch;
+use crate::settings::Live;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -22,7 +22,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use rusqlite::Connection;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 
 /// Fixed one-second windows of new credits per user.
 #[derive(Default)]
@@ -50,7 +50,8 @@ impl RateWindows {
 
 pub struct Ledger {
     pub inst: Arc<Institution>,
-    policy: RwLock<LedgerPolicy>,
+    /// The rules, read for every new credit, patched by `PUT /admin/policy`.
+    policy: Arc<Live<LedgerPolicy>>,
     rate_windows: Mutex<RateWindows>,
 }
 
@@ -115,21 +116,14 @@ impl Ledger {
     pub fn new(inst: Arc<Institution>, policy: LedgerPolicy) -> Self {
         Ledger {
             inst,
-            policy: RwLock::new(policy),
+            policy: Arc::new(Live::new(policy)),
             rate_windows: Mutex::new(RateWindows::default()),
-        }
-    }
-
-    fn policy(&self) -> LedgerPolicy {
-        match self.policy.read() {
-            Ok(p) => p.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
         }
     }
 
     /// The refusal, if any, of a new credit under the current rules.
     fn admission(&self, request: &Credit) -> Option<&'static str> {
-        let policy = self.policy();
+        let policy = self.policy.get();
         if let Some(max) = policy.antifraud_max_amount_cents {
             if request.amount_cents > max {
                 return Some(REASON_ANTIFRAUD);
@@ -196,34 +190,17 @@ async fn post_credit(
     inst.with_faults("credit", work).await
 }
 
-async fn get_policy(State(ledger): State<Arc<Ledger>>) -> Json<LedgerPolicy> {
-    Json(ledger.policy())
-}
-
-async fn put_policy(
-    State(ledger): State<Arc<Ledger>>,
-    JsonBody(patch): JsonBody<Patch<LedgerPolicy>>,
-) -> Result<Json<LedgerPolicy>, ApiError> {
-    let next = patch
-        .apply(&ledger.policy())
-        .map_err(|e| ApiError::from_setting(e, ErrorCode::InvalidPolicy))?;
-    match ledger.policy.write() {
-        Ok(mut p) => *p = next.clone(),
-        Err(poisoned) => *poisoned.into_inner() = next.clone(),
-    }
-    tracing::info!(policy = ?next, "ledger policy changed");
-    Ok(Json(next))
-}
-
 pub fn app(ledger: Arc<Ledger>, guard: AdminGuard) -> Router {
     let common = common_routes(ledger.inst.clone(), guard.clone());
     let lookup = Router::new()
         .route(routes::CREDIT, get(crate::institution::get_transfer))
         .with_state(ledger.inst.clone());
     let admin = Router::new()
-        .route(routes::ADMIN_POLICY, get(get_policy).put(put_policy))
-        .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
-        .with_state(ledger.clone());
+        .route(
+            routes::ADMIN_POLICY,
+            settings_route(ledger.policy.clone(), ErrorCode::InvalidPolicy),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(guard, require_admin));
     Router::new()
         .route(routes::CREDITS, post(post_credit))
         .route_layer(axum::middleware::from_fn(

@@ -218,3 +218,35 @@ impl<T: Settings> Patch<T> {
         Ok((Patch::new(first), Patch::new(second)))
     }
 }
+
+/// Settings a running service reads on every operation and an admin route replaces.
+pub struct Live<T> {
+    current: std::sync::RwLock<T>,
+}
+
+impl<T: Settings> Live<T> {
+    pub fn new(value: T) -> Live<T> {
+        Live {
+            current: std::sync::RwLock::new(value),
+        }
+    }
+
+    pub fn get(&self) -> T {
+        match self.current.read() {
+            Ok(value) => value.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Applies `patch` to the current value, under one lock so two patches never lose each
+    /// other's fields, and returns the new value. A refused patch changes nothing.
+    pub fn apply(&self, patch: &Patch<T>) -> Result<T, SettingError> {
+        let mut current = match self.current.write() {
+            Ok(value) => value,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let next = patch.apply(&current)?;
+        *current = next.clone();
+        Ok(next)
+    }
+}

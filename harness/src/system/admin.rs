@@ -43,22 +43,20 @@ impl AdminClient {
         AdminClient { http }
     }
 
-    async fn post<B: Serialize>(
+    /// Sends `request` to `url` and answers its response when it is a success.
+    async fn send(
         &self,
         what: &'static str,
-        url: String,
-        body: &B,
-    ) -> Result<(), AdminError> {
-        let response = self
-            .http
-            .post(&url)
-            .json(body)
+        url: &str,
+        request: reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, AdminError> {
+        let response = request
             .timeout(ADMIN_TIMEOUT)
             .send()
             .await
             .map_err(|source| AdminError::Transport {
                 what,
-                url: url.clone(),
+                url: url.to_owned(),
                 source,
             })?;
         let status = response.status();
@@ -66,12 +64,23 @@ impl AdminClient {
             let body = response.text().await.unwrap_or_default();
             return Err(AdminError::Refused {
                 what,
-                url,
+                url: url.to_owned(),
                 status,
                 body,
             });
         }
-        Ok(())
+        Ok(response)
+    }
+
+    async fn post<B: Serialize>(
+        &self,
+        what: &'static str,
+        url: String,
+        body: &B,
+    ) -> Result<(), AdminError> {
+        self.send(what, &url, self.http.post(&url).json(body))
+            .await
+            .map(|_| ())
     }
 
     async fn get<T: DeserializeOwned>(
@@ -79,29 +88,11 @@ impl AdminClient {
         what: &'static str,
         url: String,
     ) -> Result<T, AdminError> {
-        let transport = |source| AdminError::Transport {
-            what,
-            url: url.clone(),
-            source,
-        };
-        let response = self
-            .http
-            .get(&url)
-            .timeout(ADMIN_TIMEOUT)
-            .send()
+        let response = self.send(what, &url, self.http.get(&url)).await?;
+        response
+            .json()
             .await
-            .map_err(transport)?;
-        let status = response.status();
-        if !status.is_success() {
-            let body = response.text().await.unwrap_or_default();
-            return Err(AdminError::Refused {
-                what,
-                url,
-                status,
-                body,
-            });
-        }
-        response.json().await.map_err(transport)
+            .map_err(|source| AdminError::Transport { what, url, source })
     }
 
     /// Polls `{base}/healthz` until it answers 200, for at most `limit`.
