@@ -28,6 +28,15 @@ pub enum Command {
     BenchProxy(crate::bench::ProxyBenchArgs),
     /// Measure the load generator alone against a stub endpoint, and oha beside it.
     BenchGenerator(crate::bench::BenchArgs),
+    /// Check a finished run again from its results folder (its saved books, saga log,
+    /// history and samples), rewriting its reconciliation, summary and report.
+    Reconcile {
+        /// The run's results folder.
+        dir: PathBuf,
+    },
+    /// Reconcile one million synthetic transfers (a few of every violation class) and print
+    /// how long it took.
+    BenchReconcile(crate::bench::reconcile::BenchArgs),
     /// Run the embedded Toxiproxy-compatible proxy as a standalone server.
     Toxiproxy {
         /// Address the REST API listens on.

@@ -17,6 +17,23 @@ use service::contract::{routes, ErrorBody, TransferRequest, TransferView};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// The `error_kind` of an attempt with no usable answer. A connection refused means the
+/// request never left; a timeout, a broken connection, a 5xx or an answer the contract does
+/// not know leave it indeterminate: it may still have been applied.
+pub mod kind {
+    pub const CONNECT: &str = "connect";
+    pub const TRANSPORT: &str = "transport";
+    pub const TIMEOUT: &str = "timeout";
+    pub const HTTP_5XX: &str = "http_5xx";
+    pub const UNEXPECTED_ANSWER: &str = "unexpected_answer";
+    pub const UNSERIALIZABLE_REQUEST: &str = "unserializable_request";
+
+    /// Whether an error of this kind leaves the request's fate unknown.
+    pub fn indeterminate(kind: &str) -> bool {
+        matches!(kind, TRANSPORT | TIMEOUT | HTTP_5XX | UNEXPECTED_ANSWER)
+    }
+}
+
 /// What one attempt got back.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -153,7 +170,7 @@ impl TransferClient {
     pub async fn send(&self, key: &str, request: &TransferRequest, timeout: Duration) -> Answer {
         let body = match serde_json::to_vec(request) {
             Ok(body) => body,
-            Err(_) => return Answer::failed("unserializable_request"),
+            Err(_) => return Answer::failed(kind::UNSERIALIZABLE_REQUEST),
         };
         // A timed-out exchange drops its connection with it: it may still carry the answer.
         let exchanged = match tokio::time::timeout(timeout, self.exchange(key, body)).await {
@@ -162,9 +179,9 @@ impl TransferClient {
         };
         match exchanged {
             Ok((status, bytes)) => classify(status, &bytes),
-            Err(Failure::Connect) => Answer::failed("connect"),
-            Err(Failure::Transport) => Answer::failed("transport"),
-            Err(Failure::Timeout) => Answer::failed("timeout"),
+            Err(Failure::Connect) => Answer::failed(kind::CONNECT),
+            Err(Failure::Transport) => Answer::failed(kind::TRANSPORT),
+            Err(Failure::Timeout) => Answer::failed(kind::TIMEOUT),
         }
     }
 }
@@ -202,9 +219,9 @@ fn classify(status: u16, body: &[u8]) -> Answer {
         .map(|e| e.error.code.as_str().to_owned());
     let (outcome, error_kind) = match status {
         503 => (Outcome::Shed, None),
-        500..=599 => (Outcome::Error, Some("http_5xx".to_owned())),
+        500..=599 => (Outcome::Error, Some(kind::HTTP_5XX.to_owned())),
         400..=499 => (Outcome::Error, Some(format!("http_{status}"))),
-        _ => (Outcome::Error, Some("unexpected_answer".to_owned())),
+        _ => (Outcome::Error, Some(kind::UNEXPECTED_ANSWER.to_owned())),
     };
     Answer {
         outcome,
@@ -248,7 +265,7 @@ mod tests {
         // A 200 whose body is not a transfer answer is not a completed transfer.
         let bare = classify(200, br#"{"status":"completed"}"#);
         assert_eq!(bare.outcome, Outcome::Error);
-        assert_eq!(bare.error_kind.as_deref(), Some("unexpected_answer"));
+        assert_eq!(bare.error_kind.as_deref(), Some(kind::UNEXPECTED_ANSWER));
     }
 
     #[test]

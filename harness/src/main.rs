@@ -50,6 +50,14 @@ fn main() {
         Some(Command::Toxiproxy { host, port, seed }) => {
             runtime.block_on(toxiproxy(host, port, seed))
         }
+        Some(Command::Reconcile { dir }) => match harness::run::reconcile_again(&dir) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("harness reconcile: error: {e}");
+                2
+            }
+        },
+        Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&args),
         Some(Command::BenchGenerator(args)) => match runtime.block_on(harness::bench::run(args)) {
             Ok(code) => code,
             Err(e) => {

@@ -175,13 +175,16 @@ fn invariants(out: &mut String, s: &Summary, violations: &[Violation]) {
     if s.anomalies.is_empty() {
         return;
     }
-    let _ = writeln!(out, "\n## Anomalies\n");
+    let _ = writeln!(out, "\n## What broke\n");
     for (class, n) in &s.anomalies {
-        let _ = writeln!(out, "- `{class}`: {n}");
+        let _ = writeln!(out, "### `{class}`: {n}\n\n{}\n", class.explanation());
+        if let Some(v) = violations.iter().find(|v| v.class == *class) {
+            let _ = writeln!(out, "For example: {}.\n", example(v));
+        }
     }
     let _ = writeln!(
         out,
-        "\nFirst violations (all of them are in `reconciliation.json`):\n"
+        "First violations (all of them are in `reconciliation.json`):\n"
     );
     let _ = writeln!(
         out,
@@ -192,13 +195,35 @@ fn invariants(out: &mut String, s: &Summary, violations: &[Violation]) {
         let _ = writeln!(
             out,
             "| `{}` | `{}` | `{}` | {} | {} | {} |",
-            v.transfer_id,
+            v.transfer_id.as_deref().unwrap_or("(sample)"),
             v.invariant,
             v.class,
             v.external_net_debit_cents,
             v.ledger_net_credit_cents,
             v.detail
         );
+    }
+}
+
+/// One violation told as a sentence: the transfer, what the books show, and the detail.
+fn example(v: &Violation) -> String {
+    match &v.transfer_id {
+        Some(id) => {
+            let key = v
+                .key
+                .as_deref()
+                .map_or_else(String::new, |k| format!(" (idempotency key `{k}`)"));
+            let others = if v.related.is_empty() {
+                String::new()
+            } else {
+                format!(", with {}", v.related.join(", "))
+            };
+            format!(
+                "transfer `{id}`{key}{others}: the external side's net debit is {} cents and the ledger's net credit {} cents; {}",
+                v.external_net_debit_cents, v.ledger_net_credit_cents, v.detail
+            )
+        }
+        None => v.detail.clone(),
     }
 }
 

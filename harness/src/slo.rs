@@ -39,6 +39,16 @@ fn shown(value: Option<f64>) -> String {
     value.map_or_else(|| "unknown".into(), |v| format!("{v:.2}"))
 }
 
+/// Why the error budget is blown, when it is.
+pub fn budget_exceeded(result: &SloResult) -> Option<String> {
+    (!result.error_budget_met).then(|| {
+        format!(
+            "error rate {:.4} exceeds the budget {}",
+            result.error_rate, result.error_budget
+        )
+    })
+}
+
 /// Judges `slo` on the latency histogram `h` (µs) and the outcome counts.
 pub fn judge(slo: &SloPlan, h: &Histogram<u64>, requests: &Requests) -> SloJudgement {
     let p99 = quantile_ms(h, 0.99);
@@ -96,12 +106,7 @@ pub fn judge(slo: &SloPlan, h: &Histogram<u64>, requests: &Requests) -> SloJudge
         violations: u64::from(holds == Some(false)),
         detail,
     };
-    let error_budget_exceeded = (!result.error_budget_met).then(|| {
-        format!(
-            "error rate {error_rate:.4} exceeds the budget {}",
-            slo.error_budget
-        )
-    });
+    let error_budget_exceeded = budget_exceeded(&result);
     SloJudgement {
         result,
         invariant,

@@ -2,7 +2,7 @@
 //! it. Its JSON Schema, `harness/schema/summary.schema.json`, is generated from these types.
 
 use crate::faults::FaultRecord;
-use crate::reconcile::{Invariant, Money};
+use crate::reconcile::{Invariant, Money, ViolationClass};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -40,7 +40,7 @@ impl Verdict {
     }
 }
 
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
 pub struct Summary {
     pub schema_version: u32,
@@ -69,7 +69,7 @@ pub struct Summary {
     pub generator: Generator,
     pub money: Money,
     pub invariants: Vec<Invariant>,
-    pub anomalies: BTreeMap<String, u64>,
+    pub anomalies: BTreeMap<ViolationClass, u64>,
     pub convergence_ms: Option<u64>,
     /// Each fault occurrence with its requested, applied and healed times.
     pub faults: Vec<FaultRecord>,

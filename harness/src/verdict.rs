@@ -9,11 +9,11 @@
 //! in-flight cap), because then the load was not the profile's. A money or contract
 //! violation is a failure whatever the generator did: the money moved all the same.
 
-use crate::reconcile::Invariant;
+use crate::reconcile::{Invariant, InvariantName};
 use crate::summary::{Generator, Verdict};
 
-/// The invariant that holds the latency bounds (`slo_latency`).
-pub const LATENCY_INVARIANT: &str = "slo_latency";
+/// The invariant that holds the latency bounds.
+pub const LATENCY_INVARIANT: InvariantName = InvariantName::SloLatency;
 
 /// What the generator measured of itself.
 #[derive(Debug, Clone, Copy)]
@@ -123,7 +123,7 @@ pub fn judge(
 mod tests {
     use super::*;
 
-    fn invariant(name: &'static str, holds: Option<bool>) -> Invariant {
+    fn invariant(name: InvariantName, holds: Option<bool>) -> Invariant {
         Invariant {
             name,
             holds,
@@ -143,7 +143,7 @@ mod tests {
 
     fn verdict(money: Option<bool>, latency: Option<bool>, l: GeneratorLoad) -> Verdict {
         let invariants = [
-            invariant("conservation", money),
+            invariant(InvariantName::Conservation, money),
             invariant(LATENCY_INVARIANT, latency),
         ];
         judge(&invariants, None, l).verdict

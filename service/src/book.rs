@@ -4,7 +4,9 @@
 //! the read connection for reads), so an operation and its entries commit together. The rows
 //! are read into the contract's types (`contract::books`), which the dump answers with.
 
-use crate::contract::{AccountBalance, Dump, Entry, EntryKind, TransferRecord, TransferStatus};
+use crate::contract::{
+    AccountBalance, Dump, Entry, EntryKind, Totals, TransferRecord, TransferStatus,
+};
 use crate::ids::TransferId;
 use crate::money::AmountCents;
 use crate::store::StoreError;
@@ -195,6 +197,21 @@ pub fn post_entry(
         ],
     )?;
     Ok(after)
+}
+
+/// The accounts' count, sum and lowest balance, in one statement (one snapshot).
+pub fn totals(conn: &Connection) -> Result<Totals, BookError> {
+    let (accounts, total, lowest): (i64, i64, i64) = conn.query_row(
+        "SELECT COUNT(*), COALESCE(SUM(balance_cents), 0), COALESCE(MIN(balance_cents), 0)
+         FROM accounts",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    Ok(Totals {
+        accounts: u64::try_from(accounts).unwrap_or(0),
+        total_cents: amount(total)?.get(),
+        lowest_balance_cents: lowest,
+    })
 }
 
 pub fn dump(conn: &Connection) -> Result<Dump, BookError> {

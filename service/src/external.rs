@@ -3,7 +3,7 @@
 //! original debit is refused instead of taking money nobody will give back.
 
 use crate::book::{self, BookError};
-use crate::contract::{routes, DebitRequest, EntryKind, TransferRecord, TransferStatus};
+use crate::contract::{reasons, routes, DebitRequest, EntryKind, TransferRecord, TransferStatus};
 use crate::ids::{AccountId, TransferId};
 use crate::institution::{common_routes, Institution};
 use crate::json_body::{JsonBody, MAX_BODY_BYTES};
@@ -69,7 +69,7 @@ pub fn debit(conn: &Connection, request: &Debit) -> Result<TransferRecord, BookE
     };
     if balance < request.amount_cents {
         record.status = TransferStatus::Refused;
-        record.reason = Some("insufficient_funds".into());
+        record.reason = Some(reasons::INSUFFICIENT_FUNDS.into());
     } else {
         book::post_entry(
             conn,
@@ -113,7 +113,7 @@ pub fn reverse(
                 account_id: None,
                 amount_cents: None,
                 status: TransferStatus::Tombstone,
-                reason: Some("reversed_before_debit".into()),
+                reason: Some(reasons::REVERSED_BEFORE_DEBIT.into()),
             };
             if policy.tombstones {
                 book::insert_transfer(conn, &tombstone)?;

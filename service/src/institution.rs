@@ -4,7 +4,7 @@
 
 use crate::api_error::ApiError;
 use crate::book::{self, BookError};
-use crate::contract::{routes, Created, Dump, ErrorCode, SeedAccounts, TransferRecord};
+use crate::contract::{routes, Created, Dump, ErrorCode, SeedAccounts, Totals, TransferRecord};
 use crate::fault_injection::{self, SeededRng};
 use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES};
 use crate::knobs::FaultKnobs;
@@ -143,6 +143,16 @@ async fn dump(State(inst): State<Arc<Institution>>) -> Result<Json<Dump>, ApiErr
     Ok(Json(dump))
 }
 
+async fn totals(State(inst): State<Arc<Institution>>) -> Result<Json<Totals>, ApiError> {
+    let totals = inst
+        .store
+        .read(|conn| {
+            book::totals(conn).map_err(|e| crate::store::StoreError::Sqlite(e.to_string()))
+        })
+        .await?;
+    Ok(Json(totals))
+}
+
 /// `GET` and `PUT` of live settings: `PUT` takes a patch of any of their fields and answers
 /// the whole value; a patch that names an unknown field, has a wrong type or leaves a range
 /// (answered with `out_of_range`) changes nothing.
@@ -193,6 +203,7 @@ pub fn common_routes(inst: Arc<Institution>, guard: AdminGuard) -> Router {
     let admin = Router::new()
         .route(routes::ADMIN_ACCOUNTS, axum::routing::post(seed))
         .route(routes::ADMIN_DUMP, get(dump))
+        .route(routes::ADMIN_TOTALS, get(totals))
         .with_state(inst.clone())
         .route(routes::ADMIN_KNOBS, knobs)
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))

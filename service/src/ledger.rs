@@ -62,8 +62,9 @@ pub struct Credit {
     pub amount_cents: AmountCents,
 }
 
-pub const REASON_ANTIFRAUD: &str = "antifraud";
-pub const REASON_RATE_LIMITED: &str = "rate_limited";
+use crate::contract::reasons::{
+    ANTIFRAUD as REASON_ANTIFRAUD, RATE_LIMITED as REASON_RATE_LIMITED,
+};
 
 /// Applies a credit, or replays the outcome first recorded for its id. `admit` is asked only
 /// for a new id and may name a refusal reason.

@@ -6,6 +6,7 @@
 
 mod generator;
 mod proxy;
+pub mod reconcile;
 
 pub use generator::{run, BenchArgs};
 pub use proxy::{run_proxy, ProxyBenchArgs};

@@ -2,12 +2,16 @@
 //! reconciliation → results folder → verdict.
 //!
 //! - `options`: the command line's overrides applied to the profile.
+//! - `sampler`: the money sampled while the load runs.
 //! - `converge`: waiting for every saga to be final after the load.
+//! - `resolve`: what became of the answers that promised nothing yet.
 //! - `summarize`: `summary.json` from what the run measured.
 
 mod converge;
 mod options;
-mod summarize;
+mod resolve;
+mod sampler;
+pub mod summarize;
 
 pub use options::RunOptions;
 
@@ -18,7 +22,7 @@ use crate::history::{self, HistoryWriter};
 use crate::loadgen::{self, LoadReport};
 use crate::profile::{plan::RunPlan, Profile, ProfileError};
 use crate::progress::Progress;
-use crate::reconcile::{self, Books};
+use crate::reconcile::{self, Books, Evidence, Sample};
 use crate::schedule::Schedule;
 use crate::stats::{self, LiveStats};
 use crate::summary::Summary;
@@ -51,6 +55,10 @@ pub enum RunError {
     Fault(#[from] Box<FaultFailed>),
     #[error("reading the history back: {0}")]
     History(std::io::Error),
+    #[error("the run's evidence: {0}")]
+    Evidence(#[from] reconcile::evidence::EvidenceError),
+    #[error("cannot read {path}: {detail}")]
+    Input { path: PathBuf, detail: String },
     #[error("a task of the run failed: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("cannot build the HTTP client: {0}")]
@@ -179,6 +187,34 @@ async fn system_under_test(
     }
 }
 
+/// `harness reconcile DIR`: checks a finished run again from what its folder holds (the
+/// evidence it saved), so a verdict can be audited, or a better checker applied to old runs,
+/// without running them again. Rewrites `reconciliation.json`, `summary.json` and
+/// `report.md`; the latency, the SLO and the generator's figures stay as measured.
+pub fn reconcile_again(dir: &Path) -> Result<i32, RunError> {
+    let evidence = Evidence::load(dir)?;
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|e| RunError::Input {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    let summary: Summary = serde_json::from_str(&text).map_err(|e| RunError::Input {
+        path: path.clone(),
+        detail: e.to_string(),
+    })?;
+    let reconciliation = reconcile::reconcile(&evidence);
+    write_json(&dir.join("reconciliation.json"), &reconciliation)?;
+    let violations = reconciliation.violations.clone();
+    let summary = summarize::rejudge(summary, reconciliation);
+    write_file(
+        &dir.join("report.md"),
+        report::render(&summary, &violations),
+    )?;
+    write_json(&path, &summary)?;
+    print_outcome(&summary, dir);
+    Ok(summary.verdict.exit_code())
+}
+
 /// A run cleans up after itself on a Toxiproxy server it does not own.
 async fn remove_hops_from_user_server(options: &RunOptions) {
     if let (Some(api), None) = (&options.toxiproxy, &options.target) {
@@ -252,7 +288,7 @@ async fn drive(
     let before = admin.books(endpoints).await?;
 
     let load_started_wall = SystemTime::now();
-    let (load, faults) =
+    let (load, faults, samples) =
         load_under_faults(plan, endpoints, out, started_at, control, options.quiet).await?;
 
     let convergence =
@@ -271,7 +307,22 @@ async fn drive(
         _ => None,
     };
     let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
-    let reconciliation = reconcile::reconcile(books.as_ref(), &history, &convergence);
+    let resolutions = resolve::resolve(
+        &admin,
+        &endpoints.coordinator,
+        &history,
+        convergence.sagas.as_ref(),
+    )
+    .await;
+    let evidence = Evidence {
+        books,
+        history,
+        convergence,
+        resolutions,
+        samples,
+    };
+    evidence.save(out)?;
+    let reconciliation = reconcile::reconcile(&evidence);
     write_json(&out.join("reconciliation.json"), &reconciliation)?;
 
     let merged = stats::merge(&load.workers);
@@ -289,15 +340,15 @@ async fn drive(
         load: &load,
         merged: &merged,
         reconciliation,
-        convergence: &convergence,
+        convergence_ms: evidence.convergence.convergence_ms,
         faults,
         started_at,
     });
     Ok((summary, violations))
 }
 
-/// The load and the fault timeline, side by side from one start: a fault that does not
-/// apply stops the load at once; otherwise both run to their end (the timeline heals
+/// The load, the fault timeline and the sampler, side by side from one start: a fault that
+/// does not apply stops the load at once; otherwise all run to their end (the timeline heals
 /// everything when the load's time is up). The history is closed when this returns.
 async fn load_under_faults(
     plan: &RunPlan,
@@ -306,7 +357,7 @@ async fn load_under_faults(
     started_at: SystemTime,
     control: FaultControl,
     quiet: bool,
-) -> Result<(LoadReport, Vec<FaultRecord>), RunError> {
+) -> Result<(LoadReport, Vec<FaultRecord>, Vec<Sample>), RunError> {
     let writer =
         HistoryWriter::create(&out.join("history.jsonl")).map_err(|source| RunError::Output {
             path: out.join("history.jsonl"),
@@ -326,6 +377,13 @@ async fn load_under_faults(
         workers: 2,
         key_prefix: format!("{}-{}", plan.name, provenance::compact(started_at)),
     };
+    let sampler = tokio::spawn(sampler::sample(
+        AdminClient::new(control.http.clone()),
+        endpoints.clone(),
+        live.clone(),
+        start,
+        start + plan.total(),
+    ));
     let mut timeline =
         tokio::spawn(Timeline::new(plan.faults.clone(), control, live.clone(), start).run());
     // On a runtime thread beside the workers, not on the thread blocked in `block_on`.
@@ -351,7 +409,13 @@ async fn load_under_faults(
     };
     progress.finish().await;
     // On a fault that failed, the history is left to close as the aborted load drops it.
-    let (report, faults) = outcome??;
+    let (report, faults) = match outcome? {
+        Ok(done) => done,
+        Err(failed) => {
+            sampler.abort();
+            return Err(failed.into());
+        }
+    };
     writer.finish().map_err(RunError::History)?;
-    Ok((report, faults))
+    Ok((report, faults, sampler.await?))
 }

@@ -7,7 +7,7 @@ use crate::faults::FaultRecord;
 use crate::history::Outcome;
 use crate::loadgen::LoadReport;
 use crate::profile::plan::RunPlan;
-use crate::reconcile::{Convergence, Reconciliation};
+use crate::reconcile::Reconciliation;
 use crate::stats::Merged;
 use crate::summary::{Requests, Summary};
 use crate::{provenance, slo, verdict};
@@ -20,7 +20,7 @@ pub struct Measured<'a> {
     pub load: &'a LoadReport,
     pub merged: &'a Merged,
     pub reconciliation: Reconciliation,
-    pub convergence: &'a Convergence,
+    pub convergence_ms: Option<u64>,
     pub faults: Vec<FaultRecord>,
     pub started_at: SystemTime,
 }
@@ -39,23 +39,69 @@ fn requests(load: &LoadReport, merged: &Merged) -> Requests {
     }
 }
 
+/// What the generator measured of itself, with the lag it may have: a tenth of the p99
+/// bound, and never under 10 ms (the timer's granularity and a loaded machine's scheduling
+/// make a few ms of lag ordinary).
+fn generator_load(
+    lag_p99_ms: f64,
+    lag_max_ms: f64,
+    p99_bound_ms: u64,
+    overflow: u64,
+) -> verdict::GeneratorLoad {
+    verdict::GeneratorLoad {
+        send_lag_ms_p99: lag_p99_ms,
+        send_lag_ms_max: lag_max_ms,
+        lag_limit_ms: (p99_bound_ms as f64 / 10.0).max(10.0),
+        overflow_measured: overflow,
+    }
+}
+
+/// `summary` with a new reconciliation (`harness reconcile DIR`): the money, the invariants
+/// and the verdict judged again; the latency, the SLO and the generator as the run measured.
+pub fn rejudge(summary: Summary, reconciliation: Reconciliation) -> Summary {
+    let mut invariants = reconciliation.invariants;
+    invariants.extend(
+        summary
+            .invariants
+            .iter()
+            .filter(|i| i.name == verdict::LATENCY_INVARIANT)
+            .cloned(),
+    );
+    let judged = verdict::judge(
+        &invariants,
+        slo::budget_exceeded(&summary.slo),
+        generator_load(
+            summary.generator.send_lag_ms_p99,
+            summary.generator.send_lag_ms_max,
+            summary.slo.p99_ms,
+            summary.requests.overflow,
+        ),
+    );
+    Summary {
+        verdict: judged.verdict,
+        verdict_reasons: judged.reasons,
+        generator: judged.generator,
+        money: reconciliation.money,
+        invariants,
+        anomalies: reconciliation.anomalies,
+        ..summary
+    }
+}
+
 pub fn summarize(m: Measured<'_>) -> Summary {
     let requests = requests(m.load, m.merged);
     let slo = slo::judge(&m.plan.slo, &m.merged.latency, &requests);
     let mut invariants = m.reconciliation.invariants;
     invariants.push(slo.invariant);
-    let p99_bound_ms = slo.result.p99_ms as f64;
     let judged = verdict::judge(
         &invariants,
         slo.error_budget_exceeded,
-        verdict::GeneratorLoad {
-            send_lag_ms_p99: m.load.send_lag.value_at_quantile(0.99) as f64 / 1000.0,
-            send_lag_ms_max: m.load.send_lag.max() as f64 / 1000.0,
-            // A tenth of the p99 bound, and never under 10 ms (the timer's granularity
-            // and a loaded machine's scheduling make a few ms of lag ordinary).
-            lag_limit_ms: (p99_bound_ms / 10.0).max(10.0),
-            overflow_measured: m.load.overflow_measured,
-        },
+        generator_load(
+            m.load.send_lag.value_at_quantile(0.99) as f64 / 1000.0,
+            m.load.send_lag.max() as f64 / 1000.0,
+            slo.result.p99_ms,
+            m.load.overflow_measured,
+        ),
     );
     let duration_s = m.plan.duration.as_secs_f64();
     Summary {
@@ -84,7 +130,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         money: m.reconciliation.money,
         invariants,
         anomalies: m.reconciliation.anomalies,
-        convergence_ms: m.convergence.convergence_ms,
+        convergence_ms: m.convergence_ms,
         faults: m.faults,
     }
 }

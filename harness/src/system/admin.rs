@@ -7,7 +7,7 @@ use crate::population;
 use crate::profile::plan::RunPlan;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use service::contract::{routes, Dump, SagaDump};
+use service::contract::{routes, Dump, InFlight, SagaDump, Totals, TransferView};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -33,6 +33,9 @@ pub enum AdminError {
 /// How long an admin call may take: a dump of a long run is large.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// How long a sampling read may take before the sample is skipped.
+const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
+
 #[derive(Clone)]
 pub struct AdminClient {
     http: reqwest::Client,
@@ -51,7 +54,6 @@ impl AdminClient {
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, AdminError> {
         let response = request
-            .timeout(ADMIN_TIMEOUT)
             .send()
             .await
             .map_err(|source| AdminError::Transport {
@@ -78,9 +80,8 @@ impl AdminClient {
         url: String,
         body: &B,
     ) -> Result<(), AdminError> {
-        self.send(what, &url, self.http.post(&url).json(body))
-            .await
-            .map(|_| ())
+        let request = self.http.post(&url).json(body).timeout(ADMIN_TIMEOUT);
+        self.send(what, &url, request).await.map(|_| ())
     }
 
     async fn get<T: DeserializeOwned>(
@@ -88,7 +89,8 @@ impl AdminClient {
         what: &'static str,
         url: String,
     ) -> Result<T, AdminError> {
-        let response = self.send(what, &url, self.http.get(&url)).await?;
+        let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
+        let response = self.send(what, &url, request).await?;
         response
             .json()
             .await
@@ -158,6 +160,77 @@ impl AdminClient {
             format!("{coordinator}{}", routes::ADMIN_SAGAS),
         )
         .await
+    }
+
+    /// An institution's totals (`GET /admin/totals`), for sampling: a short timeout, so a
+    /// paused service costs one sample, not the sampler.
+    pub async fn totals(&self, base: &str) -> Result<Totals, AdminError> {
+        let url = format!("{base}{}", routes::ADMIN_TOTALS);
+        let request = self.http.get(&url).timeout(SAMPLE_TIMEOUT);
+        let response = self.send("reading the totals", &url, request).await?;
+        response
+            .json()
+            .await
+            .map_err(|source| AdminError::Transport {
+                what: "reading the totals",
+                url,
+                source,
+            })
+    }
+
+    /// The coordinator's money in flight (`GET /admin/in-flight`); None when it keeps no saga
+    /// log (404).
+    pub async fn in_flight(&self, coordinator: &str) -> Result<Option<InFlight>, AdminError> {
+        let url = format!("{coordinator}{}", routes::ADMIN_IN_FLIGHT);
+        let request = self.http.get(&url).timeout(SAMPLE_TIMEOUT);
+        match self
+            .send("reading the money in flight", &url, request)
+            .await
+        {
+            Ok(response) => {
+                response
+                    .json()
+                    .await
+                    .map(Some)
+                    .map_err(|source| AdminError::Transport {
+                        what: "reading the money in flight",
+                        url,
+                        source,
+                    })
+            }
+            Err(AdminError::Refused { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// `GET /transfers/{id}` at the coordinator; None when it does not know the id (404).
+    pub async fn transfer(
+        &self,
+        coordinator: &str,
+        transfer_id: &str,
+    ) -> Result<Option<TransferView>, AdminError> {
+        let path = routes::with_transfer_id(routes::TRANSFER, transfer_id);
+        let url = format!("{coordinator}{path}");
+        let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
+        match self.send("reading a transfer", &url, request).await {
+            Ok(response) => {
+                response
+                    .json()
+                    .await
+                    .map(Some)
+                    .map_err(|source| AdminError::Transport {
+                        what: "reading a transfer",
+                        url,
+                        source,
+                    })
+            }
+            Err(AdminError::Refused { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Both institutions' books, the ledger read first: every credit seen then has its debit

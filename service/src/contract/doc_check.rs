@@ -44,6 +44,8 @@ fn body_types() -> BTreeMap<&'static str, RoundTrip> {
         ("ErrorBody", round_trip::<ErrorBody>),
         ("FaultKnobs", round_trip::<FaultKnobs>),
         ("LedgerPolicy", round_trip::<LedgerPolicy>),
+        ("Totals", round_trip::<Totals>),
+        ("InFlight", round_trip::<InFlight>),
     ])
 }
 
@@ -166,13 +168,14 @@ fn the_transfer_answers_statuses_are_the_pages() {
 }
 
 #[test]
-fn every_state_and_status_name_is_in_the_page() {
+fn every_state_status_and_reason_name_is_in_the_page() {
     let quoted = quoted(&page());
     let names = SagaState::ALL
         .map(SagaState::as_str)
         .into_iter()
         .chain(TransferStatus::ALL.map(TransferStatus::as_str))
         .chain(EntryKind::ALL.map(EntryKind::as_str))
+        .chain(reasons::ALL)
         .chain(["status500", "drop"]);
     for name in names {
         assert!(quoted.contains(name), "`{name}` is not in the page");
@@ -202,7 +205,7 @@ fn the_routes_are_the_pages() {
                 && !path.contains('*')
                 && path
                     .chars()
-                    .all(|c| c.is_ascii_lowercase() || "/_{}".contains(c));
+                    .all(|c| c.is_ascii_lowercase() || "/_-{}".contains(c));
             is_route.then(|| path.to_owned())
         })
         .collect();

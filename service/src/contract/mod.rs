@@ -9,6 +9,8 @@
 //!   dump, user links.
 //! - `books`: the institutions' bodies: debits, credits, transfer records, dumps, seeding.
 //! - `error`: the error body and its codes, each with its HTTP status.
+//! - `sampling`: the totals and the money in flight the harness samples during a run.
+//! - `reasons`: the reasons of a failed transfer that other parts rely on.
 //! - `routes`: the paths and the idempotency header.
 //! - `wire_amount`: an amount as a request carries it.
 //! - `schemas`: the JSON Schemas of the bodies, committed under `docs/schema/`.
@@ -21,7 +23,9 @@ pub mod books;
 #[cfg(test)]
 mod doc_check;
 pub mod error;
+pub mod reasons;
 pub mod routes;
+pub mod sampling;
 pub mod schemas;
 pub mod transfer;
 pub mod wire_amount;
@@ -31,6 +35,7 @@ pub use books::{
     SeedAccounts, TransferRecord, TransferStatus,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
+pub use sampling::{InFlight, Totals};
 pub use transfer::{
     ClientStatus, Saga, SagaDump, SagaState, TransferRequest, TransferView, UserLink, UserLinks,
 };

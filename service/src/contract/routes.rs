@@ -9,6 +9,7 @@ pub const TRANSFERS: &str = "/transfers";
 pub const TRANSFER: &str = "/transfers/{transfer_id}";
 pub const ADMIN_USERS: &str = "/admin/users";
 pub const ADMIN_SAGAS: &str = "/admin/sagas";
+pub const ADMIN_IN_FLIGHT: &str = "/admin/in-flight";
 
 // The external institution.
 pub const DEBITS: &str = "/debits";
@@ -24,17 +25,19 @@ pub const ADMIN_POLICY: &str = "/admin/policy";
 pub const ADMIN_ACCOUNTS: &str = "/admin/accounts";
 pub const ADMIN_DUMP: &str = "/admin/dump";
 pub const ADMIN_KNOBS: &str = "/admin/knobs";
+pub const ADMIN_TOTALS: &str = "/admin/totals";
 
 // Every service.
 pub const HEALTHZ: &str = "/healthz";
 pub const METRICS: &str = "/metrics";
 
 /// Every route, for the test that holds `docs/contract.md` to them.
-pub const ALL: [&str; 15] = [
+pub const ALL: [&str; 17] = [
     TRANSFERS,
     TRANSFER,
     ADMIN_USERS,
     ADMIN_SAGAS,
+    ADMIN_IN_FLIGHT,
     DEBITS,
     DEBIT,
     REVERSE,
@@ -44,6 +47,7 @@ pub const ALL: [&str; 15] = [
     ADMIN_ACCOUNTS,
     ADMIN_DUMP,
     ADMIN_KNOBS,
+    ADMIN_TOTALS,
     HEALTHZ,
     METRICS,
 ];

@@ -9,7 +9,7 @@ use schemars::{schema_for, Schema};
 
 /// Each body's schema file name under `docs/schema/`, and its text.
 pub fn all() -> Vec<(&'static str, String)> {
-    let schemas: [(&'static str, Schema); 13] = [
+    let schemas: [(&'static str, Schema); 15] = [
         ("transfer-request.schema.json", schema_for!(TransferRequest)),
         ("transfer-view.schema.json", schema_for!(TransferView)),
         ("saga-dump.schema.json", schema_for!(SagaDump)),
@@ -23,6 +23,8 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("error-body.schema.json", schema_for!(ErrorBody)),
         ("fault-knobs.schema.json", schema_for!(FaultKnobs)),
         ("ledger-policy.schema.json", schema_for!(LedgerPolicy)),
+        ("totals.schema.json", schema_for!(Totals)),
+        ("in-flight.schema.json", schema_for!(InFlight)),
     ];
     schemas
         .into_iter()

@@ -343,14 +343,25 @@ async fn get_sagas(State(coord): State<Arc<Coordinator>>) -> Result<Json<SagaDum
     }))
 }
 
+async fn get_in_flight(
+    State(coord): State<Arc<Coordinator>>,
+) -> Result<Json<saga_log::InFlight>, ApiError> {
+    Ok(Json(coord.store.read(saga_log::in_flight).await?))
+}
+
 async fn metrics(State(coord): State<Arc<Coordinator>>) -> String {
     coord.counters.render("coordinator", coord.store.stats())
 }
 
 pub fn app(coord: Arc<Coordinator>, guard: AdminGuard) -> Router {
-    let admin = Router::new()
+    let mut admin = Router::new()
         .route(routes::ADMIN_USERS, post(post_users))
-        .route(routes::ADMIN_SAGAS, get(get_sagas))
+        .route(routes::ADMIN_SAGAS, get(get_sagas));
+    // Money in flight is what the saga log holds; a design without one has nothing to say.
+    if coord.naive.is_none() {
+        admin = admin.route(routes::ADMIN_IN_FLIGHT, get(get_in_flight));
+    }
+    let admin = admin
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
         .with_state(coord.clone());

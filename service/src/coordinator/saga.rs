@@ -11,6 +11,7 @@
 
 use super::remote::{CallOutcome, Remote};
 use super::saga_log::{self, Saga, SagaState};
+use crate::contract::reasons;
 use crate::metrics::Counters;
 use crate::store::{Store, StoreError};
 use std::sync::Arc;
@@ -81,7 +82,7 @@ impl Driver {
                 self.counters.inc("abort", outcome_label(&outcome));
                 match outcome {
                     CallOutcome::Applied => {
-                        self.advance(saga, SagaState::Failed, Some("aborted".into()))
+                        self.advance(saga, SagaState::Failed, Some(reasons::ABORTED.into()))
                             .await
                     }
                     CallOutcome::Refused(why) | CallOutcome::Unknown(why) => Ok(Step::Blocked(why)),

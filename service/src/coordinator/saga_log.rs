@@ -2,7 +2,7 @@
 //! call; every state change is a compare-and-set on that row. Also the links between our
 //! users and their external accounts, used to validate requests before anything is written.
 
-pub use crate::contract::{Saga, SagaState};
+pub use crate::contract::{InFlight, Saga, SagaState};
 use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
 use crate::money::AmountCents;
 use crate::store::StoreError;
@@ -235,6 +235,27 @@ pub fn open_sagas(conn: &Connection, limit: usize) -> Result<Vec<Saga>, StoreErr
     ))?;
     let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], saga_from_row)?;
     rows.map(|r| r?).collect()
+}
+
+/// The sagas not final and their amounts, and every saga ever begun, in one statement.
+pub fn in_flight(conn: &Connection) -> Result<InFlight, StoreError> {
+    let (sagas, amount, begun, begun_amount): (i64, i64, i64, i64) = conn.query_row(
+        "SELECT COUNT(CASE WHEN state IN ('started', 'debited', 'reversing') THEN 1 END),
+                COALESCE(SUM(CASE WHEN state IN ('started', 'debited', 'reversing')
+                                  THEN amount_cents END), 0),
+                COUNT(*),
+                COALESCE(SUM(amount_cents), 0)
+         FROM sagas",
+        [],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    let count = |n: i64| u64::try_from(n).unwrap_or(0);
+    Ok(InFlight {
+        sagas: count(sagas),
+        amount_cents: count(amount),
+        begun_sagas: count(begun),
+        begun_amount_cents: count(begun_amount),
+    })
 }
 
 pub fn all_sagas(conn: &Connection) -> Result<Vec<Saga>, StoreError> {

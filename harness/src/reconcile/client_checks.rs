@@ -1,0 +1,198 @@
+//! The invariants that set the books against what the client was told: one transfer per
+//! idempotency key, every answer's promise, and what became of the answers that promised
+//! nothing yet.
+
+use super::effects::Effects;
+use super::names::{InvariantName, ViolationClass};
+use super::{judged, Context, Indeterminate, Invariant, Violation};
+use crate::history::Outcome;
+use service::contract::ClientStatus;
+use std::collections::HashSet;
+
+/// Per user and key, one transfer at most, and money moved once.
+pub fn idempotency(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
+    let none = Effects::default();
+    let mut found = Vec::new();
+    for (&(user, key), ids) in &cx.requests.by_key {
+        if ids.len() < 2 {
+            continue;
+        }
+        let moved: Vec<&str> = ids
+            .iter()
+            .copied()
+            .filter(|id| {
+                cx.effects
+                    .get(id)
+                    .is_some_and(|fx| fx.external_net > 0 || fx.ledger_net > 0)
+            })
+            .collect();
+        let amounts: Vec<String> = ids
+            .iter()
+            .map(|id| {
+                let fx = cx.effects.get(id).unwrap_or(&none);
+                format!(
+                    "{id}: external {} ledger {}",
+                    fx.external_net, fx.ledger_net
+                )
+            })
+            .collect();
+        let class = if moved.len() > 1 {
+            ViolationClass::DoubleCharge
+        } else {
+            ViolationClass::SplitKey
+        };
+        let first = moved.first().copied().unwrap_or(ids[0]);
+        let fx = cx.effects.get(first).unwrap_or(&none);
+        let mut violation =
+            Violation::of_transfer(
+                class,
+                first,
+                fx,
+                format!(
+                "user {user}, key {key}: {} transfers ({}), {} moved money; asked {} cents once",
+                ids.len(),
+                amounts.join("; "),
+                moved.len(),
+                cx.requests.amount_of_key.get(&(user, key)).copied().unwrap_or(0)
+            ),
+            );
+        violation.key = Some(key.to_owned());
+        violation.related = ids
+            .iter()
+            .filter(|id| **id != first)
+            .map(|id| (*id).to_owned())
+            .collect();
+        found.push(violation);
+    }
+    let detail = format!("{} idempotency keys checked", cx.requests.by_key.len());
+    (judged(InvariantName::Idempotency, &found, detail), found)
+}
+
+/// Every definite answer kept its promise, and every transfer id an answer named is still
+/// known to the coordinator (when it keeps a saga log).
+pub fn client_contract(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
+    let none = Effects::default();
+    let logged: Option<HashSet<&str>> = cx
+        .sagas
+        .filter(|d| !d.sagas.is_empty())
+        .map(|d| d.sagas.iter().map(|s| s.transfer_id.as_str()).collect());
+    let mut found = Vec::new();
+    let mut reported: HashSet<(&str, ViolationClass)> = HashSet::new();
+    let mut checked = 0u64;
+    for record in &cx.evidence.history {
+        let Some(id) = record.transfer_id.as_deref() else {
+            continue;
+        };
+        checked += 1;
+        let fx = cx.effects.get(id).unwrap_or(&none);
+        let amount = i128::from(record.amount_cents);
+        let broken = match record.outcome {
+            Outcome::Completed => (fx.external_net != amount || fx.ledger_net != amount)
+                .then(|| "answered completed, but the books do not hold both sides".to_owned()),
+            Outcome::Failed => (fx.external_net != 0 || fx.ledger_net != 0)
+                .then(|| "answered failed, but a net effect remains".to_owned()),
+            _ => None,
+        };
+        if let Some(detail) = broken {
+            if reported.insert((id, ViolationClass::ContractBroken)) {
+                found.push(Violation::of_transfer(
+                    ViolationClass::ContractBroken,
+                    id,
+                    fx,
+                    detail,
+                ));
+            }
+        }
+        if logged.as_ref().is_some_and(|ids| !ids.contains(id))
+            && reported.insert((id, ViolationClass::LostTransfer))
+        {
+            let detail = format!(
+                "answered {}, but the saga log does not hold the transfer",
+                record.outcome.as_str()
+            );
+            found.push(Violation::of_transfer(
+                ViolationClass::LostTransfer,
+                id,
+                fx,
+                detail,
+            ));
+        }
+    }
+    let detail = format!("{checked} answers with a transfer id checked");
+    (judged(InvariantName::ClientContract, &found, detail), found)
+}
+
+/// What became of every answer that promised nothing yet (pending, a timeout, a transport
+/// error), the Jepsen way: the coordinator's final word on the transfer after the run,
+/// judged against the books.
+pub fn indeterminate_outcomes(cx: &Context<'_>) -> (Invariant, Vec<Violation>, Indeterminate) {
+    let none = Effects::default();
+    let mut counts = Indeterminate {
+        operations: cx.evidence.resolutions.len() as u64,
+        ..Indeterminate::default()
+    };
+    let mut found = Vec::new();
+    let mut judged_ids: HashSet<&str> = HashSet::new();
+    for r in &cx.evidence.resolutions {
+        let (Some(id), true) = (r.transfer_id.as_deref(), r.asked) else {
+            counts.never_known += 1;
+            continue;
+        };
+        let fx = cx.effects.get(id).unwrap_or(&none);
+        let amount = cx
+            .requests
+            .by_id
+            .get(id)
+            .map_or(0, |asked| i128::from(asked.amount_cents));
+        let (kept, detail) = match r.final_status {
+            None => {
+                counts.never_known += 1;
+                if judged_ids.insert(id) {
+                    let detail = "the coordinator does not know this transfer after the run";
+                    found.push(Violation::of_transfer(
+                        ViolationClass::LostTransfer,
+                        id,
+                        fx,
+                        detail.to_owned(),
+                    ));
+                }
+                continue;
+            }
+            Some(ClientStatus::Pending) => {
+                counts.never_known += 1;
+                continue;
+            }
+            Some(ClientStatus::Completed) => {
+                counts.resolved_completed += 1;
+                (
+                    fx.external_net == amount && fx.ledger_net == amount,
+                    "became completed, but the books do not hold both sides",
+                )
+            }
+            Some(ClientStatus::Failed) => {
+                counts.resolved_failed += 1;
+                (
+                    fx.external_net == 0 && fx.ledger_net == 0,
+                    "became failed, but a net effect remains",
+                )
+            }
+        };
+        if !kept && cx.books.is_some() && judged_ids.insert(id) {
+            found.push(Violation::of_transfer(
+                ViolationClass::WrongFinalStatus,
+                id,
+                fx,
+                format!("answered {}; {detail}", r.outcome.as_str()),
+            ));
+        }
+    }
+    let detail = format!(
+        "{} indeterminate answers: {} became completed, {} failed, {} never known",
+        counts.operations, counts.resolved_completed, counts.resolved_failed, counts.never_known
+    );
+    let mut invariant = judged(InvariantName::IndeterminateOutcomes, &found, detail);
+    if cx.books.is_none() {
+        invariant.holds = None;
+    }
+    (invariant, found, counts)
+}

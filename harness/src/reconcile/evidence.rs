@@ -1,0 +1,132 @@
+//! Everything a reconciliation reads: the books before and after the run, the client
+//! history, the saga log at the end, what the coordinator said after the run of every
+//! indeterminate answer, and the totals sampled during the run. A run saves it in its
+//! folder, so `harness reconcile DIR` can check the run again without running it.
+
+use super::Convergence;
+use crate::history::{self, HistoryRecord, Outcome};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use service::contract::{ClientStatus, Dump};
+use std::path::{Path, PathBuf};
+
+/// The books before and after the run (absent for a system whose dumps are not reachable).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Books {
+    pub external_before: Dump,
+    pub ledger_before: Dump,
+    pub external_after: Dump,
+    pub ledger_after: Dump,
+}
+
+/// An operation whose answer was indeterminate (pending, a timeout, a transport error), and
+/// what became of it: the transfer it is, and the status `GET /transfers/{id}` gave after
+/// the run.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Resolution {
+    pub op: u64,
+    pub attempt: u32,
+    /// What the client saw.
+    pub outcome: Outcome,
+    pub user_id: String,
+    pub key: String,
+    /// The transfer, as the answer, another answer with the same key, or the saga log named
+    /// it; None when nothing named one.
+    pub transfer_id: Option<String>,
+    /// The final status after the run; None when the coordinator did not know the id (404).
+    pub final_status: Option<ClientStatus>,
+    /// Whether the coordinator answered at all.
+    pub asked: bool,
+}
+
+/// The system's totals sampled during the run: the ledger read before the external side,
+/// and the money in flight read from the saga log around both reads.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Sample {
+    /// Seconds from the start of the load.
+    pub at_s: f64,
+    pub ledger_total_cents: u64,
+    pub external_total_cents: u64,
+    /// The lowest balance either side reported.
+    pub lowest_balance_cents: i64,
+    /// The most money that can have been in flight while the totals were read: the
+    /// non-final sagas' amounts before the reads, plus every saga begun while they ran. None
+    /// when the coordinator does not report it.
+    pub in_flight_bound_cents: Option<u64>,
+    /// The faults active when the sample was taken.
+    pub active_faults: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EvidenceError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// Everything a reconciliation reads.
+#[derive(Debug, Clone)]
+pub struct Evidence {
+    pub books: Option<Books>,
+    pub history: Vec<HistoryRecord>,
+    pub convergence: Convergence,
+    pub resolutions: Vec<Resolution>,
+    pub samples: Vec<Sample>,
+}
+
+/// The files of a run folder that hold the evidence (beside `history.jsonl`).
+pub const BOOKS_FILE: &str = "books.json";
+pub const CONVERGENCE_FILE: &str = "convergence.json";
+pub const RESOLUTIONS_FILE: &str = "resolutions.json";
+pub const SAMPLES_FILE: &str = "samples.json";
+pub const HISTORY_FILE: &str = "history.jsonl";
+
+fn write<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), EvidenceError> {
+    let path = dir.join(file);
+    let bytes = serde_json::to_vec(value).map_err(|source| EvidenceError::Json {
+        path: path.clone(),
+        source,
+    })?;
+    std::fs::write(&path, bytes).map_err(|source| EvidenceError::Io { path, source })
+}
+
+fn read<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, EvidenceError> {
+    let path = dir.join(file);
+    let bytes = std::fs::read(&path).map_err(|source| EvidenceError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| EvidenceError::Json { path, source })
+}
+
+impl Evidence {
+    /// Saves what the run folder does not hold yet (the history is written during the run).
+    pub fn save(&self, dir: &Path) -> Result<(), EvidenceError> {
+        write(dir, BOOKS_FILE, &self.books)?;
+        write(dir, CONVERGENCE_FILE, &self.convergence)?;
+        write(dir, RESOLUTIONS_FILE, &self.resolutions)?;
+        write(dir, SAMPLES_FILE, &self.samples)
+    }
+
+    /// Reads a run folder's evidence back.
+    pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
+        let path = dir.join(HISTORY_FILE);
+        let history = history::read(&path).map_err(|source| EvidenceError::Io { path, source })?;
+        Ok(Evidence {
+            books: read(dir, BOOKS_FILE)?,
+            history,
+            convergence: read(dir, CONVERGENCE_FILE)?,
+            resolutions: read(dir, RESOLUTIONS_FILE)?,
+            samples: read(dir, SAMPLES_FILE)?,
+        })
+    }
+}

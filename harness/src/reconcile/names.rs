@@ -1,0 +1,229 @@
+//! The names the reconciler reports under: a closed set of invariants and of violation
+//! classes, each with the sentence a report explains it with. `summary.json`,
+//! `reconciliation.json` and their schemas carry these names and no others.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// An invariant the reconciler checks.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum InvariantName {
+    /// Σ external + Σ ledger after the run equals the total before it, once every saga is
+    /// final (money still held by sagas that are not final is reported apart).
+    Conservation,
+    /// Per transfer id, the external side's net debit equals the ledger's net credit.
+    Atomicity,
+    /// Each effect is on the request's accounts, for the requested amount.
+    AccountsAndAmounts,
+    /// No external balance ever goes below zero (the entries replayed in commit order).
+    NoOverdraft,
+    /// At most one debit, one reversal and one credit per transfer id.
+    NoDuplicateEffect,
+    /// Per user and idempotency key, one transfer at most, and money moved once.
+    Idempotency,
+    /// Every effect belongs to a transfer a request produced, in an order that makes sense.
+    NoOrphanEffect,
+    /// Every answer kept its promise.
+    ClientContract,
+    /// Every indeterminate answer (pending, timeout, transport error) resolved, after the
+    /// run, to a final status the books agree with.
+    IndeterminateOutcomes,
+    /// Every saga final within the window after the faults healed.
+    Convergence,
+    /// Sampled during the run: the totals never above the initial total, never below it by
+    /// more than the amounts in flight, and no balance below zero.
+    SampledBounds,
+    /// The latency bounds of the SLO.
+    SloLatency,
+}
+
+impl InvariantName {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            InvariantName::Conservation => "conservation",
+            InvariantName::Atomicity => "atomicity",
+            InvariantName::AccountsAndAmounts => "accounts_and_amounts",
+            InvariantName::NoOverdraft => "no_overdraft",
+            InvariantName::NoDuplicateEffect => "no_duplicate_effect",
+            InvariantName::Idempotency => "idempotency",
+            InvariantName::NoOrphanEffect => "no_orphan_effect",
+            InvariantName::ClientContract => "client_contract",
+            InvariantName::IndeterminateOutcomes => "indeterminate_outcomes",
+            InvariantName::Convergence => "convergence",
+            InvariantName::SampledBounds => "sampled_bounds",
+            InvariantName::SloLatency => "slo_latency",
+        }
+    }
+}
+
+impl std::fmt::Display for InvariantName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// What kind of violation a transfer (or a sample) shows.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum ViolationClass {
+    LostDebit,
+    CreditWithoutDebit,
+    ReversalAfterCredit,
+    UnequalEffects,
+    WrongAccount,
+    AmountMismatch,
+    Overdraft,
+    DoubleDebit,
+    DoubleReversal,
+    DoubleCredit,
+    DoubleCharge,
+    SplitKey,
+    OrphanEntry,
+    ReversalWithoutDebit,
+    LateOriginal,
+    ContractBroken,
+    WrongFinalStatus,
+    LostTransfer,
+    Stuck,
+    CreatedDuringRun,
+    LostDuringRun,
+    NegativeBalance,
+}
+
+impl ViolationClass {
+    pub const fn as_str(self) -> &'static str {
+        use ViolationClass::*;
+        match self {
+            LostDebit => "lost_debit",
+            CreditWithoutDebit => "credit_without_debit",
+            ReversalAfterCredit => "reversal_after_credit",
+            UnequalEffects => "unequal_effects",
+            WrongAccount => "wrong_account",
+            AmountMismatch => "amount_mismatch",
+            Overdraft => "overdraft",
+            DoubleDebit => "double_debit",
+            DoubleReversal => "double_reversal",
+            DoubleCredit => "double_credit",
+            DoubleCharge => "double_charge",
+            SplitKey => "split_key",
+            OrphanEntry => "orphan_entry",
+            ReversalWithoutDebit => "reversal_without_debit",
+            LateOriginal => "late_original",
+            ContractBroken => "contract_broken",
+            WrongFinalStatus => "wrong_final_status",
+            LostTransfer => "lost_transfer",
+            Stuck => "stuck",
+            CreatedDuringRun => "created_during_run",
+            LostDuringRun => "lost_during_run",
+            NegativeBalance => "negative_balance",
+        }
+    }
+
+    /// The invariant a violation of this class breaks.
+    pub const fn invariant(self) -> InvariantName {
+        use ViolationClass::*;
+        match self {
+            LostDebit | CreditWithoutDebit | ReversalAfterCredit | UnequalEffects => {
+                InvariantName::Atomicity
+            }
+            WrongAccount | AmountMismatch => InvariantName::AccountsAndAmounts,
+            Overdraft => InvariantName::NoOverdraft,
+            DoubleDebit | DoubleReversal | DoubleCredit => InvariantName::NoDuplicateEffect,
+            DoubleCharge | SplitKey => InvariantName::Idempotency,
+            OrphanEntry | ReversalWithoutDebit | LateOriginal => InvariantName::NoOrphanEffect,
+            ContractBroken | LostTransfer => InvariantName::ClientContract,
+            WrongFinalStatus => InvariantName::IndeterminateOutcomes,
+            Stuck => InvariantName::Convergence,
+            CreatedDuringRun | LostDuringRun | NegativeBalance => InvariantName::SampledBounds,
+        }
+    }
+
+    /// What the class means, for a person reading the report.
+    pub const fn explanation(self) -> &'static str {
+        use ViolationClass::*;
+        match self {
+            LostDebit => "Money left the user's external account and never arrived in their ledger account, and no reversal gave it back: the user lost it.",
+            CreditWithoutDebit => "The ledger credited the user although nothing was debited at the external institution: money was created.",
+            ReversalAfterCredit => "The debit was reversed although the credit had been applied: the user kept the credit and got the debit back, so money was created. This is what treating a timed-out credit as a failure does.",
+            UnequalEffects => "Both sides moved money for the transfer, but not the same amount.",
+            WrongAccount => "Money moved on an account the request did not name: another user's external account, or another user's ledger account.",
+            AmountMismatch => "An entry moved a different amount than the request asked for.",
+            Overdraft => "Replaying the external institution's entries in commit order takes a balance below zero.",
+            DoubleDebit => "One transfer id was debited more than once.",
+            DoubleReversal => "One transfer id was reversed more than once.",
+            DoubleCredit => "One transfer id was credited more than once.",
+            DoubleCharge => "One request (a user's idempotency key, retries included) became more than one transfer, and more than one of them moved money: the user was charged twice.",
+            SplitKey => "One request (a user's idempotency key) was named as more than one transfer, by the answers or the saga log, though money moved at most once.",
+            OrphanEntry => "An institution holds an entry for a transfer id that no request of the run produced.",
+            ReversalWithoutDebit => "A reversal gave money back for a transfer id that was never debited before it: money was created.",
+            LateOriginal => "A debit was applied after its transfer had been aborted (a reversal or a tombstone came first): nobody will give that money back.",
+            ContractBroken => "An answer did not keep its promise: `completed` without both sides applied, `failed` with a net effect left, or `pending` that never became final.",
+            WrongFinalStatus => "After the run, the coordinator's final status for a transfer whose answer was indeterminate disagrees with the books.",
+            LostTransfer => "The client was given a transfer id that the coordinator no longer knows after the run: an answer that was not durable.",
+            Stuck => "A saga was still not final when the convergence window closed.",
+            CreatedDuringRun => "A sample taken during the run (ledger read before the external side) found more money than there was at the start.",
+            LostDuringRun => "A sample taken during the run found less money than the start minus everything in flight.",
+            NegativeBalance => "A sample taken during the run found a balance below zero.",
+        }
+    }
+
+    pub const ALL: [ViolationClass; 22] = {
+        use ViolationClass::*;
+        [
+            LostDebit,
+            CreditWithoutDebit,
+            ReversalAfterCredit,
+            UnequalEffects,
+            WrongAccount,
+            AmountMismatch,
+            Overdraft,
+            DoubleDebit,
+            DoubleReversal,
+            DoubleCredit,
+            DoubleCharge,
+            SplitKey,
+            OrphanEntry,
+            ReversalWithoutDebit,
+            LateOriginal,
+            ContractBroken,
+            WrongFinalStatus,
+            LostTransfer,
+            Stuck,
+            CreatedDuringRun,
+            LostDuringRun,
+            NegativeBalance,
+        ]
+    };
+}
+
+impl std::fmt::Display for ViolationClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_the_serialized_names() {
+        for class in ViolationClass::ALL {
+            assert_eq!(
+                serde_json::to_value(class).expect("serializes"),
+                class.as_str()
+            );
+            assert!(!class.explanation().is_empty());
+        }
+        let invariant = InvariantName::NoOrphanEffect;
+        assert_eq!(
+            serde_json::to_value(invariant).expect("serializes"),
+            invariant.as_str()
+        );
+    }
+}
