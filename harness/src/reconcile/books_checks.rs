@@ -4,11 +4,11 @@
 use super::effects::total;
 use super::names::{InvariantName, ViolationClass};
 use super::{judged, Context, Invariant, Money, Violation};
+use rustc_hash::{FxHashMap, FxHashSet};
 use service::contract::{reasons, EntryKind, Saga, SagaState};
-use std::collections::{HashMap, HashSet};
 
 /// The sagas not final at the end, by transfer id.
-fn open_sagas<'a>(cx: &Context<'a>) -> HashSet<&'a str> {
+fn open_sagas<'a>(cx: &Context<'a>) -> FxHashSet<&'a str> {
     cx.sagas
         .iter()
         .flat_map(|d| d.sagas.iter())
@@ -73,7 +73,7 @@ pub fn conservation(money: &Money) -> Invariant {
 pub fn atomicity(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let open = open_sagas(cx);
     let mut found = Vec::new();
-    for (id, fx) in &cx.effects {
+    for (id, fx) in cx.effects.iter() {
         if fx.external_net == fx.ledger_net || open.contains(id) {
             continue;
         }
@@ -101,20 +101,24 @@ pub fn atomicity(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
 pub fn accounts_and_amounts(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let mut found = Vec::new();
     let mut checked = 0u64;
-    for (id, fx) in &cx.effects {
+    for (id, fx) in cx.effects.iter() {
         let Some(asked) = cx.requests.by_id.get(id) else {
             continue;
         };
         checked += 1;
-        let wrong_debit = fx
-            .debit_entries
+        let expected = [
+            fx.debit.map(|d| (d, asked.external_account_id)),
+            fx.credit.map(|c| (c, asked.user_id)),
+        ];
+        let wrong_account = expected
             .iter()
-            .find(|(account, _)| *account != asked.external_account_id);
-        let wrong_credit = fx
-            .credit_entries
+            .flatten()
+            .find(|((account, _), wanted)| account != wanted);
+        let wrong_amount = expected
             .iter()
-            .find(|(account, _)| *account != asked.user_id);
-        if let Some((account, _)) = wrong_debit.or(wrong_credit) {
+            .flatten()
+            .find(|((_, amount), _)| *amount != asked.amount_cents);
+        if let Some(((account, _), _)) = wrong_account {
             let detail = format!(
                 "an entry on {account}; the request named external account {} and user {}",
                 asked.external_account_id, asked.user_id
@@ -126,16 +130,19 @@ pub fn accounts_and_amounts(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
                 detail,
             ));
         }
-        let mismatch = fx
-            .debit_entries
-            .iter()
-            .chain(fx.credit_entries.iter())
-            .find(|(_, amount)| *amount != asked.amount_cents);
-        if let Some((_, amount)) = mismatch {
+        if let Some(((_, amount), _)) = wrong_amount {
             let detail = format!(
                 "an entry of {amount} cents; the request asked for {}",
                 asked.amount_cents
             );
+            found.push(Violation::of_transfer(
+                ViolationClass::AmountMismatch,
+                id,
+                fx,
+                detail,
+            ));
+        } else if fx.entries_differ && wrong_account.is_none() {
+            let detail = "the entries of one kind name different accounts or amounts".to_owned();
             found.push(Violation::of_transfer(
                 ViolationClass::AmountMismatch,
                 id,
@@ -159,7 +166,7 @@ pub fn no_overdraft(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             Vec::new(),
         );
     };
-    let mut balances: HashMap<&str, i128> = books
+    let mut balances: FxHashMap<&str, i128> = books
         .external_before
         .accounts
         .iter()
@@ -203,7 +210,7 @@ pub fn no_overdraft(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
 /// At most one debit, one reversal and one credit per transfer id.
 pub fn no_duplicate_effect(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let mut found = Vec::new();
-    for (id, fx) in &cx.effects {
+    for (id, fx) in cx.effects.iter() {
         for (count, class) in [
             (fx.debits, ViolationClass::DoubleDebit),
             (fx.reversals, ViolationClass::DoubleReversal),
@@ -233,14 +240,8 @@ fn aborted(saga: &Saga) -> bool {
 /// Every effect belongs to a transfer a request produced, and came in an order that makes
 /// sense: no reversal before its debit, no debit after its transfer was aborted.
 pub fn no_orphan_effect(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
-    let sagas: HashMap<&str, &Saga> = cx
-        .sagas
-        .iter()
-        .flat_map(|d| d.sagas.iter())
-        .map(|s| (s.transfer_id.as_str(), s))
-        .collect();
     let mut found = Vec::new();
-    for (id, fx) in &cx.effects {
+    for (id, fx) in cx.effects.iter() {
         if !cx.requests.by_id.contains_key(id) {
             let detail = "no request of the run produced this transfer id".to_owned();
             found.push(Violation::of_transfer(
@@ -265,7 +266,7 @@ pub fn no_orphan_effect(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             ));
         }
         let debit_last = matches!(fx.last_external, Some((_, EntryKind::Debit)));
-        let was_aborted = sagas.get(id).is_some_and(|s| aborted(s));
+        let was_aborted = cx.saga_by_id.get(id).is_some_and(|s| aborted(s));
         if fx.debits > 0 && (fx.tombstoned || (was_aborted && debit_last)) {
             let detail = if fx.tombstoned {
                 "debited although the external side holds a tombstone for it".to_owned()

@@ -6,17 +6,18 @@ use super::effects::Effects;
 use super::names::{InvariantName, ViolationClass};
 use super::{judged, Context, Indeterminate, Invariant, Violation};
 use crate::history::Outcome;
+use rustc_hash::FxHashSet;
 use service::contract::ClientStatus;
-use std::collections::HashSet;
 
 /// Per user and key, one transfer at most, and money moved once.
 pub fn idempotency(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let none = Effects::default();
     let mut found = Vec::new();
-    for (&(user, key), ids) in &cx.requests.by_key {
-        if ids.len() < 2 {
+    for (&(user, key), request) in &cx.requests.by_key {
+        if request.count() < 2 {
             continue;
         }
+        let ids: Vec<&str> = request.ids().collect();
         let moved: Vec<&str> = ids
             .iter()
             .copied()
@@ -43,19 +44,18 @@ pub fn idempotency(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
         };
         let first = moved.first().copied().unwrap_or(ids[0]);
         let fx = cx.effects.get(first).unwrap_or(&none);
-        let mut violation =
-            Violation::of_transfer(
-                class,
-                first,
-                fx,
-                format!(
+        let mut violation = Violation::of_transfer(
+            class,
+            first,
+            fx,
+            format!(
                 "user {user}, key {key}: {} transfers ({}), {} moved money; asked {} cents once",
                 ids.len(),
                 amounts.join("; "),
                 moved.len(),
-                cx.requests.amount_of_key.get(&(user, key)).copied().unwrap_or(0)
+                request.amount_cents
             ),
-            );
+        );
         violation.key = Some(key.to_owned());
         violation.related = ids
             .iter()
@@ -72,12 +72,10 @@ pub fn idempotency(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
 /// known to the coordinator (when it keeps a saga log).
 pub fn client_contract(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let none = Effects::default();
-    let logged: Option<HashSet<&str>> = cx
-        .sagas
-        .filter(|d| !d.sagas.is_empty())
-        .map(|d| d.sagas.iter().map(|s| s.transfer_id.as_str()).collect());
+    // A coordinator that keeps no saga log (an empty one) is not held to it.
+    let logged = !cx.saga_by_id.is_empty();
     let mut found = Vec::new();
-    let mut reported: HashSet<(&str, ViolationClass)> = HashSet::new();
+    let mut reported: FxHashSet<(&str, ViolationClass)> = FxHashSet::default();
     let mut checked = 0u64;
     for record in &cx.evidence.history {
         let Some(id) = record.transfer_id.as_deref() else {
@@ -103,7 +101,8 @@ pub fn client_contract(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
                 ));
             }
         }
-        if logged.as_ref().is_some_and(|ids| !ids.contains(id))
+        if logged
+            && !cx.saga_by_id.contains_key(id)
             && reported.insert((id, ViolationClass::LostTransfer))
         {
             let detail = format!(
@@ -132,7 +131,7 @@ pub fn indeterminate_outcomes(cx: &Context<'_>) -> (Invariant, Vec<Violation>, I
         ..Indeterminate::default()
     };
     let mut found = Vec::new();
-    let mut judged_ids: HashSet<&str> = HashSet::new();
+    let mut judged_ids: FxHashSet<&str> = FxHashSet::default();
     for r in &cx.evidence.resolutions {
         let (Some(id), true) = (r.transfer_id.as_deref(), r.asked) else {
             counts.never_known += 1;

@@ -3,8 +3,8 @@
 //! external side's debits and reversals kept for the checks that need it.
 
 use super::Books;
+use rustc_hash::FxHashMap;
 use service::contract::{Dump, EntryKind, TransferStatus};
-use std::collections::HashMap;
 
 /// One transfer id's effects in the run.
 #[derive(Debug, Default, Clone)]
@@ -13,12 +13,15 @@ pub struct Effects<'a> {
     pub external_net: i128,
     /// Credits in the ledger, in cents.
     pub ledger_net: i128,
+    pub id: &'a str,
     pub debits: u32,
     pub reversals: u32,
     pub credits: u32,
-    /// The accounts and amounts of the entries: (account, amount) per kind.
-    pub debit_entries: Vec<(&'a str, u64)>,
-    pub credit_entries: Vec<(&'a str, u64)>,
+    /// The first debit's and the first credit's (account, amount), and whether a later one
+    /// named another account or amount.
+    pub debit: Option<(&'a str, u64)>,
+    pub credit: Option<(&'a str, u64)>,
+    pub entries_differ: bool,
     /// Entry numbers at the external side of the first debit and of the first reversal.
     pub first_debit_seq: Option<i64>,
     pub first_reversal_seq: Option<i64>,
@@ -28,30 +31,71 @@ pub struct Effects<'a> {
     pub tombstoned: bool,
 }
 
+/// Every transfer id the run's entries name, with its effects: a small map from the id to
+/// its slot, and the effects side by side in slot order (at a million transfers a map of
+/// the effects themselves is hundreds of megabytes of random access).
+#[derive(Debug, Default)]
+pub struct EffectsById<'a> {
+    slot: FxHashMap<&'a str, u32>,
+    effects: Vec<Effects<'a>>,
+}
+
+impl<'a> EffectsById<'a> {
+    pub fn get(&self, id: &str) -> Option<&Effects<'a>> {
+        self.slot.get(id).map(|&i| &self.effects[i as usize])
+    }
+
+    /// Every id with its effects.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &Effects<'a>)> + '_ {
+        self.effects.iter().map(|fx| (fx.id, fx))
+    }
+
+    pub fn len(&self) -> usize {
+        self.effects.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.effects.is_empty()
+    }
+
+    fn entry(&mut self, id: &'a str) -> &mut Effects<'a> {
+        let next = self.effects.len() as u32;
+        let i = *self.slot.entry(id).or_insert(next);
+        if i == next {
+            self.effects.push(Effects {
+                id,
+                ..Effects::default()
+            });
+        }
+        &mut self.effects[i as usize]
+    }
+}
+
 /// The last entry number of a dump taken before the run: later entries are the run's.
 pub fn last_seq(dump: &Dump) -> i64 {
     dump.entries.iter().map(|e| e.seq).max().unwrap_or(0)
 }
 
 /// Every transfer id the run's entries name, with its effects.
-pub fn effects_of(books: &Books) -> HashMap<&str, Effects<'_>> {
+pub fn effects_of(books: &Books) -> EffectsById<'_> {
     let first_new_external = last_seq(&books.external_before);
     let first_new_ledger = last_seq(&books.ledger_before);
-    let mut by_id: HashMap<&str, Effects<'_>> =
-        HashMap::with_capacity(books.external_after.transfers.len());
+    let mut by_id = EffectsById::default();
+    by_id.slot.reserve(books.external_after.entries.len());
+    by_id.effects.reserve(books.external_after.entries.len());
     for e in books
         .external_after
         .entries
         .iter()
         .filter(|e| e.seq > first_new_external)
     {
-        let fx = by_id.entry(e.transfer_id.as_str()).or_default();
+        let fx = by_id.entry(e.transfer_id.as_str());
         let amount = e.amount_cents.get();
         match e.kind {
             EntryKind::Debit => {
                 fx.external_net += i128::from(amount);
                 fx.debits += 1;
-                fx.debit_entries.push((e.account_id.as_str(), amount));
+                note(&mut fx.debit, &mut fx.entries_differ, &e.account_id, amount);
                 fx.first_debit_seq.get_or_insert(e.seq);
             }
             EntryKind::Reversal => {
@@ -71,25 +115,38 @@ pub fn effects_of(books: &Books) -> HashMap<&str, Effects<'_>> {
         .iter()
         .filter(|e| e.seq > first_new_ledger)
     {
-        let fx = by_id.entry(e.transfer_id.as_str()).or_default();
+        let fx = by_id.entry(e.transfer_id.as_str());
         let amount = e.amount_cents.get();
         match e.kind {
             EntryKind::Credit => {
                 fx.ledger_net += i128::from(amount);
                 fx.credits += 1;
-                fx.credit_entries.push((e.account_id.as_str(), amount));
+                note(
+                    &mut fx.credit,
+                    &mut fx.entries_differ,
+                    &e.account_id,
+                    amount,
+                );
             }
             EntryKind::Debit | EntryKind::Reversal => fx.ledger_net -= i128::from(amount),
         }
     }
     for record in &books.external_after.transfers {
         if record.status == TransferStatus::Tombstone {
-            if let Some(fx) = by_id.get_mut(record.transfer_id.as_str()) {
-                fx.tombstoned = true;
+            if let Some(&i) = by_id.slot.get(record.transfer_id.as_str()) {
+                by_id.effects[i as usize].tombstoned = true;
             }
         }
     }
     by_id
+}
+
+/// Keeps the first (account, amount) of a kind, and notes a later one that differs.
+fn note<'a>(first: &mut Option<(&'a str, u64)>, differ: &mut bool, account: &'a str, amount: u64) {
+    match first {
+        None => *first = Some((account, amount)),
+        Some(seen) => *differ |= *seen != (account, amount),
+    }
 }
 
 /// Σ balances of a dump.
