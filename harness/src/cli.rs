@@ -34,6 +34,8 @@ pub enum Command {
         /// The run's results folder.
         dir: PathBuf,
     },
+    /// Run profiles against `saga` and every known-bad design, and print what caught each.
+    Mutants(crate::mutants::MutantsArgs),
     /// Reconcile one million synthetic transfers (a few of every violation class) and print
     /// how long it took.
     BenchReconcile(crate::bench::reconcile::BenchArgs),

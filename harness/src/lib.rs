@@ -24,6 +24,7 @@
 //! - `progress`: the live progress line.
 //! - `provenance`: git revision and UTC time.
 //! - `run`: one run, end to end.
+//! - `mutants`: every profile against `saga` and every known-bad design, as a matrix.
 
 pub mod bench;
 pub mod cli;
@@ -32,6 +33,7 @@ pub mod faults;
 pub mod history;
 pub mod hops;
 pub mod loadgen;
+pub mod mutants;
 pub mod population;
 pub mod profile;
 pub mod progress;

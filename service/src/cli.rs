@@ -12,7 +12,7 @@ use crate::ledger::{self, Ledger};
 use crate::ledger_policy::LedgerPolicy;
 use crate::server::{self, AdminGuard};
 use crate::settings::{SettingError, Settings};
-use crate::store::Store;
+use crate::store::{Durability, Store};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use std::path::PathBuf;
@@ -108,6 +108,9 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             knobs,
             no_tombstone,
         } => {
+            if no_tombstone {
+                tracing::warn!("MUTANT: reversals of unknown ids leave no tombstone");
+            }
             let store = common.open(crate::book::SCHEMA)?;
             let inst = Arc::new(Institution::new(
                 "external",
@@ -146,7 +149,15 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             settings,
         } => {
             let settings = checked(settings)?;
-            let store = common.open(coordinator::SCHEMA)?;
+            let durability = match settings.design {
+                coordinator::Design::AckBeforeDurable => Durability::AckBeforeCommit {
+                    commit_every: std::time::Duration::from_millis(200),
+                },
+                _ => Durability::AfterCommit,
+            };
+            let schema = coordinator::schema(settings.design);
+            let store = Store::open_with(&common.db, &schema, durability)
+                .with_context(|| format!("opening {}", common.db.display()))?;
             let remote = Remote::new(&external_url, &ledger_url)?;
             tracing::info!(?settings, "coordinator starting");
             let config = CoordinatorConfig::from_settings(&settings);

@@ -84,6 +84,16 @@ pub struct StoreStats {
     pub writes_committed: AtomicU64,
 }
 
+/// When a write is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// After the transaction that holds it is committed with fsync.
+    AfterCommit,
+    /// MUTANT (`ack-before-durable`): at once, with a commit every `commit_every`; a crash
+    /// loses what was acknowledged since the last one.
+    AckBeforeCommit { commit_every: std::time::Duration },
+}
+
 #[derive(Clone)]
 pub struct Store {
     jobs: mpsc::Sender<Job>,
@@ -105,6 +115,15 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
 impl Store {
     /// Opens (creating if needed) the file at `path`, applies `schema` and starts the writer.
     pub fn open(path: &Path, schema: &str) -> Result<Store, StoreError> {
+        Self::open_with(path, schema, Durability::AfterCommit)
+    }
+
+    /// As [`Store::open`], answering writes as `durability` says.
+    pub fn open_with(
+        path: &Path,
+        schema: &str,
+        durability: Durability,
+    ) -> Result<Store, StoreError> {
         let writer = open_connection(path)?;
         writer.execute_batch(schema)?;
         let reader = open_connection(path)?;
@@ -113,7 +132,12 @@ impl Store {
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || writer_loop(writer, rx, &thread_stats))
+            .spawn(move || match durability {
+                Durability::AfterCommit => writer_loop(writer, rx, &thread_stats),
+                Durability::AckBeforeCommit { commit_every } => {
+                    lazy_writer_loop(writer, rx, &thread_stats, commit_every)
+                }
+            })
             .map_err(|e| StoreError::Sqlite(format!("cannot start writer thread: {e}")))?;
         Ok(Store {
             jobs,
@@ -201,6 +225,65 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &StoreStats
         }
         for job in batch.drain(..) {
             job.finish(outcome.as_ref().map(|_| ()));
+        }
+    }
+}
+
+/// MUTANT (`ack-before-durable`): each write is answered as soon as it ran, inside a
+/// transaction committed every `commit_every`.
+fn lazy_writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    stats: &StoreStats,
+    commit_every: std::time::Duration,
+) {
+    let mut open_since: Option<std::time::Instant> = None;
+    let mut writes = 0u64;
+    let commit = |open_since: &mut Option<std::time::Instant>, writes: &mut u64| {
+        if open_since.take().is_some() && conn.execute_batch("COMMIT").is_ok() {
+            stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+            stats.writes_committed.fetch_add(*writes, Ordering::Relaxed);
+        }
+        *writes = 0;
+    };
+    loop {
+        let next = match open_since {
+            None => rx.blocking_recv(),
+            Some(since) => match rx.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    if since.elapsed() >= commit_every {
+                        commit(&mut open_since, &mut writes);
+                    } else {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
+                    continue;
+                }
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+            },
+        };
+        let Some(mut job) = next else {
+            commit(&mut open_since, &mut writes);
+            return;
+        };
+        if open_since.is_none() {
+            if let Err(err) = conn.execute_batch("BEGIN IMMEDIATE") {
+                job.finish(Err(&StoreError::from(err)));
+                continue;
+            }
+            open_since = Some(std::time::Instant::now());
+        }
+        let ran = conn.execute_batch("SAVEPOINT write_op").is_ok() && job.run(&conn);
+        let end = if ran {
+            "RELEASE write_op"
+        } else {
+            "ROLLBACK TO write_op; RELEASE write_op"
+        };
+        let _ = conn.execute_batch(end);
+        writes += 1;
+        job.finish(Ok(()));
+        if open_since.is_some_and(|since| since.elapsed() >= commit_every) {
+            commit(&mut open_since, &mut writes);
         }
     }
 }

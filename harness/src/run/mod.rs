@@ -8,7 +8,7 @@
 //! - `summarize`: `summary.json` from what the run measured.
 
 mod converge;
-mod options;
+pub mod options;
 mod resolve;
 mod sampler;
 pub mod summarize;

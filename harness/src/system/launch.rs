@@ -199,12 +199,12 @@ pub struct Institutions {
 
 /// Starts the external institution and the ledger with fresh SQLite files under `dir`.
 pub fn launch_institutions(plan: &RunPlan, dir: &Path) -> Result<Institutions, SystemError> {
-    let (external_spec, external) = serve(
-        dir,
-        ServiceRole::External,
-        plan.seed,
-        plan.external_knobs.to_flags(),
-    )?;
+    let mut external_flags = plan.external_knobs.to_flags();
+    if !plan.coordinator.design.external_keeps_tombstones() {
+        // The no-tombstone mutant lives at the external institution.
+        external_flags.push("--no-tombstone".to_owned());
+    }
+    let (external_spec, external) = serve(dir, ServiceRole::External, plan.seed, external_flags)?;
     let mut ledger_flags = plan.ledger_knobs.to_flags();
     ledger_flags.extend(plan.ledger_policy.to_flags());
     let (ledger_spec, ledger) = serve(

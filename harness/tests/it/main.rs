@@ -2,6 +2,7 @@
 //! real signals.
 
 mod faults;
+mod mutants;
 mod profiles;
 mod proxy;
 mod runs;

@@ -8,7 +8,9 @@
 //! - `ownership`: which sagas a live task is driving.
 //! - `recovery`: the worker that finishes unfinished sagas, also after restarts.
 //! - `naive`: the seed's design, the known-bad baseline.
+//! - `mutant`: the single-bug mutants of the saga design, kept to prove the checks.
 
+pub mod mutant;
 pub mod naive;
 pub mod ownership;
 pub mod recovery;
@@ -86,11 +88,14 @@ pub fn start(config: CoordinatorConfig, store: Store, remote: Remote) -> Arc<Coo
         log: store.clone(),
         remote: remote.clone(),
         counters: counters.clone(),
+        mutations: mutant::Mutations::of(config.design, &remote),
     });
     let ownership = Ownership::default();
     let wake_recovery = Arc::new(Notify::new());
     let naive = match config.design {
-        Design::Saga => {
+        Design::Naive => Some(Naive::start(remote)),
+        // The saga design and its mutants.
+        _ => {
             let recovery = Recovery::new(
                 driver.clone(),
                 ownership.clone(),
@@ -100,7 +105,6 @@ pub fn start(config: CoordinatorConfig, store: Store, remote: Remote) -> Arc<Coo
             tokio::spawn(recovery.run());
             None
         }
-        Design::Naive => Some(Naive::start(remote)),
     };
     Arc::new(Coordinator {
         in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
@@ -247,9 +251,10 @@ async fn saga_transfer(
         .try_claim(&new_id)
         .ok_or_else(|| ApiError::internal("fresh transfer id already owned"))?;
     let begin_id = new_id.clone();
+    let honour_keys = !coord.driver.mutations.no_idempotency;
     let begun = coord
         .store
-        .write(move |conn| saga_log::begin(conn, &intent, &begin_id))
+        .write(move |conn| saga_log::begin(conn, &intent, &begin_id, honour_keys))
         .await?;
     let saga = match begun {
         Begin::Existing(saga) => {
@@ -375,4 +380,7 @@ pub fn app(coord: Arc<Coordinator>, guard: AdminGuard) -> Router {
         .merge(admin)
 }
 
-pub const SCHEMA: &str = saga_log::SCHEMA;
+/// The saga log's schema under `design` (the `no-idempotency` mutant's lets a key repeat).
+pub fn schema(design: Design) -> String {
+    saga_log::schema(design != Design::NoIdempotency)
+}

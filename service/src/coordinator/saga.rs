@@ -9,6 +9,7 @@
 //! | debited   | credit, same transfer id     | -> completed   | -> reversing      | retry     |
 //! | reversing | reverse                      | -> reversed    | (never)           | retry     |
 
+use super::mutant::Mutations;
 use super::remote::{CallOutcome, Remote};
 use super::saga_log::{self, Saga, SagaState};
 use crate::contract::reasons;
@@ -41,6 +42,8 @@ pub struct Driver {
     pub log: Store,
     pub remote: Remote,
     pub counters: Arc<Counters>,
+    /// All off but for a mutant design.
+    pub mutations: Mutations,
 }
 
 impl Driver {
@@ -98,8 +101,18 @@ impl Driver {
                     CallOutcome::Applied => self.advance(saga, SagaState::Completed, None).await,
                     // Recorded by the ledger under this id: a late duplicate replays the
                     // refusal, so reversing the debit is safe.
-                    CallOutcome::Refused(reason) => {
-                        self.advance(saga, SagaState::Reversing, Some(reason)).await
+                    CallOutcome::Refused(reason) => match &self.mutations.volatile_queue {
+                        None => self.advance(saga, SagaState::Reversing, Some(reason)).await,
+                        // MUTANT (volatile-queue): failed at once, the reversal in memory.
+                        Some(queue) => {
+                            let step = self.fail_debited(saga, reason).await?;
+                            queue.push(id);
+                            Ok(step)
+                        }
+                    },
+                    // MUTANT (timeout-is-failure): an unknown credit taken as refused.
+                    CallOutcome::Unknown(why) if self.mutations.timeout_is_failure => {
+                        self.advance(saga, SagaState::Reversing, Some(why)).await
                     }
                     CallOutcome::Unknown(why) => Ok(Step::Blocked(why)),
                 }
@@ -141,6 +154,27 @@ impl Driver {
             self.counters.inc("saga_state", next.as_str());
         } else {
             tracing::warn!(transfer_id = %saga.transfer_id, ?from, ?next, "saga moved under us");
+            self.reload(saga).await?;
+        }
+        Ok(if saga.state.is_final() {
+            Step::Done
+        } else {
+            Step::Progressed
+        })
+    }
+
+    /// MUTANT (volatile-queue): marks a debited saga failed without the durable reversal.
+    async fn fail_debited(&self, saga: &mut Saga, reason: String) -> Result<Step, StoreError> {
+        let id = saga.transfer_id.clone();
+        let why = reason.clone();
+        let moved = self
+            .log
+            .write(move |conn| saga_log::mutant_fail_debited(conn, &id, &why))
+            .await?;
+        if moved {
+            saga.state = SagaState::Failed;
+            saga.reason = Some(reason);
+        } else {
             self.reload(saga).await?;
         }
         Ok(if saga.state.is_final() {

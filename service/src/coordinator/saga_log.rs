@@ -110,9 +110,27 @@ fn saga_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Saga, Store
     })())
 }
 
+/// The schema of the saga log. The `no-idempotency` mutant's lets one key hold many rows.
+pub fn schema(honour_keys: bool) -> String {
+    if honour_keys {
+        SCHEMA.to_owned()
+    } else {
+        SCHEMA.replace(",\n    UNIQUE (user_id, idempotency_key)", "")
+    }
+}
+
 /// Writes the intent (state `started`) for a new key, or returns the saga the key already
 /// names. Refuses an unknown user or unlinked account, and a reused key with another payload.
-pub fn begin(conn: &Connection, intent: &Intent, new_id: &TransferId) -> Result<Begin, BeginError> {
+/// With `honour_keys` false (the `no-idempotency` mutant) every request is a new transfer.
+pub fn begin(
+    conn: &Connection,
+    intent: &Intent,
+    new_id: &TransferId,
+    honour_keys: bool,
+) -> Result<Begin, BeginError> {
+    if !honour_keys {
+        return insert_intent(conn, intent, new_id);
+    }
     let existing = conn
         .query_row(
             &format!(
@@ -132,6 +150,14 @@ pub fn begin(conn: &Connection, intent: &Intent, new_id: &TransferId) -> Result<
             Err(BeginError::KeyReused)
         };
     }
+    insert_intent(conn, intent, new_id)
+}
+
+fn insert_intent(
+    conn: &Connection,
+    intent: &Intent,
+    new_id: &TransferId,
+) -> Result<Begin, BeginError> {
     check_link(conn, &intent.user_id, &intent.external_account_id)?;
     let now = crate::server::now_ms();
     let saga = Saga {
@@ -210,6 +236,27 @@ pub fn compare_and_set(
             id.as_str(),
             from.as_str(),
             to.as_str(),
+            reason,
+            crate::server::now_ms()
+        ],
+    )?;
+    Ok(changed == 1)
+}
+
+/// MUTANT (volatile-queue): `debited` to `failed`, a transition the saga rules forbid (the
+/// debit still stands; only a reversal held in memory will give it back).
+pub fn mutant_fail_debited(
+    conn: &Connection,
+    id: &TransferId,
+    reason: &str,
+) -> Result<bool, StoreError> {
+    let changed = conn.execute(
+        "UPDATE sagas SET state = ?3, reason = ?4, updated_ms = ?5
+         WHERE transfer_id = ?1 AND state = ?2",
+        params![
+            id.as_str(),
+            SagaState::Debited.as_str(),
+            SagaState::Failed.as_str(),
             reason,
             crate::server::now_ms()
         ],

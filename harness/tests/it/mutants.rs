@@ -1,0 +1,99 @@
+//! Every checker is shown to catch the bug it exists for: the `bug-bait` profile against
+//! `saga` (which must pass it, with no violation at all) and against each known-bad design
+//! (which must fail it, with a class that shows its own bug).
+
+use crate::support::{exclusive, HARNESS};
+use harness::mutants::telltale;
+use serde_json::Value;
+use service::coordinator::Design;
+use std::process::Command;
+
+/// Runs `chaos-profiles/bug-bait.yaml` with `design`; returns the exit code and summary.
+fn bait(design: Design) -> (Option<i32>, Value, String) {
+    let _serial = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profile =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chaos-profiles/bug-bait.yaml");
+    let output = Command::new(HARNESS)
+        .arg("--profile")
+        .arg(&profile)
+        .args(["--design", design.as_str(), "--quiet", "--out"])
+        .arg(dir.path().join("out"))
+        .output()
+        .expect("run harness");
+    let printed = format!(
+        "stderr: {}\nstdout: {}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    let summary = std::fs::read_to_string(dir.path().join("out/summary.json"))
+        .map(|t| serde_json::from_str(&t).expect("summary.json is JSON"))
+        .unwrap_or_else(|e| panic!("no summary.json ({e}); {printed}"));
+    (output.status.code(), summary, printed)
+}
+
+fn caught(design: Design) {
+    let (code, summary, printed) = bait(design);
+    assert_eq!(code, Some(1), "{}: {printed}", design.as_str());
+    assert_eq!(summary["verdict"], "fail");
+    let anomalies = summary["anomalies"].as_object().expect("anomalies");
+    let telltales: Vec<&str> = telltale(design).iter().map(|c| c.as_str()).collect();
+    assert!(
+        telltales.iter().any(|c| anomalies.contains_key(*c)),
+        "{} was not caught for its bug: found {anomalies:?}, expected one of {telltales:?}",
+        design.as_str()
+    );
+}
+
+#[test]
+fn saga_passes_the_bait_with_no_violation() {
+    let (code, summary, printed) = bait(Design::Saga);
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(summary["anomalies"], serde_json::json!({}), "{printed}");
+    for invariant in summary["invariants"].as_array().expect("invariants") {
+        assert_eq!(invariant["holds"], true, "{invariant}");
+    }
+}
+
+#[test]
+fn the_naive_design_is_caught() {
+    caught(Design::Naive);
+}
+
+#[test]
+fn a_reversal_queue_in_memory_is_caught() {
+    caught(Design::VolatileQueue);
+}
+
+#[test]
+fn a_missing_tombstone_is_caught() {
+    caught(Design::NoTombstone);
+}
+
+#[test]
+fn an_ignored_idempotency_key_is_caught() {
+    caught(Design::NoIdempotency);
+}
+
+#[test]
+fn a_timeout_taken_as_a_failure_is_caught() {
+    caught(Design::TimeoutIsFailure);
+}
+
+#[test]
+fn an_answer_before_the_commit_is_caught() {
+    caught(Design::AckBeforeDurable);
+}
+
+#[test]
+fn every_known_bad_design_has_a_test_here() {
+    // A new mutant needs a test above and a telltale class.
+    assert_eq!(Design::ALL.len(), 7);
+    for design in Design::ALL {
+        assert_eq!(
+            telltale(design).is_empty(),
+            design.is_correct(),
+            "{design:?}"
+        );
+    }
+}
