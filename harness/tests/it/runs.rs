@@ -89,6 +89,58 @@ fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
 }
 
 #[test]
+fn a_finished_run_is_checked_again_from_its_folder() {
+    let _serial = exclusive();
+    // 250/s for 4 s: the 1,000 samples a p99 needs.
+    let run = run(&profile("recheck", 250, 0, 4, LENIENT_SLO), &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.printed());
+    let out = run.out();
+    let reconciliation = |out: &std::path::Path| -> Value {
+        serde_json::from_str(
+            &std::fs::read_to_string(out.join("reconciliation.json")).expect("reconciliation"),
+        )
+        .expect("JSON")
+    };
+    let first = reconciliation(&out);
+    let again = std::process::Command::new(crate::support::HARNESS)
+        .arg("reconcile")
+        .arg(&out)
+        .output()
+        .expect("harness reconcile");
+    assert_eq!(again.status.code(), Some(0), "{again:?}");
+    assert_eq!(
+        reconciliation(&out),
+        first,
+        "the same evidence, the same reconciliation"
+    );
+
+    // Evidence that shows money lost: an external entry the ledger never matched.
+    let path = out.join("books.json");
+    let mut books: Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("books")).expect("JSON");
+    let entries = books["external_after"]["entries"]
+        .as_array_mut()
+        .expect("entries");
+    let mut forged = entries.last().expect("an entry").clone();
+    forged["seq"] = Value::from(forged["seq"].as_i64().expect("seq") + 1);
+    forged["transfer_id"] = Value::from("t-forged");
+    entries.push(forged);
+    std::fs::write(&path, books.to_string()).expect("write books");
+    let tampered = std::process::Command::new(crate::support::HARNESS)
+        .arg("reconcile")
+        .arg(&out)
+        .output()
+        .expect("harness reconcile");
+    assert_eq!(tampered.status.code(), Some(1), "{tampered:?}");
+    let summary = run.summary();
+    assert_eq!(summary["verdict"], "fail");
+    assert!(
+        summary["anomalies"]["orphan_entry"].as_u64() > Some(0),
+        "{summary:#}"
+    );
+}
+
+#[test]
 fn the_same_seed_replays_the_same_schedule() {
     let _serial = exclusive();
     let text = profile("replay", 100, 0, 2, LENIENT_SLO);
