@@ -8,24 +8,25 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 use std::sync::mpsc;
 
-/// What the client saw.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    /// 200: both sides applied.
-    Completed,
-    /// 422 with status `failed`: neither side holds any effect.
-    Failed,
-    /// 202: not known yet; the system promises to finish it.
-    Pending,
-    /// 503: refused before any effect; safe to retry.
-    Shed,
-    /// No usable answer: timeout, transport error, 5xx, or an unexpected answer.
-    Error,
-    /// Never sent: the generator's in-flight cap was full at its scheduled time.
-    Overflow,
+service::named_enum! {
+    /// What the client saw.
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord, JsonSchema,
+    )]
+    pub enum Outcome {
+        /// 200: both sides applied.
+        Completed = "completed",
+        /// 422 with status `failed`: neither side holds any effect.
+        Failed = "failed",
+        /// 202: not known yet; the system promises to finish it.
+        Pending = "pending",
+        /// 503: refused before any effect; safe to retry.
+        Shed = "shed",
+        /// No usable answer: timeout, transport error, 5xx, or an unexpected answer.
+        Error = "error",
+        /// Never sent: the generator's in-flight cap was full at its scheduled time.
+        Overflow = "overflow",
+    }
 }
 
 impl Outcome {
@@ -37,26 +38,6 @@ impl Outcome {
             Outcome::Pending | Outcome::Error => "info",
         }
     }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::Completed => "completed",
-            Outcome::Failed => "failed",
-            Outcome::Pending => "pending",
-            Outcome::Shed => "shed",
-            Outcome::Error => "error",
-            Outcome::Overflow => "overflow",
-        }
-    }
-
-    pub const ALL: [Outcome; 6] = [
-        Outcome::Completed,
-        Outcome::Failed,
-        Outcome::Pending,
-        Outcome::Shed,
-        Outcome::Error,
-        Outcome::Overflow,
-    ];
 }
 
 impl From<ClientStatus> for Outcome {

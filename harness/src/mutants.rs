@@ -58,8 +58,9 @@ fn library() -> Vec<PathBuf> {
     found
 }
 
-/// The measured seconds a profile needs: its last fault's start plus 4 s, or 8 s without
-/// faults; a profile whose arrival has stages is not shortened (its stages fix its length).
+/// The measured seconds a profile needs: its last fault's start plus 4 s (8 s at least), and
+/// enough requests for its p99 to be known, with a fifth to spare; a profile whose arrival
+/// has stages is not shortened (its stages fix its length).
 fn shortened(profile: &Path) -> Option<u32> {
     let options = RunOptions {
         profile: profile.to_owned(),

@@ -3,6 +3,7 @@
 //!
 //! - `contract`: every JSON body the services and the harness exchange (the wire).
 //! - `money`, `ids`: the domain newtypes (amounts in cents, validated ids).
+//! - `named_enum`: enums whose values each have one name, written once.
 //! - `settings`: how a service's settings are defined once (flags, admin bodies, patches).
 //! - `knobs`, `ledger_policy`: the institutions' fault knobs and the ledger's rules.
 //! - `cli`: the command line of each service role, shared by every binary that runs one.
@@ -39,6 +40,7 @@ pub mod metrics;
 #[cfg(test)]
 mod model;
 pub mod money;
+pub mod named_enum;
 pub mod server;
 pub mod settings;
 pub mod store;

@@ -5,125 +5,74 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// An invariant the reconciler checks.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum InvariantName {
-    /// Σ external + Σ ledger after the run equals the total before it, once every saga is
-    /// final (money still held by sagas that are not final is reported apart).
-    Conservation,
-    /// Per transfer id, the external side's net debit equals the ledger's net credit.
-    Atomicity,
-    /// Each effect is on the request's accounts, for the requested amount.
-    AccountsAndAmounts,
-    /// No external balance ever goes below zero (the entries replayed in commit order).
-    NoOverdraft,
-    /// At most one debit, one reversal and one credit per transfer id.
-    NoDuplicateEffect,
-    /// Per user and idempotency key, one transfer at most, and money moved once.
-    Idempotency,
-    /// Every effect belongs to a transfer a request produced, in an order that makes sense.
-    NoOrphanEffect,
-    /// Every answer kept its promise.
-    ClientContract,
-    /// Every indeterminate answer (pending, timeout, transport error) resolved, after the
-    /// run, to a final status the books agree with.
-    IndeterminateOutcomes,
-    /// Every saga final within the window after the faults healed.
-    Convergence,
-    /// Sampled during the run: the totals never above the initial total, never below it by
-    /// more than the amounts in flight, and no balance below zero.
-    SampledBounds,
-    /// The latency bounds of the SLO.
-    SloLatency,
-}
-
-impl InvariantName {
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            InvariantName::Conservation => "conservation",
-            InvariantName::Atomicity => "atomicity",
-            InvariantName::AccountsAndAmounts => "accounts_and_amounts",
-            InvariantName::NoOverdraft => "no_overdraft",
-            InvariantName::NoDuplicateEffect => "no_duplicate_effect",
-            InvariantName::Idempotency => "idempotency",
-            InvariantName::NoOrphanEffect => "no_orphan_effect",
-            InvariantName::ClientContract => "client_contract",
-            InvariantName::IndeterminateOutcomes => "indeterminate_outcomes",
-            InvariantName::Convergence => "convergence",
-            InvariantName::SampledBounds => "sampled_bounds",
-            InvariantName::SloLatency => "slo_latency",
-        }
+service::named_enum! {
+    /// An invariant the reconciler checks.
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    )]
+    pub enum InvariantName {
+        /// Σ external + Σ ledger after the run equals the total before it, once every saga is
+        /// final (money still held by sagas that are not final is reported apart).
+        Conservation = "conservation",
+        /// Per transfer id, the external side's net debit equals the ledger's net credit.
+        Atomicity = "atomicity",
+        /// Each effect is on the request's accounts, for the requested amount.
+        AccountsAndAmounts = "accounts_and_amounts",
+        /// No external balance ever goes below zero (the entries replayed in commit order).
+        NoOverdraft = "no_overdraft",
+        /// At most one debit, one reversal and one credit per transfer id.
+        NoDuplicateEffect = "no_duplicate_effect",
+        /// Per user and idempotency key, one transfer at most, and money moved once.
+        Idempotency = "idempotency",
+        /// Every effect belongs to a transfer a request produced, in an order that makes sense.
+        NoOrphanEffect = "no_orphan_effect",
+        /// Every answer kept its promise.
+        ClientContract = "client_contract",
+        /// Every indeterminate answer (pending, timeout, transport error) resolved, after the
+        /// run, to a final status the books agree with.
+        IndeterminateOutcomes = "indeterminate_outcomes",
+        /// Every saga final within the window after the faults healed.
+        Convergence = "convergence",
+        /// Sampled during the run: the totals never above the initial total, never below it by
+        /// more than the amounts in flight, and no balance below zero.
+        SampledBounds = "sampled_bounds",
+        /// The latency bounds of the SLO.
+        SloLatency = "slo_latency",
     }
 }
 
-impl std::fmt::Display for InvariantName {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
+service::named_enum! {
+    /// What kind of violation a transfer (or a sample) shows.
+    #[derive(
+        Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
+    )]
+    pub enum ViolationClass {
+        LostDebit = "lost_debit",
+        CreditWithoutDebit = "credit_without_debit",
+        ReversalAfterCredit = "reversal_after_credit",
+        UnequalEffects = "unequal_effects",
+        WrongAccount = "wrong_account",
+        AmountMismatch = "amount_mismatch",
+        Overdraft = "overdraft",
+        DoubleDebit = "double_debit",
+        DoubleReversal = "double_reversal",
+        DoubleCredit = "double_credit",
+        DoubleCharge = "double_charge",
+        SplitKey = "split_key",
+        OrphanEntry = "orphan_entry",
+        ReversalWithoutDebit = "reversal_without_debit",
+        LateOriginal = "late_original",
+        ContractBroken = "contract_broken",
+        WrongFinalStatus = "wrong_final_status",
+        LostTransfer = "lost_transfer",
+        Stuck = "stuck",
+        CreatedDuringRun = "created_during_run",
+        LostDuringRun = "lost_during_run",
+        NegativeBalance = "negative_balance",
     }
-}
-
-/// What kind of violation a transfer (or a sample) shows.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema,
-)]
-#[serde(rename_all = "snake_case")]
-pub enum ViolationClass {
-    LostDebit,
-    CreditWithoutDebit,
-    ReversalAfterCredit,
-    UnequalEffects,
-    WrongAccount,
-    AmountMismatch,
-    Overdraft,
-    DoubleDebit,
-    DoubleReversal,
-    DoubleCredit,
-    DoubleCharge,
-    SplitKey,
-    OrphanEntry,
-    ReversalWithoutDebit,
-    LateOriginal,
-    ContractBroken,
-    WrongFinalStatus,
-    LostTransfer,
-    Stuck,
-    CreatedDuringRun,
-    LostDuringRun,
-    NegativeBalance,
 }
 
 impl ViolationClass {
-    pub const fn as_str(self) -> &'static str {
-        use ViolationClass::*;
-        match self {
-            LostDebit => "lost_debit",
-            CreditWithoutDebit => "credit_without_debit",
-            ReversalAfterCredit => "reversal_after_credit",
-            UnequalEffects => "unequal_effects",
-            WrongAccount => "wrong_account",
-            AmountMismatch => "amount_mismatch",
-            Overdraft => "overdraft",
-            DoubleDebit => "double_debit",
-            DoubleReversal => "double_reversal",
-            DoubleCredit => "double_credit",
-            DoubleCharge => "double_charge",
-            SplitKey => "split_key",
-            OrphanEntry => "orphan_entry",
-            ReversalWithoutDebit => "reversal_without_debit",
-            LateOriginal => "late_original",
-            ContractBroken => "contract_broken",
-            WrongFinalStatus => "wrong_final_status",
-            LostTransfer => "lost_transfer",
-            Stuck => "stuck",
-            CreatedDuringRun => "created_during_run",
-            LostDuringRun => "lost_during_run",
-            NegativeBalance => "negative_balance",
-        }
-    }
-
     /// The invariant a violation of this class breaks.
     pub const fn invariant(self) -> InvariantName {
         use ViolationClass::*;
@@ -170,40 +119,6 @@ impl ViolationClass {
             LostDuringRun => "A sample taken during the run found less money than the start minus everything in flight.",
             NegativeBalance => "A sample taken during the run found a balance below zero.",
         }
-    }
-
-    pub const ALL: [ViolationClass; 22] = {
-        use ViolationClass::*;
-        [
-            LostDebit,
-            CreditWithoutDebit,
-            ReversalAfterCredit,
-            UnequalEffects,
-            WrongAccount,
-            AmountMismatch,
-            Overdraft,
-            DoubleDebit,
-            DoubleReversal,
-            DoubleCredit,
-            DoubleCharge,
-            SplitKey,
-            OrphanEntry,
-            ReversalWithoutDebit,
-            LateOriginal,
-            ContractBroken,
-            WrongFinalStatus,
-            LostTransfer,
-            Stuck,
-            CreatedDuringRun,
-            LostDuringRun,
-            NegativeBalance,
-        ]
-    };
-}
-
-impl std::fmt::Display for ViolationClass {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

@@ -178,26 +178,21 @@ impl AdminClient {
             })
     }
 
-    /// The coordinator's money in flight (`GET /admin/in-flight`); None when it keeps no saga
-    /// log (404).
-    pub async fn in_flight(&self, coordinator: &str) -> Result<Option<InFlight>, AdminError> {
-        let url = format!("{coordinator}{}", routes::ADMIN_IN_FLIGHT);
-        let request = self.http.get(&url).timeout(SAMPLE_TIMEOUT);
-        match self
-            .send("reading the money in flight", &url, request)
-            .await
-        {
-            Ok(response) => {
-                response
-                    .json()
-                    .await
-                    .map(Some)
-                    .map_err(|source| AdminError::Transport {
-                        what: "reading the money in flight",
-                        url,
-                        source,
-                    })
-            }
+    /// `GET url` read as `T`; None when the service answers 404 (it does not know the thing,
+    /// or has no such route).
+    async fn get_optional<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        url: String,
+        timeout: Duration,
+    ) -> Result<Option<T>, AdminError> {
+        let request = self.http.get(&url).timeout(timeout);
+        match self.send(what, &url, request).await {
+            Ok(response) => response
+                .json()
+                .await
+                .map(Some)
+                .map_err(|source| AdminError::Transport { what, url, source }),
             Err(AdminError::Refused { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
                 Ok(None)
             }
@@ -205,7 +200,15 @@ impl AdminClient {
         }
     }
 
-    /// `GET /transfers/{id}` at the coordinator; None when it does not know the id (404).
+    /// The coordinator's money in flight (`GET /admin/in-flight`); None when it keeps no saga
+    /// log.
+    pub async fn in_flight(&self, coordinator: &str) -> Result<Option<InFlight>, AdminError> {
+        let url = format!("{coordinator}{}", routes::ADMIN_IN_FLIGHT);
+        self.get_optional("reading the money in flight", url, SAMPLE_TIMEOUT)
+            .await
+    }
+
+    /// `GET /transfers/{id}` at the coordinator; None when it does not know the id.
     pub async fn transfer(
         &self,
         coordinator: &str,
@@ -213,24 +216,8 @@ impl AdminClient {
     ) -> Result<Option<TransferView>, AdminError> {
         let path = routes::with_transfer_id(routes::TRANSFER, transfer_id);
         let url = format!("{coordinator}{path}");
-        let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
-        match self.send("reading a transfer", &url, request).await {
-            Ok(response) => {
-                response
-                    .json()
-                    .await
-                    .map(Some)
-                    .map_err(|source| AdminError::Transport {
-                        what: "reading a transfer",
-                        url,
-                        source,
-                    })
-            }
-            Err(AdminError::Refused { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
-                Ok(None)
-            }
-            Err(err) => Err(err),
-        }
+        self.get_optional("reading a transfer", url, ADMIN_TIMEOUT)
+            .await
     }
 
     /// Both institutions' books, the ledger read first: every credit seen then has its debit

@@ -25,43 +25,20 @@ pub struct CreditRequest {
     pub amount_cents: WireAmount,
 }
 
-/// The recorded state of a transfer id at one institution.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum TransferStatus {
-    /// External: the debit is applied.
-    Debited,
-    /// Either side: refused, nothing applied (see `reason`).
-    Refused,
-    /// External: the debit was applied and then reversed; net effect zero.
-    Reversed,
-    /// External: a reversal arrived for an id never debited; a later debit is refused.
-    Tombstone,
-    /// Ledger: the credit is applied.
-    Credited,
-}
-
-impl TransferStatus {
-    pub const ALL: [TransferStatus; 5] = [
-        TransferStatus::Debited,
-        TransferStatus::Refused,
-        TransferStatus::Reversed,
-        TransferStatus::Tombstone,
-        TransferStatus::Credited,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            TransferStatus::Debited => "debited",
-            TransferStatus::Refused => "refused",
-            TransferStatus::Reversed => "reversed",
-            TransferStatus::Tombstone => "tombstone",
-            TransferStatus::Credited => "credited",
-        }
-    }
-
-    pub fn from_name(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
+crate::named_enum! {
+    /// The recorded state of a transfer id at one institution.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+    pub enum TransferStatus {
+        /// External: the debit is applied.
+        Debited = "debited",
+        /// Either side: refused, nothing applied (see `reason`).
+        Refused = "refused",
+        /// External: the debit was applied and then reversed; net effect zero.
+        Reversed = "reversed",
+        /// External: a reversal arrived for an id never debited; a later debit is refused.
+        Tombstone = "tombstone",
+        /// Ledger: the credit is applied.
+        Credited = "credited",
     }
 }
 
@@ -80,28 +57,13 @@ pub struct TransferRecord {
     pub reason: Option<String>,
 }
 
-/// An entry's kind: a debit lowers the balance, a reversal or a credit raises it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryKind {
-    Debit,
-    Reversal,
-    Credit,
-}
-
-impl EntryKind {
-    pub const ALL: [EntryKind; 3] = [EntryKind::Debit, EntryKind::Reversal, EntryKind::Credit];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            EntryKind::Debit => "debit",
-            EntryKind::Reversal => "reversal",
-            EntryKind::Credit => "credit",
-        }
-    }
-
-    pub fn from_name(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.as_str() == text)
+crate::named_enum! {
+    /// An entry's kind: a debit lowers the balance, a reversal or a credit raises it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+    pub enum EntryKind {
+        Debit = "debit",
+        Reversal = "reversal",
+        Credit = "credit",
     }
 }
 

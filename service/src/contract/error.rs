@@ -18,83 +18,57 @@ pub struct ErrorDetail {
     pub message: String,
 }
 
-/// A stable, machine-readable error code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorCode {
-    /// The body is not JSON, or is empty.
-    MalformedJson,
-    /// The body could not be read off the connection.
-    UnreadableBody,
-    /// A required field is absent.
-    MissingField,
-    /// A field the route does not know (typos are not ignored).
-    UnknownField,
-    /// A field has the wrong JSON type.
-    InvalidField,
-    /// Zero, negative, fractional, or above 100,000,000,000 cents.
-    InvalidAmount,
-    /// An id is empty, too long, or has other characters.
-    InvalidId,
-    MissingIdempotencyKey,
-    InvalidIdempotencyKey,
-    /// A knob out of range (`PUT /admin/knobs`).
-    InvalidKnob,
-    /// A ledger rule out of range (`PUT /admin/policy`).
-    InvalidPolicy,
-    /// More accounts in one seeding call than a service takes.
-    TooManyAccounts,
-    /// A body over the route's size limit.
-    BodyTooLarge,
-    UnknownUser,
-    UnknownAccount,
-    UnknownTransfer,
-    /// The same user and key with another payload.
-    IdempotencyKeyReused,
-    /// The same transfer id with another account or amount.
-    TransferIdReused,
-    /// Seeding an existing account with another balance.
-    AccountExists,
-    /// A credit would take a balance past what the store holds.
-    BalanceOverflow,
-    /// An `/admin` route from a non-loopback peer without the bearer token.
-    Forbidden,
-    /// Shed before anything was written: safe to retry.
-    Overloaded,
-    /// A fault knob fired.
-    InjectedFault,
-    /// The operation may or may not have been applied.
-    Internal,
+crate::named_enum! {
+    /// A stable, machine-readable error code.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+    pub enum ErrorCode {
+        /// The body is not JSON, or is empty.
+        MalformedJson = "malformed_json",
+        /// The body could not be read off the connection.
+        UnreadableBody = "unreadable_body",
+        /// A required field is absent.
+        MissingField = "missing_field",
+        /// A field the route does not know (typos are not ignored).
+        UnknownField = "unknown_field",
+        /// A field has the wrong JSON type.
+        InvalidField = "invalid_field",
+        /// Zero, negative, fractional, or above 100,000,000,000 cents.
+        InvalidAmount = "invalid_amount",
+        /// An id is empty, too long, or has other characters.
+        InvalidId = "invalid_id",
+        MissingIdempotencyKey = "missing_idempotency_key",
+        InvalidIdempotencyKey = "invalid_idempotency_key",
+        /// A knob out of range (`PUT /admin/knobs`).
+        InvalidKnob = "invalid_knob",
+        /// A ledger rule out of range (`PUT /admin/policy`).
+        InvalidPolicy = "invalid_policy",
+        /// More accounts in one seeding call than a service takes.
+        TooManyAccounts = "too_many_accounts",
+        /// A body over the route's size limit.
+        BodyTooLarge = "body_too_large",
+        UnknownUser = "unknown_user",
+        UnknownAccount = "unknown_account",
+        UnknownTransfer = "unknown_transfer",
+        /// The same user and key with another payload.
+        IdempotencyKeyReused = "idempotency_key_reused",
+        /// The same transfer id with another account or amount.
+        TransferIdReused = "transfer_id_reused",
+        /// Seeding an existing account with another balance.
+        AccountExists = "account_exists",
+        /// A credit would take a balance past what the store holds.
+        BalanceOverflow = "balance_overflow",
+        /// An `/admin` route from a non-loopback peer without the bearer token.
+        Forbidden = "forbidden",
+        /// Shed before anything was written: safe to retry.
+        Overloaded = "overloaded",
+        /// A fault knob fired.
+        InjectedFault = "injected_fault",
+        /// The operation may or may not have been applied.
+        Internal = "internal",
+    }
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 24] = [
-        ErrorCode::MalformedJson,
-        ErrorCode::UnreadableBody,
-        ErrorCode::MissingField,
-        ErrorCode::UnknownField,
-        ErrorCode::InvalidField,
-        ErrorCode::InvalidAmount,
-        ErrorCode::InvalidId,
-        ErrorCode::MissingIdempotencyKey,
-        ErrorCode::InvalidIdempotencyKey,
-        ErrorCode::InvalidKnob,
-        ErrorCode::InvalidPolicy,
-        ErrorCode::TooManyAccounts,
-        ErrorCode::BodyTooLarge,
-        ErrorCode::UnknownUser,
-        ErrorCode::UnknownAccount,
-        ErrorCode::UnknownTransfer,
-        ErrorCode::IdempotencyKeyReused,
-        ErrorCode::TransferIdReused,
-        ErrorCode::AccountExists,
-        ErrorCode::BalanceOverflow,
-        ErrorCode::Forbidden,
-        ErrorCode::Overloaded,
-        ErrorCode::InjectedFault,
-        ErrorCode::Internal,
-    ];
-
     /// The HTTP status an answer with this code carries.
     pub const fn http_status(self) -> u16 {
         use ErrorCode::*;
@@ -119,42 +93,6 @@ impl ErrorCode {
             InjectedFault | Internal => 500,
             Overloaded => 503,
         }
-    }
-
-    pub const fn as_str(self) -> &'static str {
-        use ErrorCode::*;
-        match self {
-            MalformedJson => "malformed_json",
-            UnreadableBody => "unreadable_body",
-            MissingField => "missing_field",
-            UnknownField => "unknown_field",
-            InvalidField => "invalid_field",
-            InvalidAmount => "invalid_amount",
-            InvalidId => "invalid_id",
-            MissingIdempotencyKey => "missing_idempotency_key",
-            InvalidIdempotencyKey => "invalid_idempotency_key",
-            InvalidKnob => "invalid_knob",
-            InvalidPolicy => "invalid_policy",
-            TooManyAccounts => "too_many_accounts",
-            BodyTooLarge => "body_too_large",
-            UnknownUser => "unknown_user",
-            UnknownAccount => "unknown_account",
-            UnknownTransfer => "unknown_transfer",
-            IdempotencyKeyReused => "idempotency_key_reused",
-            TransferIdReused => "transfer_id_reused",
-            AccountExists => "account_exists",
-            BalanceOverflow => "balance_overflow",
-            Forbidden => "forbidden",
-            Overloaded => "overloaded",
-            InjectedFault => "injected_fault",
-            Internal => "internal",
-        }
-    }
-}
-
-impl std::fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

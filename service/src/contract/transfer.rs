@@ -16,25 +16,20 @@ pub struct TransferRequest {
     pub amount_cents: WireAmount,
 }
 
-/// What the client is told, and the promise behind it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientStatus {
-    /// The debit and the credit are both applied.
-    Completed,
-    /// Neither side holds any net effect, now or after a durably owed reversal.
-    Failed,
-    /// Not known within the deadline; becomes `completed` or `failed` in the background.
-    Pending,
+crate::named_enum! {
+    /// What the client is told, and the promise behind it.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+    pub enum ClientStatus {
+        /// The debit and the credit are both applied.
+        Completed = "completed",
+        /// Neither side holds any net effect, now or after a durably owed reversal.
+        Failed = "failed",
+        /// Not known within the deadline; becomes `completed` or `failed` in the background.
+        Pending = "pending",
+    }
 }
 
 impl ClientStatus {
-    pub const ALL: [ClientStatus; 3] = [
-        ClientStatus::Completed,
-        ClientStatus::Failed,
-        ClientStatus::Pending,
-    ];
-
     /// The HTTP status a transfer answer with this status carries.
     pub const fn http_status(self) -> u16 {
         match self {
@@ -43,60 +38,28 @@ impl ClientStatus {
             ClientStatus::Pending => 202,
         }
     }
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ClientStatus::Completed => "completed",
-            ClientStatus::Failed => "failed",
-            ClientStatus::Pending => "pending",
-        }
-    }
 }
 
-/// A saga's state. `completed`, `failed` and `reversed` are final.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum SagaState {
-    /// Intent recorded; the debit may or may not have been sent or applied.
-    Started,
-    /// The debit is applied; the credit is not known to be.
-    Debited,
-    /// Both sides applied.
-    Completed,
-    /// The debit was refused, or aborted (reversal or tombstone at the external side).
-    Failed,
-    /// The credit was refused: the reversal of the debit is owed (the row is the outbox).
-    Reversing,
-    /// The debit was reversed.
-    Reversed,
+crate::named_enum! {
+    /// A saga's state. `completed`, `failed` and `reversed` are final.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+    pub enum SagaState {
+        /// Intent recorded; the debit may or may not have been sent or applied.
+        Started = "started",
+        /// The debit is applied; the credit is not known to be.
+        Debited = "debited",
+        /// Both sides applied.
+        Completed = "completed",
+        /// The debit was refused, or aborted (reversal or tombstone at the external side).
+        Failed = "failed",
+        /// The credit was refused: the reversal of the debit is owed (the row is the outbox).
+        Reversing = "reversing",
+        /// The debit was reversed.
+        Reversed = "reversed",
+    }
 }
 
 impl SagaState {
-    pub const ALL: [SagaState; 6] = [
-        SagaState::Started,
-        SagaState::Debited,
-        SagaState::Completed,
-        SagaState::Failed,
-        SagaState::Reversing,
-        SagaState::Reversed,
-    ];
-
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            SagaState::Started => "started",
-            SagaState::Debited => "debited",
-            SagaState::Completed => "completed",
-            SagaState::Failed => "failed",
-            SagaState::Reversing => "reversing",
-            SagaState::Reversed => "reversed",
-        }
-    }
-
-    /// The state named `text`, as [`SagaState::as_str`] writes it.
-    pub fn from_name(text: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|s| s.as_str() == text)
-    }
-
     pub const fn is_final(self) -> bool {
         matches!(
             self,

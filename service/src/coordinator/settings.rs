@@ -5,68 +5,46 @@ use crate::settings::{check_range, SettingError, Settings};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-/// Which coordinator design runs: the correct one, the seed's, or a single-bug mutant of the
-/// correct one. A mutant is kept on purpose, to show that the harness catches its bug; each
-/// is a few lines away from the real code (`coordinator::mutant`).
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    PartialOrd,
-    Ord,
-    Hash,
-    Serialize,
-    Deserialize,
-    clap::ValueEnum,
-    JsonSchema,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum Design {
-    /// The correct design: idempotency, write-ahead saga log, recovery worker.
-    Saga,
-    /// The seed's design, known to lose or create money under faults.
-    Naive,
-    /// MUTANT: a reversal owed is kept in memory only (a job works the queue off every
-    /// 200 ms) and the saga is marked failed at once: a crash loses the reversal.
-    VolatileQueue,
-    /// MUTANT: the external institution leaves no tombstone, so a debit that arrives after
-    /// its abort takes money nobody gives back.
-    NoTombstone,
-    /// MUTANT: a replayed idempotency key starts a new transfer.
-    NoIdempotency,
-    /// MUTANT: a credit whose answer is unknown is taken as refused, and its debit reversed.
-    TimeoutIsFailure,
-    /// MUTANT: the saga log answers each write at once and commits every 200 ms: a crash
-    /// loses what it acknowledged.
-    AckBeforeDurable,
+crate::named_enum! {
+    /// Which coordinator design runs: the correct one, the seed's, or a single-bug mutant of the
+    /// correct one. A mutant is kept on purpose, to show that the harness catches its bug; each
+    /// is a few lines away from the real code (`coordinator::mutant`).
+    #[derive(
+        Debug,
+        Clone,
+        Copy,
+        PartialEq,
+        Eq,
+        PartialOrd,
+        Ord,
+        Hash,
+        Serialize,
+        Deserialize,
+        clap::ValueEnum,
+        JsonSchema,
+    )]
+    pub enum Design {
+        /// The correct design: idempotency, write-ahead saga log, recovery worker.
+        Saga = "saga",
+        /// The seed's design, known to lose or create money under faults.
+        Naive = "naive",
+        /// MUTANT: a reversal owed is kept in memory only (a job works the queue off every
+        /// 200 ms) and the saga is marked failed at once: a crash loses the reversal.
+        VolatileQueue = "volatile-queue",
+        /// MUTANT: the external institution leaves no tombstone, so a debit that arrives after
+        /// its abort takes money nobody gives back.
+        NoTombstone = "no-tombstone",
+        /// MUTANT: a replayed idempotency key starts a new transfer.
+        NoIdempotency = "no-idempotency",
+        /// MUTANT: a credit whose answer is unknown is taken as refused, and its debit reversed.
+        TimeoutIsFailure = "timeout-is-failure",
+        /// MUTANT: the saga log answers each write at once and commits every 200 ms: a crash
+        /// loses what it acknowledged.
+        AckBeforeDurable = "ack-before-durable",
+    }
 }
 
 impl Design {
-    pub const ALL: [Design; 7] = [
-        Design::Saga,
-        Design::Naive,
-        Design::VolatileQueue,
-        Design::NoTombstone,
-        Design::NoIdempotency,
-        Design::TimeoutIsFailure,
-        Design::AckBeforeDurable,
-    ];
-
-    /// The name the saga dump, the command line and the results give the design.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Design::Saga => "saga",
-            Design::Naive => "naive",
-            Design::VolatileQueue => "volatile-queue",
-            Design::NoTombstone => "no-tombstone",
-            Design::NoIdempotency => "no-idempotency",
-            Design::TimeoutIsFailure => "timeout-is-failure",
-            Design::AckBeforeDurable => "ack-before-durable",
-        }
-    }
-
     /// Whether the design is the correct one.
     pub const fn is_correct(self) -> bool {
         matches!(self, Design::Saga)
