@@ -2,18 +2,19 @@
 //! effects are whole, on the right accounts, single, and belong to a request.
 
 use super::effects::total;
+use super::ids::Slot;
 use super::names::{InvariantName, ViolationClass};
 use super::{judged, Context, Invariant, Money, Violation};
 use rustc_hash::{FxHashMap, FxHashSet};
 use service::contract::{reasons, EntryKind, Saga, SagaState};
 
-/// The sagas not final at the end, by transfer id.
-fn open_sagas<'a>(cx: &Context<'a>) -> FxHashSet<&'a str> {
-    cx.sagas
-        .iter()
-        .flat_map(|d| d.sagas.iter())
-        .filter(|s| !s.state.is_final())
-        .map(|s| s.transfer_id.as_str())
+/// The slots of the sagas not final at the end.
+fn open_sagas(cx: &Context<'_>) -> FxHashSet<Slot> {
+    let sagas = cx.sagas.iter().flat_map(|d| d.sagas.iter());
+    sagas
+        .zip(&cx.requests.saga_slots)
+        .filter(|(s, _)| !s.state.is_final())
+        .map(|(_, &slot)| slot)
         .collect()
 }
 
@@ -29,7 +30,7 @@ pub fn money(cx: &Context<'_>) -> Money {
         let open = open_sagas(cx);
         let held: i128 = open
             .iter()
-            .filter_map(|id| cx.effects.get(id))
+            .filter_map(|&slot| cx.effects.get(slot))
             .map(|fx| (fx.external_net - fx.ledger_net).max(0))
             .sum();
         (u64::try_from(held).unwrap_or(u64::MAX), open.len() as u64)
@@ -73,8 +74,8 @@ pub fn conservation(money: &Money) -> Invariant {
 pub fn atomicity(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let open = open_sagas(cx);
     let mut found = Vec::new();
-    for (id, fx) in cx.effects.iter() {
-        if fx.external_net == fx.ledger_net || open.contains(id) {
+    for (slot, fx) in cx.effects.iter() {
+        if fx.external_net == fx.ledger_net || open.contains(&slot) {
             continue;
         }
         let class = if fx.ledger_net == 0 {
@@ -90,7 +91,12 @@ pub fn atomicity(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             "external net debit {} ≠ ledger net credit {}",
             fx.external_net, fx.ledger_net
         );
-        found.push(Violation::of_transfer(class, id, fx, detail));
+        found.push(Violation::of_transfer(
+            class,
+            cx.ids.value(slot),
+            fx,
+            detail,
+        ));
     }
     let detail = format!("{} transfer ids with an effect", cx.effects.len());
     (judged(InvariantName::Atomicity, &found, detail), found)
@@ -101,14 +107,15 @@ pub fn atomicity(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
 pub fn accounts_and_amounts(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let mut found = Vec::new();
     let mut checked = 0u64;
-    for (id, fx) in cx.effects.iter() {
-        let Some(asked) = cx.requests.by_id.get(id) else {
+    for (slot, fx) in cx.effects.iter() {
+        let Some(asked) = cx.requests.asked(slot) else {
             continue;
         };
+        let id = cx.ids.value(slot);
         checked += 1;
         let expected = [
-            fx.debit.map(|d| (d, asked.external_account_id)),
-            fx.credit.map(|c| (c, asked.user_id)),
+            cx.effects.debit(fx).map(|d| (d, asked.external_account_id)),
+            cx.effects.credit(fx).map(|c| (c, asked.user_id)),
         ];
         let wrong_account = expected
             .iter()
@@ -186,11 +193,7 @@ pub fn no_overdraft(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             EntryKind::Reversal | EntryKind::Credit => *balance += i128::from(e.amount_cents.get()),
         }
         if *balance < 0 {
-            let fx = cx
-                .effects
-                .get(e.transfer_id.as_str())
-                .cloned()
-                .unwrap_or_default();
+            let fx = cx.effects.of(cx.ids.find(e.transfer_id.as_str()));
             let detail = format!(
                 "account {} at {} after entry {}",
                 e.account_id, balance, e.seq
@@ -198,7 +201,7 @@ pub fn no_overdraft(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             found.push(Violation::of_transfer(
                 ViolationClass::Overdraft,
                 &e.transfer_id,
-                &fx,
+                fx,
                 detail,
             ));
         }
@@ -210,7 +213,7 @@ pub fn no_overdraft(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
 /// At most one debit, one reversal and one credit per transfer id.
 pub fn no_duplicate_effect(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let mut found = Vec::new();
-    for (id, fx) in cx.effects.iter() {
+    for (slot, fx) in cx.effects.iter() {
         for (count, class) in [
             (fx.debits, ViolationClass::DoubleDebit),
             (fx.reversals, ViolationClass::DoubleReversal),
@@ -219,7 +222,7 @@ pub fn no_duplicate_effect(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             if count > 1 {
                 found.push(Violation::of_transfer(
                     class,
-                    id,
+                    cx.ids.value(slot),
                     fx,
                     format!("{count} entries"),
                 ));
@@ -241,8 +244,9 @@ fn aborted(saga: &Saga) -> bool {
 /// sense: no reversal before its debit, no debit after its transfer was aborted.
 pub fn no_orphan_effect(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let mut found = Vec::new();
-    for (id, fx) in cx.effects.iter() {
-        if !cx.requests.by_id.contains_key(id) {
+    for (slot, fx) in cx.effects.iter() {
+        let id = cx.ids.value(slot);
+        if cx.requests.asked(slot).is_none() {
             let detail = "no request of the run produced this transfer id".to_owned();
             found.push(Violation::of_transfer(
                 ViolationClass::OrphanEntry,
@@ -251,7 +255,8 @@ pub fn no_orphan_effect(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
                 detail,
             ));
         }
-        let reversal_first = match (fx.first_reversal_seq, fx.first_debit_seq) {
+        let first_debit = cx.effects.first_debit_seq(fx);
+        let reversal_first = match (cx.effects.first_reversal_seq(fx), first_debit) {
             (Some(_), None) => true,
             (Some(reversal), Some(debit)) => reversal < debit,
             (None, _) => false,
@@ -265,8 +270,8 @@ pub fn no_orphan_effect(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
                 detail,
             ));
         }
-        let debit_last = matches!(fx.last_external, Some((_, EntryKind::Debit)));
-        let was_aborted = cx.saga_by_id.get(id).is_some_and(|s| aborted(s));
+        let debit_last = matches!(cx.effects.last_external(fx), Some((_, EntryKind::Debit)));
+        let was_aborted = cx.saga(slot).is_some_and(aborted);
         if fx.debits > 0 && (fx.tombstoned || (was_aborted && debit_last)) {
             let detail = if fx.tombstoned {
                 "debited although the external side holds a tombstone for it".to_owned()

@@ -2,7 +2,7 @@
 //! idempotency key, every answer's promise, and what became of the answers that promised
 //! nothing yet.
 
-use super::effects::Effects;
+use super::ids::Slot;
 use super::names::{InvariantName, ViolationClass};
 use super::{judged, Context, Indeterminate, Invariant, Violation};
 use crate::history::Outcome;
@@ -11,29 +11,31 @@ use service::contract::ClientStatus;
 
 /// Per user and key, one transfer at most, and money moved once.
 pub fn idempotency(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
-    let none = Effects::default();
     let mut found = Vec::new();
-    for (&(user, key), request) in &cx.requests.by_key {
+    for (slot, request) in (0..).zip(&cx.requests.by_key) {
         if request.count() < 2 {
             continue;
         }
-        let ids: Vec<&str> = request.ids().collect();
-        let moved: Vec<&str> = ids
+        let (user, key) = cx.requests.key(slot);
+        let slots: Vec<Slot> = request.slots().collect();
+        let moved: Vec<Slot> = slots
             .iter()
             .copied()
-            .filter(|id| {
+            .filter(|&slot| {
                 cx.effects
-                    .get(id)
+                    .get(slot)
                     .is_some_and(|fx| fx.external_net > 0 || fx.ledger_net > 0)
             })
             .collect();
-        let amounts: Vec<String> = ids
+        let amounts: Vec<String> = slots
             .iter()
-            .map(|id| {
-                let fx = cx.effects.get(id).unwrap_or(&none);
+            .map(|&slot| {
+                let fx = cx.effects.of(Some(slot));
                 format!(
-                    "{id}: external {} ledger {}",
-                    fx.external_net, fx.ledger_net
+                    "{}: external {} ledger {}",
+                    cx.ids.value(slot),
+                    fx.external_net,
+                    fx.ledger_net
                 )
             })
             .collect();
@@ -42,25 +44,24 @@ pub fn idempotency(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
         } else {
             ViolationClass::SplitKey
         };
-        let first = moved.first().copied().unwrap_or(ids[0]);
-        let fx = cx.effects.get(first).unwrap_or(&none);
+        let first = moved.first().copied().unwrap_or(slots[0]);
         let mut violation = Violation::of_transfer(
             class,
-            first,
-            fx,
+            cx.ids.value(first),
+            cx.effects.of(Some(first)),
             format!(
                 "user {user}, key {key}: {} transfers ({}), {} moved money; asked {} cents once",
-                ids.len(),
+                slots.len(),
                 amounts.join("; "),
                 moved.len(),
                 request.amount_cents
             ),
         );
         violation.key = Some(key.to_owned());
-        violation.related = ids
+        violation.related = slots
             .iter()
-            .filter(|id| **id != first)
-            .map(|id| (*id).to_owned())
+            .filter(|&&slot| slot != first)
+            .map(|&slot| cx.ids.value(slot).to_owned())
             .collect();
         found.push(violation);
     }
@@ -71,18 +72,18 @@ pub fn idempotency(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
 /// Every definite answer kept its promise, and every transfer id an answer named is still
 /// known to the coordinator (when it keeps a saga log).
 pub fn client_contract(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
-    let none = Effects::default();
     // A coordinator that keeps no saga log (an empty one) is not held to it.
-    let logged = !cx.saga_by_id.is_empty();
+    let logged = cx.sagas.is_some_and(|d| !d.sagas.is_empty());
     let mut found = Vec::new();
     let mut reported: FxHashSet<(&str, ViolationClass)> = FxHashSet::default();
     let mut checked = 0u64;
-    for record in &cx.evidence.history {
-        let Some(id) = record.transfer_id.as_deref() else {
+    let history = cx.evidence.history.iter().zip(&cx.requests.history_slots);
+    for (record, &slot) in history {
+        let (Some(id), Some(slot)) = (record.transfer_id.as_deref(), slot) else {
             continue;
         };
         checked += 1;
-        let fx = cx.effects.get(id).unwrap_or(&none);
+        let fx = cx.effects.of(Some(slot));
         let amount = i128::from(record.amount_cents);
         let broken = match record.outcome {
             Outcome::Completed => (fx.external_net != amount || fx.ledger_net != amount)
@@ -101,9 +102,7 @@ pub fn client_contract(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
                 ));
             }
         }
-        if logged
-            && !cx.saga_by_id.contains_key(id)
-            && reported.insert((id, ViolationClass::LostTransfer))
+        if logged && cx.saga(slot).is_none() && reported.insert((id, ViolationClass::LostTransfer))
         {
             let detail = format!(
                 "answered {}, but the saga log does not hold the transfer",
@@ -125,7 +124,6 @@ pub fn client_contract(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
 /// error), the Jepsen way: the coordinator's final word on the transfer after the run,
 /// judged against the books.
 pub fn indeterminate_outcomes(cx: &Context<'_>) -> (Invariant, Vec<Violation>, Indeterminate) {
-    let none = Effects::default();
     let mut counts = Indeterminate {
         operations: cx.evidence.resolutions.len() as u64,
         ..Indeterminate::default()
@@ -137,11 +135,10 @@ pub fn indeterminate_outcomes(cx: &Context<'_>) -> (Invariant, Vec<Violation>, I
             counts.never_known += 1;
             continue;
         };
-        let fx = cx.effects.get(id).unwrap_or(&none);
-        let amount = cx
-            .requests
-            .by_id
-            .get(id)
+        let slot = cx.ids.find(id);
+        let fx = cx.effects.of(slot);
+        let amount = slot
+            .and_then(|slot| cx.requests.asked(slot))
             .map_or(0, |asked| i128::from(asked.amount_cents));
         let (kept, detail) = match r.final_status {
             None => {

@@ -5,6 +5,7 @@
 //!
 //! - `names`: the closed sets of invariant and class names, with their explanations.
 //! - `evidence`: what a reconciliation reads, saved in the run folder and read back.
+//! - `ids`: the run's transfer ids and idempotency keys, numbered densely.
 //! - `effects`: the books' entries of the run, per transfer id.
 //! - `requests`: what the client asked, per transfer id and per idempotency key.
 //! - `books_checks`: the invariants the books alone decide.
@@ -15,6 +16,7 @@ mod books_checks;
 mod client_checks;
 pub mod effects;
 pub mod evidence;
+pub mod ids;
 pub mod names;
 pub mod requests;
 mod run_checks;
@@ -23,8 +25,8 @@ pub use evidence::{Books, Evidence, Resolution, Sample};
 pub use names::{InvariantName, ViolationClass};
 
 use effects::Effects;
-use requests::Requests;
-use rustc_hash::FxHashMap;
+use ids::{Numbering, Slot};
+use requests::{KeySlots, Requests};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use service::contract::Saga;
@@ -60,7 +62,7 @@ pub struct Violation {
 
 impl Violation {
     /// A violation of `class` by transfer `id`, with its effects.
-    pub fn of_transfer(class: ViolationClass, id: &str, fx: &Effects<'_>, detail: String) -> Self {
+    pub fn of_transfer(class: ViolationClass, id: &str, fx: &Effects, detail: String) -> Self {
         Violation {
             invariant: class.invariant(),
             class,
@@ -148,72 +150,98 @@ fn judged(name: InvariantName, violations: &[Violation], detail: String) -> Inva
 pub struct Context<'a> {
     pub evidence: &'a Evidence,
     pub books: Option<&'a Books>,
+    /// The run's transfer ids, numbered: those with an entry in the books first.
+    pub ids: Numbering<&'a str>,
     pub effects: effects::EffectsById<'a>,
     pub requests: Requests<'a>,
     pub sagas: Option<&'a SagaDump>,
-    /// The saga log by transfer id (empty without one).
-    pub saga_by_id: FxHashMap<&'a str, &'a Saga>,
+    /// The saga log by transfer slot (all None without one).
+    pub saga_of: Vec<Option<&'a Saga>>,
 }
 
-/// The saga log by transfer id.
-fn saga_index(sagas: Option<&SagaDump>) -> FxHashMap<&str, &Saga> {
-    let mut by_id = FxHashMap::default();
-    if let Some(dump) = sagas {
-        by_id.reserve(dump.sagas.len());
-        by_id.extend(dump.sagas.iter().map(|s| (s.transfer_id.as_str(), s)));
+impl Context<'_> {
+    /// The saga of the transfer numbered `slot`, if the log holds it.
+    pub fn saga(&self, slot: Slot) -> Option<&Saga> {
+        self.saga_of.get(slot as usize).copied().flatten()
     }
-    by_id
+}
+
+/// The saga log by transfer slot.
+fn saga_index<'a>(
+    sagas: Option<&'a SagaDump>,
+    slots: &[Slot],
+    ids: usize,
+) -> Vec<Option<&'a Saga>> {
+    let mut by_slot = vec![None; ids];
+    for (saga, &slot) in sagas.iter().flat_map(|d| d.sagas.iter()).zip(slots) {
+        by_slot[slot as usize].get_or_insert(saga);
+    }
+    by_slot
 }
 
 /// Checks every invariant the evidence can decide.
 pub fn reconcile(evidence: &Evidence) -> Reconciliation {
     let sagas = evidence.convergence.sagas.as_ref();
-    // The books' side and the client's side are indexed at once, on two threads: at a
-    // million transfers each is a few million lookups.
-    let (effects, (requests, saga_by_id)) = std::thread::scope(|scope| {
-        let books = scope.spawn(|| {
-            evidence
-                .books
-                .as_ref()
-                .map(effects::effects_of)
-                .unwrap_or_default()
-        });
-        let client = (Requests::index(&evidence.history, sagas), saga_index(sagas));
-        (books.join().unwrap_or_default(), client)
+    let books = evidence.books.as_ref();
+    let entries = books.map_or(0, |b| b.external_after.entries.len());
+    // The keys are numbered on a second thread while the transfer ids are numbered here: at
+    // a million transfers each is a few million lookups.
+    let (effects, requests, ids) = std::thread::scope(|scope| {
+        let keys = scope.spawn(|| KeySlots::of(&evidence.history, sagas));
+        let mut ids = Numbering::with_capacity(entries.max(evidence.history.len()));
+        let effects = books
+            .map(|b| effects::effects_of(b, &mut ids))
+            .unwrap_or_default();
+        let keys = keys
+            .join()
+            .unwrap_or_else(|_| KeySlots::of(&evidence.history, sagas));
+        let requests = Requests::with_keys(&evidence.history, sagas, &mut ids, keys);
+        (effects, requests, ids)
     });
+    let saga_of = saga_index(sagas, &requests.saga_slots, ids.len());
     let cx = Context {
         evidence,
-        books: evidence.books.as_ref(),
+        books,
+        ids,
         effects,
         requests,
         sagas,
-        saga_by_id,
+        saga_of,
     };
     let money = books_checks::money(&cx);
     let mut invariants = Vec::new();
     let mut violations = Vec::new();
     type Check = for<'c> fn(&Context<'c>) -> (Invariant, Vec<Violation>);
-    let book_checks: [Check; 5] = [
+    let checks: [Check; 7] = [
         books_checks::atomicity,
         books_checks::accounts_and_amounts,
         books_checks::no_overdraft,
         books_checks::no_duplicate_effect,
         books_checks::no_orphan_effect,
+        client_checks::idempotency,
+        client_checks::client_contract,
     ];
-    let client_checks: [Check; 2] = [client_checks::idempotency, client_checks::client_contract];
     match cx.books {
         Some(_) => {
             invariants.push(books_checks::conservation(&money));
-            // The checks only read the context: half of them on a second thread.
-            let run = |checks: &[Check]| -> Vec<(Invariant, Vec<Violation>)> {
-                checks.iter().map(|check| check(&cx)).collect()
-            };
-            let (first, second) = std::thread::scope(|scope| {
-                let first = scope.spawn(|| run(&book_checks));
-                let second = run(&client_checks);
-                (first.join().unwrap_or_default(), second)
+            // The checks only read the context: each on its own thread, their verdicts
+            // taken in order.
+            let verdicts = std::thread::scope(|scope| {
+                let running: Vec<_> = checks
+                    .iter()
+                    .map(|check| scope.spawn(|| check(&cx)))
+                    .collect();
+                let verdicts: Vec<_> = running
+                    .into_iter()
+                    .map(|check| {
+                        check
+                            .join()
+                            .unwrap_or_else(|e| std::panic::resume_unwind(e))
+                    })
+                    .collect();
+                verdicts
             });
-            for (invariant, found) in first.into_iter().chain(second) {
+            for (invariant, found) in verdicts {
                 invariants.push(invariant);
                 violations.extend(found);
             }

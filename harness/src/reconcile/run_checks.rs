@@ -13,14 +13,14 @@ pub fn convergence(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             Vec::new(),
         );
     };
-    let none = super::effects::Effects::default();
     let found: Vec<Violation> = dump
         .sagas
         .iter()
-        .filter(|s| !s.state.is_final())
-        .map(|saga| {
+        .zip(&cx.requests.saga_slots)
+        .filter(|(s, _)| !s.state.is_final())
+        .map(|(saga, &slot)| {
             let id = saga.transfer_id.as_str();
-            let fx = cx.effects.get(id).unwrap_or(&none);
+            let fx = cx.effects.of(Some(slot));
             let detail = format!("still {} after the convergence window", saga.state.as_str());
             Violation::of_transfer(ViolationClass::Stuck, id, fx, detail)
         })

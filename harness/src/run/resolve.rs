@@ -5,6 +5,7 @@
 
 use crate::client::kind;
 use crate::history::{HistoryRecord, Outcome};
+use crate::reconcile::ids::Numbering;
 use crate::reconcile::requests::Requests;
 use crate::reconcile::Resolution;
 use crate::system::admin::AdminClient;
@@ -34,15 +35,17 @@ pub async fn resolve(
     history: &[HistoryRecord],
     sagas: Option<&SagaDump>,
 ) -> Vec<Resolution> {
-    let requests = Requests::index(history, sagas);
+    let mut transfer_ids = Numbering::default();
+    let requests = Requests::index(history, sagas, &mut transfer_ids);
     let pending: Vec<(&HistoryRecord, Option<&str>)> = history
         .iter()
         .filter(|r| indeterminate(r))
         .map(|r| {
-            let id = r
-                .transfer_id
-                .as_deref()
-                .or_else(|| requests.only_transfer_of((r.user_id.as_str(), r.key.as_str())));
+            let id = r.transfer_id.as_deref().or_else(|| {
+                let key = (r.user_id.as_str(), r.key.as_str());
+                let slot = requests.only_transfer_of(key)?;
+                Some(transfer_ids.value(slot))
+            });
             (r, id)
         })
         .collect();
