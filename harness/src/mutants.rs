@@ -76,10 +76,14 @@ fn shortened(profile: &Path) -> Option<u32> {
         .map(|f| f.start)
         .max()
         .unwrap_or_default();
-    let needed = (last_start + Duration::from_secs(4))
+    let for_faults = (last_start + Duration::from_secs(4))
         .saturating_sub(plan.warmup)
         .as_secs()
         .max(8);
+    // Scheduled requests alone (retries not counted) give the p99 its samples.
+    let rate = u64::from(written.arrival.rate_per_s.unwrap_or(1).max(1));
+    let for_p99 = (crate::stats::min_samples_for(0.99) * 6 / 5).div_ceil(rate);
+    let needed = for_faults.max(for_p99);
     let needed = u32::try_from(needed).unwrap_or(u32::MAX);
     (needed < written.duration_s).then_some(needed)
 }
@@ -242,4 +246,28 @@ fn judge(designs: &[Design], names: &[String], cells: &BTreeMap<(Design, String)
         }
     }
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn library_profile(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../chaos-profiles")
+            .join(format!("{name}.yaml"))
+    }
+
+    #[test]
+    fn a_slow_profile_keeps_enough_requests_for_its_p99() {
+        // seed-naive sends 100 requests/s for 10 s: 8 s would leave its p99 unknown.
+        assert_eq!(shortened(&library_profile("seed-naive")), None);
+    }
+
+    #[test]
+    fn a_long_profile_is_cut_to_its_last_fault_and_a_few_seconds() {
+        let flapping = library_profile("flapping");
+        let cut = shortened(&flapping).unwrap_or(u32::MAX);
+        assert!((8..60).contains(&cut), "flapping shortened to {cut} s");
+    }
 }
