@@ -36,6 +36,9 @@ pub enum Command {
     },
     /// Run profiles against `saga` and every known-bad design, and print what caught each.
     Mutants(crate::mutants::MutantsArgs),
+    /// Judge a run against a baseline: every metric with its change, against tolerances.
+    /// Exit 0 no regression, 1 a regression, 2 the runs cannot tell.
+    Compare(crate::compare::CompareArgs),
     /// Reconcile one million synthetic transfers (a few of every violation class) and print
     /// how long it took.
     BenchReconcile(crate::bench::reconcile::BenchArgs),

@@ -25,10 +25,12 @@
 //! - `provenance`: git revision and UTC time.
 //! - `run`: one run, end to end.
 //! - `mutants`: every profile against `saga` and every known-bad design, as a matrix.
+//! - `compare`: `harness compare`: a run judged against a baseline, metric by metric.
 
 pub mod bench;
 pub mod cli;
 pub mod client;
+pub mod compare;
 pub mod faults;
 pub mod history;
 pub mod hops;

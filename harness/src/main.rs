@@ -59,6 +59,7 @@ fn main() {
         },
         Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&args),
         Some(Command::Mutants(args)) => runtime.block_on(harness::mutants::run(args)),
+        Some(Command::Compare(args)) => harness::compare::run(&args),
         Some(Command::BenchGenerator(args)) => match runtime.block_on(harness::bench::run(args)) {
             Ok(code) => code,
             Err(e) => {

@@ -1,0 +1,600 @@
+//! Sets a current run against a baseline, metric by metric: latency quantiles (from the
+//! merged histograms when both runs have them, with a confidence interval for each
+//! quantile so that sampling noise is not called a regression), throughput, the error rate,
+//! and the invariants. Also sets the two latency distributions side by side: a ladder of
+//! quantiles and the Kolmogorov–Smirnov distance between them.
+
+use super::load::Run;
+use crate::stats::min_samples_for;
+use hdrhistogram::Histogram;
+
+/// How much worse the current run may be before it is a regression.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Tolerances {
+    /// How much p50 may grow, in percent.
+    #[arg(long = "p50-growth-pct", default_value_t = 50.0)]
+    pub p50_pct: f64,
+    /// How much p99 may grow, in percent.
+    #[arg(long = "p99-growth-pct", default_value_t = 50.0)]
+    pub p99_pct: f64,
+    /// How much p99.9 may grow, in percent (judged only when both runs have the samples).
+    #[arg(long = "p999-growth-pct", default_value_t = 100.0)]
+    pub p999_pct: f64,
+    /// How much throughput may fall, in percent.
+    #[arg(long = "throughput-drop-pct", default_value_t = 25.0)]
+    pub throughput_pct: f64,
+    /// How much the error rate (errors per operation) may rise, as a fraction.
+    #[arg(long = "error-rate-rise", default_value_t = 0.01)]
+    pub error_rate_rise: f64,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Tolerances {
+            p50_pct: 50.0,
+            p99_pct: 50.0,
+            p999_pct: 100.0,
+            throughput_pct: 25.0,
+            error_rate_rise: 0.01,
+        }
+    }
+}
+
+/// A metric's judgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Judgement {
+    /// Within its tolerance.
+    Ok,
+    /// Not judged: neither run has what it needs (a p99.9 of a short run).
+    NotJudged,
+    /// Worse than its tolerance, but the runs cannot tell (too few samples, or the change
+    /// is inside the sampling noise).
+    CannotJudge,
+    Regression,
+}
+
+impl Judgement {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Judgement::Ok => "ok",
+            Judgement::NotJudged => "not judged",
+            Judgement::CannotJudge => "cannot judge",
+            Judgement::Regression => "REGRESSION",
+        }
+    }
+}
+
+/// One line of the comparison.
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub metric: String,
+    pub baseline: String,
+    pub current: String,
+    pub change: String,
+    pub limit: String,
+    pub judgement: Judgement,
+    pub why: String,
+}
+
+/// A quantile of both distributions.
+#[derive(Debug, Clone)]
+pub struct Rung {
+    pub quantile: f64,
+    pub baseline_ms: f64,
+    pub current_ms: f64,
+}
+
+/// Both latency distributions, side by side.
+#[derive(Debug, Clone)]
+pub struct Distributions {
+    pub ladder: Vec<Rung>,
+    /// The largest gap between the two cumulative distributions (0: the same, 1: apart).
+    pub ks_distance: f64,
+    /// The distance two samples of one distribution stay under 99 times in 100.
+    pub ks_critical: f64,
+}
+
+/// The whole comparison.
+#[derive(Debug, Clone)]
+pub struct Comparison {
+    pub rows: Vec<Row>,
+    pub distributions: Option<Distributions>,
+    /// Reasons the runs cannot be compared at all (another profile, an unusable generator).
+    pub refusals: Vec<String>,
+    pub notes: Vec<String>,
+}
+
+impl Comparison {
+    /// The worst judgement: a refusal counts as cannot judge.
+    pub fn outcome(&self) -> Judgement {
+        let worst = self.rows.iter().map(|r| r.judgement).max();
+        let worst = worst.unwrap_or(Judgement::Ok);
+        if worst == Judgement::Regression {
+            Judgement::Regression
+        } else if !self.refusals.is_empty() || worst == Judgement::CannotJudge {
+            Judgement::CannotJudge
+        } else {
+            Judgement::Ok
+        }
+    }
+
+    /// 0 no regression; 1 a regression; 2 the runs cannot tell.
+    pub fn exit_code(&self) -> i32 {
+        match self.outcome() {
+            Judgement::Regression => 1,
+            Judgement::CannotJudge => 2,
+            Judgement::Ok | Judgement::NotJudged => 0,
+        }
+    }
+}
+
+/// z for a two-sided 99 % confidence interval.
+const Z_99: f64 = 2.576;
+/// The Kolmogorov–Smirnov coefficient for 99 %.
+const KS_99: f64 = 1.628;
+/// The ladder of quantiles shown.
+const LADDER: [f64; 7] = [0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999];
+
+fn ms(us: u64) -> f64 {
+    us as f64 / 1000.0
+}
+
+fn pct(ratio: f64) -> String {
+    format!("{:+.1} %", (ratio - 1.0) * 100.0)
+}
+
+/// The value at `quantile` moved by `z` standard errors of its rank (a distribution-free
+/// bound on where the true quantile lies).
+fn quantile_bound(h: &Histogram<u64>, quantile: f64, z: f64) -> f64 {
+    let n = h.len().max(1) as f64;
+    let q = (quantile + z * (quantile * (1.0 - quantile) / n).sqrt()).clamp(0.0, 1.0);
+    ms(h.value_at_quantile(q))
+}
+
+/// A latency quantile's row. `required`: a quantile without enough samples makes the
+/// comparison unable to judge (p50, p99), rather than leaving it out (p99.9).
+fn quantile_row(
+    base: &Run,
+    cur: &Run,
+    (name, quantile): (&str, f64),
+    tolerance_pct: f64,
+    required: bool,
+) -> Row {
+    let limit = format!("+{tolerance_pct} %");
+    let needed = min_samples_for(quantile);
+    let samples = |run: &Run| {
+        run.histogram
+            .as_ref()
+            .map_or(run.summary.latency_ms.samples, |h| h.len())
+    };
+    let (nb, nc) = (samples(base), samples(cur));
+    let summary_value = |run: &Run| match name {
+        "p50" => run.summary.latency_ms.p50,
+        "p99" => run.summary.latency_ms.p99,
+        _ => run.summary.latency_ms.p999,
+    };
+    let value = |run: &Run| -> Option<f64> {
+        match &run.histogram {
+            Some(h) if h.len() >= needed => Some(ms(h.value_at_quantile(quantile))),
+            Some(_) => None,
+            None => summary_value(run),
+        }
+    };
+    let shown = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2} ms"));
+    let mut row = Row {
+        metric: format!("latency {name}"),
+        baseline: shown(value(base)),
+        current: shown(value(cur)),
+        change: "-".to_owned(),
+        limit,
+        judgement: Judgement::Ok,
+        why: String::new(),
+    };
+    let (Some(b), Some(c)) = (value(base), value(cur)) else {
+        row.judgement = if required {
+            Judgement::CannotJudge
+        } else {
+            Judgement::NotJudged
+        };
+        row.why =
+            format!("too few samples for {name} (baseline {nb}, current {nc}, {needed} needed)");
+        return row;
+    };
+    let ratio = if b > 0.0 {
+        c / b
+    } else if c > 0.0 {
+        f64::INFINITY
+    } else {
+        1.0
+    };
+    row.change = pct(ratio);
+    let allowed = 1.0 + tolerance_pct / 100.0;
+    if ratio <= allowed {
+        return row;
+    }
+    match (&base.histogram, &cur.histogram) {
+        (Some(hb), Some(hc)) => {
+            // Even the current run's lowest likely value against the baseline's highest.
+            let (base_high, cur_low) = (
+                quantile_bound(hb, quantile, Z_99),
+                quantile_bound(hc, quantile, -Z_99),
+            );
+            if cur_low > base_high * allowed {
+                row.judgement = Judgement::Regression;
+                row.why = format!(
+                    "{name} grew beyond its tolerance, past sampling noise (99 % bounds: baseline ≤ {base_high:.2} ms, current ≥ {cur_low:.2} ms)"
+                );
+            } else {
+                row.judgement = Judgement::CannotJudge;
+                row.why = format!(
+                    "{name} grew beyond its tolerance, but within sampling noise (99 % bounds: baseline ≤ {base_high:.2} ms, current ≥ {cur_low:.2} ms): run longer"
+                );
+            }
+        }
+        _ => {
+            row.judgement = Judgement::Regression;
+            row.why =
+                format!("{name} grew beyond its tolerance (no interval log to bound the noise)");
+        }
+    }
+    row
+}
+
+fn throughput_row(base: &Run, cur: &Run, tolerance_pct: f64) -> Row {
+    let (b, c) = (base.summary.throughput_rps, cur.summary.throughput_rps);
+    let ratio = if b > 0.0 { c / b } else { 1.0 };
+    let regression = (1.0 - ratio) * 100.0 > tolerance_pct;
+    Row {
+        metric: "throughput".to_owned(),
+        baseline: format!("{b:.1}/s"),
+        current: format!("{c:.1}/s"),
+        change: pct(ratio),
+        limit: format!("-{tolerance_pct} %"),
+        judgement: if regression {
+            Judgement::Regression
+        } else {
+            Judgement::Ok
+        },
+        why: if regression {
+            "completed transfers per second fell beyond the tolerance".to_owned()
+        } else {
+            String::new()
+        },
+    }
+}
+
+fn error_rate_row(base: &Run, cur: &Run, rise: f64) -> Row {
+    let (b, c) = (base.summary.slo.error_rate, cur.summary.slo.error_rate);
+    let regression = c - b > rise;
+    Row {
+        metric: "error rate".to_owned(),
+        baseline: format!("{:.4}", b),
+        current: format!("{:.4}", c),
+        change: format!("{:+.4}", c - b),
+        limit: format!("+{rise}"),
+        judgement: if regression {
+            Judgement::Regression
+        } else {
+            Judgement::Ok
+        },
+        why: if regression {
+            "errors per operation rose beyond the tolerance".to_owned()
+        } else {
+            String::new()
+        },
+    }
+}
+
+/// A row per invariant the current run fails: always a regression.
+fn invariant_rows(base: &Run, cur: &Run) -> Vec<Row> {
+    cur.summary
+        .invariants
+        .iter()
+        .filter(|i| i.holds == Some(false))
+        .map(|i| {
+            let before = base.summary.invariants.iter().find(|b| b.name == i.name);
+            let before = match before.and_then(|b| b.holds) {
+                Some(true) => "holds",
+                Some(false) => "fails",
+                None => "-",
+            };
+            Row {
+                metric: format!("invariant {}", i.name.as_str()),
+                baseline: before.to_owned(),
+                current: "fails".to_owned(),
+                change: "-".to_owned(),
+                limit: "holds".to_owned(),
+                judgement: Judgement::Regression,
+                why: i.detail.clone(),
+            }
+        })
+        .collect()
+}
+
+/// The largest gap between the cumulative distributions of two histograms.
+fn ks_distance(a: &Histogram<u64>, b: &Histogram<u64>) -> f64 {
+    let steps = |h: &Histogram<u64>| -> Vec<(u64, f64)> {
+        let n = h.len().max(1) as f64;
+        let mut seen = 0u64;
+        h.iter_recorded()
+            .map(|v| {
+                seen += v.count_at_value();
+                (h.highest_equivalent(v.value_iterated_to()), seen as f64 / n)
+            })
+            .collect()
+    };
+    let (sa, sb) = (steps(a), steps(b));
+    let (mut i, mut j) = (0, 0);
+    let (mut fa, mut fb, mut distance) = (0.0f64, 0.0f64, 0.0f64);
+    while i < sa.len() || j < sb.len() {
+        let next_a = sa.get(i).map_or(u64::MAX, |s| s.0);
+        let next_b = sb.get(j).map_or(u64::MAX, |s| s.0);
+        let at = next_a.min(next_b);
+        while i < sa.len() && sa[i].0 == at {
+            fa = sa[i].1;
+            i += 1;
+        }
+        while j < sb.len() && sb[j].0 == at {
+            fb = sb[j].1;
+            j += 1;
+        }
+        distance = distance.max((fa - fb).abs());
+    }
+    distance
+}
+
+fn distributions(base: &Histogram<u64>, cur: &Histogram<u64>) -> Distributions {
+    let ladder = LADDER
+        .iter()
+        .filter(|&&q| base.len() >= min_samples_for(q) && cur.len() >= min_samples_for(q))
+        .map(|&q| Rung {
+            quantile: q,
+            baseline_ms: ms(base.value_at_quantile(q)),
+            current_ms: ms(cur.value_at_quantile(q)),
+        })
+        .collect();
+    let (n, m) = (base.len().max(1) as f64, cur.len().max(1) as f64);
+    Distributions {
+        ladder,
+        ks_distance: ks_distance(base, cur),
+        ks_critical: KS_99 * ((n + m) / (n * m)).sqrt(),
+    }
+}
+
+/// Why the two runs cannot be compared at all.
+fn refusals(base: &Run, cur: &Run) -> Vec<String> {
+    let mut why = Vec::new();
+    if base.summary.profile != cur.summary.profile {
+        why.push(format!(
+            "not the same profile: baseline `{}`, current `{}`",
+            base.summary.profile, cur.summary.profile
+        ));
+    }
+    for (side, run) in [("baseline", base), ("current", cur)] {
+        if !run.summary.generator.usable {
+            why.push(format!(
+                "the {side} run's generator could not keep its schedule: its figures say nothing of the system"
+            ));
+        }
+    }
+    why
+}
+
+/// Compares `cur` with `base` under `tolerances`.
+pub fn compare(base: &Run, cur: &Run, tolerances: &Tolerances) -> Comparison {
+    let mut rows = vec![
+        quantile_row(base, cur, ("p50", 0.5), tolerances.p50_pct, true),
+        quantile_row(base, cur, ("p99", 0.99), tolerances.p99_pct, true),
+        quantile_row(base, cur, ("p999", 0.999), tolerances.p999_pct, false),
+        throughput_row(base, cur, tolerances.throughput_pct),
+        error_rate_row(base, cur, tolerances.error_rate_rise),
+    ];
+    rows.extend(invariant_rows(base, cur));
+    let mut notes = Vec::new();
+    let distributions = match (&base.histogram, &cur.histogram) {
+        (Some(b), Some(c)) => Some(distributions(b, c)),
+        _ => {
+            notes.push("no interval log beside a summary: latency judged on the summaries' figures alone, without noise bounds".to_owned());
+            None
+        }
+    };
+    if base.summary.seed != cur.summary.seed {
+        notes.push(format!(
+            "the runs used different seeds ({} and {}): their schedules differ",
+            base.summary.seed, cur.summary.seed
+        ));
+    }
+    Comparison {
+        rows,
+        distributions,
+        refusals: refusals(base, cur),
+        notes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::reconcile::{Invariant, InvariantName, Money};
+    use crate::stats::new_histogram;
+    use crate::summary::{Generator, Latency, Requests, SloResult, Summary, Verdict};
+    use std::collections::BTreeMap;
+    use std::path::PathBuf;
+
+    fn summary(throughput_rps: f64, error_rate: f64) -> Summary {
+        Summary {
+            schema_version: 1,
+            profile: "smoke".to_owned(),
+            profile_file: "chaos-profiles/smoke.yaml".to_owned(),
+            seed: 42,
+            design: "saga".to_owned(),
+            git_revision: "unknown".to_owned(),
+            started_at: "2026-11-25T00:00:00Z".to_owned(),
+            target: "launched".to_owned(),
+            verdict: Verdict::Pass,
+            verdict_reasons: Vec::new(),
+            duration_s: 12.0,
+            warmup_s: 2.0,
+            throughput_rps,
+            requests: Requests::default(),
+            errors_by_kind: BTreeMap::new(),
+            latency_ms: Latency::default(),
+            slo: SloResult {
+                p99_ms: 200,
+                met: Some(true),
+                percentiles: Vec::new(),
+                error_budget: 0.0,
+                error_rate,
+                error_budget_met: true,
+            },
+            generator: Generator {
+                send_lag_ms_p99: 1.0,
+                send_lag_ms_max: 2.0,
+                usable: true,
+                reason: None,
+            },
+            money: Money::default(),
+            invariants: vec![Invariant {
+                name: InvariantName::Conservation,
+                holds: Some(true),
+                violations: 0,
+                detail: String::new(),
+            }],
+            anomalies: BTreeMap::new(),
+            convergence_ms: Some(10),
+            faults: Vec::new(),
+        }
+    }
+
+    /// `n` latencies spread evenly over [low, high) µs.
+    fn histogram(n: u64, low_us: u64, high_us: u64) -> Histogram<u64> {
+        let mut h = new_histogram();
+        for i in 0..n {
+            let _ = h.record(low_us + (high_us - low_us) * i / n);
+        }
+        h
+    }
+
+    fn run(h: Histogram<u64>) -> Run {
+        Run {
+            source: PathBuf::from("run"),
+            summary: summary(200.0, 0.0),
+            histogram: Some(h),
+        }
+    }
+
+    fn judged(base: &Run, cur: &Run) -> (Comparison, i32) {
+        let c = compare(base, cur, &Tolerances::default());
+        let code = c.exit_code();
+        (c, code)
+    }
+
+    #[test]
+    fn a_rerun_of_the_same_distribution_is_no_regression() {
+        let (c, code) = judged(
+            &run(histogram(5_000, 2_000, 12_000)),
+            &run(histogram(5_000, 2_100, 12_300)),
+        );
+        assert_eq!(code, 0, "{c:?}");
+        let d = c.distributions.expect("both runs have histograms");
+        assert!(d.ks_distance < d.ks_critical, "{d:?}");
+        assert!(d.ladder.len() >= 5);
+    }
+
+    #[test]
+    fn a_doubled_latency_is_a_regression() {
+        let (c, code) = judged(
+            &run(histogram(5_000, 2_000, 12_000)),
+            &run(histogram(5_000, 4_000, 24_000)),
+        );
+        assert_eq!(code, 1, "{c:?}");
+        let p99 = &c.rows[1];
+        assert_eq!(
+            (p99.metric.as_str(), p99.judgement),
+            ("latency p99", Judgement::Regression)
+        );
+        let d = c.distributions.expect("both runs have histograms");
+        assert!(d.ks_distance > d.ks_critical, "{d:?}");
+    }
+
+    #[test]
+    fn too_few_samples_cannot_be_judged() {
+        let (c, code) = judged(
+            &run(histogram(300, 2_000, 12_000)),
+            &run(histogram(300, 2_000, 13_000)),
+        );
+        assert_eq!(code, 2, "{c:?}");
+        assert_eq!(c.rows[1].judgement, Judgement::CannotJudge);
+        assert!(
+            c.rows[1].why.contains("too few samples"),
+            "{}",
+            c.rows[1].why
+        );
+    }
+
+    #[test]
+    fn a_growth_inside_the_sampling_noise_cannot_be_judged() {
+        // 1,000 samples: p99 rests on the top ten; one slow tail moves it a lot.
+        let base = histogram(1_000, 1_000, 10_000);
+        let mut tail = histogram(985, 1_000, 10_000);
+        for _ in 0..15 {
+            let _ = tail.record(16_000);
+        }
+        let (c, code) = judged(&run(base), &run(tail));
+        assert_eq!(c.rows[1].judgement, Judgement::CannotJudge, "{c:?}");
+        assert_eq!(code, 2);
+    }
+
+    #[test]
+    fn throughput_errors_and_invariants_are_judged() {
+        let base = run(histogram(5_000, 2_000, 12_000));
+        let mut cur = run(histogram(5_000, 2_000, 12_000));
+        cur.summary.throughput_rps = 90.0;
+        cur.summary.slo.error_rate = 0.05;
+        cur.summary.invariants[0].holds = Some(false);
+        let (c, code) = judged(&base, &cur);
+        assert_eq!(code, 1);
+        let regressions: Vec<&str> = c
+            .rows
+            .iter()
+            .filter(|r| r.judgement == Judgement::Regression)
+            .map(|r| r.metric.as_str())
+            .collect();
+        assert_eq!(
+            regressions,
+            ["throughput", "error rate", "invariant conservation"]
+        );
+    }
+
+    #[test]
+    fn runs_of_different_profiles_or_an_unusable_generator_are_refused() {
+        let base = run(histogram(5_000, 2_000, 12_000));
+        let mut cur = run(histogram(5_000, 2_000, 12_000));
+        cur.summary.profile = "steady".to_owned();
+        cur.summary.generator.usable = false;
+        let (c, code) = judged(&base, &cur);
+        assert_eq!(code, 2);
+        assert_eq!(c.refusals.len(), 2, "{:?}", c.refusals);
+    }
+
+    #[test]
+    fn a_summary_alone_is_judged_on_its_figures() {
+        let mut base = run(histogram(1, 1, 2));
+        let mut cur = run(histogram(1, 1, 2));
+        base.histogram = None;
+        cur.histogram = None;
+        for (s, p99) in [(&mut base.summary, 10.0), (&mut cur.summary, 20.0)] {
+            s.latency_ms = Latency {
+                samples: 5_000,
+                p50: Some(5.0),
+                p90: Some(8.0),
+                p99: Some(p99),
+                p999: None,
+                max: Some(30.0),
+            };
+        }
+        let (c, code) = judged(&base, &cur);
+        assert_eq!(code, 1, "{c:?}");
+        assert!(c.notes.iter().any(|n| n.contains("no interval log")));
+    }
+}
