@@ -39,6 +39,9 @@ pub enum Command {
     /// Judge a run against a baseline: every metric with its change, against tolerances.
     /// Exit 0 no regression, 1 a regression, 2 the runs cannot tell.
     Compare(crate::compare::CompareArgs),
+    /// Run a profile and keep it as the profile's baseline for `harness compare`
+    /// (results/baselines/<profile>/: summary, latency log, the machine that recorded it).
+    Baseline(crate::baseline::BaselineArgs),
     /// Reconcile one million synthetic transfers (a few of every violation class) and print
     /// how long it took.
     BenchReconcile(crate::bench::reconcile::BenchArgs),

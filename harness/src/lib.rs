@@ -26,7 +26,9 @@
 //! - `run`: one run, end to end.
 //! - `mutants`: every profile against `saga` and every known-bad design, as a matrix.
 //! - `compare`: `harness compare`: a run judged against a baseline, metric by metric.
+//! - `baseline`: `harness baseline`: a profile's run kept as its baseline.
 
+pub mod baseline;
 pub mod bench;
 pub mod cli;
 pub mod client;

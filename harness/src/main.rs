@@ -60,6 +60,20 @@ fn main() {
         Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&args),
         Some(Command::Mutants(args)) => runtime.block_on(harness::mutants::run(args)),
         Some(Command::Compare(args)) => harness::compare::run(&args),
+        Some(Command::Baseline(args)) => match runtime.block_on(harness::baseline::record(args)) {
+            Ok(kept) => {
+                println!("baseline kept in {}", kept.display());
+                0
+            }
+            Err(e @ harness::baseline::BaselineError::NotPassed(..)) => {
+                eprintln!("harness baseline: {e}");
+                1
+            }
+            Err(e) => {
+                eprintln!("harness baseline: error: {e}");
+                2
+            }
+        },
         Some(Command::BenchGenerator(args)) => match runtime.block_on(harness::bench::run(args)) {
             Ok(code) => code,
             Err(e) => {

@@ -187,9 +187,16 @@ impl<T: Copy> Numbering<T> {
         mut each: impl FnMut(Slot, X),
     ) {
         let mut items = items.into_iter().map(|(k, v, x)| (k, (v, x)));
-        let mut batch = Vec::with_capacity(BATCH);
-        while next_batch(&mut items, &mut batch, &self.table) {
-            for (fingerprint, (value, payload)) in batch.drain(..) {
+        let (mut now, mut ahead) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        next_batch(&mut items, &mut ahead, &self.table);
+        loop {
+            std::mem::swap(&mut now, &mut ahead);
+            if now.is_empty() {
+                return;
+            }
+            // The next batch's buckets are on their way while this one is numbered.
+            next_batch(&mut items, &mut ahead, &self.table);
+            for (fingerprint, (value, payload)) in now.drain(..) {
                 each(self.number_by(fingerprint, value), payload);
             }
         }
@@ -202,9 +209,15 @@ impl<T: Copy> Numbering<T> {
         mut each: impl FnMut(Option<Slot>, X),
     ) {
         let mut items = items.into_iter();
-        let mut batch = Vec::with_capacity(BATCH);
-        while next_batch(&mut items, &mut batch, &self.table) {
-            for (fingerprint, payload) in batch.drain(..) {
+        let (mut now, mut ahead) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+        next_batch(&mut items, &mut ahead, &self.table);
+        loop {
+            std::mem::swap(&mut now, &mut ahead);
+            if now.is_empty() {
+                return;
+            }
+            next_batch(&mut items, &mut ahead, &self.table);
+            for (fingerprint, payload) in now.drain(..) {
                 each(self.table.get(fingerprint), payload);
             }
         }
