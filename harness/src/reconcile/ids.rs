@@ -2,10 +2,11 @@
 //! a slot, in the order first met, and every per-transfer table is a vector indexed by it.
 //!
 //! At a million transfers the table of ids is tens of megabytes, and each lookup is a cache
-//! miss. So a lookup goes by a 95-bit fingerprint of the text (two different hashes) kept in the table itself, never following a pointer to compare strings, and
-//! values are numbered in batches: the batch's buckets are all read first, so their misses
-//! overlap, then the batch is numbered from the cache. Two different values share a
-//! fingerprint with a chance of about n²/2⁹⁷: near 10⁻¹⁶ at a few million.
+//! miss. So a lookup goes by a 95-bit fingerprint of the text (two different hashes) kept
+//! in the table itself, never following a pointer to compare strings, and values are
+//! numbered in batches: the next batch's buckets are read while this one is numbered, so
+//! their misses overlap. Two different values share a fingerprint with a chance of about
+//! n²/2⁹⁶: near 10⁻¹⁶ at a few million.
 
 use std::hash::{BuildHasher, Hash};
 
