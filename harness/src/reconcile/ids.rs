@@ -126,18 +126,40 @@ impl Table {
 const BATCH: usize = 32;
 
 /// Fingerprints the next batch of `items` (by their first part) into `batch` and reads the
-/// buckets they would be in, so their cache misses overlap; false when none are left.
+/// buckets they would be in, so their cache misses overlap.
 fn next_batch<K: Hash, X>(
     items: &mut impl Iterator<Item = (K, X)>,
     batch: &mut Vec<(Fingerprint, X)>,
     table: &Table,
-) -> bool {
+) {
     batch.clear();
     batch.extend(items.take(BATCH).map(|(k, x)| (Fingerprint::of(&k), x)));
     for &(fingerprint, _) in batch.iter() {
         table.touch(fingerprint);
     }
-    !batch.is_empty()
+}
+
+/// Calls `each` on `state` with every item's fingerprint and payload, a batch at a time:
+/// the next batch's buckets (in the table `table` finds in `state`) are on their way while
+/// this one is handled.
+fn in_batches<S, K: Hash, X>(
+    state: &mut S,
+    table: fn(&S) -> &Table,
+    mut items: impl Iterator<Item = (K, X)>,
+    mut each: impl FnMut(&mut S, Fingerprint, X),
+) {
+    let (mut now, mut ahead) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
+    next_batch(&mut items, &mut ahead, table(state));
+    loop {
+        std::mem::swap(&mut now, &mut ahead);
+        if now.is_empty() {
+            return;
+        }
+        next_batch(&mut items, &mut ahead, table(state));
+        for (fingerprint, payload) in now.drain(..) {
+            each(state, fingerprint, payload);
+        }
+    }
 }
 
 /// Keys numbered densely, in the order first met, each slot with a value kept from the
@@ -187,20 +209,15 @@ impl<T: Copy> Numbering<T> {
         items: impl IntoIterator<Item = (K, T, X)>,
         mut each: impl FnMut(Slot, X),
     ) {
-        let mut items = items.into_iter().map(|(k, v, x)| (k, (v, x)));
-        let (mut now, mut ahead) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
-        next_batch(&mut items, &mut ahead, &self.table);
-        loop {
-            std::mem::swap(&mut now, &mut ahead);
-            if now.is_empty() {
-                return;
-            }
-            // The next batch's buckets are on their way while this one is numbered.
-            next_batch(&mut items, &mut ahead, &self.table);
-            for (fingerprint, (value, payload)) in now.drain(..) {
-                each(self.number_by(fingerprint, value), payload);
-            }
-        }
+        let items = items.into_iter().map(|(k, v, x)| (k, (v, x)));
+        in_batches(
+            self,
+            |n| &n.table,
+            items,
+            |n, fingerprint, (value, payload)| {
+                each(n.number_by(fingerprint, value), payload);
+            },
+        );
     }
 
     /// Calls `each` with the slot of each item's key (None without one) and its payload.
@@ -209,19 +226,15 @@ impl<T: Copy> Numbering<T> {
         items: impl IntoIterator<Item = (K, X)>,
         mut each: impl FnMut(Option<Slot>, X),
     ) {
-        let mut items = items.into_iter();
-        let (mut now, mut ahead) = (Vec::with_capacity(BATCH), Vec::with_capacity(BATCH));
-        next_batch(&mut items, &mut ahead, &self.table);
-        loop {
-            std::mem::swap(&mut now, &mut ahead);
-            if now.is_empty() {
-                return;
-            }
-            next_batch(&mut items, &mut ahead, &self.table);
-            for (fingerprint, payload) in now.drain(..) {
-                each(self.table.get(fingerprint), payload);
-            }
-        }
+        let mut this = self;
+        in_batches(
+            &mut this,
+            |n| &n.table,
+            items.into_iter(),
+            |n, fingerprint, payload| {
+                each(n.table.get(fingerprint), payload);
+            },
+        );
     }
 
     /// The slot of `key`, if it has one.

@@ -26,13 +26,16 @@ fn compare(baseline: &Path, current: &Path, args: &[&str]) -> (Option<i32>, Stri
 fn a_slower_institution_is_a_regression_and_a_run_is_not_one_of_itself() {
     let _one_at_a_time = exclusive();
     // 1,200 measured requests: enough for a p99.
-    let service = "service:\n  coordinator: {design: saga, deadline_ms: 400}\n";
+    // The slow run's every answer waits 250 ms at the external side: its p50 stays past
+    // 1.5 times the baseline's even when the machine is busy enough to slow the baseline
+    // tenfold.
+    let service = "service:\n  coordinator: {design: saga, deadline_ms: 1000}\n";
     let baseline = run(
         &profile("cmp", 200, 1, 6, &format!("{service}{LENIENT_SLO}")),
         &[],
     );
     assert_eq!(baseline.code(), Some(0), "{}", baseline.printed());
-    let slow = "service:\n  coordinator: {design: saga, deadline_ms: 400}\n  external: {service_time_ms: 80}\n";
+    let slow = "service:\n  coordinator: {design: saga, deadline_ms: 1000}\n  external: {service_time_ms: 250}\n";
     let current = run(
         &profile("cmp", 200, 1, 6, &format!("{slow}{LENIENT_SLO}")),
         &[],
