@@ -34,6 +34,11 @@ pub enum Command {
         /// The run's results folder.
         dir: PathBuf,
     },
+    /// Rebuild `report.md` and `report.html` from a finished run's folder.
+    Report {
+        /// The run's results folder.
+        dir: PathBuf,
+    },
     /// Run profiles against `saga` and every known-bad design, and print what caught each.
     Mutants(crate::mutants::MutantsArgs),
     /// Judge a run against a baseline: every metric with its change, against tolerances.

@@ -17,9 +17,11 @@
 //! - `faults`: the fault timeline (toxics, down proxies, signals, knobs), applied and read back.
 //! - `history`: the client history (`history.jsonl`).
 //! - `reconcile`: the invariants, checked per transfer id.
+//! - `phases`: the run cut into steady state, fault windows and recoveries.
 //! - `slo`: the latency bounds and the error budget, judged.
 //! - `verdict`: the verdict from the invariants, the error budget and the generator's lag.
-//! - `summary`, `report`: `summary.json` and `report.md`.
+//! - `summary`: `summary.json`.
+//! - `report`: `report.md` and `report.html` (charts drawn with plotters), and `harness report`.
 //! - `schemas`: the JSON Schemas of the files a run writes, generated from their types.
 //! - `progress`: the live progress line.
 //! - `provenance`: git revision and UTC time.
@@ -38,6 +40,7 @@ pub mod history;
 pub mod hops;
 pub mod loadgen;
 pub mod mutants;
+pub mod phases;
 pub mod population;
 pub mod profile;
 pub mod progress;

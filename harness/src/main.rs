@@ -57,6 +57,22 @@ fn main() {
                 2
             }
         },
+        Some(Command::Report { dir }) => match harness::report::regenerate(&dir) {
+            Ok(summary) => {
+                println!(
+                    "{}: {} and {} rebuilt (verdict {})",
+                    dir.display(),
+                    harness::report::MARKDOWN_FILE,
+                    harness::report::HTML_FILE,
+                    summary.verdict.as_str()
+                );
+                0
+            }
+            Err(e) => {
+                eprintln!("harness report: error: {e}");
+                2
+            }
+        },
         Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&args),
         Some(Command::Mutants(args)) => runtime.block_on(harness::mutants::run(args)),
         Some(Command::Compare(args)) => harness::compare::run(&args),

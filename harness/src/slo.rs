@@ -1,7 +1,8 @@
 //! The SLO of a run: the p99 bound and any further percentiles the profile names, judged on
 //! the merged latency histogram, and the error budget judged on the outcomes. The latency
-//! bounds become the `slo_latency` invariant; a blown error budget is a reason on its own.
+//! bounds, with any phase's p99 bound (`phases`), become the `slo_latency` invariant; a blown error budget is a reason on its own.
 
+use crate::phases::Phases;
 use crate::profile::plan::SloPlan;
 use crate::reconcile::Invariant;
 use crate::stats::quantile_ms;
@@ -49,8 +50,14 @@ pub fn budget_exceeded(result: &SloResult) -> Option<String> {
     })
 }
 
-/// Judges `slo` on the latency histogram `h` (µs) and the outcome counts.
-pub fn judge(slo: &SloPlan, h: &Histogram<u64>, requests: &Requests) -> SloJudgement {
+/// Judges `slo` on the latency histogram `h` (µs), the phases' latency and the outcome
+/// counts. A phase bound is listed among the percentiles as `<phase>.p99`.
+pub fn judge(
+    slo: &SloPlan,
+    h: &Histogram<u64>,
+    phases: &Phases,
+    requests: &Requests,
+) -> SloJudgement {
     let p99 = quantile_ms(h, 0.99);
     let p99_bound = ms(slo.p99);
     let percentiles: Vec<PercentileResult> = slo
@@ -65,6 +72,15 @@ pub fn judge(slo: &SloPlan, h: &Histogram<u64>, requests: &Requests) -> SloJudge
                 met: value.map(|v| v <= ms(*bound) as f64),
             }
         })
+        .chain(slo.phases.iter().map(|(group, bound)| {
+            let value = phases.group(*group).latency_ms.p99;
+            PercentileResult {
+                name: format!("{}.p99", group.as_str()),
+                bound_ms: ms(*bound),
+                value_ms: value,
+                met: value.map(|v| v <= ms(*bound) as f64),
+            }
+        }))
         .collect();
     let operations = requests.operations();
     let error_rate = if operations == 0 {

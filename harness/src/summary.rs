@@ -2,21 +2,23 @@
 //! it. Its JSON Schema, `harness/schema/summary.schema.json`, is generated from these types.
 
 use crate::faults::FaultRecord;
+use crate::phases::Phases;
 use crate::reconcile::{Invariant, Money, ViolationClass};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// `pass`: every invariant and the SLO held. `fail`: one did not. `unknown`: nothing failed
-/// but something could not be checked (no dumps, too few samples). `unusable`: the generator
-/// could not keep to its schedule, so the figures say nothing about the service.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Pass,
-    Fail,
-    Unknown,
-    Unusable,
+service::named_enum! {
+    /// `pass`: every invariant and the SLO held. `fail`: one did not. `unknown`: nothing
+    /// failed but something could not be checked (no dumps, too few samples). `unusable`: the
+    /// generator could not keep to its schedule, so the figures say nothing about the service.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub enum Verdict {
+        Pass = "pass",
+        Fail = "fail",
+        Unknown = "unknown",
+        Unusable = "unusable",
+    }
 }
 
 impl Verdict {
@@ -27,15 +29,6 @@ impl Verdict {
             Verdict::Pass => 0,
             Verdict::Fail | Verdict::Unknown => 1,
             Verdict::Unusable => 2,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Pass => "pass",
-            Verdict::Fail => "fail",
-            Verdict::Unknown => "unknown",
-            Verdict::Unusable => "unusable",
         }
     }
 }
@@ -65,6 +58,10 @@ pub struct Summary {
     pub requests: Requests,
     pub errors_by_kind: BTreeMap<String, u64>,
     pub latency_ms: Latency,
+    /// The latency before, during and after the faults (empty in a summary written before
+    /// phases were measured).
+    #[serde(default)]
+    pub phases: Phases,
     pub slo: SloResult,
     pub generator: Generator,
     pub money: Money,

@@ -439,6 +439,7 @@ mod tests {
             requests: Requests::default(),
             errors_by_kind: BTreeMap::new(),
             latency_ms: Latency::default(),
+            phases: Default::default(),
             slo: SloResult {
                 p99_ms: 200,
                 met: Some(true),

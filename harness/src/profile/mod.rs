@@ -212,6 +212,22 @@ pub struct Slo {
     /// Largest fraction of requests that may end as `error` (transport error, 5xx, timeout).
     #[serde(default)]
     pub error_budget: f64,
+    /// The p99 bound of the phase with no fault active and none recovering.
+    #[serde(default)]
+    pub steady: Option<PhaseSlo>,
+    /// The p99 bound of every operation scheduled while a fault is active.
+    #[serde(default)]
+    pub during_faults: Option<PhaseSlo>,
+    /// The p99 bound of the recovery windows after each fault heals.
+    #[serde(default)]
+    pub recovery: Option<PhaseSlo>,
+}
+
+/// A latency bound on one phase of the run (`harness/src/phases.rs`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PhaseSlo {
+    pub p99_ms: u64,
 }
 
 /// Reads and validates a profile file.

@@ -5,6 +5,7 @@ use super::fault_plan::FaultOccurrence;
 use super::{
     AmountDistribution, Amounts, Arrival, Client, Profile, RetryKey, RetryOn, Slo, Stage, Users,
 };
+use crate::phases::PhaseGroup;
 use service::coordinator::CoordinatorSettings;
 use service::knobs::FaultKnobs;
 use service::ledger_policy::LedgerPolicy;
@@ -64,6 +65,8 @@ pub struct SloPlan {
     /// (name, quantile in 0..1, bound)
     pub percentiles: Vec<(String, f64, Duration)>,
     pub error_budget: f64,
+    /// p99 bounds on phases of the run.
+    pub phases: Vec<(PhaseGroup, Duration)>,
 }
 
 impl RunPlan {
@@ -250,10 +253,23 @@ fn slo(slo: &Slo) -> Result<SloPlan, FieldError> {
         check_range(&field, *bound_ms, 1, 600_000)?;
         percentiles.push((name.clone(), q, Duration::from_millis(*bound_ms)));
     }
+    let mut phases = Vec::new();
+    for (group, bound) in [
+        (PhaseGroup::Steady, &slo.steady),
+        (PhaseGroup::DuringFaults, &slo.during_faults),
+        (PhaseGroup::Recovery, &slo.recovery),
+    ] {
+        if let Some(bound) = bound {
+            let field = format!("slo.{}.p99_ms", group.as_str());
+            check_range(&field, bound.p99_ms, 1, 600_000)?;
+            phases.push((group, Duration::from_millis(bound.p99_ms)));
+        }
+    }
     Ok(SloPlan {
         p99: Duration::from_millis(slo.p99_ms),
         percentiles,
         error_budget: slo.error_budget,
+        phases,
     })
 }
 

@@ -28,7 +28,7 @@ use crate::stats::{self, LiveStats};
 use crate::summary::Summary;
 use crate::system::admin::{AdminClient, AdminError};
 use crate::system::{self, BringUpError, Endpoints, LaunchedSystem};
-use crate::{hops, provenance, report};
+use crate::{hops, phases, provenance, report};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -59,6 +59,8 @@ pub enum RunError {
     Evidence(#[from] reconcile::evidence::EvidenceError),
     #[error("cannot read {path}: {detail}")]
     Input { path: PathBuf, detail: String },
+    #[error("the run's reports: {0}")]
+    Report(#[from] report::ReportError),
     #[error("a task of the run failed: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("cannot build the HTTP client: {0}")]
@@ -121,11 +123,8 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     drop(embedded);
     remove_hops_from_user_server(&options).await;
     let (summary, violations) = result?;
-    write_file(
-        &out.join("report.md"),
-        report::render(&summary, &violations),
-    )?;
     write_json(&out.join("summary.json"), &summary)?;
+    report::write(&out, &summary, &violations)?;
     print_outcome(&summary, &out);
     Ok(summary.verdict.exit_code())
 }
@@ -190,7 +189,7 @@ async fn system_under_test(
 /// `harness reconcile DIR`: checks a finished run again from what its folder holds (the
 /// evidence it saved), so a verdict can be audited, or a better checker applied to old runs,
 /// without running them again. Rewrites `reconciliation.json`, `summary.json` and
-/// `report.md`; the latency, the SLO and the generator's figures stay as measured.
+/// both reports; the latency, the SLO and the generator's figures stay as measured.
 pub fn reconcile_again(dir: &Path) -> Result<i32, RunError> {
     let evidence = Evidence::load(dir)?;
     let path = dir.join("summary.json");
@@ -206,11 +205,8 @@ pub fn reconcile_again(dir: &Path) -> Result<i32, RunError> {
     write_json(&dir.join("reconciliation.json"), &reconciliation)?;
     let violations = reconciliation.violations.clone();
     let summary = summarize::rejudge(summary, reconciliation);
-    write_file(
-        &dir.join("report.md"),
-        report::render(&summary, &violations),
-    )?;
     write_json(&path, &summary)?;
+    report::write(dir, &summary, &violations)?;
     print_outcome(&summary, dir);
     Ok(summary.verdict.exit_code())
 }
@@ -334,11 +330,13 @@ async fn drive(
         }
     })?;
     let violations = reconciliation.violations.clone();
+    let phases = phases::phases(&evidence.history, &faults, plan.total().as_secs_f64());
     let summary = summarize::summarize(summarize::Measured {
         options,
         plan,
         load: &load,
         merged: &merged,
+        phases,
         reconciliation,
         convergence_ms: evidence.convergence.convergence_ms,
         faults,

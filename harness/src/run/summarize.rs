@@ -6,6 +6,7 @@ use super::RunOptions;
 use crate::faults::FaultRecord;
 use crate::history::Outcome;
 use crate::loadgen::LoadReport;
+use crate::phases::Phases;
 use crate::profile::plan::RunPlan;
 use crate::reconcile::Reconciliation;
 use crate::stats::Merged;
@@ -19,6 +20,7 @@ pub struct Measured<'a> {
     pub plan: &'a RunPlan,
     pub load: &'a LoadReport,
     pub merged: &'a Merged,
+    pub phases: Phases,
     pub reconciliation: Reconciliation,
     pub convergence_ms: Option<u64>,
     pub faults: Vec<FaultRecord>,
@@ -90,7 +92,7 @@ pub fn rejudge(summary: Summary, reconciliation: Reconciliation) -> Summary {
 
 pub fn summarize(m: Measured<'_>) -> Summary {
     let requests = requests(m.load, m.merged);
-    let slo = slo::judge(&m.plan.slo, &m.merged.latency, &requests);
+    let slo = slo::judge(&m.plan.slo, &m.merged.latency, &m.phases, &requests);
     let mut invariants = m.reconciliation.invariants;
     invariants.push(slo.invariant);
     let judged = verdict::judge(
@@ -123,6 +125,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         warmup_s: m.plan.warmup.as_secs_f64(),
         throughput_rps: requests.completed as f64 / duration_s.max(f64::EPSILON),
         latency_ms: slo::latency_of(&m.merged.latency),
+        phases: m.phases,
         requests,
         errors_by_kind: m.merged.errors_by_kind.clone(),
         slo: slo.result,

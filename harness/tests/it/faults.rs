@@ -121,6 +121,25 @@ fn every_fault_kind_is_applied_on_time_read_back_healed_and_reported() {
         "{report}"
     );
     assert!(report.contains("kill-coordinator-0  |"), "{report}");
+
+    // Each fault's window and recovery are measured apart from the steady state.
+    let phases = &summary["phases"];
+    let slow = phases["faults"]
+        .as_array()
+        .expect("phases of faults")
+        .iter()
+        .find(|p| p["fault"] == "slow-external")
+        .expect("the slow-external phase");
+    let during_p50 = slow["during"]["latency_ms"]["p50"].as_f64().expect("p50");
+    let steady_p50 = phases["steady"]["latency_ms"]["p50"].as_f64().expect("p50");
+    assert!(
+        during_p50 > 100.0 && during_p50 > 3.0 * steady_p50,
+        "300 ms of latency on the external hop shows in its phase: {during_p50} ms against \
+         {steady_p50} ms steady"
+    );
+    assert!(phases["during_faults"]["operations"].as_u64() > Some(0));
+    assert!(phases["recovery"]["operations"].as_u64() > Some(0));
+    crate::report::check_reports(&run.out(), "slow-external");
 }
 
 /// A Toxiproxy API that answers 200 to a new toxic without adding it (and passes every

@@ -2,11 +2,13 @@
 //! real signals.
 
 mod baseline;
+mod browser;
 mod compare;
 mod faults;
 mod mutants;
 mod profiles;
 mod proxy;
+mod report;
 mod runs;
 mod signals;
 mod support;

@@ -1,10 +1,11 @@
 //! `report.md`: the run's verdict for a person: what ran, what held, what broke and where.
 
+use super::phase_rows;
 use crate::reconcile::Violation;
 use crate::summary::Summary;
 use std::fmt::Write;
 
-fn ms(value: Option<f64>) -> String {
+pub(super) fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "unknown".to_owned(), |v| format!("{v:.2}"))
 }
 
@@ -21,6 +22,7 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
     header(&mut out, summary);
     load(&mut out, summary);
     latency(&mut out, summary);
+    phases(&mut out, summary);
     money(&mut out, summary);
     invariants(&mut out, summary, violations);
     let _ = writeln!(out, "\n## Faults\n");
@@ -139,6 +141,39 @@ fn latency(out: &mut String, s: &Summary) {
             ),
         }
     );
+}
+
+/// The latency of each phase: steady state, every fault's window and its recovery.
+fn phases(out: &mut String, s: &Summary) {
+    let p = &s.phases;
+    let _ = writeln!(out, "## Latency by phase (ms)\n");
+    let _ = writeln!(
+        out,
+        "An operation counts in the phase of its scheduled send time; recovery is the {} s \
+         after a fault heals. Seconds from the start of the load.\n",
+        p.recovery_window_s
+    );
+    let _ = writeln!(
+        out,
+        "| phase | seconds | operations | completed | errors | p50 | p99 | max |"
+    );
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    for row in phase_rows(s) {
+        let f = row.figures;
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            row.name,
+            row.window,
+            f.operations,
+            f.completed,
+            f.errors,
+            ms(f.latency_ms.p50),
+            ms(f.latency_ms.p99),
+            ms(f.latency_ms.max)
+        );
+    }
+    let _ = writeln!(out);
 }
 
 fn money(out: &mut String, s: &Summary) {

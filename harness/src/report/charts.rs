@@ -1,0 +1,337 @@
+//! The report's charts, drawn with plotters as SVG text to inline in `report.html` (and in
+//! `capacity.html`): every time chart shades and labels the fault windows.
+
+use super::timeline::{FaultWindow, Second};
+use crate::history::Outcome;
+use crate::reconcile::Sample;
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+pub const WIDTH: u32 = 1100;
+pub const HEIGHT: u32 = 340;
+
+/// Why a chart could not be drawn (the report then says so in its place).
+#[derive(Debug, thiserror::Error)]
+#[error("chart not drawn: {0}")]
+pub struct ChartError(String);
+
+fn drawn<T, E: std::fmt::Debug>(result: Result<T, E>) -> Result<T, ChartError> {
+    result.map_err(|e| ChartError(format!("{e:?}")))
+}
+
+const FAULT_FILL: RGBColor = RGBColor(230, 120, 30);
+const P50: RGBColor = RGBColor(40, 100, 200);
+const P99: RGBColor = RGBColor(200, 40, 40);
+const MAX: RGBColor = RGBColor(120, 120, 120);
+const SLO: RGBColor = RGBColor(0, 0, 0);
+
+/// The colour of each outcome, in the order of `Outcome::ALL`.
+fn outcome_colour(outcome: Outcome) -> RGBColor {
+    match outcome {
+        Outcome::Completed => RGBColor(40, 150, 60),
+        Outcome::Failed => RGBColor(150, 90, 200),
+        Outcome::Pending => RGBColor(230, 160, 0),
+        Outcome::Shed => RGBColor(40, 100, 200),
+        Outcome::Error => RGBColor(210, 30, 30),
+        Outcome::Overflow => RGBColor(90, 90, 90),
+    }
+}
+
+/// Draws into an SVG string of the report's size.
+fn svg(
+    draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), ChartError>,
+) -> Result<String, ChartError> {
+    let mut out = String::new();
+    {
+        let root = SVGBackend::with_string(&mut out, (WIDTH, HEIGHT)).into_drawing_area();
+        drawn(root.fill(&WHITE))?;
+        draw(&root)?;
+        drawn(root.present())?;
+    }
+    Ok(out)
+}
+
+/// Shades each fault window from `low` to `high` and writes its name at the top.
+fn shade<DB: DrawingBackend, Y: Ranged>(
+    chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
+    faults: &[FaultWindow],
+    low: Y::ValueType,
+    high: Y::ValueType,
+) -> Result<(), ChartError>
+where
+    Y::ValueType: Clone + 'static,
+{
+    for (i, f) in faults.iter().enumerate() {
+        drawn(chart.draw_series(std::iter::once(Rectangle::new(
+            [(f.from_s, low.clone()), (f.to_s, high.clone())],
+            FAULT_FILL.mix(0.18).filled(),
+        ))))?;
+        let label = Text::new(
+            f.name.clone(),
+            (f.from_s, high.clone()),
+            ("sans-serif", 12)
+                .into_font()
+                .color(&FAULT_FILL.mix(1.0))
+                .pos(plotters::style::text_anchor::Pos::new(
+                    plotters::style::text_anchor::HPos::Left,
+                    if i % 2 == 0 {
+                        plotters::style::text_anchor::VPos::Top
+                    } else {
+                        plotters::style::text_anchor::VPos::Center
+                    },
+                )),
+        );
+        drawn(chart.draw_series(std::iter::once(label)))?;
+    }
+    Ok(())
+}
+
+fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+    chart: &mut ChartContext<'a, DB, CT>,
+) -> Result<(), ChartError> {
+    drawn(
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .label_font(("sans-serif", 13))
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK.mix(0.4))
+            .draw(),
+    )
+}
+
+/// p50, p99 and max latency per second on a log scale, with the SLO's p99 bound.
+pub fn latency_per_second(
+    seconds: &[Second],
+    faults: &[FaultWindow],
+    slo_p99_ms: f64,
+    end_s: f64,
+) -> Result<String, ChartError> {
+    let top = seconds
+        .iter()
+        .filter_map(|s| s.max_ms)
+        .fold(slo_p99_ms, f64::max)
+        * 1.5;
+    let low = seconds
+        .iter()
+        .filter_map(|s| s.p50_ms)
+        .fold(slo_p99_ms, f64::min)
+        .max(0.2)
+        / 2.0;
+    svg(|root| {
+        let mut chart = drawn(
+            ChartBuilder::on(root)
+                .caption("Latency per second (ms, log scale)", ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..end_s.max(1.0), (low..top).log_scale()),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .x_desc("seconds from the start of the load (by scheduled send time)")
+                .y_desc("ms")
+                .label_style(("sans-serif", 14))
+                .draw(),
+        )?;
+        shade(&mut chart, faults, low, top)?;
+        let series = |pick: fn(&Second) -> Option<f64>| {
+            seconds
+                .iter()
+                .filter_map(move |s| pick(s).map(|v| (s.at_s as f64 + 0.5, v.max(low))))
+        };
+        for (name, colour, pick) in [
+            (
+                "max",
+                MAX,
+                (|s: &Second| s.max_ms) as fn(&Second) -> Option<f64>,
+            ),
+            ("p99", P99, |s: &Second| s.p99_ms),
+            ("p50", P50, |s: &Second| s.p50_ms),
+        ] {
+            drawn(chart.draw_series(LineSeries::new(series(pick), colour.stroke_width(2))))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+        }
+        drawn(chart.draw_series(DashedLineSeries::new(
+            [(0.0, slo_p99_ms), (end_s, slo_p99_ms)],
+            6,
+            4,
+            SLO.stroke_width(1),
+        )))?
+        .label(format!("SLO p99 {slo_p99_ms} ms"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
+        legend(&mut chart)
+    })
+}
+
+/// How the operations scheduled in each second ended, one line per outcome that occurred.
+pub fn outcomes_per_second(
+    seconds: &[Second],
+    faults: &[FaultWindow],
+    end_s: f64,
+) -> Result<String, ChartError> {
+    let top = seconds
+        .iter()
+        .flat_map(|s| s.outcomes.iter().copied())
+        .max()
+        .unwrap_or(0)
+        .max(1)
+        * 5
+        / 4;
+    svg(|root| {
+        let mut chart = drawn(
+            ChartBuilder::on(root)
+                .caption(
+                    "Throughput and outcomes per second (operations)",
+                    ("sans-serif", 18),
+                )
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..end_s.max(1.0), 0u64..top),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .x_desc("seconds from the start of the load (by scheduled send time)")
+                .y_desc("operations / s")
+                .label_style(("sans-serif", 14))
+                .draw(),
+        )?;
+        shade(&mut chart, faults, 0, top)?;
+        for (i, outcome) in Outcome::ALL.iter().enumerate() {
+            if seconds.iter().all(|s| s.outcomes[i] == 0) {
+                continue;
+            }
+            let colour = outcome_colour(*outcome);
+            drawn(
+                chart.draw_series(LineSeries::new(
+                    seconds
+                        .iter()
+                        .map(move |s| (s.at_s as f64 + 0.5, s.outcomes[i])),
+                    colour.stroke_width(2),
+                )),
+            )?
+            .label(outcome.as_str())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+        }
+        legend(&mut chart)
+    })
+}
+
+/// The latency distribution of the measured window, percentile against ms, both on log
+/// scales: the x axis is 1 / (1 - q), so 90 %, 99 %, 99.9 % are evenly spaced.
+pub fn spectrum(points: &[(f64, f64)], slo_p99_ms: f64) -> Result<String, ChartError> {
+    let last_x = points
+        .iter()
+        .filter(|(q, _)| *q < 1.0)
+        .map(|(q, _)| 1.0 / (1.0 - q))
+        .fold(100.0, f64::max)
+        * 2.0;
+    let top = points.iter().map(|(_, v)| *v).fold(slo_p99_ms, f64::max) * 1.5;
+    let x_of = move |q: f64| if q >= 1.0 { last_x } else { 1.0 / (1.0 - q) };
+    svg(|root| {
+        let mut chart = drawn(
+            ChartBuilder::on(root)
+                .caption(
+                    "Percentile spectrum of the measured window (ms, log scales)",
+                    ("sans-serif", 18),
+                )
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d((1f64..last_x).log_scale(), (0.1f64..top).log_scale()),
+        )?;
+        let percentile = |x: &f64| {
+            let q = 100.0 * (1.0 - 1.0 / x);
+            if q < 99.0 {
+                format!("{q:.0}%")
+            } else {
+                format!("{q:.2}%")
+            }
+        };
+        drawn(
+            chart
+                .configure_mesh()
+                .x_desc("percentile")
+                .y_desc("ms")
+                .x_label_formatter(&percentile)
+                .label_style(("sans-serif", 14))
+                .draw(),
+        )?;
+        drawn(chart.draw_series(LineSeries::new(
+            points.iter().map(|(q, v)| (x_of(*q), v.max(0.1))),
+            P99.stroke_width(2),
+        )))?
+        .label("latency")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], P99));
+        drawn(chart.draw_series(DashedLineSeries::new(
+            [(1.0, slo_p99_ms), (last_x, slo_p99_ms)],
+            6,
+            4,
+            SLO.stroke_width(1),
+        )))?
+        .label(format!("SLO p99 {slo_p99_ms} ms"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
+        drawn(chart.draw_series(std::iter::once(Circle::new(
+            (100.0, slo_p99_ms),
+            4,
+            SLO.filled(),
+        ))))?;
+        legend(&mut chart)
+    })
+}
+
+/// The most money that can have been in flight at each sample (cents), from the sampler.
+pub fn money_in_flight(
+    samples: &[Sample],
+    faults: &[FaultWindow],
+    end_s: f64,
+) -> Result<String, ChartError> {
+    let top = samples
+        .iter()
+        .filter_map(|s| s.in_flight_bound_cents)
+        .max()
+        .unwrap_or(0)
+        .max(1)
+        .saturating_mul(5)
+        / 4;
+    let end_s = samples.iter().map(|s| s.at_s).fold(end_s, f64::max);
+    svg(|root| {
+        let mut chart = drawn(
+            ChartBuilder::on(root)
+                .caption(
+                    "Money in flight (cents, bound read by the sampler)",
+                    ("sans-serif", 18),
+                )
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(90)
+                .build_cartesian_2d(0f64..end_s.max(1.0), 0u64..top),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .x_desc("seconds from the start of the load")
+                .y_desc("cents")
+                .label_style(("sans-serif", 14))
+                .draw(),
+        )?;
+        shade(&mut chart, faults, 0, top)?;
+        let colour = RGBColor(40, 100, 200);
+        drawn(
+            chart.draw_series(LineSeries::new(
+                samples
+                    .iter()
+                    .filter_map(|s| s.in_flight_bound_cents.map(|c| (s.at_s, c))),
+                colour.stroke_width(2),
+            )),
+        )?
+        .label("in flight (bound)")
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+        legend(&mut chart)
+    })
+}

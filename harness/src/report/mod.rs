@@ -1,0 +1,124 @@
+//! The run's reports for people, written into its folder: `report.md` (`markdown`) and the
+//! self-contained `report.html` (`html`, with charts drawn by `charts` from the per-second
+//! `timeline`). Both are made from the folder's own files, so `harness report DIR` rebuilds
+//! them from a finished run.
+
+pub mod charts;
+pub mod html;
+pub mod markdown;
+pub mod timeline;
+
+use crate::history::{self, HistoryRecord};
+use crate::phases::PhaseFigures;
+use crate::reconcile::evidence::{HISTORY_FILE, SAMPLES_FILE};
+use crate::reconcile::{Reconciliation, Sample, Violation};
+use crate::summary::Summary;
+use std::path::{Path, PathBuf};
+
+pub const MARKDOWN_FILE: &str = "report.md";
+pub const HTML_FILE: &str = "report.html";
+pub const SUMMARY_FILE: &str = "summary.json";
+pub const RECONCILIATION_FILE: &str = "reconciliation.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Json {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+}
+
+/// What the reports are made of.
+pub struct RunRecord<'a> {
+    pub summary: &'a Summary,
+    pub violations: &'a [Violation],
+    pub history: &'a [HistoryRecord],
+    pub samples: &'a [Sample],
+}
+
+/// One row of a table of phases: its name, its seconds and its figures.
+pub struct PhaseRow<'a> {
+    pub name: String,
+    pub window: String,
+    pub figures: &'a PhaseFigures,
+}
+
+/// The phases of a run as rows: the three groups, then each fault's window and recovery.
+pub fn phase_rows(s: &Summary) -> Vec<PhaseRow<'_>> {
+    let p = &s.phases;
+    let mut rows = vec![
+        PhaseRow {
+            name: "steady".into(),
+            window: "no fault, not recovering".into(),
+            figures: &p.steady,
+        },
+        PhaseRow {
+            name: "during faults".into(),
+            window: "any fault active".into(),
+            figures: &p.during_faults,
+        },
+        PhaseRow {
+            name: "recovery".into(),
+            window: format!("{} s after a heal", p.recovery_window_s),
+            figures: &p.recovery,
+        },
+    ];
+    for f in &p.faults {
+        rows.push(PhaseRow {
+            name: format!("during `{}`", f.fault),
+            window: format!("{:.1}–{:.1}", f.from_s, f.to_s),
+            figures: &f.during,
+        });
+        rows.push(PhaseRow {
+            name: format!("after `{}`", f.fault),
+            window: format!("{:.1}–{:.1}", f.to_s, f.recovery_to_s),
+            figures: &f.recovery,
+        });
+    }
+    rows
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: PathBuf) -> Result<T, ReportError> {
+    let bytes = std::fs::read(&path).map_err(|source| ReportError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    serde_json::from_slice(&bytes).map_err(|source| ReportError::Json { path, source })
+}
+
+fn write_text(path: PathBuf, text: String) -> Result<(), ReportError> {
+    std::fs::write(&path, text).map_err(|source| ReportError::Io { path, source })
+}
+
+/// Writes `report.md` and `report.html` into the run folder `dir`, reading the history and
+/// the samples it holds.
+pub fn write(dir: &Path, summary: &Summary, violations: &[Violation]) -> Result<(), ReportError> {
+    let path = dir.join(HISTORY_FILE);
+    let history = history::read(&path).map_err(|source| ReportError::Io { path, source })?;
+    let samples: Vec<Sample> = read_json(dir.join(SAMPLES_FILE)).unwrap_or_default();
+    let record = RunRecord {
+        summary,
+        violations,
+        history: &history,
+        samples: &samples,
+    };
+    write_text(
+        dir.join(MARKDOWN_FILE),
+        markdown::render(summary, violations),
+    )?;
+    write_text(dir.join(HTML_FILE), html::render(&record))
+}
+
+/// `harness report DIR`: rebuilds both reports of a finished run from its folder.
+pub fn regenerate(dir: &Path) -> Result<Summary, ReportError> {
+    let summary: Summary = read_json(dir.join(SUMMARY_FILE))?;
+    let reconciliation: Reconciliation = read_json(dir.join(RECONCILIATION_FILE))?;
+    write(dir, &summary, &reconciliation.violations)?;
+    Ok(summary)
+}
