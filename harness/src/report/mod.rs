@@ -1,11 +1,12 @@
 //! The run's reports for people, written into its folder: `report.md` (`markdown`) and the
 //! self-contained `report.html` (`html`, with charts drawn by `charts` from the per-second
-//! `timeline`). Both are made from the folder's own files, so `harness report DIR` rebuilds
+//! `timeline`); `table` is what a run prints when it ends. Both are made from the folder's own files, so `harness report DIR` rebuilds
 //! them from a finished run.
 
 pub mod charts;
 pub mod html;
 pub mod markdown;
+pub mod table;
 pub mod timeline;
 
 use crate::history::{self, HistoryRecord};

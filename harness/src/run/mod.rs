@@ -241,24 +241,7 @@ fn write_services(
 }
 
 fn print_outcome(s: &Summary, out: &Path) {
-    let p99 = s
-        .latency_ms
-        .p99
-        .map_or_else(|| "unknown".to_owned(), |p| format!("{p:.1} ms"));
-    println!(
-        "verdict: {} | {} design | {:.0} req/s completed | p99 {p99} (SLO {} ms) | created {} lost {} cents | convergence {}",
-        s.verdict.as_str(),
-        s.design,
-        s.throughput_rps,
-        s.slo.p99_ms,
-        s.money.created_cents.map_or_else(|| "?".into(), |c| c.to_string()),
-        s.money.lost_cents.map_or_else(|| "?".into(), |c| c.to_string()),
-        s.convergence_ms.map_or_else(|| "not reached".into(), |ms| format!("{ms} ms")),
-    );
-    for reason in &s.verdict_reasons {
-        println!("  - {reason}");
-    }
-    println!("results: {}", out.display());
+    print!("{}", report::table::end_of_run(s, out));
 }
 
 /// How long the coordinator may take to answer `/healthz` before the load.

@@ -1,0 +1,145 @@
+//! The compact table a run prints when it ends: verdict, rate, latency, outcomes, money and
+//! invariants, each line within `WIDTH` columns (long values are cut with `…`).
+
+use crate::summary::Summary;
+use std::path::Path;
+
+/// The table's width, in columns.
+pub const WIDTH: usize = 100;
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "?".to_owned(), |v| format!("{v:.1}"))
+}
+
+fn cents(value: Option<u64>) -> String {
+    value.map_or_else(|| "?".to_owned(), |c| c.to_string())
+}
+
+/// `text` cut to `width` characters.
+fn fit(text: String, width: usize) -> String {
+    if text.chars().count() <= width {
+        return text;
+    }
+    let mut cut: String = text.chars().take(width - 1).collect();
+    cut.push('…');
+    cut
+}
+
+/// The end-of-run table of `s`, whose files are in `dir`.
+pub fn end_of_run(s: &Summary, dir: &Path) -> String {
+    let l = &s.latency_ms;
+    let r = &s.requests;
+    let m = &s.money;
+    let failing: Vec<&str> = s
+        .invariants
+        .iter()
+        .filter(|i| i.holds != Some(true))
+        .map(|i| i.name.as_str())
+        .collect();
+    let held = s.invariants.len() - failing.len();
+    let slo = match s.slo.met {
+        Some(true) => "holds",
+        Some(false) => "FAILS",
+        None => "unknown",
+    };
+    let mut latency = format!(
+        "p50 {} · p99 {} ms (SLO {} ms: {slo})",
+        ms(l.p50),
+        ms(l.p99),
+        s.slo.p99_ms
+    );
+    if s.phases.during_faults.operations > 0 {
+        latency.push_str(&format!(
+            " · during faults p99 {} ms",
+            ms(s.phases.during_faults.latency_ms.p99)
+        ));
+    }
+    let rows = [
+        (
+            "verdict",
+            format!(
+                "{}  ({}, {} design, seed {})",
+                s.verdict.as_str().to_uppercase(),
+                s.profile,
+                s.design,
+                s.seed
+            ),
+        ),
+        (
+            "rate",
+            format!(
+                "{} scheduled in {:.0} s · {:.1} completed/s · error rate {:.4} (budget {})",
+                r.scheduled, s.duration_s, s.throughput_rps, s.slo.error_rate, s.slo.error_budget
+            ),
+        ),
+        ("latency", latency),
+        (
+            "outcomes",
+            format!(
+                "completed {} · failed {} · pending {} · shed {} · errors {} · overflow {}",
+                r.completed, r.failed, r.pending, r.shed, r.errors, r.overflow
+            ),
+        ),
+        (
+            "money",
+            format!(
+                "created {} · lost {} · in flight {} cents · convergence {}",
+                cents(m.created_cents),
+                cents(m.lost_cents),
+                cents(m.in_flight_cents),
+                s.convergence_ms
+                    .map_or_else(|| "not reached".into(), |c| format!("{c} ms"))
+            ),
+        ),
+        (
+            "invariants",
+            if failing.is_empty() {
+                format!("{held} of {} hold", s.invariants.len())
+            } else {
+                format!(
+                    "{held} of {} hold; not shown to hold: {}",
+                    s.invariants.len(),
+                    failing.join(", ")
+                )
+            },
+        ),
+        ("results", dir.display().to_string()),
+    ];
+    let label = rows.iter().map(|(k, _)| k.len()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (key, value) in rows {
+        out.push_str(&fit(format!("{key:>label$}  {value}"), WIDTH));
+        out.push('\n');
+    }
+    for reason in &s.verdict_reasons {
+        out.push_str(&fit(format!("{:>label$}  - {reason}", ""), WIDTH));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_fits_and_long_values_are_cut() {
+        let mut s: Summary = serde_json::from_str(include_str!(
+            "../../../results/baselines/smoke/summary.json"
+        ))
+        .expect("the committed baseline is a summary");
+        s.verdict_reasons = vec!["x".repeat(300)];
+        s.invariants[0].holds = Some(false);
+        let table = end_of_run(&s, Path::new(&"d/".repeat(80)));
+        for line in table.lines() {
+            assert!(line.chars().count() <= WIDTH, "{line}");
+        }
+        assert!(
+            table.contains("verdict  PASS  (smoke, saga design, seed 42)"),
+            "{table}"
+        );
+        assert!(table.contains("not shown to hold: conservation"), "{table}");
+        assert!(table.contains('…'));
+        assert_eq!(table.lines().count(), 8);
+    }
+}
