@@ -47,6 +47,10 @@ pub enum Command {
     /// Run a profile and keep it as the profile's baseline for `harness compare`
     /// (results/baselines/<profile>/: summary, latency log, the machine that recorded it).
     Baseline(crate::baseline::BaselineArgs),
+    /// Find the highest arrival rate that meets the profile's SLO and error budget (the
+    /// knee), show it is stable, and drive the system past it; writes capacity.md and
+    /// capacity.html. Exit 0 with a knee, 1 when even the first step missed.
+    Capacity(crate::capacity::CapacityArgs),
     /// Reconcile one million synthetic transfers (a few of every violation class) and print
     /// how long it took.
     BenchReconcile(crate::bench::reconcile::BenchArgs),
@@ -124,6 +128,7 @@ impl RunArgs {
             ledger_url: self.ledger_url,
             toxiproxy: self.toxiproxy,
             quiet: self.quiet,
+            ..RunOptions::default()
         })
     }
 }

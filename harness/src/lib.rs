@@ -29,9 +29,11 @@
 //! - `mutants`: every profile against `saga` and every known-bad design, as a matrix.
 //! - `compare`: `harness compare`: a run judged against a baseline, metric by metric.
 //! - `baseline`: `harness baseline`: a profile's run kept as its baseline.
+//! - `capacity`: `harness capacity`: the highest rate that meets the SLO, and what lies past it.
 
 pub mod baseline;
 pub mod bench;
+pub mod capacity;
 pub mod cli;
 pub mod client;
 pub mod compare;

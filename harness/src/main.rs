@@ -73,6 +73,13 @@ fn main() {
                 2
             }
         },
+        Some(Command::Capacity(args)) => match runtime.block_on(harness::capacity::run(args)) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("harness capacity: error: {e}");
+                2
+            }
+        },
         Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&args),
         Some(Command::Mutants(args)) => runtime.block_on(harness::mutants::run(args)),
         Some(Command::Compare(args)) => harness::compare::run(&args),

@@ -44,11 +44,26 @@ fn line(live: &LiveStats, started: Instant, total: Duration) -> String {
     )
 }
 
+/// How a run shows its progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Display {
+    /// A live line on a terminal, plain lines otherwise.
+    Auto,
+    /// Plain lines (CI, `--quiet`).
+    Plain,
+    /// Nothing (a run inside another command, such as a capacity step).
+    Off,
+}
+
 impl Progress {
-    pub fn start(live: Arc<LiveStats>, total: Duration, quiet: bool) -> Progress {
+    pub fn start(live: Arc<LiveStats>, total: Duration, display: Display) -> Progress {
         let (stop, mut stopped) = tokio::sync::watch::channel(false);
-        let interactive = !quiet && std::io::stderr().is_terminal();
+        let interactive = display == Display::Auto && std::io::stderr().is_terminal();
         let task = tokio::spawn(async move {
+            if display == Display::Off {
+                let _ = stopped.changed().await;
+                return;
+            }
             let started = Instant::now();
             let bar = interactive.then(|| {
                 let bar = ProgressBar::new_spinner();

@@ -29,6 +29,7 @@ pub fn latency_of(h: &Histogram<u64>) -> Latency {
         p99: quantile_ms(h, 0.99),
         p999: quantile_ms(h, 0.999),
         max: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
+        mean: (!h.is_empty()).then(|| h.mean() / 1000.0),
     }
 }
 

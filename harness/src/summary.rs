@@ -104,6 +104,9 @@ pub struct Latency {
     pub p99: Option<f64>,
     pub p999: Option<f64>,
     pub max: Option<f64>,
+    /// The mean (absent in summaries written before it was kept).
+    #[serde(default)]
+    pub mean: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

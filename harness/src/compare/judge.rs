@@ -592,6 +592,7 @@ mod tests {
                 p99: Some(p99),
                 p999: None,
                 max: Some(30.0),
+                mean: Some(6.0),
             };
         }
         let (c, code) = judged(&base, &cur);

@@ -443,6 +443,13 @@ fn check_overlaps(occurrences: &[(usize, FaultOccurrence)]) -> Result<(), FieldE
     Ok(())
 }
 
+/// The name of the profile's fault `f` at `index`: its own, or `<kind>-<target>-<index>`.
+pub fn fault_name(f: &FaultSpec, index: usize) -> String {
+    f.name
+        .clone()
+        .unwrap_or_else(|| format!("{}-{}-{index}", f.kind.as_str(), f.target))
+}
+
 /// Checks the profile's faults and lays them out on a load of `total`, with start jitter
 /// drawn from `seed`.
 pub fn validate(
@@ -454,10 +461,7 @@ pub fn validate(
     let mut names = std::collections::BTreeSet::new();
     for (i, f) in faults.iter().enumerate() {
         let at = |field: &str| format!("faults[{i}].{field}");
-        let name = f
-            .name
-            .clone()
-            .unwrap_or_else(|| format!("{}-{}-{i}", f.kind.as_str(), f.target));
+        let name = fault_name(f, i);
         if !valid_name(&name) {
             return err(at("name"), "must be 1-64 characters of a-z, 0-9, - and _");
         }

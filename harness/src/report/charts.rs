@@ -335,3 +335,162 @@ pub fn money_in_flight(
         legend(&mut chart)
     })
 }
+
+/// One step of a capacity search, as the capacity charts need it.
+pub struct RatePoint {
+    pub offered_per_s: f64,
+    pub goodput_per_s: f64,
+    pub p50_ms: Option<f64>,
+    pub p99_ms: Option<f64>,
+    pub meets: bool,
+}
+
+/// p50 and p99 against goodput, one point per step (in the order of offered load), with
+/// the SLO's p99 bound and the knee marked.
+pub fn latency_vs_goodput(
+    points: &[RatePoint],
+    knee: Option<&RatePoint>,
+    slo_p99_ms: f64,
+) -> Result<String, ChartError> {
+    let right = points.iter().map(|p| p.goodput_per_s).fold(1.0, f64::max) * 1.15;
+    let top = points
+        .iter()
+        .filter_map(|p| p.p99_ms)
+        .fold(slo_p99_ms, f64::max)
+        * 1.5;
+    let low = points
+        .iter()
+        .filter_map(|p| p.p50_ms)
+        .fold(slo_p99_ms, f64::min)
+        .max(0.2)
+        / 2.0;
+    svg(|root| {
+        let mut chart = drawn(
+            ChartBuilder::on(root)
+                .caption(
+                    "Latency against throughput (ms, log scale)",
+                    ("sans-serif", 18),
+                )
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..right, (low..top).log_scale()),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .x_desc("completed transfers / s (goodput)")
+                .y_desc("ms")
+                .label_style(("sans-serif", 14))
+                .draw(),
+        )?;
+        for (name, colour, pick) in [
+            (
+                "p99",
+                P99,
+                (|p: &RatePoint| p.p99_ms) as fn(&RatePoint) -> Option<f64>,
+            ),
+            ("p50", P50, |p: &RatePoint| p.p50_ms),
+        ] {
+            let line: Vec<(f64, f64)> = points
+                .iter()
+                .filter_map(|p| pick(p).map(|v| (p.goodput_per_s, v.max(low))))
+                .collect();
+            drawn(chart.draw_series(LineSeries::new(line.clone(), colour.stroke_width(2))))?
+                .label(name)
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+            drawn(
+                chart.draw_series(
+                    line.into_iter()
+                        .map(move |xy| Circle::new(xy, 3, colour.filled())),
+                ),
+            )?;
+        }
+        drawn(chart.draw_series(DashedLineSeries::new(
+            [(0.0, slo_p99_ms), (right, slo_p99_ms)],
+            6,
+            4,
+            SLO.stroke_width(1),
+        )))?
+        .label(format!("SLO p99 {slo_p99_ms} ms"))
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
+        if let Some(k) = knee {
+            if let Some(p99) = k.p99_ms {
+                let at = (k.goodput_per_s, p99.max(low));
+                drawn(
+                    chart.draw_series([
+                        Circle::new(at, 7, SLO.stroke_width(2)).into_dyn(),
+                        Text::new(
+                            format!("knee {:.0}/s", k.offered_per_s),
+                            at,
+                            ("sans-serif", 14).into_font(),
+                        )
+                        .into_dyn(),
+                    ]),
+                )?;
+            }
+        }
+        legend(&mut chart)
+    })
+}
+
+/// Goodput against offered load, with the line where every request completes and the knee.
+pub fn goodput_vs_offered(
+    points: &[RatePoint],
+    knee: Option<&RatePoint>,
+) -> Result<String, ChartError> {
+    let right = points.iter().map(|p| p.offered_per_s).fold(1.0, f64::max) * 1.1;
+    svg(|root| {
+        let mut chart = drawn(
+            ChartBuilder::on(root)
+                .caption("Goodput against offered load", ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(36)
+                .y_label_area_size(56)
+                .build_cartesian_2d(0f64..right, 0f64..right),
+        )?;
+        drawn(
+            chart
+                .configure_mesh()
+                .x_desc("offered requests / s")
+                .y_desc("completed / s")
+                .label_style(("sans-serif", 14))
+                .draw(),
+        )?;
+        drawn(chart.draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (right, right)],
+            6,
+            4,
+            MAX.stroke_width(1),
+        )))?
+        .label("every request completed")
+        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], MAX));
+        let colour = RGBColor(40, 150, 60);
+        let line: Vec<(f64, f64)> = points
+            .iter()
+            .map(|p| (p.offered_per_s, p.goodput_per_s))
+            .collect();
+        drawn(chart.draw_series(LineSeries::new(line, colour.stroke_width(2))))?
+            .label("goodput")
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+        drawn(chart.draw_series(points.iter().map(|p| {
+            let style = if p.meets {
+                colour.filled()
+            } else {
+                P99.filled()
+            };
+            Circle::new((p.offered_per_s, p.goodput_per_s), 4, style)
+        })))?;
+        if let Some(k) = knee {
+            drawn(chart.draw_series(DashedLineSeries::new(
+                [(k.offered_per_s, 0.0), (k.offered_per_s, right)],
+                6,
+                4,
+                SLO.stroke_width(1),
+            )))?
+            .label(format!("knee {:.0}/s", k.offered_per_s))
+            .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
+        }
+        legend(&mut chart)
+    })
+}

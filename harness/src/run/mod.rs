@@ -13,7 +13,7 @@ mod resolve;
 mod sampler;
 pub mod summarize;
 
-pub use options::RunOptions;
+pub use options::{FaultsOverride, RunOptions};
 
 use crate::client::TransferClient;
 use crate::faults::proxies::ProxyControl;
@@ -21,7 +21,7 @@ use crate::faults::{FaultControl, FaultFailed, FaultRecord, Timeline};
 use crate::history::{self, HistoryWriter};
 use crate::loadgen::{self, LoadReport};
 use crate::profile::{plan::RunPlan, Profile, ProfileError};
-use crate::progress::Progress;
+use crate::progress::{Display, Progress};
 use crate::reconcile::{self, Books, Evidence, Sample};
 use crate::schedule::Schedule;
 use crate::stats::{self, LiveStats};
@@ -125,7 +125,9 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     let (summary, violations) = result?;
     write_json(&out.join("summary.json"), &summary)?;
     report::write(&out, &summary, &violations)?;
-    print_outcome(&summary, &out);
+    if options.display() != Display::Off {
+        print_outcome(&summary, &out);
+    }
     Ok(summary.verdict.exit_code())
 }
 
@@ -268,7 +270,7 @@ async fn drive(
 
     let load_started_wall = SystemTime::now();
     let (load, faults, samples) =
-        load_under_faults(plan, endpoints, out, started_at, control, options.quiet).await?;
+        load_under_faults(plan, endpoints, out, started_at, control, options.display()).await?;
 
     let convergence =
         converge::converge(&admin, &endpoints.coordinator, plan.convergence_window).await;
@@ -337,7 +339,7 @@ async fn load_under_faults(
     out: &Path,
     started_at: SystemTime,
     control: FaultControl,
-    quiet: bool,
+    display: Display,
 ) -> Result<(LoadReport, Vec<FaultRecord>, Vec<Sample>), RunError> {
     let writer =
         HistoryWriter::create(&out.join("history.jsonl")).map_err(|source| RunError::Output {
@@ -345,7 +347,7 @@ async fn load_under_faults(
             source,
         })?;
     let live = Arc::new(LiveStats::new());
-    let progress = Progress::start(live.clone(), plan.total(), quiet);
+    let progress = Progress::start(live.clone(), plan.total(), display);
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
     let config = loadgen::LoadConfig {
         client: TransferClient::new(&endpoints.gateway, plan.client_max_in_flight as usize)

@@ -1,9 +1,10 @@
 //! What the command line says about a run, and the plan it makes of the profile: the profile
 //! file with the command line's overrides applied, validated like the file itself.
 
+use crate::profile::fault_plan::fault_name;
 use crate::profile::{self, plan::RunPlan, Profile, ProfileError};
 use service::coordinator::Design;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -19,6 +20,85 @@ pub struct RunOptions {
     /// An existing Toxiproxy server's API (`host:port` or URL) instead of the embedded one.
     pub toxiproxy: Option<String>,
     pub quiet: bool,
+    /// Nothing printed: no progress and no closing table (a step of another command).
+    pub silent: bool,
+    /// Overrides the profile's warm-up, in seconds.
+    pub warmup_s: Option<u32>,
+    /// Overrides how long the run waits for every saga to be final.
+    pub convergence_window_s: Option<u32>,
+    /// The profile's faults, none, or one held active through the whole load.
+    pub faults: FaultsOverride,
+}
+
+impl RunOptions {
+    /// How the run shows its progress.
+    pub fn display(&self) -> crate::progress::Display {
+        use crate::progress::Display;
+        match (self.silent, self.quiet) {
+            (true, _) => Display::Off,
+            (false, true) => Display::Plain,
+            (false, false) => Display::Auto,
+        }
+    }
+}
+
+/// What a run does with the profile's fault timeline.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum FaultsOverride {
+    /// The timeline as the profile writes it.
+    #[default]
+    AsProfile,
+    /// No faults at all.
+    None,
+    /// Only the fault of this name, active from the start of the load to its end.
+    Hold(String),
+}
+
+/// The profile's faults as `how` says.
+fn override_faults(
+    profile: &mut Profile,
+    how: &FaultsOverride,
+    file: &Path,
+) -> Result<(), ProfileError> {
+    match how {
+        FaultsOverride::AsProfile => Ok(()),
+        FaultsOverride::None => {
+            profile.faults.clear();
+            Ok(())
+        }
+        FaultsOverride::Hold(name) => {
+            let names: Vec<String> = profile
+                .faults
+                .iter()
+                .enumerate()
+                .map(|(i, f)| fault_name(f, i))
+                .collect();
+            let Some(i) = names.iter().position(|n| n == name) else {
+                return Err(ProfileError {
+                    file: file.to_owned(),
+                    line: None,
+                    field: "faults".into(),
+                    message: format!(
+                        "no fault named `{name}`; the profile's faults are: {}",
+                        if names.is_empty() {
+                            "(none)".to_owned()
+                        } else {
+                            names.join(", ")
+                        }
+                    ),
+                });
+            };
+            let mut held = profile.faults[i].clone();
+            held.name = Some(names[i].clone());
+            held.at_s = 0.0;
+            held.duration_s = Some(f64::from(profile.warmup_s + profile.duration_s));
+            held.end_s = None;
+            held.repeat = None;
+            held.jitter_s = 0.0;
+            profile.faults = vec![held];
+            Ok(())
+        }
+    }
 }
 
 /// The profile with the overrides applied, and its plan. The profile comes back with every
@@ -37,6 +117,13 @@ pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
             stages: None,
         };
     }
+    if let Some(warmup) = options.warmup_s {
+        profile.warmup_s = warmup;
+    }
+    if let Some(window) = options.convergence_window_s {
+        profile.convergence_window_s = window;
+    }
+    override_faults(&mut profile, &options.faults, &options.profile)?;
     if let Some(design) = options.design {
         profile.service.coordinator.insert(
             "design".to_owned(),

@@ -3,6 +3,7 @@
 
 mod baseline;
 mod browser;
+mod capacity;
 mod compare;
 mod faults;
 mod mutants;

@@ -1,0 +1,334 @@
+//! A capacity search for people: a line per step as it ends, the conclusion, and
+//! `capacity.md` / `capacity.html` (the curves, the knee, the steps, what limited them).
+
+use super::{Capacity, Purpose, Step};
+use crate::report::charts::{self, RatePoint};
+use crate::report::html::{escape, figure, STYLE};
+use std::fmt::Write;
+
+fn ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "-".to_owned(), |v| format!("{v:.1}"))
+}
+
+/// The line printed when a step ends.
+pub fn step_line(number: usize, s: &Step) -> String {
+    format!(
+        "step {number:>2} {:>9} {:>6}/s  {:<5} goodput {:>8.1}/s  p50 {:>7} p99 {:>7} ms  errors+shed {:.4}{}",
+        s.purpose.as_str(),
+        s.rate_per_s,
+        if s.meets { "meets" } else { "MISS" },
+        s.goodput_rps,
+        ms(s.p50_ms),
+        ms(s.p99_ms),
+        s.refused_rate,
+        if s.generator_limited {
+            "  (generator-limited)"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What goodput past the knee says about the system.
+fn overload_word(fraction: f64) -> &'static str {
+    if fraction >= 0.9 {
+        "holds its goodput"
+    } else if fraction >= 0.5 {
+        "degrades"
+    } else {
+        "collapses"
+    }
+}
+
+/// The steps at the knee's rate.
+fn at_rate(c: &Capacity, rate: u32) -> impl Iterator<Item = &Step> {
+    c.steps.iter().filter(move |s| s.rate_per_s == rate)
+}
+
+/// The knee, its stability, headroom, Little's law and overload, in sentences.
+pub fn conclusion(c: &Capacity) -> String {
+    let mut out = String::new();
+    let Some(knee) = c.knee_rate_per_s else {
+        let _ = writeln!(
+            out,
+            "no knee: even the first step ({}/s) missed the SLO or the error budget",
+            c.steps.first().map_or(0, |s| s.rate_per_s)
+        );
+        return out;
+    };
+    let first = at_rate(c, knee).next();
+    let _ = writeln!(
+        out,
+        "knee: {knee}/s{} (p99 {} ms against {} ms, goodput {:.1}/s)",
+        if c.first_miss_rate_per_s.is_none() {
+            format!(
+                " or more (every step up to --max {} met the SLO)",
+                c.max_rate_per_s
+            )
+        } else {
+            String::new()
+        },
+        ms(first.and_then(|s| s.p99_ms)),
+        c.slo_p99_ms,
+        first.map_or(0.0, |s| s.goodput_rps)
+    );
+    if let Some(miss) = c.first_miss_rate_per_s {
+        let runs_at_knee = at_rate(c, knee).count();
+        let _ = writeln!(
+            out,
+            "boundary: {} ({} run(s) at {knee}/s, {} at {miss}/s)",
+            match c.knee_stable {
+                Some(true) => "stable: every run at the knee met the targets, every run at the first miss missed",
+                _ => "NOT stable: the runs at the knee or at the first miss disagree",
+            },
+            runs_at_knee,
+            at_rate(c, miss).count()
+        );
+    }
+    if let Some(headroom) = c.headroom {
+        let _ = writeln!(
+            out,
+            "headroom: {headroom:.2}× the profile's peak rate of {:.0}/s",
+            c.expected_rate_per_s
+        );
+    }
+    if let Some(l) = first.and_then(|s| s.concurrency) {
+        let _ = writeln!(
+            out,
+            "Little's law at the knee: {l:.1} transfers in the system on average (goodput × mean latency)"
+        );
+    }
+    if let Some(f) = c.goodput_at_twice_knee {
+        let _ = writeln!(
+            out,
+            "past the knee: at {}/s goodput is {:.0} % of the knee's: the system {}",
+            knee.saturating_mul(2),
+            f * 100.0,
+            overload_word(f)
+        );
+    }
+    out
+}
+
+fn notes(c: &Capacity) -> Vec<String> {
+    let mut notes = vec![format!(
+        "The system was started by the harness and shared this machine with it (the load \
+         generator, the proxies and the reconciler): the knee is this machine's, for this \
+         profile{}.",
+        c.fault
+            .as_deref()
+            .map_or(String::new(), |f| format!(" with `{f}` held active"))
+    )];
+    let limited: Vec<String> = c
+        .steps
+        .iter()
+        .filter(|s| s.generator_limited)
+        .map(|s| format!("{}/s", s.rate_per_s))
+        .collect();
+    if !limited.is_empty() {
+        notes.push(format!(
+            "The generator, not the system, limited the steps at {}: it fell behind its \
+             schedule by more than a quarter of the p99 it measured, so those steps say little \
+             about the system.",
+            limited.join(", ")
+        ));
+    }
+    let saturated: Vec<String> = c
+        .steps
+        .iter()
+        .filter(|s| !s.generator_limited && s.send_lag_ms_p99 > 10.0)
+        .map(|s| {
+            format!(
+                "{}/s (send lag p99 {:.1} ms, latency p99 {} ms)",
+                s.rate_per_s,
+                s.send_lag_ms_p99,
+                ms(s.p99_ms)
+            )
+        })
+        .collect();
+    if !saturated.is_empty() {
+        notes.push(format!(
+            "The generator fell behind its schedule at {} while the system saturated the \
+             machine they share; the latency measured there is far above that lag, so it is \
+             the system's.",
+            saturated.join(", ")
+        ));
+    }
+    notes
+}
+
+fn steps_in_rate_order(c: &Capacity) -> Vec<&Step> {
+    let mut steps: Vec<&Step> = c.steps.iter().collect();
+    steps.sort_by_key(|s| (s.rate_per_s, s.purpose != Purpose::Search));
+    steps
+}
+
+/// `capacity.md`.
+pub fn markdown(c: &Capacity) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# Capacity of `{}`{}\n",
+        c.profile,
+        c.fault
+            .as_deref()
+            .map_or(String::new(), |f| format!(" with `{f}` held active"))
+    );
+    let _ = writeln!(
+        out,
+        "seed {} · git {} · started {} · steps of {} s after {} s warm-up · SLO p99 {} ms, \
+         error budget {} · resolution {} %\n",
+        c.seed,
+        c.git_revision,
+        c.started_at,
+        c.step_s,
+        c.warmup_s,
+        c.slo_p99_ms,
+        c.error_budget,
+        c.resolution * 100.0
+    );
+    for line in conclusion(c).lines() {
+        let _ = writeln!(out, "- {line}");
+    }
+    let _ = writeln!(out);
+    for note in notes(c) {
+        let _ = writeln!(out, "{note}\n");
+    }
+    let _ = writeln!(
+        out,
+        "| # | why | offered/s | meets | goodput/s | p50 ms | p99 ms | p99.9 ms | errors + shed | shed | pending | overflow | send lag p99 ms | Little's L |"
+    );
+    let _ = writeln!(
+        out,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for (i, s) in c.steps.iter().enumerate() {
+        let _ =
+            writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.4} | {} | {} | {} | {:.1}{} | {} |",
+            i + 1,
+            s.purpose.as_str(),
+            s.rate_per_s,
+            if s.meets { "yes" } else { "**no**" },
+            s.goodput_rps,
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            ms(s.p999_ms),
+            s.refused_rate,
+            s.shed,
+            s.pending,
+            s.overflow,
+            s.send_lag_ms_p99,
+            if s.generator_limited { " (generator)" } else { "" },
+            ms(s.concurrency)
+        );
+    }
+    out
+}
+
+fn points(c: &Capacity) -> Vec<RatePoint> {
+    steps_in_rate_order(c)
+        .into_iter()
+        .map(|s| RatePoint {
+            offered_per_s: f64::from(s.rate_per_s),
+            goodput_per_s: s.goodput_rps,
+            p50_ms: s.p50_ms,
+            p99_ms: s.p99_ms,
+            meets: s.meets,
+        })
+        .collect()
+}
+
+/// `capacity.html`: self-contained, like `report.html`.
+pub fn html(c: &Capacity) -> String {
+    let points = points(c);
+    let knee = c.knee_rate_per_s.and_then(|k| {
+        points
+            .iter()
+            .find(|p| (p.offered_per_s - f64::from(k)).abs() < 0.5)
+    });
+    let mut out = String::new();
+    let title = format!(
+        "Capacity of {}{}",
+        c.profile,
+        c.fault
+            .as_deref()
+            .map_or(String::new(), |f| format!(" with {f} held active"))
+    );
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
+         <style>{STYLE}</style></head><body>\n<div class=\"verdict {}\"><h1>{}</h1>seed {} · \
+         git {} · started {} · steps of {} s after {} s warm-up · SLO p99 {} ms, error budget {}\
+         </div>\n<ul>\n",
+        escape(&title),
+        if c.knee_rate_per_s.is_some() {
+            "pass"
+        } else {
+            "fail"
+        },
+        escape(&title),
+        c.seed,
+        escape(&c.git_revision),
+        escape(&c.started_at),
+        c.step_s,
+        c.warmup_s,
+        c.slo_p99_ms,
+        c.error_budget
+    );
+    for line in conclusion(c).lines() {
+        let _ = writeln!(out, "<li>{}</li>", escape(line));
+    }
+    out.push_str("</ul>\n");
+    for note in notes(c) {
+        let _ = writeln!(out, "<p class=\"small\">{}</p>", escape(&note));
+    }
+    out.push_str(&figure(
+        "latency",
+        charts::latency_vs_goodput(&points, knee, c.slo_p99_ms as f64),
+    ));
+    out.push_str(&figure(
+        "goodput",
+        charts::goodput_vs_offered(&points, knee),
+    ));
+    out.push_str(
+        "<h2>Steps</h2><table><tr><th>#</th><th class=\"l\">why</th><th>offered/s</th>\
+         <th class=\"l\">meets</th><th>goodput/s</th><th>p50 ms</th><th>p99 ms</th>\
+         <th>p99.9 ms</th><th>errors + shed</th><th>shed</th><th>pending</th><th>overflow</th>\
+         <th>send lag p99 ms</th><th>Little's L</th></tr>\n",
+    );
+    for (i, s) in c.steps.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td>\
+             <td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{:.1}{}</td><td>{}</td></tr>",
+            i + 1,
+            s.purpose.as_str(),
+            s.rate_per_s,
+            if s.meets {
+                "yes"
+            } else {
+                "<span class=\"bad\">no</span>"
+            },
+            s.goodput_rps,
+            ms(s.p50_ms),
+            ms(s.p99_ms),
+            ms(s.p999_ms),
+            s.refused_rate,
+            s.shed,
+            s.pending,
+            s.overflow,
+            s.send_lag_ms_p99,
+            if s.generator_limited {
+                " (generator)"
+            } else {
+                ""
+            },
+            ms(s.concurrency)
+        );
+    }
+    out.push_str("</table>\n</body></html>\n");
+    out
+}
