@@ -81,6 +81,36 @@ pub struct HistoryRecord {
     pub measured: bool,
 }
 
+/// An operation of user `u-0` for tests: scheduled at `scheduled_us`, answered `latency_us`
+/// later (or never), ending in `outcome`.
+#[cfg(test)]
+pub fn test_record(
+    scheduled_us: u64,
+    latency_us: Option<u64>,
+    outcome: Outcome,
+    measured: bool,
+) -> HistoryRecord {
+    HistoryRecord {
+        op: 0,
+        attempt: 0,
+        key: "k".into(),
+        user_id: "u-0".into(),
+        external_account_id: "a-0".into(),
+        amount_cents: 100,
+        scheduled_us,
+        sent_us: latency_us.map(|_| scheduled_us),
+        answered_us: latency_us.map(|l| scheduled_us + l),
+        latency_us,
+        outcome,
+        jepsen_type: outcome.jepsen().into(),
+        http_status: None,
+        error_kind: None,
+        transfer_id: None,
+        reason: None,
+        measured,
+    }
+}
+
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 

@@ -96,7 +96,7 @@ struct Cell {
 }
 
 fn read_summary(dir: &Path) -> Option<Summary> {
-    let text = std::fs::read_to_string(dir.join("summary.json")).ok()?;
+    let text = std::fs::read_to_string(dir.join(crate::summary::SUMMARY_FILE)).ok()?;
     serde_json::from_str(&text).ok()
 }
 

@@ -217,25 +217,8 @@ mod tests {
     use super::*;
 
     fn op(at_s: f64, latency_ms: u64, outcome: Outcome) -> HistoryRecord {
-        HistoryRecord {
-            op: 0,
-            attempt: 0,
-            key: "k".into(),
-            user_id: "u-0".into(),
-            external_account_id: "a-0".into(),
-            amount_cents: 100,
-            scheduled_us: (at_s * 1e6) as u64,
-            sent_us: Some((at_s * 1e6) as u64),
-            answered_us: Some((at_s * 1e6) as u64 + latency_ms * 1000),
-            latency_us: Some(latency_ms * 1000),
-            outcome,
-            jepsen_type: outcome.jepsen().into(),
-            http_status: None,
-            error_kind: None,
-            transfer_id: None,
-            reason: None,
-            measured: true,
-        }
+        let scheduled_us = (at_s * 1e6) as u64;
+        crate::history::test_record(scheduled_us, Some(latency_ms * 1000), outcome, true)
     }
 
     fn fault(name: &str, applied: f64, healed: Option<f64>) -> FaultRecord {

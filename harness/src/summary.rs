@@ -8,6 +8,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The summary's file in a run folder.
+pub const SUMMARY_FILE: &str = "summary.json";
+
 service::named_enum! {
     /// `pass`: every invariant and the SLO held. `fail`: one did not. `unknown`: nothing
     /// failed but something could not be checked (no dumps, too few samples). `unusable`: the

@@ -264,7 +264,7 @@ async fn run_step(
     run::run(step_options(args, rate, duration_s, dir.clone()))
         .await
         .map_err(|source| CapacityError::Step { rate, source })?;
-    let path = dir.join(crate::report::SUMMARY_FILE);
+    let path = dir.join(crate::summary::SUMMARY_FILE);
     let summary: Summary = std::fs::read(&path)
         .map_err(|e| e.to_string())
         .and_then(|bytes| serde_json::from_slice(&bytes).map_err(|e| e.to_string()))

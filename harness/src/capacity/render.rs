@@ -194,37 +194,58 @@ pub fn markdown(c: &Capacity) -> String {
     for note in notes(c) {
         let _ = writeln!(out, "{note}\n");
     }
-    let _ = writeln!(
-        out,
-        "| # | why | offered/s | meets | goodput/s | p50 ms | p99 ms | p99.9 ms | errors + shed | shed | pending | overflow | send lag p99 ms | Little's L |"
-    );
-    let _ = writeln!(
-        out,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    );
+    let _ = writeln!(out, "| {} |", COLUMNS.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(COLUMNS.len()));
     for (i, s) in c.steps.iter().enumerate() {
-        let _ =
-            writeln!(
-            out,
-            "| {} | {} | {} | {} | {:.1} | {} | {} | {} | {:.4} | {} | {} | {} | {:.1}{} | {} |",
-            i + 1,
-            s.purpose.as_str(),
-            s.rate_per_s,
-            if s.meets { "yes" } else { "**no**" },
-            s.goodput_rps,
-            ms(s.p50_ms),
-            ms(s.p99_ms),
-            ms(s.p999_ms),
-            s.refused_rate,
-            s.shed,
-            s.pending,
-            s.overflow,
-            s.send_lag_ms_p99,
-            if s.generator_limited { " (generator)" } else { "" },
-            ms(s.concurrency)
-        );
+        let _ = writeln!(out, "| {} |", cells(i + 1, s).join(" | "));
     }
     out
+}
+
+/// The columns of the table of steps, in both reports.
+const COLUMNS: [&str; 14] = [
+    "#",
+    "why",
+    "offered/s",
+    "meets",
+    "goodput/s",
+    "p50 ms",
+    "p99 ms",
+    "p99.9 ms",
+    "errors + shed",
+    "shed",
+    "pending",
+    "overflow",
+    "send lag p99 ms",
+    "Little's L",
+];
+
+/// Step `s`, numbered `number`, as the table's cells.
+fn cells(number: usize, s: &Step) -> [String; COLUMNS.len()] {
+    [
+        number.to_string(),
+        s.purpose.as_str().to_owned(),
+        s.rate_per_s.to_string(),
+        if s.meets { "yes" } else { "NO" }.to_owned(),
+        format!("{:.1}", s.goodput_rps),
+        ms(s.p50_ms),
+        ms(s.p99_ms),
+        ms(s.p999_ms),
+        format!("{:.4}", s.refused_rate),
+        s.shed.to_string(),
+        s.pending.to_string(),
+        s.overflow.to_string(),
+        format!(
+            "{:.1}{}",
+            s.send_lag_ms_p99,
+            if s.generator_limited {
+                " (generator)"
+            } else {
+                ""
+            }
+        ),
+        ms(s.concurrency),
+    ]
 }
 
 fn points(c: &Capacity) -> Vec<RatePoint> {
@@ -292,42 +313,17 @@ pub fn html(c: &Capacity) -> String {
         "goodput",
         charts::goodput_vs_offered(&points, knee),
     ));
-    out.push_str(
-        "<h2>Steps</h2><table><tr><th>#</th><th class=\"l\">why</th><th>offered/s</th>\
-         <th class=\"l\">meets</th><th>goodput/s</th><th>p50 ms</th><th>p99 ms</th>\
-         <th>p99.9 ms</th><th>errors + shed</th><th>shed</th><th>pending</th><th>overflow</th>\
-         <th>send lag p99 ms</th><th>Little's L</th></tr>\n",
-    );
+    out.push_str("<h2>Steps</h2><table><tr>");
+    for column in COLUMNS {
+        let _ = write!(out, "<th>{}</th>", escape(column));
+    }
+    out.push_str("</tr>\n");
     for (i, s) in c.steps.iter().enumerate() {
-        let _ = writeln!(
-            out,
-            "<tr><td>{}</td><td class=\"l\">{}</td><td>{}</td><td class=\"l\">{}</td>\
-             <td>{:.1}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.4}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{:.1}{}</td><td>{}</td></tr>",
-            i + 1,
-            s.purpose.as_str(),
-            s.rate_per_s,
-            if s.meets {
-                "yes"
-            } else {
-                "<span class=\"bad\">no</span>"
-            },
-            s.goodput_rps,
-            ms(s.p50_ms),
-            ms(s.p99_ms),
-            ms(s.p999_ms),
-            s.refused_rate,
-            s.shed,
-            s.pending,
-            s.overflow,
-            s.send_lag_ms_p99,
-            if s.generator_limited {
-                " (generator)"
-            } else {
-                ""
-            },
-            ms(s.concurrency)
-        );
+        out.push_str("<tr>");
+        for cell in cells(i + 1, s) {
+            let _ = write!(out, "<td>{}</td>", escape(&cell));
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</table>\n</body></html>\n");
     out

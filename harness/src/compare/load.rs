@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The summary file of a run folder, and the interval log beside it.
-pub const SUMMARY_FILE: &str = "summary.json";
+pub use crate::summary::SUMMARY_FILE;
 pub const LATENCY_LOG_FILE: &str = "latency.hlog";
 
 #[derive(Debug, thiserror::Error)]

@@ -99,7 +99,11 @@ fn write<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), Evidence
     std::fs::write(&path, bytes).map_err(|source| EvidenceError::Io { path, source })
 }
 
-fn read<T: serde::de::DeserializeOwned>(dir: &Path, file: &str) -> Result<T, EvidenceError> {
+/// Reads the JSON file `file` of the run folder `dir`.
+pub fn read_json<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &str,
+) -> Result<T, EvidenceError> {
     let path = dir.join(file);
     let bytes = std::fs::read(&path).map_err(|source| EvidenceError::Io {
         path: path.clone(),
@@ -122,11 +126,11 @@ impl Evidence {
         let path = dir.join(HISTORY_FILE);
         let history = history::read(&path).map_err(|source| EvidenceError::Io { path, source })?;
         Ok(Evidence {
-            books: read(dir, BOOKS_FILE)?,
+            books: read_json(dir, BOOKS_FILE)?,
             history,
-            convergence: read(dir, CONVERGENCE_FILE)?,
-            resolutions: read(dir, RESOLUTIONS_FILE)?,
-            samples: read(dir, SAMPLES_FILE)?,
+            convergence: read_json(dir, CONVERGENCE_FILE)?,
+            resolutions: read_json(dir, RESOLUTIONS_FILE)?,
+            samples: read_json(dir, SAMPLES_FILE)?,
         })
     }
 }

@@ -104,6 +104,9 @@ pub struct Indeterminate {
     pub never_known: u64,
 }
 
+/// The reconciliation's file in a run folder.
+pub const RECONCILIATION_FILE: &str = "reconciliation.json";
+
 /// `reconciliation.json` (schema: `harness/schema/reconciliation.schema.json`).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]

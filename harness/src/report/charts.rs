@@ -4,6 +4,7 @@
 use super::timeline::{FaultWindow, Second};
 use crate::history::Outcome;
 use crate::reconcile::Sample;
+use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
 use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -101,6 +102,115 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     )
 }
 
+/// What a chart's frame says: its caption and what each axis holds.
+struct Frame<'t> {
+    caption: &'t str,
+    x_desc: &'t str,
+    y_desc: &'t str,
+    /// Room for the y axis's labels, in pixels (wider for large numbers).
+    y_labels_px: u32,
+}
+
+type Chart<'a, 'b, X, Y> = ChartContext<
+    'a,
+    SVGBackend<'b>,
+    Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
+>;
+
+/// How the labels of an axis over `X` are written.
+type LabelFormat<X> = dyn Fn(&<<X as AsRangedCoord>::CoordDescType as Ranged>::ValueType) -> String;
+
+/// A chart on `root` over `x` and `y`, its mesh drawn (with `x_labels` formatting the x
+/// axis's labels, when given).
+fn frame<'a, 'b, X, Y>(
+    root: &'a DrawingArea<SVGBackend<'b>, Shift>,
+    f: &Frame<'_>,
+    x: X,
+    y: Y,
+    x_labels: Option<&LabelFormat<X>>,
+) -> Result<Chart<'a, 'b, X, Y>, ChartError>
+where
+    X: AsRangedCoord,
+    Y: AsRangedCoord,
+    X::CoordDescType: ValueFormatter<<X::CoordDescType as Ranged>::ValueType>,
+    Y::CoordDescType: ValueFormatter<<Y::CoordDescType as Ranged>::ValueType>,
+{
+    let mut chart = drawn(
+        ChartBuilder::on(root)
+            .caption(f.caption, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(f.y_labels_px)
+            .build_cartesian_2d(x, y),
+    )?;
+    let mut mesh = chart.configure_mesh();
+    mesh.x_desc(f.x_desc)
+        .y_desc(f.y_desc)
+        .label_style(("sans-serif", 14));
+    if let Some(format) = x_labels {
+        mesh.x_label_formatter(format);
+    }
+    drawn(mesh.draw())?;
+    Ok(chart)
+}
+
+/// A named series: a line of the series' width, in the legend.
+fn line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    points: Vec<(X::ValueType, Y::ValueType)>,
+    name: &str,
+    colour: RGBColor,
+) -> Result<(), ChartError>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged,
+    Y: Ranged,
+    X::ValueType: Clone + 'static,
+    Y::ValueType: Clone + 'static,
+{
+    drawn(chart.draw_series(LineSeries::new(points, colour.stroke_width(2))))?
+        .label(name)
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+    Ok(())
+}
+
+/// A dashed horizontal line at the SLO's p99 bound, from `from_x` to `to_x`.
+fn slo_line<'a, DB, X, Y>(
+    chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
+    from_x: f64,
+    to_x: f64,
+    slo_p99_ms: f64,
+) -> Result<(), ChartError>
+where
+    DB: DrawingBackend + 'a,
+    X: Ranged<ValueType = f64>,
+    Y: Ranged<ValueType = f64>,
+{
+    drawn(chart.draw_series(DashedLineSeries::new(
+        [(from_x, slo_p99_ms), (to_x, slo_p99_ms)],
+        6,
+        4,
+        SLO.stroke_width(1),
+    )))?
+    .label(format!("SLO p99 {slo_p99_ms} ms"))
+    .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
+    Ok(())
+}
+
+/// The lowest and highest latency a log axis shows: half the lowest value (at least 0.1 ms)
+/// and half again above the highest, the SLO's bound always inside.
+fn log_range(
+    lows: impl Iterator<Item = f64>,
+    highs: impl Iterator<Item = f64>,
+    slo: f64,
+) -> (f64, f64) {
+    let low = lows.fold(slo, f64::min).max(0.2) / 2.0;
+    let high = highs.fold(slo, f64::max) * 1.5;
+    (low, high)
+}
+
+const BY_SCHEDULED_SECOND: &str = "seconds from the start of the load (by scheduled send time)";
+
 /// p50, p99 and max latency per second on a log scale, with the SLO's p99 bound.
 pub fn latency_per_second(
     seconds: &[Second],
@@ -108,61 +218,36 @@ pub fn latency_per_second(
     slo_p99_ms: f64,
     end_s: f64,
 ) -> Result<String, ChartError> {
-    let top = seconds
-        .iter()
-        .filter_map(|s| s.max_ms)
-        .fold(slo_p99_ms, f64::max)
-        * 1.5;
-    let low = seconds
-        .iter()
-        .filter_map(|s| s.p50_ms)
-        .fold(slo_p99_ms, f64::min)
-        .max(0.2)
-        / 2.0;
+    let (low, top) = log_range(
+        seconds.iter().filter_map(|s| s.p50_ms),
+        seconds.iter().filter_map(|s| s.max_ms),
+        slo_p99_ms,
+    );
+    let frame_of = Frame {
+        caption: "Latency per second (ms, log scale)",
+        x_desc: BY_SCHEDULED_SECOND,
+        y_desc: "ms",
+        y_labels_px: 56,
+    };
     svg(|root| {
-        let mut chart = drawn(
-            ChartBuilder::on(root)
-                .caption("Latency per second (ms, log scale)", ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(0f64..end_s.max(1.0), (low..top).log_scale()),
-        )?;
-        drawn(
-            chart
-                .configure_mesh()
-                .x_desc("seconds from the start of the load (by scheduled send time)")
-                .y_desc("ms")
-                .label_style(("sans-serif", 14))
-                .draw(),
+        let mut chart = frame(
+            root,
+            &frame_of,
+            0f64..end_s.max(1.0),
+            (low..top).log_scale(),
+            None,
         )?;
         shade(&mut chart, faults, low, top)?;
-        let series = |pick: fn(&Second) -> Option<f64>| {
+        let series = |pick: fn(&Second) -> Option<f64>| -> Vec<(f64, f64)> {
             seconds
                 .iter()
-                .filter_map(move |s| pick(s).map(|v| (s.at_s as f64 + 0.5, v.max(low))))
+                .filter_map(|s| pick(s).map(|v| (s.at_s as f64 + 0.5, v.max(low))))
+                .collect()
         };
-        for (name, colour, pick) in [
-            (
-                "max",
-                MAX,
-                (|s: &Second| s.max_ms) as fn(&Second) -> Option<f64>,
-            ),
-            ("p99", P99, |s: &Second| s.p99_ms),
-            ("p50", P50, |s: &Second| s.p50_ms),
-        ] {
-            drawn(chart.draw_series(LineSeries::new(series(pick), colour.stroke_width(2))))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
-        }
-        drawn(chart.draw_series(DashedLineSeries::new(
-            [(0.0, slo_p99_ms), (end_s, slo_p99_ms)],
-            6,
-            4,
-            SLO.stroke_width(1),
-        )))?
-        .label(format!("SLO p99 {slo_p99_ms} ms"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
+        line(&mut chart, series(|s| s.max_ms), "max", MAX)?;
+        line(&mut chart, series(|s| s.p99_ms), "p99", P99)?;
+        line(&mut chart, series(|s| s.p50_ms), "p50", P50)?;
+        slo_line(&mut chart, 0.0, end_s, slo_p99_ms)?;
         legend(&mut chart)
     })
 }
@@ -181,42 +266,29 @@ pub fn outcomes_per_second(
         .max(1)
         * 5
         / 4;
+    let frame_of = Frame {
+        caption: "Throughput and outcomes per second (operations)",
+        x_desc: BY_SCHEDULED_SECOND,
+        y_desc: "operations / s",
+        y_labels_px: 56,
+    };
     svg(|root| {
-        let mut chart = drawn(
-            ChartBuilder::on(root)
-                .caption(
-                    "Throughput and outcomes per second (operations)",
-                    ("sans-serif", 18),
-                )
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(0f64..end_s.max(1.0), 0u64..top),
-        )?;
-        drawn(
-            chart
-                .configure_mesh()
-                .x_desc("seconds from the start of the load (by scheduled send time)")
-                .y_desc("operations / s")
-                .label_style(("sans-serif", 14))
-                .draw(),
-        )?;
+        let mut chart = frame(root, &frame_of, 0f64..end_s.max(1.0), 0u64..top, None)?;
         shade(&mut chart, faults, 0, top)?;
         for (i, outcome) in Outcome::ALL.iter().enumerate() {
             if seconds.iter().all(|s| s.outcomes[i] == 0) {
                 continue;
             }
-            let colour = outcome_colour(*outcome);
-            drawn(
-                chart.draw_series(LineSeries::new(
-                    seconds
-                        .iter()
-                        .map(move |s| (s.at_s as f64 + 0.5, s.outcomes[i])),
-                    colour.stroke_width(2),
-                )),
-            )?
-            .label(outcome.as_str())
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+            let points = seconds
+                .iter()
+                .map(|s| (s.at_s as f64 + 0.5, s.outcomes[i]))
+                .collect();
+            line(
+                &mut chart,
+                points,
+                outcome.as_str(),
+                outcome_colour(*outcome),
+            )?;
         }
         legend(&mut chart)
     })
@@ -231,51 +303,37 @@ pub fn spectrum(points: &[(f64, f64)], slo_p99_ms: f64) -> Result<String, ChartE
         .map(|(q, _)| 1.0 / (1.0 - q))
         .fold(100.0, f64::max)
         * 2.0;
-    let top = points.iter().map(|(_, v)| *v).fold(slo_p99_ms, f64::max) * 1.5;
+    let (low, top) = log_range(
+        points.iter().map(|(_, v)| *v),
+        points.iter().map(|(_, v)| *v),
+        slo_p99_ms,
+    );
     let x_of = move |q: f64| if q >= 1.0 { last_x } else { 1.0 / (1.0 - q) };
+    let percentile = |x: &f64| {
+        let q = 100.0 * (1.0 - 1.0 / x);
+        if q < 99.0 {
+            format!("{q:.0}%")
+        } else {
+            format!("{q:.2}%")
+        }
+    };
+    let frame_of = Frame {
+        caption: "Percentile spectrum of the measured window (ms, log scales)",
+        x_desc: "percentile",
+        y_desc: "ms",
+        y_labels_px: 56,
+    };
     svg(|root| {
-        let mut chart = drawn(
-            ChartBuilder::on(root)
-                .caption(
-                    "Percentile spectrum of the measured window (ms, log scales)",
-                    ("sans-serif", 18),
-                )
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d((1f64..last_x).log_scale(), (0.1f64..top).log_scale()),
+        let mut chart = frame(
+            root,
+            &frame_of,
+            (1f64..last_x).log_scale(),
+            (low..top).log_scale(),
+            Some(&percentile),
         )?;
-        let percentile = |x: &f64| {
-            let q = 100.0 * (1.0 - 1.0 / x);
-            if q < 99.0 {
-                format!("{q:.0}%")
-            } else {
-                format!("{q:.2}%")
-            }
-        };
-        drawn(
-            chart
-                .configure_mesh()
-                .x_desc("percentile")
-                .y_desc("ms")
-                .x_label_formatter(&percentile)
-                .label_style(("sans-serif", 14))
-                .draw(),
-        )?;
-        drawn(chart.draw_series(LineSeries::new(
-            points.iter().map(|(q, v)| (x_of(*q), v.max(0.1))),
-            P99.stroke_width(2),
-        )))?
-        .label("latency")
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], P99));
-        drawn(chart.draw_series(DashedLineSeries::new(
-            [(1.0, slo_p99_ms), (last_x, slo_p99_ms)],
-            6,
-            4,
-            SLO.stroke_width(1),
-        )))?
-        .label(format!("SLO p99 {slo_p99_ms} ms"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
+        let curve = points.iter().map(|(q, v)| (x_of(*q), v.max(low))).collect();
+        line(&mut chart, curve, "latency", P99)?;
+        slo_line(&mut chart, 1.0, last_x, slo_p99_ms)?;
         drawn(chart.draw_series(std::iter::once(Circle::new(
             (100.0, slo_p99_ms),
             4,
@@ -300,38 +358,20 @@ pub fn money_in_flight(
         .saturating_mul(5)
         / 4;
     let end_s = samples.iter().map(|s| s.at_s).fold(end_s, f64::max);
+    let frame_of = Frame {
+        caption: "Money in flight (cents, bound read by the sampler)",
+        x_desc: "seconds from the start of the load",
+        y_desc: "cents",
+        y_labels_px: 90,
+    };
     svg(|root| {
-        let mut chart = drawn(
-            ChartBuilder::on(root)
-                .caption(
-                    "Money in flight (cents, bound read by the sampler)",
-                    ("sans-serif", 18),
-                )
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(90)
-                .build_cartesian_2d(0f64..end_s.max(1.0), 0u64..top),
-        )?;
-        drawn(
-            chart
-                .configure_mesh()
-                .x_desc("seconds from the start of the load")
-                .y_desc("cents")
-                .label_style(("sans-serif", 14))
-                .draw(),
-        )?;
+        let mut chart = frame(root, &frame_of, 0f64..end_s.max(1.0), 0u64..top, None)?;
         shade(&mut chart, faults, 0, top)?;
-        let colour = RGBColor(40, 100, 200);
-        drawn(
-            chart.draw_series(LineSeries::new(
-                samples
-                    .iter()
-                    .filter_map(|s| s.in_flight_bound_cents.map(|c| (s.at_s, c))),
-                colour.stroke_width(2),
-            )),
-        )?
-        .label("in flight (bound)")
-        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+        let points = samples
+            .iter()
+            .filter_map(|s| s.in_flight_bound_cents.map(|c| (s.at_s, c)))
+            .collect();
+        line(&mut chart, points, "in flight (bound)", P50)?;
         legend(&mut chart)
     })
 }
@@ -353,37 +393,19 @@ pub fn latency_vs_goodput(
     slo_p99_ms: f64,
 ) -> Result<String, ChartError> {
     let right = points.iter().map(|p| p.goodput_per_s).fold(1.0, f64::max) * 1.15;
-    let top = points
-        .iter()
-        .filter_map(|p| p.p99_ms)
-        .fold(slo_p99_ms, f64::max)
-        * 1.5;
-    let low = points
-        .iter()
-        .filter_map(|p| p.p50_ms)
-        .fold(slo_p99_ms, f64::min)
-        .max(0.2)
-        / 2.0;
+    let (low, top) = log_range(
+        points.iter().filter_map(|p| p.p50_ms),
+        points.iter().filter_map(|p| p.p99_ms),
+        slo_p99_ms,
+    );
+    let frame_of = Frame {
+        caption: "Latency against throughput (ms, log scale)",
+        x_desc: "completed transfers / s (goodput)",
+        y_desc: "ms",
+        y_labels_px: 56,
+    };
     svg(|root| {
-        let mut chart = drawn(
-            ChartBuilder::on(root)
-                .caption(
-                    "Latency against throughput (ms, log scale)",
-                    ("sans-serif", 18),
-                )
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(0f64..right, (low..top).log_scale()),
-        )?;
-        drawn(
-            chart
-                .configure_mesh()
-                .x_desc("completed transfers / s (goodput)")
-                .y_desc("ms")
-                .label_style(("sans-serif", 14))
-                .draw(),
-        )?;
+        let mut chart = frame(root, &frame_of, 0f64..right, (low..top).log_scale(), None)?;
         for (name, colour, pick) in [
             (
                 "p99",
@@ -392,43 +414,29 @@ pub fn latency_vs_goodput(
             ),
             ("p50", P50, |p: &RatePoint| p.p50_ms),
         ] {
-            let line: Vec<(f64, f64)> = points
+            let curve: Vec<(f64, f64)> = points
                 .iter()
                 .filter_map(|p| pick(p).map(|v| (p.goodput_per_s, v.max(low))))
                 .collect();
-            drawn(chart.draw_series(LineSeries::new(line.clone(), colour.stroke_width(2))))?
-                .label(name)
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
-            drawn(
-                chart.draw_series(
-                    line.into_iter()
-                        .map(move |xy| Circle::new(xy, 3, colour.filled())),
-                ),
-            )?;
+            drawn(chart.draw_series(curve.iter().map(|xy| Circle::new(*xy, 3, colour.filled()))))?;
+            line(&mut chart, curve, name, colour)?;
         }
-        drawn(chart.draw_series(DashedLineSeries::new(
-            [(0.0, slo_p99_ms), (right, slo_p99_ms)],
-            6,
-            4,
-            SLO.stroke_width(1),
-        )))?
-        .label(format!("SLO p99 {slo_p99_ms} ms"))
-        .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
-        if let Some(k) = knee {
-            if let Some(p99) = k.p99_ms {
-                let at = (k.goodput_per_s, p99.max(low));
-                drawn(
-                    chart.draw_series([
-                        Circle::new(at, 7, SLO.stroke_width(2)).into_dyn(),
-                        Text::new(
-                            format!("knee {:.0}/s", k.offered_per_s),
-                            at,
-                            ("sans-serif", 14).into_font(),
-                        )
-                        .into_dyn(),
-                    ]),
-                )?;
-            }
+        slo_line(&mut chart, 0.0, right, slo_p99_ms)?;
+        if let Some(at) =
+            knee.and_then(|k| k.p99_ms.map(|p99| (k, (k.goodput_per_s, p99.max(low)))))
+        {
+            let (k, xy) = at;
+            drawn(
+                chart.draw_series([
+                    Circle::new(xy, 7, SLO.stroke_width(2)).into_dyn(),
+                    Text::new(
+                        format!("knee {:.0}/s", k.offered_per_s),
+                        xy,
+                        ("sans-serif", 14).into_font(),
+                    )
+                    .into_dyn(),
+                ]),
+            )?;
         }
         legend(&mut chart)
     })
@@ -440,23 +448,14 @@ pub fn goodput_vs_offered(
     knee: Option<&RatePoint>,
 ) -> Result<String, ChartError> {
     let right = points.iter().map(|p| p.offered_per_s).fold(1.0, f64::max) * 1.1;
+    let frame_of = Frame {
+        caption: "Goodput against offered load",
+        x_desc: "offered requests / s",
+        y_desc: "completed / s",
+        y_labels_px: 56,
+    };
     svg(|root| {
-        let mut chart = drawn(
-            ChartBuilder::on(root)
-                .caption("Goodput against offered load", ("sans-serif", 18))
-                .margin(12)
-                .x_label_area_size(36)
-                .y_label_area_size(56)
-                .build_cartesian_2d(0f64..right, 0f64..right),
-        )?;
-        drawn(
-            chart
-                .configure_mesh()
-                .x_desc("offered requests / s")
-                .y_desc("completed / s")
-                .label_style(("sans-serif", 14))
-                .draw(),
-        )?;
+        let mut chart = frame(root, &frame_of, 0f64..right, 0f64..right, None)?;
         drawn(chart.draw_series(DashedLineSeries::new(
             [(0.0, 0.0), (right, right)],
             6,
@@ -465,17 +464,15 @@ pub fn goodput_vs_offered(
         )))?
         .label("every request completed")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], MAX));
-        let colour = RGBColor(40, 150, 60);
-        let line: Vec<(f64, f64)> = points
+        let green = outcome_colour(Outcome::Completed);
+        let curve = points
             .iter()
             .map(|p| (p.offered_per_s, p.goodput_per_s))
             .collect();
-        drawn(chart.draw_series(LineSeries::new(line, colour.stroke_width(2))))?
-            .label("goodput")
-            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], colour));
+        line(&mut chart, curve, "goodput", green)?;
         drawn(chart.draw_series(points.iter().map(|p| {
             let style = if p.meets {
-                colour.filled()
+                green.filled()
             } else {
                 P99.filled()
             };

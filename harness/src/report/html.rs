@@ -4,7 +4,7 @@
 
 use super::markdown::ms;
 use super::timeline::{self, FaultWindow};
-use super::{charts, phase_rows, RunRecord};
+use super::{charts, phase_rows, RunRecord, PHASE_COLUMNS};
 use crate::summary::{Summary, Verdict};
 use std::fmt::Write;
 
@@ -32,7 +32,7 @@ h1{margin:0 0 4px}h2{margin-top:28px;border-bottom:1px solid #ddd}\
 .verdict{padding:14px 18px;border-radius:6px;color:#fff}\
 .pass{background:#2a7d3b}.fail{background:#b3261e}.unknown{background:#8a6d00}.unusable{background:#555}\
 table{border-collapse:collapse;margin:8px 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}\
-th{background:#f3f3f3}td.l,th.l{text-align:left}code{font-size:92%}\
+th{background:#f3f3f3}td.l,th.l,tr>:first-child{text-align:left}code{font-size:92%}\
 figure{margin:12px 0}figure svg{max-width:100%;height:auto}.bad{color:#b3261e;font-weight:bold}\
 .small{color:#666;font-size:90%}";
 
@@ -195,29 +195,22 @@ fn charts_of(out: &mut String, record: &RunRecord<'_>) {
 }
 
 fn phases(out: &mut String, s: &Summary) {
-    let _ = writeln!(
+    let _ = write!(
         out,
         "<h2>Latency by phase (ms)</h2><p class=\"small\">An operation counts in the phase of \
-         its scheduled send time; recovery is the {} s after a fault heals.</p>\
-         <table><tr><th class=\"l\">phase</th><th class=\"l\">seconds</th><th>operations</th>\
-         <th>completed</th><th>errors</th><th>p50</th><th>p99</th><th>max</th></tr>",
+         its scheduled send time; recovery is the {} s after a fault heals.</p><table><tr>",
         s.phases.recovery_window_s
     );
+    for column in PHASE_COLUMNS {
+        let _ = write!(out, "<th>{column}</th>");
+    }
+    out.push_str("</tr>\n");
     for row in phase_rows(s) {
-        let f = row.figures;
-        let _ = writeln!(
-            out,
-            "<tr><td class=\"l\">{}</td><td class=\"l\">{}</td><td>{}</td><td>{}</td><td>{}</td>\
-             <td>{}</td><td>{}</td><td>{}</td></tr>",
-            escape(&row.name.replace('`', "")),
-            escape(&row.window),
-            f.operations,
-            f.completed,
-            f.errors,
-            ms(f.latency_ms.p50),
-            ms(f.latency_ms.p99),
-            ms(f.latency_ms.max)
-        );
+        out.push_str("<tr>");
+        for cell in row.cells() {
+            let _ = write!(out, "<td>{}</td>", escape(&cell.replace('`', "")));
+        }
+        out.push_str("</tr>\n");
     }
     out.push_str("</table>\n");
 }

@@ -1,6 +1,6 @@
 //! `report.md`: the run's verdict for a person: what ran, what held, what broke and where.
 
-use super::phase_rows;
+use super::{phase_rows, PHASE_COLUMNS};
 use crate::reconcile::Violation;
 use crate::summary::Summary;
 use std::fmt::Write;
@@ -153,25 +153,10 @@ fn phases(out: &mut String, s: &Summary) {
          after a fault heals. Seconds from the start of the load.\n",
         p.recovery_window_s
     );
-    let _ = writeln!(
-        out,
-        "| phase | seconds | operations | completed | errors | p50 | p99 | max |"
-    );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "| {} |", PHASE_COLUMNS.join(" | "));
+    let _ = writeln!(out, "|{}", "---|".repeat(PHASE_COLUMNS.len()));
     for row in phase_rows(s) {
-        let f = row.figures;
-        let _ = writeln!(
-            out,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            row.name,
-            row.window,
-            f.operations,
-            f.completed,
-            f.errors,
-            ms(f.latency_ms.p50),
-            ms(f.latency_ms.p99),
-            ms(f.latency_ms.max)
-        );
+        let _ = writeln!(out, "| {} |", row.cells().join(" | "));
     }
     let _ = writeln!(out);
 }

@@ -11,29 +11,16 @@ pub mod timeline;
 
 use crate::history::{self, HistoryRecord};
 use crate::phases::PhaseFigures;
-use crate::reconcile::evidence::{HISTORY_FILE, SAMPLES_FILE};
-use crate::reconcile::{Reconciliation, Sample, Violation};
-use crate::summary::Summary;
+use crate::reconcile::evidence::{read_json, EvidenceError, HISTORY_FILE, SAMPLES_FILE};
+use crate::reconcile::{Reconciliation, Sample, Violation, RECONCILIATION_FILE};
+use crate::summary::{Summary, SUMMARY_FILE};
 use std::path::{Path, PathBuf};
 
 pub const MARKDOWN_FILE: &str = "report.md";
 pub const HTML_FILE: &str = "report.html";
-pub const SUMMARY_FILE: &str = "summary.json";
-pub const RECONCILIATION_FILE: &str = "reconciliation.json";
 
-#[derive(Debug, thiserror::Error)]
-pub enum ReportError {
-    #[error("{path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error("{path}: {source}")]
-    Json {
-        path: PathBuf,
-        source: serde_json::Error,
-    },
-}
+/// Reading or writing a run folder's files.
+pub type ReportError = EvidenceError;
 
 /// What the reports are made of.
 pub struct RunRecord<'a> {
@@ -85,24 +72,45 @@ pub fn phase_rows(s: &Summary) -> Vec<PhaseRow<'_>> {
     rows
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(path: PathBuf) -> Result<T, ReportError> {
-    let bytes = std::fs::read(&path).map_err(|source| ReportError::Io {
-        path: path.clone(),
-        source,
-    })?;
-    serde_json::from_slice(&bytes).map_err(|source| ReportError::Json { path, source })
+/// The columns of a table of phases, in both reports.
+pub const PHASE_COLUMNS: [&str; 8] = [
+    "phase",
+    "seconds",
+    "operations",
+    "completed",
+    "errors",
+    "p50",
+    "p99",
+    "max",
+];
+
+impl PhaseRow<'_> {
+    /// The row's cells, under `PHASE_COLUMNS`.
+    pub fn cells(&self) -> [String; PHASE_COLUMNS.len()] {
+        let f = self.figures;
+        [
+            self.name.clone(),
+            self.window.clone(),
+            f.operations.to_string(),
+            f.completed.to_string(),
+            f.errors.to_string(),
+            markdown::ms(f.latency_ms.p50),
+            markdown::ms(f.latency_ms.p99),
+            markdown::ms(f.latency_ms.max),
+        ]
+    }
 }
 
 fn write_text(path: PathBuf, text: String) -> Result<(), ReportError> {
-    std::fs::write(&path, text).map_err(|source| ReportError::Io { path, source })
+    std::fs::write(&path, text).map_err(|source| EvidenceError::Io { path, source })
 }
 
 /// Writes `report.md` and `report.html` into the run folder `dir`, reading the history and
 /// the samples it holds.
 pub fn write(dir: &Path, summary: &Summary, violations: &[Violation]) -> Result<(), ReportError> {
     let path = dir.join(HISTORY_FILE);
-    let history = history::read(&path).map_err(|source| ReportError::Io { path, source })?;
-    let samples: Vec<Sample> = read_json(dir.join(SAMPLES_FILE)).unwrap_or_default();
+    let history = history::read(&path).map_err(|source| EvidenceError::Io { path, source })?;
+    let samples: Vec<Sample> = read_json(dir, SAMPLES_FILE).unwrap_or_default();
     let record = RunRecord {
         summary,
         violations,
@@ -118,8 +126,8 @@ pub fn write(dir: &Path, summary: &Summary, violations: &[Violation]) -> Result<
 
 /// `harness report DIR`: rebuilds both reports of a finished run from its folder.
 pub fn regenerate(dir: &Path) -> Result<Summary, ReportError> {
-    let summary: Summary = read_json(dir.join(SUMMARY_FILE))?;
-    let reconciliation: Reconciliation = read_json(dir.join(RECONCILIATION_FILE))?;
+    let summary: Summary = read_json(dir, SUMMARY_FILE)?;
+    let reconciliation: Reconciliation = read_json(dir, RECONCILIATION_FILE)?;
     write(dir, &summary, &reconciliation.violations)?;
     Ok(summary)
 }

@@ -103,25 +103,8 @@ mod tests {
     use super::*;
 
     fn op(scheduled_us: u64, latency_us: Option<u64>, outcome: Outcome) -> HistoryRecord {
-        HistoryRecord {
-            op: 0,
-            attempt: 0,
-            key: "k".into(),
-            user_id: "u-0".into(),
-            external_account_id: "a-0".into(),
-            amount_cents: 100,
-            scheduled_us,
-            sent_us: latency_us.map(|_| scheduled_us),
-            answered_us: latency_us.map(|l| scheduled_us + l),
-            latency_us,
-            outcome,
-            jepsen_type: outcome.jepsen().into(),
-            http_status: None,
-            error_kind: None,
-            transfer_id: None,
-            reason: None,
-            measured: scheduled_us >= 1_000_000,
-        }
+        let measured = scheduled_us >= 1_000_000;
+        crate::history::test_record(scheduled_us, latency_us, outcome, measured)
     }
 
     #[test]

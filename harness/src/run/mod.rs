@@ -22,10 +22,11 @@ use crate::history::{self, HistoryWriter};
 use crate::loadgen::{self, LoadReport};
 use crate::profile::{plan::RunPlan, Profile, ProfileError};
 use crate::progress::{Display, Progress};
+use crate::reconcile::RECONCILIATION_FILE;
 use crate::reconcile::{self, Books, Evidence, Sample};
 use crate::schedule::Schedule;
 use crate::stats::{self, LiveStats};
-use crate::summary::Summary;
+use crate::summary::{Summary, SUMMARY_FILE};
 use crate::system::admin::{AdminClient, AdminError};
 use crate::system::{self, BringUpError, Endpoints, LaunchedSystem};
 use crate::{hops, phases, provenance, report};
@@ -55,12 +56,10 @@ pub enum RunError {
     Fault(#[from] Box<FaultFailed>),
     #[error("reading the history back: {0}")]
     History(std::io::Error),
-    #[error("the run's evidence: {0}")]
+    #[error("the run's files: {0}")]
     Evidence(#[from] reconcile::evidence::EvidenceError),
     #[error("cannot read {path}: {detail}")]
     Input { path: PathBuf, detail: String },
-    #[error("the run's reports: {0}")]
-    Report(#[from] report::ReportError),
     #[error("a task of the run failed: {0}")]
     Task(#[from] tokio::task::JoinError),
     #[error("cannot build the HTTP client: {0}")]
@@ -123,7 +122,7 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     drop(embedded);
     remove_hops_from_user_server(&options).await;
     let (summary, violations) = result?;
-    write_json(&out.join("summary.json"), &summary)?;
+    write_json(&out.join(SUMMARY_FILE), &summary)?;
     report::write(&out, &summary, &violations)?;
     if options.display() != Display::Off {
         print_outcome(&summary, &out);
@@ -194,7 +193,7 @@ async fn system_under_test(
 /// both reports; the latency, the SLO and the generator's figures stay as measured.
 pub fn reconcile_again(dir: &Path) -> Result<i32, RunError> {
     let evidence = Evidence::load(dir)?;
-    let path = dir.join("summary.json");
+    let path = dir.join(SUMMARY_FILE);
     let text = std::fs::read_to_string(&path).map_err(|e| RunError::Input {
         path: path.clone(),
         detail: e.to_string(),
@@ -204,7 +203,7 @@ pub fn reconcile_again(dir: &Path) -> Result<i32, RunError> {
         detail: e.to_string(),
     })?;
     let reconciliation = reconcile::reconcile(&evidence);
-    write_json(&dir.join("reconciliation.json"), &reconciliation)?;
+    write_json(&dir.join(RECONCILIATION_FILE), &reconciliation)?;
     let violations = reconciliation.violations.clone();
     let summary = summarize::rejudge(summary, reconciliation);
     write_json(&path, &summary)?;
@@ -304,7 +303,7 @@ async fn drive(
     };
     evidence.save(out)?;
     let reconciliation = reconcile::reconcile(&evidence);
-    write_json(&out.join("reconciliation.json"), &reconciliation)?;
+    write_json(&out.join(RECONCILIATION_FILE), &reconciliation)?;
 
     let merged = stats::merge(&load.workers);
     let hlog = out.join("latency.hlog");
