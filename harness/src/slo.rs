@@ -2,7 +2,7 @@
 //! the merged latency histogram, and the error budget judged on the outcomes. The latency
 //! bounds, with any phase's p99 bound (`phases`), become the `slo_latency` invariant; a blown error budget is a reason on its own.
 
-use crate::phases::Phases;
+use crate::phases::{PhaseFigures, Phases};
 use crate::profile::plan::SloPlan;
 use crate::reconcile::Invariant;
 use crate::stats::quantile_ms;
@@ -51,6 +51,19 @@ pub fn budget_exceeded(result: &SloResult) -> Option<String> {
     })
 }
 
+/// A phase's p99 against `bound_ms`. A phase is often short (a fault of a second or two),
+/// too short for a p99: then its max, which no p99 exceeds, shows the bound held when it is
+/// within it, and nothing otherwise. A phase with no operations holds its bound vacuously.
+fn phase_p99(phase: &PhaseFigures, bound_ms: f64) -> (Option<f64>, Option<bool>) {
+    let l = &phase.latency_ms;
+    match (l.p99, l.max) {
+        (Some(p99), _) => (Some(p99), Some(p99 <= bound_ms)),
+        (None, Some(max)) if max <= bound_ms => (Some(max), Some(true)),
+        (None, Some(_)) => (None, None),
+        (None, None) => (None, Some(phase.operations == 0)),
+    }
+}
+
 /// Judges `slo` on the latency histogram `h` (µs), the phases' latency and the outcome
 /// counts. A phase bound is listed among the percentiles as `<phase>.p99`.
 pub fn judge(
@@ -74,12 +87,12 @@ pub fn judge(
             }
         })
         .chain(slo.phases.iter().map(|(group, bound)| {
-            let value = phases.group(*group).latency_ms.p99;
+            let (value_ms, met) = phase_p99(phases.group(*group), ms(*bound) as f64);
             PercentileResult {
                 name: format!("{}.p99", group.as_str()),
                 bound_ms: ms(*bound),
-                value_ms: value,
-                met: value.map(|v| v <= ms(*bound) as f64),
+                value_ms,
+                met,
             }
         }))
         .collect();
@@ -128,5 +141,73 @@ pub fn judge(
         result,
         invariant,
         error_budget_exceeded,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::phases::PhaseGroup;
+    use crate::stats::new_histogram;
+
+    fn phases_with_fault_p99(p99_ms: f64) -> Phases {
+        Phases {
+            during_faults: PhaseFigures {
+                operations: 2_000,
+                latency_ms: Latency {
+                    p99: Some(p99_ms),
+                    ..Latency::default()
+                },
+                ..PhaseFigures::default()
+            },
+            ..Phases::default()
+        }
+    }
+
+    #[test]
+    fn a_phase_bound_is_judged_on_its_phase_alone() {
+        let mut h = new_histogram();
+        for _ in 0..2_000 {
+            h.record(5_000).expect("in range");
+        }
+        let plan = SloPlan {
+            p99: Duration::from_millis(200),
+            percentiles: Vec::new(),
+            error_budget: 0.0,
+            phases: vec![(PhaseGroup::DuringFaults, Duration::from_millis(100))],
+        };
+        let requests = Requests::default();
+        let held = judge(&plan, &h, &phases_with_fault_p99(80.0), &requests);
+        assert_eq!(
+            held.invariant.holds,
+            Some(true),
+            "{}",
+            held.invariant.detail
+        );
+        let broken = judge(&plan, &h, &phases_with_fault_p99(150.0), &requests);
+        assert_eq!(broken.invariant.holds, Some(false));
+        assert!(broken
+            .invariant
+            .detail
+            .contains("during_faults.p99 150.00 against 100"));
+        assert_eq!(broken.result.met, Some(true), "the overall p99 still holds");
+        let empty = judge(&plan, &h, &Phases::default(), &requests);
+        assert_eq!(
+            empty.invariant.holds,
+            Some(true),
+            "no operation broke the bound"
+        );
+        let mut short = phases_with_fault_p99(0.0);
+        short.during_faults.latency_ms.p99 = None;
+        short.during_faults.latency_ms.max = Some(90.0);
+        let judged = judge(&plan, &h, &short, &requests);
+        assert_eq!(
+            judged.invariant.holds,
+            Some(true),
+            "a max within the bound shows it"
+        );
+        short.during_faults.latency_ms.max = Some(120.0);
+        let judged = judge(&plan, &h, &short, &requests);
+        assert_eq!(judged.invariant.holds, None, "a max past it shows nothing");
     }
 }

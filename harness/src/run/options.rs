@@ -144,3 +144,63 @@ pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
     });
     Ok((profile, plan))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PROFILE: &str = "name: t
+seed: 1
+warmup_s: 2
+duration_s: 10
+arrival: {rate_per_s: 100}
+users: {count: 10, opening_balance_cents: 100000}
+amounts: {min_cents: 100, max_cents: 500}
+slo: {p99_ms: 200}
+faults:
+  - {name: cut, kind: down, target: ledger, at_s: 3, duration_s: 1, repeat: {every_s: 2, times: 3}}
+  - {kind: pause, target: external, at_s: 6, duration_s: 1}
+";
+
+    fn parsed() -> Profile {
+        profile::parse(Path::new("t.yaml"), PROFILE)
+            .expect("the test profile is valid")
+            .0
+    }
+
+    #[test]
+    fn a_held_fault_lasts_the_whole_load_and_is_the_only_one() {
+        let mut p = parsed();
+        override_faults(
+            &mut p,
+            &FaultsOverride::Hold("pause-external-1".into()),
+            Path::new("t.yaml"),
+        )
+        .expect("the fault exists");
+        assert_eq!(p.faults.len(), 1);
+        let held = &p.faults[0];
+        assert_eq!(held.name.as_deref(), Some("pause-external-1"));
+        assert_eq!((held.at_s, held.duration_s), (0.0, Some(12.0)));
+        assert!(held.repeat.is_none());
+        profile::plan::validate(&p).expect("a held fault still makes a valid plan");
+    }
+
+    #[test]
+    fn no_faults_clears_the_timeline_and_an_unknown_name_is_refused() {
+        let mut p = parsed();
+        override_faults(&mut p, &FaultsOverride::None, Path::new("t.yaml")).expect("none");
+        assert!(p.faults.is_empty());
+        let mut p = parsed();
+        let err = override_faults(
+            &mut p,
+            &FaultsOverride::Hold("cutt".into()),
+            Path::new("t.yaml"),
+        )
+        .expect_err("no such fault");
+        assert!(
+            err.message
+                .contains("no fault named `cutt`; the profile's faults are: cut, pause-external-1"),
+            "{err}"
+        );
+    }
+}
