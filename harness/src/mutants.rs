@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct MutantsArgs {
-    /// Profiles to run (default: the library in chaos-profiles/, but `everything` and
-    /// `steady`, shortened where a profile allows).
+    /// Profiles to run (default: the library in chaos-profiles/, but `everything` and the
+    /// no-fault load profiles `steady` and `throughput`, shortened where a profile allows).
     #[arg(long, num_args = 1..)]
     pub profiles: Vec<PathBuf>,
     /// Designs to run (default: all of them).
@@ -41,7 +41,7 @@ pub fn telltale(design: Design) -> &'static [ViolationClass] {
     }
 }
 
-/// The library's profiles, but the two long ones.
+/// The library's profiles, but the long one and the no-fault load ones.
 fn library() -> Vec<PathBuf> {
     let mut found: Vec<PathBuf> = std::fs::read_dir("chaos-profiles")
         .into_iter()
@@ -51,7 +51,7 @@ fn library() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .filter(|p| {
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            !matches!(stem, "everything" | "steady")
+            !matches!(stem, "everything" | "steady" | "throughput")
         })
         .collect();
     found.sort();
