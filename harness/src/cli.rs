@@ -47,6 +47,10 @@ pub enum Command {
     /// Run a profile and keep it as the profile's baseline for `harness compare`
     /// (results/baselines/<profile>/: summary, latency log, the machine that recorded it).
     Baseline(crate::baseline::BaselineArgs),
+    /// Walk the contract (docs/contract.md) against a running system without load: every
+    /// client error, idempotent replay, a reused key, GET /transfers/{id}, the admin routes.
+    /// Exit 0 conforms, 1 a rule violated.
+    CheckTarget(crate::check_target::CheckTargetArgs),
     /// Find the highest arrival rate that meets the profile's SLO and error budget (the
     /// knee), show it is stable, and drive the system past it; writes capacity.md and
     /// capacity.html. Exit 0 with a knee, 1 when even the first step missed.

@@ -29,11 +29,13 @@
 //! - `mutants`: every profile against `saga` and every known-bad design, as a matrix.
 //! - `compare`: `harness compare`: a run judged against a baseline, metric by metric.
 //! - `baseline`: `harness baseline`: a profile's run kept as its baseline.
+//! - `check_target`: `harness check-target`: the contract walked against a running system.
 //! - `capacity`: `harness capacity`: the highest rate that meets the SLO, and what lies past it.
 
 pub mod baseline;
 pub mod bench;
 pub mod capacity;
+pub mod check_target;
 pub mod cli;
 pub mod client;
 pub mod compare;

@@ -73,6 +73,7 @@ fn main() {
                 2
             }
         },
+        Some(Command::CheckTarget(args)) => runtime.block_on(harness::check_target::run(args)),
         Some(Command::Capacity(args)) => match runtime.block_on(harness::capacity::run(args)) {
             Ok(code) => code,
             Err(e) => {

@@ -125,3 +125,55 @@ fn an_existing_toxiproxy_server_carries_the_hops_and_is_left_clean() {
         "the run removed its proxies"
     );
 }
+
+#[test]
+fn check_target_passes_the_reference_system_and_names_the_rules_naive_breaks() {
+    let _serial = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let external = serve(dir.path(), "external", &[]);
+    let ledger = serve(dir.path(), "ledger", &[]);
+    let upstreams = [
+        format!("--external-url={}", external.url),
+        format!("--ledger-url={}", ledger.url),
+    ];
+    let saga = serve(dir.path(), "coordinator", &upstreams);
+    let naive_dir = dir.path().join("naive");
+    std::fs::create_dir_all(&naive_dir).expect("naive dir");
+    let mut naive_flags = upstreams.to_vec();
+    naive_flags.push("--design=naive".into());
+    let naive = serve(&naive_dir, "coordinator", &naive_flags);
+    let check = |coordinator: &str| {
+        Command::new(HARNESS)
+            .args(["check-target", "--target", coordinator])
+            .args(["--external-url", &external.url, "--ledger-url", &ledger.url])
+            .output()
+            .expect("run check-target")
+    };
+
+    let conforming = check(&saga.url);
+    let table = String::from_utf8_lossy(&conforming.stdout).to_string();
+    assert_eq!(conforming.status.code(), Some(0), "{table}");
+    assert!(
+        table.contains("conforms: 22 rules checked, no violation"),
+        "{table}"
+    );
+    assert!(!table.contains("VIOLATES"), "{table}");
+
+    let broken = check(&naive.url);
+    let table = String::from_utf8_lossy(&broken.stdout).to_string();
+    assert_eq!(broken.status.code(), Some(1), "{table}");
+    for rule in ["idempotent_replay", "key_reused_other_payload"] {
+        assert!(
+            table
+                .lines()
+                .any(|l| l.starts_with(rule) && l.contains("VIOLATES")),
+            "{rule} not named:\n{table}"
+        );
+    }
+    assert!(
+        table
+            .lines()
+            .any(|l| l.starts_with("malformed_json") && l.contains("conforms")),
+        "{table}"
+    );
+}
