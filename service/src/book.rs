@@ -86,10 +86,10 @@ pub fn seed_accounts(
             Some(existing) if existing == *opening => {}
             Some(_) => return Err(BookError::AccountExists(account_id.clone())),
             None => {
-                conn.execute(
+                conn.prepare_cached(
                     "INSERT INTO accounts (account_id, balance_cents) VALUES (?1, ?2)",
-                    params![account_id, opening.to_sql()],
-                )?;
+                )?
+                .execute(params![account_id, opening.to_sql()])?;
                 created += 1;
             }
         }
@@ -99,23 +99,21 @@ pub fn seed_accounts(
 
 pub fn balance(conn: &Connection, account_id: &str) -> Result<Option<AmountCents>, BookError> {
     let value: Option<i64> = conn
-        .query_row(
-            "SELECT balance_cents FROM accounts WHERE account_id = ?1",
-            [account_id],
-            |row| row.get(0),
-        )
+        .prepare_cached("SELECT balance_cents FROM accounts WHERE account_id = ?1")?
+        .query_row([account_id], |row| row.get(0))
         .optional()?;
     value.map(amount).transpose()
 }
 
 pub fn transfer(conn: &Connection, id: &TransferId) -> Result<Option<TransferRecord>, BookError> {
     let row: Option<TransferRow> = conn
-        .query_row(
+        .prepare_cached(
             "SELECT transfer_id, account_id, amount_cents, status, reason
              FROM transfers WHERE transfer_id = ?1",
-            [id.as_str()],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-        )
+        )?
+        .query_row([id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })
         .optional()?;
     row.map(record_from_row).transpose()
 }
@@ -134,17 +132,17 @@ fn record_from_row(row: TransferRow) -> Result<TransferRecord, BookError> {
 }
 
 pub fn insert_transfer(conn: &Connection, record: &TransferRecord) -> Result<(), BookError> {
-    conn.execute(
+    conn.prepare_cached(
         "INSERT INTO transfers (transfer_id, account_id, amount_cents, status, reason)
          VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![
-            record.transfer_id,
-            record.account_id,
-            record.amount_cents.map(AmountCents::to_sql),
-            record.status.as_str(),
-            record.reason,
-        ],
-    )?;
+    )?
+    .execute(params![
+        record.transfer_id,
+        record.account_id,
+        record.amount_cents.map(AmountCents::to_sql),
+        record.status.as_str(),
+        record.reason,
+    ])?;
     Ok(())
 }
 
@@ -153,10 +151,8 @@ pub fn set_status(
     id: &TransferId,
     status: TransferStatus,
 ) -> Result<(), BookError> {
-    conn.execute(
-        "UPDATE transfers SET status = ?2 WHERE transfer_id = ?1",
-        params![id.as_str(), status.as_str()],
-    )?;
+    conn.prepare_cached("UPDATE transfers SET status = ?2 WHERE transfer_id = ?1")?
+        .execute(params![id.as_str(), status.as_str()])?;
     Ok(())
 }
 
@@ -180,14 +176,11 @@ pub fn post_entry(
             .filter(|a| a.get() <= i64::MAX as u64)
             .ok_or_else(|| BookError::Overflow(account_id.into()))?,
     };
-    conn.execute(
-        "UPDATE accounts SET balance_cents = ?2 WHERE account_id = ?1",
-        params![account_id, after.to_sql()],
-    )?;
-    conn.execute(
-        "INSERT INTO entries (transfer_id, account_id, kind, amount_cents, balance_after_cents, at_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        params![
+    conn.prepare_cached("UPDATE accounts SET balance_cents = ?2 WHERE account_id = ?1")?
+        .execute(params![account_id, after.to_sql()])?;
+    conn.prepare_cached("INSERT INTO entries (transfer_id, account_id, kind, amount_cents, balance_after_cents, at_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)")?
+        .execute(params![
             id.as_str(),
             account_id,
             kind.as_str(),
@@ -201,12 +194,12 @@ pub fn post_entry(
 
 /// The accounts' count, sum and lowest balance, in one statement (one snapshot).
 pub fn totals(conn: &Connection) -> Result<Totals, BookError> {
-    let (accounts, total, lowest): (i64, i64, i64) = conn.query_row(
-        "SELECT COUNT(*), COALESCE(SUM(balance_cents), 0), COALESCE(MIN(balance_cents), 0)
+    let (accounts, total, lowest): (i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT COUNT(*), COALESCE(SUM(balance_cents), 0), COALESCE(MIN(balance_cents), 0)
          FROM accounts",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
-    )?;
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
     Ok(Totals {
         accounts: u64::try_from(accounts).unwrap_or(0),
         total_cents: amount(total)?.get(),

@@ -50,6 +50,21 @@ impl Counters {
             out,
             "# HELP bank_store_writes_total Writes committed inside those transactions.\n# TYPE bank_store_writes_total counter\nbank_store_writes_total{{service=\"{service}\"}} {writes}"
         );
+        if let Some(cpu_s) = process_cpu_seconds() {
+            let _ = writeln!(
+                out,
+                "# HELP process_cpu_seconds_total User and system CPU time of the process since it started.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total{{service=\"{service}\"}} {cpu_s:.3}"
+            );
+        }
         out
     }
+}
+
+/// User and system CPU time this process has used, in seconds (Prometheus' standard
+/// `process_cpu_seconds_total`), so a run can tell the CPU each transfer cost.
+fn process_cpu_seconds() -> Option<f64> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Some(seconds(usage.user_time()) + seconds(usage.system_time()))
 }

@@ -273,13 +273,8 @@ fn lazy_writer_loop(
             }
             open_since = Some(std::time::Instant::now());
         }
-        let ran = conn.execute_batch("SAVEPOINT write_op").is_ok() && job.run(&conn);
-        let end = if ran {
-            "RELEASE write_op"
-        } else {
-            "ROLLBACK TO write_op; RELEASE write_op"
-        };
-        let _ = conn.execute_batch(end);
+        let ran = begin_write(&conn).is_ok() && job.run(&conn);
+        let _ = end_write(&conn, ran);
         writes += 1;
         job.finish(Ok(()));
         if open_since.is_some_and(|since| since.elapsed() >= commit_every) {
@@ -288,18 +283,32 @@ fn lazy_writer_loop(
     }
 }
 
+/// Opens a write's savepoint (the statement is prepared once per connection: the writer
+/// runs it for every write).
+fn begin_write(conn: &Connection) -> rusqlite::Result<()> {
+    conn.prepare_cached("SAVEPOINT write_op")?
+        .execute([])
+        .map(|_| ())
+}
+
+/// Keeps a write's effects (`ran`) or undoes them, and closes its savepoint.
+fn end_write(conn: &Connection, ran: bool) -> rusqlite::Result<()> {
+    if !ran {
+        conn.prepare_cached("ROLLBACK TO write_op")?.execute([])?;
+    }
+    conn.prepare_cached("RELEASE write_op")?
+        .execute([])
+        .map(|_| ())
+}
+
 /// Runs every job of the batch in one transaction, each inside its own savepoint, and
 /// commits. Nothing is answered here: the caller answers after this returns.
 fn run_batch(conn: &Connection, batch: &mut [Job]) -> Result<(), StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
-        conn.execute_batch("SAVEPOINT write_op")?;
-        let end = if job.run(conn) {
-            "RELEASE write_op"
-        } else {
-            "ROLLBACK TO write_op; RELEASE write_op"
-        };
-        conn.execute_batch(end)?;
+        begin_write(conn)?;
+        let ran = job.run(conn);
+        end_write(conn, ran)?;
     }
     conn.execute_batch("COMMIT")
         .map_err(|e| StoreError::Commit(e.to_string()))

@@ -132,10 +132,10 @@ pub fn begin(
         return insert_intent(conn, intent, new_id);
     }
     let existing = conn
+        .prepare_cached(&format!(
+            "SELECT {SAGA_COLUMNS} FROM sagas WHERE user_id = ?1 AND idempotency_key = ?2"
+        ))?
         .query_row(
-            &format!(
-                "SELECT {SAGA_COLUMNS} FROM sagas WHERE user_id = ?1 AND idempotency_key = ?2"
-            ),
             params![intent.user_id.as_str(), intent.idempotency_key.as_str()],
             saga_from_row,
         )
@@ -171,41 +171,33 @@ fn insert_intent(
         created_ms: now,
         updated_ms: now,
     };
-    conn.execute(
-        &format!(
-            "INSERT INTO sagas ({SAGA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?7)"
-        ),
-        params![
-            saga.transfer_id.as_str(),
-            saga.user_id.as_str(),
-            saga.idempotency_key.as_str(),
-            saga.external_account_id.as_str(),
-            saga.amount_cents.to_sql(),
-            saga.state.as_str(),
-            now
-        ],
-    )?;
+    conn.prepare_cached(&format!(
+        "INSERT INTO sagas ({SAGA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?7)"
+    ))?
+    .execute(params![
+        saga.transfer_id.as_str(),
+        saga.user_id.as_str(),
+        saga.idempotency_key.as_str(),
+        saga.external_account_id.as_str(),
+        saga.amount_cents.to_sql(),
+        saga.state.as_str(),
+        now
+    ])?;
     Ok(Begin::New(saga))
 }
 
 /// Refuses a user we do not know, or an external account not linked to that user.
 pub fn check_link(conn: &Connection, user: &UserId, account: &AccountId) -> Result<(), BeginError> {
     let linked: Option<String> = conn
-        .query_row(
-            "SELECT account_id FROM links WHERE user_id = ?1 AND account_id = ?2",
-            params![user.as_str(), account.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT account_id FROM links WHERE user_id = ?1 AND account_id = ?2")?
+        .query_row(params![user.as_str(), account.as_str()], |r| r.get(0))
         .optional()?;
     if linked.is_some() {
         return Ok(());
     }
     let known_user: Option<String> = conn
-        .query_row(
-            "SELECT user_id FROM links WHERE user_id = ?1 LIMIT 1",
-            [user.as_str()],
-            |r| r.get(0),
-        )
+        .prepare_cached("SELECT user_id FROM links WHERE user_id = ?1 LIMIT 1")?
+        .query_row([user.as_str()], |r| r.get(0))
         .optional()?;
     match known_user {
         None => Err(BeginError::UnknownUser(user.to_string())),
@@ -229,17 +221,18 @@ pub fn compare_and_set(
         from.may_become(to),
         "saga transition {from:?} -> {to:?} is not allowed"
     );
-    let changed = conn.execute(
-        "UPDATE sagas SET state = ?3, reason = COALESCE(?4, reason), updated_ms = ?5
+    let changed = conn
+        .prepare_cached(
+            "UPDATE sagas SET state = ?3, reason = COALESCE(?4, reason), updated_ms = ?5
          WHERE transfer_id = ?1 AND state = ?2",
-        params![
+        )?
+        .execute(params![
             id.as_str(),
             from.as_str(),
             to.as_str(),
             reason,
             crate::server::now_ms()
-        ],
-    )?;
+        ])?;
     Ok(changed == 1)
 }
 
@@ -250,26 +243,26 @@ pub fn mutant_fail_debited(
     id: &TransferId,
     reason: &str,
 ) -> Result<bool, StoreError> {
-    let changed = conn.execute(
-        "UPDATE sagas SET state = ?3, reason = ?4, updated_ms = ?5
+    let changed = conn
+        .prepare_cached(
+            "UPDATE sagas SET state = ?3, reason = ?4, updated_ms = ?5
          WHERE transfer_id = ?1 AND state = ?2",
-        params![
+        )?
+        .execute(params![
             id.as_str(),
             SagaState::Debited.as_str(),
             SagaState::Failed.as_str(),
             reason,
             crate::server::now_ms()
-        ],
-    )?;
+        ])?;
     Ok(changed == 1)
 }
 
 pub fn get(conn: &Connection, id: &TransferId) -> Result<Option<Saga>, StoreError> {
-    conn.query_row(
-        &format!("SELECT {SAGA_COLUMNS} FROM sagas WHERE transfer_id = ?1"),
-        [id.as_str()],
-        saga_from_row,
-    )
+    conn.prepare_cached(&format!(
+        "SELECT {SAGA_COLUMNS} FROM sagas WHERE transfer_id = ?1"
+    ))?
+    .query_row([id.as_str()], saga_from_row)
     .optional()?
     .transpose()
 }
@@ -286,16 +279,16 @@ pub fn open_sagas(conn: &Connection, limit: usize) -> Result<Vec<Saga>, StoreErr
 
 /// The sagas not final and their amounts, and every saga ever begun, in one statement.
 pub fn in_flight(conn: &Connection) -> Result<InFlight, StoreError> {
-    let (sagas, amount, begun, begun_amount): (i64, i64, i64, i64) = conn.query_row(
-        "SELECT COUNT(CASE WHEN state IN ('started', 'debited', 'reversing') THEN 1 END),
+    let (sagas, amount, begun, begun_amount): (i64, i64, i64, i64) = conn
+        .prepare_cached(
+            "SELECT COUNT(CASE WHEN state IN ('started', 'debited', 'reversing') THEN 1 END),
                 COALESCE(SUM(CASE WHEN state IN ('started', 'debited', 'reversing')
                                   THEN amount_cents END), 0),
                 COUNT(*),
                 COALESCE(SUM(amount_cents), 0)
          FROM sagas",
-        [],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-    )?;
+        )?
+        .query_row([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
     let count = |n: i64| u64::try_from(n).unwrap_or(0);
     Ok(InFlight {
         sagas: count(sagas),
@@ -317,10 +310,9 @@ pub fn all_sagas(conn: &Connection) -> Result<Vec<Saga>, StoreError> {
 pub fn link_users(conn: &Connection, links: &[(UserId, AccountId)]) -> Result<u64, StoreError> {
     let mut created = 0;
     for (user, account) in links {
-        let inserted = conn.execute(
-            "INSERT OR IGNORE INTO links (user_id, account_id) VALUES (?1, ?2)",
-            params![user.as_str(), account.as_str()],
-        )?;
+        let inserted = conn
+            .prepare_cached("INSERT OR IGNORE INTO links (user_id, account_id) VALUES (?1, ?2)")?
+            .execute(params![user.as_str(), account.as_str()])?;
         created += inserted as u64;
     }
     Ok(created)
