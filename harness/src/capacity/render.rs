@@ -248,17 +248,26 @@ fn cells(number: usize, s: &Step) -> [String; COLUMNS.len()] {
     ]
 }
 
+/// One point a rate, in rate order: the mean of the steps run at it (a repeated rate is one
+/// point, so the curves follow offered load), meeting the targets only if every run did.
 fn points(c: &Capacity) -> Vec<RatePoint> {
-    steps_in_rate_order(c)
-        .into_iter()
-        .map(|s| RatePoint {
-            offered_per_s: f64::from(s.rate_per_s),
-            goodput_per_s: s.goodput_rps,
-            p50_ms: s.p50_ms,
-            p99_ms: s.p99_ms,
-            meets: s.meets,
-        })
-        .collect()
+    let steps = steps_in_rate_order(c);
+    let mut points: Vec<RatePoint> = Vec::new();
+    for group in steps.chunk_by(|a, b| a.rate_per_s == b.rate_per_s) {
+        let n = group.len() as f64;
+        let mean = |pick: fn(&Step) -> Option<f64>| -> Option<f64> {
+            let values: Vec<f64> = group.iter().filter_map(|s| pick(s)).collect();
+            (values.len() == group.len()).then(|| values.iter().sum::<f64>() / n)
+        };
+        points.push(RatePoint {
+            offered_per_s: f64::from(group[0].rate_per_s),
+            goodput_per_s: group.iter().map(|s| s.goodput_rps).sum::<f64>() / n,
+            p50_ms: mean(|s| s.p50_ms),
+            p99_ms: mean(|s| s.p99_ms),
+            meets: group.iter().all(|s| s.meets),
+        });
+    }
+    points
 }
 
 /// `capacity.html`: self-contained, like `report.html`.
@@ -327,4 +336,64 @@ pub fn html(c: &Capacity) -> String {
     }
     out.push_str("</table>\n</body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(rate: u32, purpose: &str, meets: bool, goodput: f64, p99: f64) -> serde_json::Value {
+        serde_json::json!({
+            "rate_per_s": rate, "purpose": purpose, "meets": meets, "verdict": "pass",
+            "reasons": [], "goodput_rps": goodput, "p50_ms": 5.0, "p99_ms": p99,
+            "p999_ms": null, "mean_ms": 6.0, "error_rate": 0.0, "refused_rate": 0.0,
+            "scheduled": 1000, "shed": 0, "pending": 0, "errors": 0, "overflow": 0,
+            "send_lag_ms_p99": 1.0, "generator_limited": false, "concurrency": 1.0,
+            "duration_s": 10, "dir": "d"
+        })
+    }
+
+    fn capacity() -> Capacity {
+        serde_json::from_value(serde_json::json!({
+            "profile": "p", "profile_file": "p.yaml", "seed": 1, "git_revision": "r",
+            "started_at": "t", "fault": null, "expected_rate_per_s": 100.0,
+            "slo_p99_ms": 200, "error_budget": 0.0, "step_s": 10, "warmup_s": 2,
+            "resolution": 0.1, "max_rate_per_s": 1000, "knee_rate_per_s": 200,
+            "first_miss_rate_per_s": 400, "knee_stable": false, "headroom": 2.0,
+            "goodput_at_twice_knee": 0.5,
+            "steps": [
+                step(100, "search", true, 100.0, 10.0),
+                step(200, "search", true, 200.0, 20.0),
+                step(400, "search", false, 100.0, 900.0),
+                step(200, "repeat", false, 190.0, 40.0),
+                step(400, "repeat", false, 120.0, 700.0),
+            ]
+        }))
+        .expect("a capacity")
+    }
+
+    #[test]
+    fn a_repeated_rate_is_one_point_and_meets_only_if_every_run_did() {
+        let points = points(&capacity());
+        let rates: Vec<f64> = points.iter().map(|p| p.offered_per_s).collect();
+        assert_eq!(rates, [100.0, 200.0, 400.0]);
+        assert_eq!(points[1].goodput_per_s, 195.0);
+        assert_eq!(points[1].p99_ms, Some(30.0));
+        assert!(!points[1].meets);
+        assert!(points[0].meets);
+    }
+
+    #[test]
+    fn the_conclusion_says_what_the_runs_showed() {
+        let text = conclusion(&capacity());
+        assert!(text.contains("knee: 200/s"), "{text}");
+        assert!(text.contains("NOT stable"), "{text}");
+        assert!(text.contains("at 400/s goodput is 50 %"), "{text}");
+        assert!(text.contains("degrades"), "{text}");
+        let table = markdown(&capacity());
+        assert!(
+            table.contains("| 4 | repeat | 200 | NO | 190.0 |"),
+            "{table}"
+        );
+    }
 }
