@@ -12,8 +12,8 @@ pub struct Chart {
     pub name: String,
     pub width: f64,
     pub height: f64,
-    /// Plotted series: polylines of the series' stroke width with at least three points
-    /// (the axes and ticks are thinner two-point polylines).
+    /// Plotted series: polylines of the series' stroke width with at least two points (the
+    /// axes and ticks are thinner polylines).
     pub lines: u64,
 }
 
@@ -32,7 +32,7 @@ const PROBE_BODY: &str = "<script>(function(){var out={charts:[],missing:[],erro
 document.querySelectorAll('figure[data-chart]').forEach(function(f){var s=f.querySelector('svg');\
 var r=s?s.getBoundingClientRect():{width:0,height:0};var lines=0;\
 if(s){s.querySelectorAll('polyline').forEach(function(p){\
-if(p.getAttribute('stroke-width')==='2'&&p.getAttribute('points').trim().split(/\\s+/).length>=3){lines++;}});}\
+if(p.getAttribute('stroke-width')==='2'&&p.getAttribute('points').trim().split(/\\s+/).length>=2){lines++;}});}\
 out.charts.push({name:f.getAttribute('data-chart'),width:r.width,height:r.height,lines:lines});});\
 document.querySelectorAll('[data-chart-error]').forEach(function(e){out.missing.push(e.textContent);});\
 var pre=document.createElement('pre');pre.id='__probe';pre.textContent=JSON.stringify(out);\
