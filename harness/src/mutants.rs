@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 #[derive(clap::Args, Debug, Clone)]
 pub struct MutantsArgs {
     /// Profiles to run (default: the library in chaos-profiles/, but `everything` and the
-    /// no-fault load profiles `steady` and `throughput`, shortened where a profile allows).
+    /// no-fault load profiles `steady`, `throughput` and `overload`, shortened where a
+    /// profile allows).
     #[arg(long, num_args = 1..)]
     pub profiles: Vec<PathBuf>,
     /// Designs to run (default: all of them).
@@ -51,7 +52,7 @@ fn library() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .filter(|p| {
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            !matches!(stem, "everything" | "steady" | "throughput")
+            !matches!(stem, "everything" | "steady" | "throughput" | "overload")
         })
         .collect();
     found.sort();

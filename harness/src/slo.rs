@@ -41,14 +41,27 @@ fn shown(value: Option<f64>) -> String {
     value.map_or_else(|| "unknown".into(), |v| format!("{v:.2}"))
 }
 
-/// Why the error budget is blown, when it is.
+/// Why the error budget or the shed budget is blown, when one is.
 pub fn budget_exceeded(result: &SloResult) -> Option<String> {
-    (!result.error_budget_met).then(|| {
+    let errors = (!result.error_budget_met).then(|| {
         format!(
             "error rate {:.4} exceeds the budget {}",
             result.error_rate, result.error_budget
         )
-    })
+    });
+    let shed = result
+        .shed_budget
+        .filter(|_| !result.shed_budget_met())
+        .map(|budget| {
+            format!(
+                "shed rate {:.4} exceeds the shed budget {budget}",
+                result.shed_rate
+            )
+        });
+    match (errors, shed) {
+        (Some(e), Some(s)) => Some(format!("{e}; {s}")),
+        (e, s) => e.or(s),
+    }
 }
 
 /// A phase's p99 against `bound_ms`. A phase is often short (a fault of a second or two),
@@ -97,11 +110,14 @@ pub fn judge(
         }))
         .collect();
     let operations = requests.operations();
-    let error_rate = if operations == 0 {
-        0.0
-    } else {
-        requests.errors as f64 / operations as f64
+    let share = |n: u64| {
+        if operations == 0 {
+            0.0
+        } else {
+            n as f64 / operations as f64
+        }
     };
+    let error_rate = share(requests.errors);
     let result = SloResult {
         p99_ms: p99_bound,
         met: p99.map(|p| p <= p99_bound as f64),
@@ -109,6 +125,8 @@ pub fn judge(
         error_budget: slo.error_budget,
         error_rate,
         error_budget_met: error_rate <= slo.error_budget,
+        shed_budget: slo.shed_budget,
+        shed_rate: share(requests.shed),
     };
 
     let mut detail = format!("p99 {} ms against {p99_bound} ms", shown(p99));
@@ -174,6 +192,7 @@ mod tests {
             p99: Duration::from_millis(200),
             percentiles: Vec::new(),
             error_budget: 0.0,
+            shed_budget: None,
             phases: vec![(PhaseGroup::DuringFaults, Duration::from_millis(100))],
         };
         let requests = Requests::default();
@@ -209,5 +228,41 @@ mod tests {
         short.during_faults.latency_ms.max = Some(120.0);
         let judged = judge(&plan, &h, &short, &requests);
         assert_eq!(judged.invariant.holds, None, "a max past it shows nothing");
+    }
+
+    #[test]
+    fn shed_answers_are_judged_by_their_own_budget_never_the_error_budget() {
+        let mut h = new_histogram();
+        for _ in 0..2_000 {
+            h.record(5_000).expect("in range");
+        }
+        let mut plan = SloPlan {
+            p99: Duration::from_millis(200),
+            percentiles: Vec::new(),
+            error_budget: 0.0,
+            shed_budget: None,
+            phases: Vec::new(),
+        };
+        let requests = Requests {
+            completed: 600,
+            shed: 400,
+            ..Requests::default()
+        };
+        let unbounded = judge(&plan, &h, &Phases::default(), &requests);
+        assert!(unbounded.result.error_budget_met, "shed is not an error");
+        assert_eq!(unbounded.result.shed_rate, 0.4);
+        assert_eq!(
+            unbounded.error_budget_exceeded, None,
+            "no shed budget, no judgement"
+        );
+        plan.shed_budget = Some(0.5);
+        let within = judge(&plan, &h, &Phases::default(), &requests);
+        assert_eq!(within.error_budget_exceeded, None);
+        plan.shed_budget = Some(0.3);
+        let over = judge(&plan, &h, &Phases::default(), &requests);
+        assert_eq!(
+            over.error_budget_exceeded.as_deref(),
+            Some("shed rate 0.4000 exceeds the shed budget 0.3")
+        );
     }
 }

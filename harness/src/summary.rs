@@ -122,6 +122,19 @@ pub struct SloResult {
     pub error_budget: f64,
     pub error_rate: f64,
     pub error_budget_met: bool,
+    /// The profile's bound on the shed fraction (absent: not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shed_budget: Option<f64>,
+    /// Shed answers over all operations.
+    #[serde(default)]
+    pub shed_rate: f64,
+}
+
+impl SloResult {
+    /// Whether the shed fraction is within its budget (true when there is none).
+    pub fn shed_budget_met(&self) -> bool {
+        self.shed_budget.is_none_or(|b| self.shed_rate <= b)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -239,6 +239,7 @@ mod tests {
             deadline_ms: 90,
             max_in_flight: 64,
             recovery_call_timeout_ms: 250,
+            admission_target_ms: 0,
         });
     }
 

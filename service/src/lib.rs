@@ -29,6 +29,7 @@ pub mod coordinator;
 pub mod external;
 pub mod fault_injection;
 pub mod hang_up;
+pub mod host_load;
 pub mod ids;
 pub mod institution;
 pub mod json_body;

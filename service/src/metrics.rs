@@ -7,6 +7,14 @@ use std::fmt::Write;
 use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
+/// Appends one gauge of `service` in Prometheus text format 0.0.4.
+pub fn write_gauge(out: &mut String, name: &str, help: &str, service: &str, value: u64) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name}{{service=\"{service}\"}} {value}"
+    );
+}
+
 /// Counts operations by `(operation, outcome)`.
 #[derive(Default)]
 pub struct Counters {

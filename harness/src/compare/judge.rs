@@ -447,6 +447,8 @@ mod tests {
                 error_budget: 0.0,
                 error_rate,
                 error_budget_met: true,
+                shed_budget: None,
+                shed_rate: 0.0,
             },
             generator: Generator {
                 send_lag_ms_p99: 1.0,

@@ -212,6 +212,11 @@ pub struct Slo {
     /// Largest fraction of requests that may end as `error` (transport error, 5xx, timeout).
     #[serde(default)]
     pub error_budget: f64,
+    /// Largest fraction of requests the system may shed (503 `overloaded`, nothing written).
+    /// Shed answers are not errors: each keeps its promise and is safe to retry. Without this
+    /// field they are counted, not judged.
+    #[serde(default)]
+    pub shed_budget: Option<f64>,
     /// The p99 bound of the phase with no fault active and none recovering.
     #[serde(default)]
     pub steady: Option<PhaseSlo>,

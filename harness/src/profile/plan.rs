@@ -65,6 +65,8 @@ pub struct SloPlan {
     /// (name, quantile in 0..1, bound)
     pub percentiles: Vec<(String, f64, Duration)>,
     pub error_budget: f64,
+    /// Largest fraction of requests that may be shed (None: not judged).
+    pub shed_budget: Option<f64>,
     /// p99 bounds on phases of the run.
     pub phases: Vec<(PhaseGroup, Duration)>,
 }
@@ -241,6 +243,9 @@ fn retries(client: &Client) -> Result<Option<RetryPlan>, FieldError> {
 fn slo(slo: &Slo) -> Result<SloPlan, FieldError> {
     check_range("slo.p99_ms", slo.p99_ms, 1, 600_000)?;
     check_fraction("slo.error_budget", slo.error_budget)?;
+    if let Some(shed_budget) = slo.shed_budget {
+        check_fraction("slo.shed_budget", shed_budget)?;
+    }
     let mut percentiles = Vec::new();
     for (name, bound_ms) in &slo.percentiles_ms {
         let field = format!("slo.percentiles_ms.{name}");
@@ -269,6 +274,7 @@ fn slo(slo: &Slo) -> Result<SloPlan, FieldError> {
         p99: Duration::from_millis(slo.p99_ms),
         percentiles,
         error_budget: slo.error_budget,
+        shed_budget: slo.shed_budget,
         phases,
     })
 }

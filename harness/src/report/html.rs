@@ -120,7 +120,7 @@ fn figures(out: &mut String, s: &Summary) {
          <table><tr><th>scheduled</th><th>retries</th><th>completed</th><th>failed</th>\
          <th>pending</th><th>shed</th><th>errors</th><th>overflow</th></tr>\
          <tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\
-         </table>\n<p class=\"small\">Money in cents. Generator send lag p99 {:.2} ms, max {:.2} ms{}.</p>\n",
+         </table>\n<p class=\"small\">{} Money in cents. Generator send lag p99 {:.2} ms, max {:.2} ms{}.</p>\n",
         s.duration_s,
         s.throughput_rps,
         ms(l.p50),
@@ -145,6 +145,7 @@ fn figures(out: &mut String, s: &Summary) {
         r.shed,
         r.errors,
         r.overflow,
+        escape(&super::shed_sentence(&s.slo)),
         s.generator.send_lag_ms_p99,
         s.generator.send_lag_ms_max,
         if s.generator.usable {

@@ -107,12 +107,13 @@ fn latency(out: &mut String, s: &Summary) {
     );
     let _ = writeln!(
         out,
-        "SLO: p99 ≤ {} ms: {}. Error rate {:.4} against a budget of {}: {}.",
+        "SLO: p99 ≤ {} ms: {}. Error rate {:.4} against a budget of {}: {}. {}",
         s.slo.p99_ms,
         held(s.slo.met),
         s.slo.error_rate,
         s.slo.error_budget,
-        held(Some(s.slo.error_budget_met))
+        held(Some(s.slo.error_budget_met)),
+        super::shed_sentence(&s.slo)
     );
     for p in &s.slo.percentiles {
         let _ = writeln!(

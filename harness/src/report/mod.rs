@@ -38,6 +38,25 @@ pub struct PhaseRow<'a> {
 }
 
 /// The phases of a run as rows: the three groups, then each fault's window and recovery.
+/// The shed answers against their budget, in words: one sentence for both reports.
+pub fn shed_sentence(slo: &crate::summary::SloResult) -> String {
+    match slo.shed_budget {
+        Some(budget) => format!(
+            "Shed {:.4} of operations against a shed budget of {budget}: {}.",
+            slo.shed_rate,
+            if slo.shed_budget_met() {
+                "holds"
+            } else {
+                "exceeded"
+            }
+        ),
+        None => format!(
+            "Shed {:.4} of operations (no shed budget: not judged).",
+            slo.shed_rate
+        ),
+    }
+}
+
 pub fn phase_rows(s: &Summary) -> Vec<PhaseRow<'_>> {
     let p = &s.phases;
     let mut rows = vec![

@@ -1,7 +1,9 @@
 //! The coordinator (the API gateway): serves `POST /transfers` synchronously within a
 //! deadline, debiting the external institution and crediting the ledger.
 //!
-//! - `settings`: the coordinator's settings (design, deadline, shedding bound), defined once.
+//! - `settings`: the coordinator's settings (design, deadline, shedding bounds), defined once.
+//! - `admission`: the limit on transfers in flight, lowered when answers stand late on a
+//!   saturated host.
 //! - `saga_log`: the durable saga rows and user-account links (SQLite).
 //! - `remote`: calls to the external side and the ledger, answers sorted applied/refused/unknown.
 //! - `saga`: the step-by-step saga driver.
@@ -10,6 +12,7 @@
 //! - `naive`: the seed's design, the known-bad baseline.
 //! - `mutant`: the single-bug mutants of the saga design, kept to prove the checks.
 
+pub mod admission;
 pub mod mutant;
 pub mod naive;
 pub mod ownership;
@@ -28,6 +31,7 @@ use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES, MAX_BODY_BYTES};
 use crate::metrics::Counters;
 use crate::server::{require_admin, AdminGuard};
 use crate::store::{Store, WRITE_QUEUE_CAPACITY};
+use admission::Admission;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -42,7 +46,6 @@ use saga_log::{Begin, BeginError, Intent, Saga};
 pub use settings::{CoordinatorSettings, Design};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{Notify, Semaphore};
 
 #[derive(Debug, Clone)]
 pub struct CoordinatorConfig {
@@ -51,6 +54,9 @@ pub struct CoordinatorConfig {
     pub deadline: Duration,
     /// Requests handled at once; more are shed with 503 before anything is written.
     pub max_in_flight: usize,
+    /// Answer time above which, on a saturated host, the limit on transfers in flight falls
+    /// (zero: the limit stays at `max_in_flight`).
+    pub admission_target: Duration,
     pub recovery: RecoveryConfig,
 }
 
@@ -61,6 +67,7 @@ impl CoordinatorConfig {
             design: settings.design,
             deadline: Duration::from_millis(settings.deadline_ms),
             max_in_flight: settings.max_in_flight as usize,
+            admission_target: Duration::from_millis(settings.admission_target_ms),
             recovery: RecoveryConfig::with_call_timeout(Duration::from_millis(
                 settings.recovery_call_timeout_ms,
             )),
@@ -73,9 +80,10 @@ pub struct Coordinator {
     store: Store,
     driver: Arc<Driver>,
     ownership: Ownership,
-    in_flight: Arc<Semaphore>,
+    admission: Arc<Admission>,
     counters: Arc<Counters>,
-    wake_recovery: Arc<Notify>,
+    /// The recovery worker (None for the naive design, which has none).
+    recovery: Option<Arc<Recovery>>,
     /// Present only for the naive design.
     naive: Option<Naive>,
 }
@@ -91,31 +99,45 @@ pub fn start(config: CoordinatorConfig, store: Store, remote: Remote) -> Arc<Coo
         mutations: mutant::Mutations::of(config.design, &remote),
     });
     let ownership = Ownership::default();
-    let wake_recovery = Arc::new(Notify::new());
-    let naive = match config.design {
-        Design::Naive => Some(Naive::start(remote)),
+    let (naive, recovery) = match config.design {
+        Design::Naive => (Some(Naive::start(remote)), None),
         // The saga design and its mutants.
         _ => {
-            let recovery = Recovery::new(
-                driver.clone(),
-                ownership.clone(),
-                config.recovery.clone(),
-                wake_recovery.clone(),
-            );
-            tokio::spawn(recovery.run());
-            None
+            let recovery =
+                Recovery::new(driver.clone(), ownership.clone(), config.recovery.clone());
+            tokio::spawn(recovery.clone().run());
+            (None, Some(recovery))
         }
     };
+    let admission = Arc::new(Admission::new(
+        config.admission_target,
+        config.max_in_flight,
+    ));
+    if !config.admission_target.is_zero() {
+        tokio::spawn(read_host_load(admission.clone()));
+    }
     Arc::new(Coordinator {
-        in_flight: Arc::new(Semaphore::new(config.max_in_flight)),
+        admission,
         config,
         store,
         driver,
         ownership,
         counters,
-        wake_recovery,
+        recovery,
         naive,
     })
+}
+
+/// Reads the host's idle CPU for admission, once a window, for as long as the process lives.
+async fn read_host_load(admission: Arc<Admission>) {
+    let mut meter = crate::host_load::IdleMeter::new();
+    let mut tick = tokio::time::interval(admission::WINDOW);
+    loop {
+        tick.tick().await;
+        if let Some(idle_share) = meter.sample() {
+            admission.record_host_idle(idle_share);
+        }
+    }
 }
 
 /// The answer for a saga, with the HTTP status its client status carries.
@@ -185,7 +207,7 @@ async fn post_transfer(
     let deadline = Instant::now() + coord.config.deadline;
     let intent = parse_intent(&headers, body)?;
     // Shed before anything is written: a shed request changed nothing and is safe to retry.
-    let Ok(permit) = coord.in_flight.clone().try_acquire_owned() else {
+    let Some(permit) = coord.admission.admit() else {
         coord.counters.inc("transfer", "shed");
         return Err(ApiError::new(
             ErrorCode::Overloaded,
@@ -203,6 +225,9 @@ async fn post_transfer(
         Some(naive) => naive_transfer(&coord, naive, intent, deadline).await,
         None => saga_transfer(coord.clone(), intent, deadline).await,
     };
+    if let Some(arrived) = deadline.checked_sub(coord.config.deadline) {
+        coord.admission.record(arrived.elapsed());
+    }
     drop(permit);
     response
 }
@@ -270,7 +295,9 @@ async fn saga_transfer(
         let saga = drive_until(&task_coord.driver, saga, deadline).await;
         drop(guard);
         if !saga.state.is_final() {
-            task_coord.wake_recovery.notify_one();
+            if let Some(recovery) = &task_coord.recovery {
+                recovery.hand_over(saga.transfer_id.clone());
+            }
         }
         saga
     })
@@ -355,7 +382,26 @@ async fn get_in_flight(
 }
 
 async fn metrics(State(coord): State<Arc<Coordinator>>) -> String {
-    coord.counters.render("coordinator", coord.store.stats())
+    let mut out = coord.counters.render("coordinator", coord.store.stats());
+    let limit = u64::try_from(coord.admission.limit()).unwrap_or(u64::MAX);
+    crate::metrics::write_gauge(
+        &mut out,
+        "bank_admission_limit",
+        "Transfers the coordinator admits at once now (admission.rs).",
+        "coordinator",
+        limit,
+    );
+    if let Some(recovery) = &coord.recovery {
+        let queued = u64::try_from(recovery.queued()).unwrap_or(u64::MAX);
+        crate::metrics::write_gauge(
+            &mut out,
+            "bank_recovery_queue",
+            "Sagas waiting for the recovery worker, due or backing off.",
+            "coordinator",
+            queued,
+        );
+    }
+    out
 }
 
 pub fn app(coord: Arc<Coordinator>, guard: AdminGuard) -> Router {

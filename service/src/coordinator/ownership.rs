@@ -38,6 +38,13 @@ impl Ownership {
     }
 }
 
+impl OwnerGuard {
+    /// The saga held.
+    pub fn id(&self) -> &TransferId {
+        &self.id
+    }
+}
+
 impl Drop for OwnerGuard {
     fn drop(&mut self) {
         let mut set = match self.owned.lock() {

@@ -267,14 +267,22 @@ pub fn get(conn: &Connection, id: &TransferId) -> Result<Option<Saga>, StoreErro
     .transpose()
 }
 
-/// Non-final sagas, oldest first.
-pub fn open_sagas(conn: &Connection, limit: usize) -> Result<Vec<Saga>, StoreError> {
-    let mut stmt = conn.prepare(&format!(
-        "SELECT {SAGA_COLUMNS} FROM sagas WHERE state IN ('started', 'debited', 'reversing')
-         ORDER BY created_ms LIMIT ?1"
-    ))?;
-    let rows = stmt.query_map([i64::try_from(limit).unwrap_or(i64::MAX)], saga_from_row)?;
-    rows.map(|r| r?).collect()
+/// The ids of every saga not final.
+pub fn open_saga_ids(conn: &Connection) -> Result<Vec<TransferId>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT transfer_id FROM sagas WHERE state IN ('started', 'debited', 'reversing')",
+    )?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    rows.map(|r| {
+        let id = r?;
+        TransferId::parse(&id).map_err(|e| StoreError::Corrupt(format!("saga id {id:?}: {e}")))
+    })
+    .collect()
+}
+
+/// The rows of `ids`, in their order (None where a row is missing), in one read.
+pub fn get_many(conn: &Connection, ids: &[TransferId]) -> Result<Vec<Option<Saga>>, StoreError> {
+    ids.iter().map(|id| get(conn, id)).collect()
 }
 
 /// The sagas not final and their amounts, and every saga ever begun, in one statement.

@@ -65,12 +65,18 @@ pub struct CoordinatorSettings {
     /// Budget of the synchronous answer in ms (1..=10000); past it the answer is `pending`.
     #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.deadline_ms)]
     pub deadline_ms: u64,
-    /// Transfers handled at once; more are shed with 503 before anything is written.
+    /// The most transfers handled at once (the ceiling of the adaptive limit); more are shed
+    /// with 503 before anything is written.
     #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.max_in_flight)]
     pub max_in_flight: u32,
     /// Timeout of each remote call the recovery worker makes, in ms (1..=60000).
     #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.recovery_call_timeout_ms)]
     pub recovery_call_timeout_ms: u64,
+    /// Answer time in ms (0..=10000; 0 keeps the limit at `max_in_flight`): when even the
+    /// fastest answer of a 100 ms window took longer than this while the host's CPU was
+    /// saturated, the limit on transfers in flight falls (`admission.rs`).
+    #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.admission_target_ms)]
+    pub admission_target_ms: u64,
 }
 
 impl CoordinatorSettings {
@@ -79,6 +85,7 @@ impl CoordinatorSettings {
         deadline_ms: 150,
         max_in_flight: 512,
         recovery_call_timeout_ms: 1000,
+        admission_target_ms: 20,
     };
 }
 
@@ -92,6 +99,7 @@ impl Settings for CoordinatorSettings {
     fn validate(&self) -> Result<(), SettingError> {
         check_range("deadline_ms", self.deadline_ms, 1, 10_000)?;
         check_range("max_in_flight", self.max_in_flight, 1, 1_000_000)?;
+        check_range("admission_target_ms", self.admission_target_ms, 0, 10_000)?;
         check_range(
             "recovery_call_timeout_ms",
             self.recovery_call_timeout_ms,

@@ -6,5 +6,6 @@ mod bad_input;
 mod crash;
 mod hang_up;
 mod naive;
+mod overload;
 mod saga;
 mod support;
