@@ -44,7 +44,9 @@ pub struct Summary {
     pub profile: String,
     pub profile_file: String,
     pub seed: u64,
-    /// The coordinator design that ran.
+    /// The coordinator design that ran, as the system's saga log names it (free text); the
+    /// profile's when the harness started the system and the log could not be read, `not
+    /// reported` for a target without one.
     pub design: String,
     #[schemars(pattern(r"^([0-9a-f]{40}(-dirty)?|unknown)$"))]
     pub git_revision: String,

@@ -305,6 +305,7 @@ pub fn run(args: &BenchArgs) -> i32 {
         }),
         history: run.history,
         convergence: Convergence {
+            polled: None,
             sagas: Some(SagaDump {
                 design: "synthetic".into(),
                 sagas: run.sagas,

@@ -126,6 +126,22 @@ pub struct Convergence {
     pub sagas: Option<SagaDump>,
     pub converged: bool,
     pub convergence_ms: Option<u64>,
+    /// For a system without a saga log (`GET /admin/sagas` answers 404): what polling
+    /// `GET /transfers/{id}` showed of every transfer answered `pending`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub polled: Option<PolledTransfers>,
+}
+
+/// Convergence seen through `GET /transfers/{id}`, when there is no saga log to read.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq)]
+pub struct PolledTransfers {
+    /// Transfers answered `pending` whose end was asked about.
+    pub asked: u64,
+    /// Those still not final (or not known to the coordinator) when polling stopped.
+    pub open: Vec<String>,
+    /// Operations with no transfer id to ask about (no answer, no other answer of their
+    /// key): their end is not followed.
+    pub without_id: u64,
 }
 
 /// An invariant that could not be checked, and why.

@@ -3,15 +3,18 @@
 
 use super::effects::total;
 use super::names::{InvariantName, ViolationClass};
-use super::{judged, unknown, Context, Invariant, Violation};
+use super::{judged, unknown, Context, Invariant, PolledTransfers, Violation};
 
 pub fn convergence(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let c = &cx.evidence.convergence;
     let Some(dump) = &c.sagas else {
-        return (
-            unknown(InvariantName::Convergence, "the saga log is not reachable"),
-            Vec::new(),
-        );
+        return match &c.polled {
+            Some(polled) => polled_convergence(cx, polled),
+            None => (
+                unknown(InvariantName::Convergence, "the saga log is not reachable"),
+                Vec::new(),
+            ),
+        };
     };
     let found: Vec<Violation> = dump
         .sagas
@@ -31,6 +34,46 @@ pub fn convergence(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             dump.sagas.len()
         ),
         None => format!("{} sagas not final within the window", found.len()),
+    };
+    let mut invariant = judged(InvariantName::Convergence, &found, detail);
+    if !c.converged && found.is_empty() {
+        invariant.holds = Some(false);
+        invariant.violations = 1;
+    }
+    (invariant, found)
+}
+
+/// Convergence of a system without a saga log, from what `GET /transfers/{id}` said of every
+/// transfer whose end the client did not see.
+fn polled_convergence(cx: &Context<'_>, polled: &PolledTransfers) -> (Invariant, Vec<Violation>) {
+    let c = &cx.evidence.convergence;
+    let found: Vec<Violation> = polled
+        .open
+        .iter()
+        .map(|id| {
+            let fx = cx.effects.of(cx.ids.find(id.as_str()));
+            let detail = "not final after the convergence window (GET /transfers/{id})".to_owned();
+            Violation::of_transfer(ViolationClass::Stuck, id, fx, detail)
+        })
+        .collect();
+    let unfollowed = if polled.without_id > 0 {
+        format!(
+            "; {} operations without a transfer id could not be followed",
+            polled.without_id
+        )
+    } else {
+        String::new()
+    };
+    let detail = match c.convergence_ms {
+        Some(ms) => format!(
+            "no saga log: {} transfers answered pending or unanswered, all final {ms} ms after the load ended (GET /transfers/{{id}}){unfollowed}",
+            polled.asked
+        ),
+        None => format!(
+            "no saga log: {} of {} transfers not final within the window (GET /transfers/{{id}}){unfollowed}",
+            found.len(),
+            polled.asked
+        ),
     };
     let mut invariant = judged(InvariantName::Convergence, &found, detail);
     if !c.converged && found.is_empty() {

@@ -216,6 +216,7 @@ impl World {
             }),
             history: self.history.clone(),
             convergence: Convergence {
+                polled: None,
                 sagas: Some(SagaDump {
                     design: "saga".into(),
                     sagas: self.sagas.clone(),

@@ -1,31 +1,51 @@
 //! Convergence: after the load ends and every fault is healed, the saga log is polled until
-//! every saga is final or the profile's window closes.
+//! every saga is final or the profile's window closes. A system without a saga log
+//! (`GET /admin/sagas` answers 404) is followed through `GET /transfers/{id}` instead: every
+//! transfer answered `pending`, or left without an answer, is asked about until it is final.
 
-use crate::reconcile::Convergence;
+use crate::client::kind;
+use crate::history::{HistoryRecord, Outcome};
+use crate::reconcile::{Convergence, PolledTransfers};
 use crate::system::admin::AdminClient;
+use futures_util::stream::{self, StreamExt};
+use service::contract::ClientStatus;
+use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
-/// How often the saga log is read while waiting.
+/// How often the saga log (or the open transfers) is read while waiting.
 const POLL_EVERY: Duration = Duration::from_millis(50);
+/// Transfers asked about at once.
+const CONCURRENT_LOOKUPS: usize = 32;
 
-/// Polls `coordinator`'s saga log until every saga is final or `window` has passed.
-pub async fn converge(admin: &AdminClient, coordinator: &str, window: Duration) -> Convergence {
+fn elapsed_ms(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Polls `coordinator`'s saga log until every saga is final or `window` has passed; without
+/// a saga log, the transfers of `history` whose end the client did not see.
+pub async fn converge(
+    admin: &AdminClient,
+    coordinator: &str,
+    window: Duration,
+    history: &[HistoryRecord],
+) -> Convergence {
     let started = Instant::now();
     let mut last = None;
     loop {
-        match admin.sagas(coordinator).await {
-            Ok(dump) => {
+        match admin.sagas_if_kept(coordinator).await {
+            Ok(Some(dump)) => {
                 let open = dump.sagas.iter().filter(|s| !s.state.is_final()).count();
                 if open == 0 {
-                    let ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
                     return Convergence {
                         sagas: Some(dump),
                         converged: true,
-                        convergence_ms: Some(ms),
+                        convergence_ms: Some(elapsed_ms(started)),
+                        polled: None,
                     };
                 }
                 last = Some(dump);
             }
+            Ok(None) => return poll_transfers(admin, coordinator, window, started, history).await,
             // A coordinator started again by a fault may still be recovering: keep asking
             // until the window closes; never read at all means convergence is unknown.
             Err(err) => tracing::debug!(%err, "saga log not readable yet"),
@@ -38,6 +58,89 @@ pub async fn converge(admin: &AdminClient, coordinator: &str, window: Duration) 
                 sagas: last,
                 converged: false,
                 convergence_ms: None,
+                polled: None,
+            };
+        }
+        tokio::time::sleep(POLL_EVERY).await;
+    }
+}
+
+/// Whether an operation's answer left the end of its transfer unseen.
+fn unseen_end(record: &HistoryRecord) -> bool {
+    match record.outcome {
+        Outcome::Pending => true,
+        Outcome::Error => record
+            .error_kind
+            .as_deref()
+            .is_some_and(kind::indeterminate),
+        _ => false,
+    }
+}
+
+/// The transfer ids whose end the client did not see, and how many such operations had no
+/// id to ask about (neither their own answer nor another answer of their key gave one).
+fn transfers_to_follow(history: &[HistoryRecord]) -> (BTreeSet<String>, u64) {
+    let mut id_of_key: HashMap<(&str, &str), &str> = HashMap::new();
+    for r in history {
+        if let Some(id) = &r.transfer_id {
+            id_of_key.entry((&r.user_id, &r.key)).or_insert(id);
+        }
+    }
+    let mut ids = BTreeSet::new();
+    let mut without_id = 0;
+    for record in history.iter().filter(|r| unseen_end(r)) {
+        let key = (record.user_id.as_str(), record.key.as_str());
+        match record
+            .transfer_id
+            .as_deref()
+            .or(id_of_key.get(&key).copied())
+        {
+            Some(id) => {
+                ids.insert(id.to_owned());
+            }
+            None => without_id += 1,
+        }
+    }
+    (ids, without_id)
+}
+
+/// Asks `GET /transfers/{id}` for every transfer not known final until all are, or until
+/// `window` (counted from `started`) has passed.
+async fn poll_transfers(
+    admin: &AdminClient,
+    coordinator: &str,
+    window: Duration,
+    started: Instant,
+    history: &[HistoryRecord],
+) -> Convergence {
+    let (ids, without_id) = transfers_to_follow(history);
+    let asked = ids.len() as u64;
+    let mut open: Vec<String> = ids.into_iter().collect();
+    loop {
+        let still: Vec<Option<String>> = stream::iter(open)
+            .map(|id| async move {
+                let finished = matches!(
+                    admin.transfer(coordinator, &id).await,
+                    Ok(Some(view)) if view.status != ClientStatus::Pending
+                );
+                (!finished).then_some(id)
+            })
+            .buffer_unordered(CONCURRENT_LOOKUPS)
+            .collect()
+            .await;
+        open = still.into_iter().flatten().collect();
+        open.sort_unstable();
+        let converged = open.is_empty();
+        if converged || started.elapsed() > window {
+            return Convergence {
+                sagas: None,
+                converged,
+                convergence_ms: converged.then(|| elapsed_ms(started)),
+                polled: Some(PolledTransfers {
+                    asked,
+                    open,
+                    without_id,
+                }),
             };
         }
         tokio::time::sleep(POLL_EVERY).await;

@@ -271,8 +271,14 @@ async fn drive(
     let (load, faults, samples) =
         load_under_faults(plan, endpoints, out, started_at, control, options.display()).await?;
 
-    let convergence =
-        converge::converge(&admin, &endpoints.coordinator, plan.convergence_window).await;
+    let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
+    let convergence = converge::converge(
+        &admin,
+        &endpoints.coordinator,
+        plan.convergence_window,
+        &history,
+    )
+    .await;
     let after = admin.books(endpoints).await?;
     admin.save_metrics(endpoints, out).await;
     let books = match (before, after) {
@@ -286,7 +292,6 @@ async fn drive(
         }
         _ => None,
     };
-    let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
     let resolutions = resolve::resolve(
         &admin,
         &endpoints.coordinator,
@@ -323,6 +328,11 @@ async fn drive(
         phases,
         reconciliation,
         convergence_ms: evidence.convergence.convergence_ms,
+        system_design: evidence
+            .convergence
+            .sagas
+            .as_ref()
+            .map(|dump| dump.design.clone()),
         faults,
         started_at,
     });

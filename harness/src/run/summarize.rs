@@ -15,6 +15,9 @@ use crate::{provenance, slo, verdict};
 use std::time::SystemTime;
 
 /// Everything a summary is made of.
+/// The design of a target whose saga log could not be read.
+pub const NOT_REPORTED: &str = "not reported";
+
 pub struct Measured<'a> {
     pub options: &'a RunOptions,
     pub plan: &'a RunPlan,
@@ -23,6 +26,8 @@ pub struct Measured<'a> {
     pub phases: Phases,
     pub reconciliation: Reconciliation,
     pub convergence_ms: Option<u64>,
+    /// The design the system's saga log names, when it could be read.
+    pub system_design: Option<String>,
     pub faults: Vec<FaultRecord>,
     pub started_at: SystemTime,
 }
@@ -111,7 +116,13 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         profile: m.plan.name.clone(),
         profile_file: m.options.profile.display().to_string(),
         seed: m.plan.seed,
-        design: m.plan.coordinator.design.as_str().to_owned(),
+        design: m.system_design.clone().unwrap_or_else(|| {
+            if m.options.target.is_some() {
+                NOT_REPORTED.to_owned()
+            } else {
+                m.plan.coordinator.design.as_str().to_owned()
+            }
+        }),
         git_revision: provenance::git_revision(),
         started_at: provenance::rfc3339(m.started_at),
         target: m

@@ -162,6 +162,14 @@ impl AdminClient {
         .await
     }
 
+    /// The saga log, or None when the coordinator keeps none (`GET /admin/sagas` answers
+    /// 404): another system may not.
+    pub async fn sagas_if_kept(&self, coordinator: &str) -> Result<Option<SagaDump>, AdminError> {
+        let url = format!("{coordinator}{}", routes::ADMIN_SAGAS);
+        self.get_optional("reading the saga log", url, ADMIN_TIMEOUT)
+            .await
+    }
+
     /// An institution's totals (`GET /admin/totals`), for sampling: a short timeout, so a
     /// paused service costs one sample, not the sampler.
     pub async fn totals(&self, base: &str) -> Result<Totals, AdminError> {
@@ -208,16 +216,47 @@ impl AdminClient {
             .await
     }
 
-    /// `GET /transfers/{id}` at the coordinator; None when it does not know the id.
+    /// `GET /transfers/{id}` at the coordinator; None when it does not know the id. The
+    /// answer's status follows the transfer's (200 completed, 202 pending, 422 failed), so
+    /// each of them carries a transfer.
     pub async fn transfer(
         &self,
         coordinator: &str,
         transfer_id: &str,
     ) -> Result<Option<TransferView>, AdminError> {
+        const WHAT: &str = "reading a transfer";
         let path = routes::with_transfer_id(routes::TRANSFER, transfer_id);
         let url = format!("{coordinator}{path}");
-        self.get_optional("reading a transfer", url, ADMIN_TIMEOUT)
-            .await
+        let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
+        match self.send(WHAT, &url, request).await {
+            Ok(response) => {
+                response
+                    .json()
+                    .await
+                    .map(Some)
+                    .map_err(|source| AdminError::Transport {
+                        what: WHAT,
+                        url,
+                        source,
+                    })
+            }
+            Err(AdminError::Refused { status, .. }) if status == reqwest::StatusCode::NOT_FOUND => {
+                Ok(None)
+            }
+            Err(AdminError::Refused {
+                status, body, url, ..
+            }) if status == reqwest::StatusCode::UNPROCESSABLE_ENTITY => {
+                serde_json::from_str(&body)
+                    .map(Some)
+                    .map_err(|e| AdminError::Refused {
+                        what: WHAT,
+                        url,
+                        status,
+                        body: format!("{body} (not a transfer: {e})"),
+                    })
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// Both institutions' books, the ledger read first: every credit seen then has its debit

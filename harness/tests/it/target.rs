@@ -177,3 +177,124 @@ fn check_target_passes_the_reference_system_and_names_the_rules_naive_breaks() {
         "{table}"
     );
 }
+
+/// A coordinator in front of `upstream` that keeps no saga log of its own to show: it
+/// forwards every request but `/admin/sagas` and `/admin/in-flight`, which answer 404, as a
+/// system built from the contract alone may. Runs until the process ends.
+fn without_saga_log(upstream: &str) -> String {
+    use axum::body::Bytes;
+    use axum::http::{HeaderMap, Method, StatusCode, Uri};
+    use axum::response::IntoResponse;
+
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let addr = listener.local_addr().expect("address");
+    listener.set_nonblocking(true).expect("nonblocking");
+    let upstream = upstream.trim_end_matches('/').to_owned();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        runtime.block_on(async move {
+            let http = reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .expect("client");
+            let forward = move |method: Method, uri: Uri, headers: HeaderMap, body: Bytes| {
+                let (http, upstream) = (http.clone(), upstream.clone());
+                async move {
+                    let path = uri.path_and_query().map_or("/", |p| p.as_str()).to_owned();
+                    if path.starts_with("/admin/sagas") || path.starts_with("/admin/in-flight") {
+                        return (
+                            StatusCode::NOT_FOUND,
+                            "{\"error\":{\"code\":\"not_found\",\"message\":\"no saga log\"}}",
+                        )
+                            .into_response();
+                    }
+                    let mut request = http.request(method, format!("{upstream}{path}")).body(body);
+                    for (name, value) in &headers {
+                        if name != "host" && name != "content-length" {
+                            request = request.header(name, value);
+                        }
+                    }
+                    match request.send().await {
+                        Ok(answer) => {
+                            let status = StatusCode::from_u16(answer.status().as_u16())
+                                .unwrap_or(StatusCode::BAD_GATEWAY);
+                            let body = answer.bytes().await.unwrap_or_default();
+                            (status, [("content-type", "application/json")], body).into_response()
+                        }
+                        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+                    }
+                }
+            };
+            let app = axum::Router::new().fallback(forward);
+            let listener = tokio::net::TcpListener::from_std(listener).expect("listener");
+            let _ = axum::serve(listener, app).await;
+        });
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn without_a_saga_log_convergence_is_followed_through_get_transfers() {
+    let _serial = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Debits slower than the deadline: every answer is `pending`, finished in the background.
+    let external = serve(
+        dir.path(),
+        "external",
+        &["--service-time-ms=150".to_owned()],
+    );
+    let ledger = serve(dir.path(), "ledger", &[]);
+    let coordinator = serve(
+        dir.path(),
+        "coordinator",
+        &[
+            format!("--external-url={}", external.url),
+            format!("--ledger-url={}", ledger.url),
+            "--deadline-ms=60".to_owned(),
+        ],
+    );
+    let front = without_saga_log(&coordinator.url);
+    let text = profile("no-saga-log", 50, 0, 3, LENIENT_SLO);
+    let ran = run(
+        &text,
+        &[
+            "--target",
+            &front,
+            "--external-url",
+            &external.url,
+            "--ledger-url",
+            &ledger.url,
+        ],
+    );
+    let summary = ran.summary();
+    assert_eq!(summary["design"], "not reported", "{}", ran.printed());
+    assert_eq!(summary["requests"]["pending"], 150, "{}", ran.printed());
+    let convergence = summary["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .find(|i| i["name"] == "convergence")
+        .expect("convergence")
+        .clone();
+    assert_eq!(
+        convergence["holds"],
+        true,
+        "{convergence} {}",
+        ran.printed()
+    );
+    let detail = convergence["detail"].as_str().expect("detail");
+    assert!(
+        detail.starts_with("no saga log: 150 transfers answered pending or unanswered, all final"),
+        "{detail}"
+    );
+    assert_eq!(summary["money"]["lost_cents"], 0);
+    assert_eq!(summary["money"]["created_cents"], 0);
+
+    // The same system with its saga log (no institutions' URLs: nothing seeded again): the
+    // design is the one the log names.
+    let direct = run(
+        &text.replace("seed: 11", "seed: 12"),
+        &["--target", &coordinator.url],
+    );
+    assert_eq!(direct.summary()["design"], "saga", "{}", direct.printed());
+}
