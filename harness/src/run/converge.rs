@@ -3,8 +3,8 @@
 //! (`GET /admin/sagas` answers 404) is followed through `GET /transfers/{id}` instead: every
 //! transfer answered `pending`, or left without an answer, is asked about until it is final.
 
-use crate::client::kind;
-use crate::history::{HistoryRecord, Outcome};
+use super::resolve::indeterminate;
+use crate::history::HistoryRecord;
 use crate::reconcile::{Convergence, PolledTransfers};
 use crate::system::admin::AdminClient;
 use futures_util::stream::{self, StreamExt};
@@ -65,18 +65,6 @@ pub async fn converge(
     }
 }
 
-/// Whether an operation's answer left the end of its transfer unseen.
-fn unseen_end(record: &HistoryRecord) -> bool {
-    match record.outcome {
-        Outcome::Pending => true,
-        Outcome::Error => record
-            .error_kind
-            .as_deref()
-            .is_some_and(kind::indeterminate),
-        _ => false,
-    }
-}
-
 /// The transfer ids whose end the client did not see, and how many such operations had no
 /// id to ask about (neither their own answer nor another answer of their key gave one).
 fn transfers_to_follow(history: &[HistoryRecord]) -> (BTreeSet<String>, u64) {
@@ -88,7 +76,7 @@ fn transfers_to_follow(history: &[HistoryRecord]) -> (BTreeSet<String>, u64) {
     }
     let mut ids = BTreeSet::new();
     let mut without_id = 0;
-    for record in history.iter().filter(|r| unseen_end(r)) {
+    for record in history.iter().filter(|r| indeterminate(r)) {
         let key = (record.user_id.as_str(), record.key.as_str());
         match record
             .transfer_id

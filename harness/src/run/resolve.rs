@@ -17,7 +17,7 @@ use std::collections::HashMap;
 const CONCURRENT_LOOKUPS: usize = 32;
 
 /// Whether an operation's answer left its fate unknown.
-fn indeterminate(record: &HistoryRecord) -> bool {
+pub fn indeterminate(record: &HistoryRecord) -> bool {
     match record.outcome {
         Outcome::Pending => true,
         Outcome::Error => record

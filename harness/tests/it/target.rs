@@ -20,20 +20,29 @@ fn serve(dir: &std::path::Path, role: &str, extra: &[String]) -> ServiceProcess 
     .expect("service starts")
 }
 
+/// The reference system started by hand, as someone else's: both institutions, then a
+/// coordinator wired to them. `external` and `coordinator` are extra flags of each.
+fn start_by_hand(
+    dir: &std::path::Path,
+    external: &[String],
+    coordinator: &[String],
+) -> (ServiceProcess, ServiceProcess, ServiceProcess) {
+    let ext = serve(dir, "external", external);
+    let ledger = serve(dir, "ledger", &[]);
+    let mut flags = vec![
+        format!("--external-url={}", ext.url),
+        format!("--ledger-url={}", ledger.url),
+    ];
+    flags.extend_from_slice(coordinator);
+    let coord = serve(dir, "coordinator", &flags);
+    (ext, ledger, coord)
+}
+
 #[test]
 fn a_running_system_is_driven_and_reconciled_through_the_contract() {
     let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
-    let external = serve(dir.path(), "external", &[]);
-    let ledger = serve(dir.path(), "ledger", &[]);
-    let coordinator = serve(
-        dir.path(),
-        "coordinator",
-        &[
-            format!("--external-url={}", external.url),
-            format!("--ledger-url={}", ledger.url),
-        ],
-    );
+    let (external, ledger, coordinator) = start_by_hand(dir.path(), &[], &[]);
     let text = profile("target", 250, 0, 4, LENIENT_SLO);
 
     // With both institutions' URLs the harness seeds them and checks the money.
@@ -238,20 +247,10 @@ fn without_a_saga_log_convergence_is_followed_through_get_transfers() {
     let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
     // Debits slower than the deadline: every answer is `pending`, finished in the background.
-    let external = serve(
+    let (external, ledger, coordinator) = start_by_hand(
         dir.path(),
-        "external",
         &["--service-time-ms=150".to_owned()],
-    );
-    let ledger = serve(dir.path(), "ledger", &[]);
-    let coordinator = serve(
-        dir.path(),
-        "coordinator",
-        &[
-            format!("--external-url={}", external.url),
-            format!("--ledger-url={}", ledger.url),
-            "--deadline-ms=60".to_owned(),
-        ],
+        &["--deadline-ms=60".to_owned()],
     );
     let front = without_saga_log(&coordinator.url);
     let text = profile("no-saga-log", 50, 0, 3, LENIENT_SLO);

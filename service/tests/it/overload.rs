@@ -7,12 +7,12 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn past_the_limit_a_transfer_is_shed_with_nothing_written() {
-    // Four places, and debits that take a second: every place stays taken while the burst
-    // arrives, however slow the machine is at sending it.
+    // Four places, and debits that take three seconds: every place stays taken while the
+    // burst arrives, however slow the machine is at sending it.
     let system = System::start(Options {
         users: 12,
-        coordinator_args: args(&["--max-in-flight", "4", "--deadline-ms", "5000"]),
-        external_args: args(&["--service-time-ms", "1000"]),
+        coordinator_args: args(&["--max-in-flight", "4", "--deadline-ms", "8000"]),
+        external_args: args(&["--service-time-ms", "3000"]),
         ..Options::default()
     })
     .await;
