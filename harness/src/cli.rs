@@ -98,7 +98,7 @@ pub struct RunArgs {
     #[arg(long, value_enum)]
     pub design: Option<Design>,
     /// Drive a coordinator that is already running at this URL instead of starting one.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "target_file")]
     pub target: Option<String>,
     /// With --target: the external institution's URL, for its dump (docs/contract.md).
     #[arg(long, requires = "target")]
@@ -106,9 +106,18 @@ pub struct RunArgs {
     /// With --target: the ledger's URL, for its dump (docs/contract.md).
     #[arg(long, requires = "target")]
     pub ledger_url: Option<String>,
+    /// Drive a system that is already running, described by this file: its URLs, the hops
+    /// its coordinator reaches its upstreams through, commands for process faults, and
+    /// whether to create or reuse the users (docs/your-own-system.md).
+    #[arg(long)]
+    pub target_file: Option<PathBuf>,
+    /// With a target: run even when some of the profile's `service:` settings cannot be
+    /// applied to it, listing each in the summary and both reports.
+    #[arg(long)]
+    pub ignore_service_settings: bool,
     /// Use this Toxiproxy server (Shopify's, or `harness toxiproxy`) for the hops' proxies
     /// instead of the embedded one.
-    #[arg(long, conflicts_with = "target")]
+    #[arg(long)]
     pub toxiproxy: Option<String>,
     /// Plain progress lines instead of a live line, even on a terminal.
     #[arg(long)]
@@ -130,6 +139,8 @@ impl RunArgs {
             target: self.target,
             external_url: self.external_url,
             ledger_url: self.ledger_url,
+            target_file: self.target_file,
+            ignore_service_settings: self.ignore_service_settings,
             toxiproxy: self.toxiproxy,
             quiet: self.quiet,
             ..RunOptions::default()

@@ -40,27 +40,27 @@ impl Hop {
 }
 
 /// The proxies of one run: the Toxiproxy API that holds them and where each listens
-/// (`host:port`). Written to `services.json` as it is.
+/// (`host:port`). Written to `services.json` as it is. A system the harness did not start
+/// may have no proxy on an upstream hop.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hops {
     #[serde(rename = "toxiproxy_api")]
     pub api: String,
     pub gateway: String,
-    pub external: String,
-    pub ledger: String,
+    pub external: Option<String>,
+    pub ledger: Option<String>,
 }
 
 impl Hops {
-    /// `http://` and the address the hop's proxy listens on.
-    pub fn url(&self, hop: Hop) -> String {
-        let listen = match hop {
-            Hop::Gateway => &self.gateway,
-            Hop::External => &self.external,
-            Hop::Ledger => &self.ledger,
-        };
-        format!("http://{listen}")
+    /// `http://` and the address the gateway hop's proxy listens on: where the load goes.
+    pub fn gateway_url(&self) -> String {
+        format!("http://{}", self.gateway)
     }
 }
+
+/// Where a new hop's proxy listens: a free port, or the address a system's own coordinator
+/// was configured with.
+pub const ANY_LOOPBACK_PORT: &str = "127.0.0.1:0";
 
 #[derive(Debug, thiserror::Error)]
 pub enum HopError {
@@ -111,14 +111,21 @@ pub async fn start_embedded(seed: u64) -> Result<Embedded, HopError> {
     })
 }
 
-/// Creates (or replaces) the proxy of `hop` → `upstream` (`http://host:port` or `host:port`)
-/// on the server at `api_addr`, reads it back, and returns the address it listens on.
-pub async fn create(api_addr: &str, hop: Hop, upstream: &str) -> Result<String, HopError> {
+/// Creates (or replaces) the proxy of `hop` listening on `listen` → `upstream`
+/// (`http://host:port` or `host:port`) on the server at `api_addr`, reads it back, and
+/// returns the address it listens on.
+pub async fn create(
+    api_addr: &str,
+    hop: Hop,
+    listen: &str,
+    upstream: &str,
+) -> Result<String, HopError> {
     let upstream = upstream.trim_start_matches("http://").trim_end_matches('/');
-    let (api_addr, name, upstream) = (
+    let (api_addr, name, upstream, wanted_listen) = (
         api_addr.to_owned(),
         hop.as_str().to_owned(),
         upstream.to_owned(),
+        listen.to_owned(),
     );
     let task = tokio::task::spawn_blocking(move || {
         let client = Client::new(api_addr.as_str());
@@ -128,7 +135,7 @@ pub async fn create(api_addr: &str, hop: Hop, upstream: &str) -> Result<String, 
         let created = client
             .populate(vec![ProxyPack::new(
                 name.clone(),
-                "127.0.0.1:0".into(),
+                wanted_listen.clone(),
                 upstream.clone(),
             )])
             .map_err(|detail| HopError::Create {
@@ -153,6 +160,7 @@ pub async fn create(api_addr: &str, hop: Hop, upstream: &str) -> Result<String, 
             || pack.listen != listen
             || !pack.enabled
             || listen.ends_with(":0")
+            || (wanted_listen != ANY_LOOPBACK_PORT && listen != wanted_listen)
         {
             return Err(HopError::ReadBack {
                 name,

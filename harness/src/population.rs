@@ -3,7 +3,7 @@
 //! all name users through here, with the contract's bodies.
 
 use crate::profile::plan::RunPlan;
-use service::contract::{SeedAccount, SeedAccounts, TransferRequest, UserLink, UserLinks};
+use service::contract::{Dump, SeedAccount, SeedAccounts, TransferRequest, UserLink, UserLinks};
 use service::money::AmountCents;
 
 pub fn user_id(n: u32) -> String {
@@ -55,4 +55,32 @@ pub fn links(plan: &RunPlan) -> UserLinks {
             })
             .collect(),
     }
+}
+
+/// With `seed: reuse`: which of the plan's users have no account in the books read before
+/// the load (`external`, `ledger`), as a sentence naming the first few; None when all do.
+pub fn missing_accounts(plan: &RunPlan, external: &Dump, ledger: &Dump) -> Option<String> {
+    let has = |dump: &Dump| -> std::collections::HashSet<String> {
+        dump.accounts.iter().map(|a| a.account_id.clone()).collect()
+    };
+    let (in_external, in_ledger) = (has(external), has(ledger));
+    let missing: Vec<String> = (0..plan.users)
+        .flat_map(|n| {
+            let external = (!in_external.contains(&account_id(n)))
+                .then(|| format!("external {}", account_id(n)));
+            let ledger =
+                (!in_ledger.contains(&user_id(n))).then(|| format!("ledger {}", user_id(n)));
+            external.into_iter().chain(ledger)
+        })
+        .collect();
+    if missing.is_empty() {
+        return None;
+    }
+    let first: Vec<&str> = missing.iter().take(3).map(String::as_str).collect();
+    Some(format!(
+        "{} of the profile's {} users' accounts do not exist (first: {})",
+        missing.len(),
+        plan.users * 2,
+        first.join(", ")
+    ))
 }

@@ -53,6 +53,10 @@ pub struct Summary {
     #[schemars(pattern(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$"))]
     pub started_at: String,
     pub target: String,
+    /// The profile's `service:` settings a target ran without (`--ignore-service-settings`),
+    /// one line each: `service.<role>.<name>: <value>: <why>`.
+    #[serde(default)]
+    pub settings_not_applied: Vec<String>,
     pub verdict: Verdict,
     /// Why the verdict is not `pass`, one line each.
     pub verdict_reasons: Vec<String>,

@@ -431,6 +431,7 @@ mod tests {
             git_revision: "unknown".to_owned(),
             started_at: "2026-11-25T00:00:00Z".to_owned(),
             target: "launched".to_owned(),
+            settings_not_applied: Vec::new(),
             verdict: Verdict::Pass,
             verdict_reasons: Vec::new(),
             duration_s: 12.0,

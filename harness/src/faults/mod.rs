@@ -5,8 +5,10 @@
 //!
 //! - `proxies`: toxics and down proxies through the Toxiproxy API.
 //! - `process`: SIGKILL, SIGSTOP/SIGCONT, SIGTERM, and starting a service again.
+//! - `commands`: the same faults through a system owner's commands (a target file's).
 //! - `knobs`: the services' own fault knobs and the ledger's policy.
 
+pub mod commands;
 pub mod knobs;
 pub mod process;
 pub mod proxies;
@@ -14,7 +16,7 @@ pub mod proxies;
 use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
 use crate::stats::LiveStats;
 use crate::system::{Endpoints, ServiceRole};
-use process::{ProcessError, SharedSystem};
+use process::{ProcessControl, ProcessError};
 use proxies::{ProxyControl, ProxyFaultError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -47,7 +49,7 @@ pub struct FaultRecord {
 #[derive(Clone)]
 pub struct FaultControl {
     pub proxies: Option<ProxyControl>,
-    pub system: Option<SharedSystem>,
+    pub processes: Option<ProcessControl>,
     pub http: reqwest::Client,
     /// The services' own addresses (not their hops), for knobs.
     pub endpoints: Endpoints,
@@ -61,10 +63,12 @@ pub enum FaultError {
     #[error(transparent)]
     Process(#[from] ProcessError),
     #[error(transparent)]
+    Command(#[from] commands::CommandError),
+    #[error(transparent)]
     Knobs(#[from] knobs::KnobsError),
     #[error("proxy faults need the harness's proxies")]
     NoProxies,
-    #[error("process faults need the services the harness starts")]
+    #[error("process faults need the services the harness starts, or commands in a target file")]
     NoProcesses,
     #[error("no address for the {0} knobs")]
     NoAddress(&'static str),
@@ -195,8 +199,11 @@ impl Timeline {
         self.publish_active();
     }
 
-    fn system(&self) -> Result<&SharedSystem, FaultError> {
-        self.control.system.as_ref().ok_or(FaultError::NoProcesses)
+    fn processes(&self) -> Result<&ProcessControl, FaultError> {
+        self.control
+            .processes
+            .as_ref()
+            .ok_or(FaultError::NoProcesses)
     }
 
     fn proxies(&self) -> Result<&ProxyControl, FaultError> {
@@ -223,15 +230,15 @@ impl Timeline {
                 Undo::Enable
             }
             FaultAction::Kill { service } => {
-                process::kill(self.system()?, *service).await?;
+                self.processes()?.kill(*service).await?;
                 Undo::StartAgain
             }
             FaultAction::Restart { service } => {
-                process::terminate(self.system()?, *service).await?;
+                self.processes()?.restart(*service).await?;
                 Undo::StartAgain
             }
             FaultAction::Pause { service } => {
-                process::pause(self.system()?, *service, true).await?;
+                self.processes()?.pause(*service, true).await?;
                 Undo::Resume
             }
             FaultAction::Knobs {
@@ -286,14 +293,18 @@ impl Timeline {
             (Undo::Enable, FaultAction::Down { hop }) => {
                 self.proxies()?.set_enabled(*hop, true).await?;
             }
-            (
-                Undo::StartAgain,
-                FaultAction::Kill { service } | FaultAction::Restart { service },
-            ) => {
-                process::start_again(self.system()?, *service, &self.control.http).await?;
+            (Undo::StartAgain, FaultAction::Kill { service }) => {
+                (self.processes()?)
+                    .start_again(*service, true, &self.control.http)
+                    .await?;
+            }
+            (Undo::StartAgain, FaultAction::Restart { service }) => {
+                (self.processes()?)
+                    .start_again(*service, false, &self.control.http)
+                    .await?;
             }
             (Undo::Resume, FaultAction::Pause { service }) => {
-                process::pause(self.system()?, *service, false).await?;
+                self.processes()?.pause(*service, false).await?;
             }
             (Undo::RestoreKnobs { knobs, policy }, FaultAction::Knobs { service, .. }) => {
                 let base = self.base_of(*service)?;

@@ -1,9 +1,13 @@
 //! Process faults on the services the harness started: real signals (SIGKILL, SIGSTOP and
 //! SIGCONT, SIGTERM) and a fresh start on the same port and data files. Each step is read
 //! back: the process gone, stopped (`T` in `/proc/PID/stat`), running, or answering
-//! `/healthz` again.
+//! `/healthz` again. On a system the harness did not start, the same faults run its
+//! owner's commands (`commands`); `ProcessControl` is either.
 
+use super::commands::UserCommands;
+use super::FaultError;
 use crate::system::launch::{Launched, SystemError};
+use crate::system::target_file::ProcessAction;
 use crate::system::ServiceRole;
 use nix::sys::signal::Signal;
 use service::contract::routes;
@@ -11,6 +15,62 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub type SharedSystem = Arc<Mutex<Launched>>;
+
+/// What process faults act on: the services the harness started, or the owner's commands.
+#[derive(Clone)]
+pub enum ProcessControl {
+    Launched(SharedSystem),
+    Commands(Arc<UserCommands>),
+}
+
+/// A process fault's two ends, whichever way the processes are controlled.
+impl ProcessControl {
+    /// The start of a `kill` fault.
+    pub async fn kill(&self, role: ServiceRole) -> Result<(), FaultError> {
+        match self {
+            ProcessControl::Launched(system) => Ok(kill(system, role).await?),
+            ProcessControl::Commands(c) => Ok(c.run(role, ProcessAction::Kill).await?),
+        }
+    }
+
+    /// The start of a `restart` fault: a graceful stop (the owner's `restart` command
+    /// starts the service again at once; the harness's own waits for the fault's end).
+    pub async fn restart(&self, role: ServiceRole) -> Result<(), FaultError> {
+        match self {
+            ProcessControl::Launched(system) => Ok(terminate(system, role).await?),
+            ProcessControl::Commands(c) => Ok(c.run(role, ProcessAction::Restart).await?),
+        }
+    }
+
+    /// The end of a `kill` (`killed`) or `restart` fault: the service answering again.
+    pub async fn start_again(
+        &self,
+        role: ServiceRole,
+        killed: bool,
+        http: &reqwest::Client,
+    ) -> Result<(), FaultError> {
+        match self {
+            ProcessControl::Launched(system) => Ok(start_again(system, role, http).await?),
+            ProcessControl::Commands(c) if killed => Ok(c.run(role, ProcessAction::Start).await?),
+            ProcessControl::Commands(c) => Ok(c.wait_answering(role).await?),
+        }
+    }
+
+    /// Both ends of a `pause` fault.
+    pub async fn pause(&self, role: ServiceRole, pause_it: bool) -> Result<(), FaultError> {
+        match self {
+            ProcessControl::Launched(system) => Ok(pause(system, role, pause_it).await?),
+            ProcessControl::Commands(c) => {
+                let action = if pause_it {
+                    ProcessAction::Pause
+                } else {
+                    ProcessAction::Resume
+                };
+                Ok(c.run(role, action).await?)
+            }
+        }
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum ProcessError {

@@ -9,7 +9,7 @@
 
 pub mod fault_plan;
 pub mod fault_spec;
-mod locate;
+pub mod locate;
 pub mod plan;
 pub mod settings;
 
@@ -275,7 +275,7 @@ pub fn parse(file: &Path, text: &str) -> Result<(Profile, RunPlan), ProfileError
 }
 
 /// serde_yaml appends " at line L column C"; the line is reported separately.
-fn strip_location(message: &str) -> String {
+pub fn strip_location(message: &str) -> String {
     match message.find(" at line ") {
         Some(i) => message[..i].to_owned(),
         None => message.to_owned(),

@@ -37,6 +37,8 @@ pub struct RunPlan {
     pub external_knobs: FaultKnobs,
     pub ledger_knobs: FaultKnobs,
     pub ledger_policy: LedgerPolicy,
+    /// The `service:` section as the profile writes it (what a target must be given).
+    pub service_section: super::ServiceSettings,
     pub slo: SloPlan,
     pub convergence_window: Duration,
     /// The fault timeline, in start order.
@@ -314,6 +316,7 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         client_max_in_flight: p.client.max_in_flight,
         retries,
         coordinator: services.coordinator,
+        service_section: p.service.clone(),
         external_knobs: services.external_knobs,
         ledger_knobs: services.ledger_knobs,
         ledger_policy: services.ledger_policy,

@@ -94,6 +94,13 @@ fn verdict(out: &mut String, s: &Summary) {
         escape(&s.started_at),
         escape(&s.target)
     );
+    if !s.settings_not_applied.is_empty() {
+        let _ = writeln!(out, "<p>{}</p><ul>", escape(super::NOT_APPLIED_HEADING));
+        for setting in &s.settings_not_applied {
+            let _ = writeln!(out, "<li><code>{}</code></li>", escape(setting));
+        }
+        out.push_str("</ul>\n");
+    }
     if s.verdict != Verdict::Pass && !s.verdict_reasons.is_empty() {
         out.push_str("<h2>Why not pass</h2><ul>\n");
         for reason in &s.verdict_reasons {

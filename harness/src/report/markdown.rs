@@ -51,6 +51,13 @@ fn header(out: &mut String, s: &Summary) {
         "design `{}` · seed {} · git {} · started {} · target {}\n",
         s.design, s.seed, s.git_revision, s.started_at, s.target
     );
+    if !s.settings_not_applied.is_empty() {
+        let _ = writeln!(out, "{}\n", super::NOT_APPLIED_HEADING);
+        for setting in &s.settings_not_applied {
+            let _ = writeln!(out, "- `{setting}`");
+        }
+        let _ = writeln!(out);
+    }
     if !s.verdict_reasons.is_empty() {
         let _ = writeln!(out, "Why not pass:\n");
         for reason in &s.verdict_reasons {

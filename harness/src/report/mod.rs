@@ -39,6 +39,10 @@ pub struct PhaseRow<'a> {
 
 /// The phases of a run as rows: the three groups, then each fault's window and recovery.
 /// The shed answers against their budget, in words: one sentence for both reports.
+/// Above the list of the profile's service settings a target ran without.
+pub const NOT_APPLIED_HEADING: &str =
+    "Ran without these settings of the profile (--ignore-service-settings):";
+
 pub fn shed_sentence(slo: &crate::summary::SloResult) -> String {
     match slo.shed_budget {
         Some(budget) => format!(

@@ -16,6 +16,9 @@ pub mod summarize;
 pub use options::{FaultsOverride, RunOptions};
 
 use crate::client::TransferClient;
+use crate::faults::commands::UserCommands;
+use crate::faults::knobs::KnobsError;
+use crate::faults::process::ProcessControl;
 use crate::faults::proxies::ProxyControl;
 use crate::faults::{FaultControl, FaultFailed, FaultRecord, Timeline};
 use crate::history::{self, HistoryWriter};
@@ -28,8 +31,11 @@ use crate::schedule::Schedule;
 use crate::stats::{self, LiveStats};
 use crate::summary::{Summary, SUMMARY_FILE};
 use crate::system::admin::{AdminClient, AdminError};
+use crate::system::attach::{self, AttachedSystem};
+use crate::system::target_file::{SeedMode, TargetFile};
+use crate::system::target_settings::SettingsOnTarget;
 use crate::system::{self, BringUpError, Endpoints, LaunchedSystem};
-use crate::{hops, phases, provenance, report};
+use crate::{hops, phases, population, provenance, report};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -39,8 +45,14 @@ use std::time::{Duration, SystemTime};
 pub enum RunError {
     #[error(transparent)]
     Profile(#[from] ProfileError),
-    #[error("{0}: faults need the system the harness starts; drop --target or use a profile without faults")]
-    FaultsOnTarget(PathBuf),
+    #[error("{file} lacks what the profile's faults need:\n  {missing}")]
+    TargetLacks { file: String, missing: String },
+    #[error("some of the profile's service settings cannot be applied to the target (run with --ignore-service-settings to run without them):\n  {0}")]
+    SettingsNotApplied(String),
+    #[error("the target's settings: {0}")]
+    Settings(#[from] KnobsError),
+    #[error("seed: reuse, but {0}; run once with seed: create, or seed the users by the names docs/contract.md gives")]
+    NothingToReuse(String),
     #[error("cannot write {path}: {source}")]
     Output {
         path: PathBuf,
@@ -81,38 +93,75 @@ fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError
     write_file(path, text + "\n")
 }
 
+/// The system a run drives, with the proxies on its hops.
+enum SystemUnderTest {
+    /// The reference system, started by the harness.
+    Launched(Box<LaunchedSystem>),
+    /// A system already running, described by its target file.
+    Attached(Box<(AttachedSystem, TargetFile)>),
+}
+
 /// Runs the profile and returns the process exit code (0 pass, 1 fail or unknown, 2 unusable).
 pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     let (profile, plan) = options::plan(&options)?;
+    let target = options.target_system()?;
+    if let Some(target) = &target {
+        let missing = attach::missing_for_faults(&plan.faults, target);
+        if !missing.is_empty() {
+            return Err(RunError::TargetLacks {
+                file: target_name(&options),
+                missing: missing.join("\n  "),
+            });
+        }
+    }
     let started_at = SystemTime::now();
     let out = results_folder(&options, &profile, &plan, started_at)?;
-    if options.target.is_some() && !plan.faults.is_empty() {
-        return Err(RunError::FaultsOnTarget(options.profile.clone()));
-    }
-    let (launched, endpoints) = system_under_test(&options, &plan, &out).await?;
-    write_services(&out, &endpoints, launched.as_ref())?;
-
+    let system = system_under_test(&options, &plan, target, &out).await?;
     let http = reqwest::Client::builder().no_proxy().build()?;
-    let (processes, proxies, embedded) = match launched {
-        Some(LaunchedSystem {
-            launched,
-            hops,
-            embedded,
-        }) => (
-            Some(Arc::new(Mutex::new(launched))),
-            Some(ProxyControl::new(&hops.api, http.clone())),
-            embedded,
-        ),
-        None => (None, None, None),
+    let (endpoints, hops) = match &system {
+        SystemUnderTest::Launched(s) => (s.endpoints(), &s.hops),
+        SystemUnderTest::Attached(attached) => (attached.0.endpoints.clone(), &attached.0.hops),
+    };
+    write_services(&out, &endpoints, hops, &system)?;
+    let proxies = Some(ProxyControl::new(&hops.api, http.clone()));
+    let (processes, launched, embedded, target) = match system {
+        SystemUnderTest::Launched(system) => {
+            let LaunchedSystem {
+                launched, embedded, ..
+            } = *system;
+            let launched = Arc::new(Mutex::new(launched));
+            let control = ProcessControl::Launched(launched.clone());
+            (Some(control), Some(launched), embedded, None)
+        }
+        SystemUnderTest::Attached(attached) => {
+            let (attached, target) = *attached;
+            let commands = UserCommands::new(
+                target.commands.clone(),
+                endpoints.clone(),
+                target.command_timeout(),
+                &out,
+                http.clone(),
+            );
+            let control = ProcessControl::Commands(Arc::new(commands));
+            (Some(control), None, attached.embedded, Some(target))
+        }
     };
     let control = FaultControl {
         proxies,
-        system: processes.clone(),
+        processes,
         http,
         endpoints: endpoints.clone(),
     };
-    let result = drive(&options, &plan, &endpoints, &out, started_at, control).await;
-    if let Some(processes) = processes {
+    let cx = Context {
+        options: &options,
+        plan: &plan,
+        target: target.as_ref(),
+        endpoints: &endpoints,
+        out: &out,
+        started_at,
+    };
+    let result = drive(&cx, control).await;
+    if let Some(processes) = launched {
         let stop = tokio::task::spawn_blocking(move || match processes.lock() {
             Ok(mut l) => l.stop(),
             Err(poisoned) => poisoned.into_inner().stop(),
@@ -128,6 +177,15 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
         print_outcome(&summary, &out);
     }
     Ok(summary.verdict.exit_code())
+}
+
+/// How the target was given, for messages.
+fn target_name(options: &RunOptions) -> String {
+    match (&options.target_file, &options.target) {
+        (Some(file), _) => file.display().to_string(),
+        (None, Some(url)) => format!("--target {url}"),
+        (None, None) => "(no target)".to_owned(),
+    }
 }
 
 /// Creates the run's folder and writes the profile as run into it.
@@ -159,27 +217,24 @@ fn results_folder(
 }
 
 /// The system the run drives: the reference system, brought up with a proxy on every hop,
-/// or the one given with `--target`.
+/// or the target, with the hops its file names and the gateway hop in front of it.
 async fn system_under_test(
     options: &RunOptions,
     plan: &RunPlan,
+    target: Option<TargetFile>,
     out: &Path,
-) -> Result<(Option<LaunchedSystem>, Endpoints), RunError> {
-    if let Some(target) = &options.target {
-        let target = target.trim_end_matches('/');
-        let endpoints = Endpoints {
-            coordinator: target.to_owned(),
-            gateway: target.to_owned(),
-            external: options.external_url.clone(),
-            ledger: options.ledger_url.clone(),
-        };
-        return Ok((None, endpoints));
-    }
-    match system::bring_up(plan, out, options.toxiproxy.as_deref()).await {
-        Ok(launched) => {
-            let endpoints = launched.endpoints();
-            Ok((Some(launched), endpoints))
-        }
+) -> Result<SystemUnderTest, RunError> {
+    let toxiproxy = options.toxiproxy.as_deref();
+    let brought = match target {
+        Some(target) => attach::attach(&target, plan.seed, toxiproxy)
+            .await
+            .map(|attached| SystemUnderTest::Attached(Box::new((attached, target)))),
+        None => system::bring_up(plan, out, toxiproxy)
+            .await
+            .map(|launched| SystemUnderTest::Launched(Box::new(launched))),
+    };
+    match brought {
+        Ok(system) => Ok(system),
         Err(err) => {
             remove_hops_from_user_server(options).await;
             Err(err.into())
@@ -214,7 +269,7 @@ pub fn reconcile_again(dir: &Path) -> Result<i32, RunError> {
 
 /// A run cleans up after itself on a Toxiproxy server it does not own.
 async fn remove_hops_from_user_server(options: &RunOptions) {
-    if let (Some(api), None) = (&options.toxiproxy, &options.target) {
+    if let Some(api) = &options.toxiproxy {
         hops::remove_all(api.trim_start_matches("http://").trim_end_matches('/')).await;
     }
 }
@@ -223,8 +278,13 @@ async fn remove_hops_from_user_server(options: &RunOptions) {
 fn write_services(
     out: &Path,
     endpoints: &Endpoints,
-    launched: Option<&LaunchedSystem>,
+    hops: &hops::Hops,
+    system: &SystemUnderTest,
 ) -> Result<(), RunError> {
+    let launched = match system {
+        SystemUnderTest::Launched(s) => Some(s),
+        SystemUnderTest::Attached(..) => None,
+    };
     #[derive(serde::Serialize)]
     struct Services<'a> {
         endpoints: &'a Endpoints,
@@ -236,7 +296,7 @@ fn write_services(
         &Services {
             endpoints,
             pids: launched.map(|s| s.launched.pids()),
-            proxies: launched.map(|s| &s.hops),
+            proxies: Some(hops),
         },
     )
 }
@@ -248,24 +308,69 @@ fn print_outcome(s: &Summary, out: &Path) {
 /// How long the coordinator may take to answer `/healthz` before the load.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
 
-async fn drive(
-    options: &RunOptions,
-    plan: &RunPlan,
-    endpoints: &Endpoints,
-    out: &Path,
+/// What every step of a run reads.
+struct Context<'a> {
+    options: &'a RunOptions,
+    plan: &'a RunPlan,
+    /// The target file, when the harness did not start the system.
+    target: Option<&'a TargetFile>,
+    endpoints: &'a Endpoints,
+    out: &'a Path,
     started_at: SystemTime,
+}
+
+/// The profile's service settings on a target (put back afterwards), then the run.
+async fn drive(
+    cx: &Context<'_>,
     control: FaultControl,
 ) -> Result<(Summary, Vec<reconcile::Violation>), RunError> {
     let admin = AdminClient::new(control.http.clone());
     admin
-        .wait_healthy(&endpoints.coordinator, HEALTHY_WITHIN)
+        .wait_healthy(&cx.endpoints.coordinator, HEALTHY_WITHIN)
         .await?;
-    let seeding =
-        options.target.is_none() || (endpoints.external.is_some() && endpoints.ledger.is_some());
-    if seeding {
+    let http = control.http.clone();
+    let mut settings = match cx.target {
+        Some(target) => SettingsOnTarget::apply(&http, &cx.plan.service_section, target).await?,
+        None => SettingsOnTarget::default(),
+    };
+    if !settings.not_applied.is_empty() && !cx.options.ignore_service_settings {
+        settings.restore(&http).await;
+        return Err(RunError::SettingsNotApplied(
+            settings.not_applied.join("\n  "),
+        ));
+    }
+    let result = seed_load_and_check(cx, control, &admin, settings.not_applied.clone()).await;
+    settings.restore(&http).await;
+    result
+}
+
+/// The users created (or found, with `seed: reuse`), the load under faults, convergence,
+/// reconciliation and the summary.
+async fn seed_load_and_check(
+    cx: &Context<'_>,
+    control: FaultControl,
+    admin: &AdminClient,
+    settings_not_applied: Vec<String>,
+) -> Result<(Summary, Vec<reconcile::Violation>), RunError> {
+    let Context {
+        options,
+        plan,
+        target,
+        endpoints,
+        out,
+        started_at,
+    } = *cx;
+    let seed_mode = target.map_or(SeedMode::Create, |t| t.seed);
+    let dumps_readable = endpoints.external.is_some() && endpoints.ledger.is_some();
+    if seed_mode == SeedMode::Create && (target.is_none() || dumps_readable) {
         admin.seed(endpoints, plan).await?;
     }
     let before = admin.books(endpoints).await?;
+    if let (SeedMode::Reuse, Some((external, ledger))) = (seed_mode, &before) {
+        if let Some(missing) = population::missing_accounts(plan, external, ledger) {
+            return Err(RunError::NothingToReuse(missing));
+        }
+    }
 
     let load_started_wall = SystemTime::now();
     let (load, faults, samples) =
@@ -273,7 +378,7 @@ async fn drive(
 
     let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
     let convergence = converge::converge(
-        &admin,
+        admin,
         &endpoints.coordinator,
         plan.convergence_window,
         &history,
@@ -293,7 +398,7 @@ async fn drive(
         _ => None,
     };
     let resolutions = resolve::resolve(
-        &admin,
+        admin,
         &endpoints.coordinator,
         &history,
         convergence.sagas.as_ref(),
@@ -333,6 +438,8 @@ async fn drive(
             .sagas
             .as_ref()
             .map(|dump| dump.design.clone()),
+        target: target.map(|t| t.coordinator.as_str()),
+        settings_not_applied,
         faults,
         started_at,
     });

@@ -3,6 +3,7 @@
 
 use crate::profile::fault_plan::fault_name;
 use crate::profile::{self, plan::RunPlan, Profile, ProfileError};
+use crate::system::target_file::{self, TargetFile};
 use service::coordinator::Design;
 use std::path::{Path, PathBuf};
 
@@ -14,9 +15,16 @@ pub struct RunOptions {
     pub duration_s: Option<u32>,
     pub rate: Option<u32>,
     pub design: Option<Design>,
+    /// A system already running, by its coordinator's URL (with `external_url` and
+    /// `ledger_url` for the institutions' dumps).
     pub target: Option<String>,
     pub external_url: Option<String>,
     pub ledger_url: Option<String>,
+    /// A system already running, described by a target file (hops, commands, seeding).
+    pub target_file: Option<PathBuf>,
+    /// Run a profile on a target even when some of its `service:` settings cannot be
+    /// applied there; the summary lists them.
+    pub ignore_service_settings: bool,
     /// An existing Toxiproxy server's API (`host:port` or URL) instead of the embedded one.
     pub toxiproxy: Option<String>,
     pub quiet: bool,
@@ -31,6 +39,21 @@ pub struct RunOptions {
 }
 
 impl RunOptions {
+    /// The system the run drives when the harness does not start it: the target file, or
+    /// `--target` and its URLs as one.
+    pub fn target_system(&self) -> Result<Option<TargetFile>, ProfileError> {
+        if let Some(file) = &self.target_file {
+            return target_file::load(file).map(Some);
+        }
+        Ok(self.target.as_deref().map(|coordinator| {
+            TargetFile::from_urls(
+                coordinator,
+                self.external_url.as_deref(),
+                self.ledger_url.as_deref(),
+            )
+        }))
+    }
+
     /// How the run shows its progress.
     pub fn display(&self) -> crate::progress::Display {
         use crate::progress::Display;

@@ -28,6 +28,10 @@ pub struct Measured<'a> {
     pub convergence_ms: Option<u64>,
     /// The design the system's saga log names, when it could be read.
     pub system_design: Option<String>,
+    /// The coordinator's URL, when the harness did not start the system.
+    pub target: Option<&'a str>,
+    /// The profile's service settings the target was run without.
+    pub settings_not_applied: Vec<String>,
     pub faults: Vec<FaultRecord>,
     pub started_at: SystemTime,
 }
@@ -117,7 +121,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         profile_file: m.options.profile.display().to_string(),
         seed: m.plan.seed,
         design: m.system_design.clone().unwrap_or_else(|| {
-            if m.options.target.is_some() {
+            if m.target.is_some() {
                 NOT_REPORTED.to_owned()
             } else {
                 m.plan.coordinator.design.as_str().to_owned()
@@ -125,11 +129,8 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         }),
         git_revision: provenance::git_revision(),
         started_at: provenance::rfc3339(m.started_at),
-        target: m
-            .options
-            .target
-            .clone()
-            .unwrap_or_else(|| "launched".to_owned()),
+        target: m.target.unwrap_or("launched").to_owned(),
+        settings_not_applied: m.settings_not_applied,
         verdict: judged.verdict,
         verdict_reasons: judged.reasons,
         duration_s,

@@ -6,7 +6,10 @@
 //! - `admin`: the admin client (health, seeding, dumps, the saga log, metrics).
 
 pub mod admin;
+pub mod attach;
 pub mod launch;
+pub mod target_file;
+pub mod target_settings;
 
 use crate::hops::{self, Embedded, Hop, HopError, Hops};
 use crate::profile::plan::RunPlan;
@@ -89,11 +92,29 @@ impl LaunchedSystem {
     pub fn endpoints(&self) -> Endpoints {
         Endpoints {
             coordinator: self.launched.coordinator.url.clone(),
-            gateway: self.hops.url(Hop::Gateway),
+            gateway: self.hops.gateway_url(),
             external: Some(self.launched.external.url.clone()),
             ledger: Some(self.launched.ledger.url.clone()),
         }
     }
+}
+
+/// The Toxiproxy API the run's hops live in: the user's server at `toxiproxy` (`host:port`
+/// or a URL), or the embedded one started now.
+pub async fn proxy_server(
+    seed: u64,
+    toxiproxy: Option<&str>,
+) -> Result<(String, Option<Embedded>), HopError> {
+    Ok(match toxiproxy {
+        Some(url) => {
+            let api = url.trim_start_matches("http://").trim_end_matches('/');
+            (api.to_owned(), None)
+        }
+        None => {
+            let server = hops::start_embedded(seed).await?;
+            (server.api_addr.clone(), Some(server))
+        }
+    })
 }
 
 /// Starts the reference system with a proxy on each hop: the institutions first, their
@@ -105,36 +126,28 @@ pub async fn bring_up(
     out: &Path,
     toxiproxy: Option<&str>,
 ) -> Result<LaunchedSystem, BringUpError> {
-    let (api, embedded) = match toxiproxy {
-        Some(url) => {
-            let api = url.trim_start_matches("http://").trim_end_matches('/');
-            (api.to_owned(), None)
-        }
-        None => {
-            let server = hops::start_embedded(plan.seed).await?;
-            (server.api_addr.clone(), Some(server))
-        }
-    };
+    let (api, embedded) = proxy_server(plan.seed, toxiproxy).await?;
     let (start_plan, dir) = (plan.clone(), out.to_owned());
     let institutions =
         tokio::task::spawn_blocking(move || launch::launch_institutions(&start_plan, &dir))
             .await??;
-    let external = hops::create(&api, Hop::External, &institutions.external.url).await?;
-    let ledger = hops::create(&api, Hop::Ledger, &institutions.ledger.url).await?;
+    let any = hops::ANY_LOOPBACK_PORT;
+    let external = hops::create(&api, Hop::External, any, &institutions.external.url).await?;
+    let ledger = hops::create(&api, Hop::Ledger, any, &institutions.ledger.url).await?;
     let (start_plan, dir) = (plan.clone(), out.to_owned());
     let (external_url, ledger_url) = (format!("http://{external}"), format!("http://{ledger}"));
     let launched = tokio::task::spawn_blocking(move || {
         launch::launch_coordinator(&start_plan, &dir, institutions, &external_url, &ledger_url)
     })
     .await??;
-    let gateway = hops::create(&api, Hop::Gateway, &launched.coordinator.url).await?;
+    let gateway = hops::create(&api, Hop::Gateway, any, &launched.coordinator.url).await?;
     Ok(LaunchedSystem {
         launched,
         hops: Hops {
             api,
             gateway,
-            external,
-            ledger,
+            external: Some(external),
+            ledger: Some(ledger),
         },
         embedded,
     })

@@ -14,3 +14,4 @@ mod runs;
 mod signals;
 mod support;
 mod target;
+mod target_file;

@@ -1,0 +1,355 @@
+//! `--target-file`: the reference system started by hand as someone else's (its own
+//! processes, its coordinator wired to its upstreams through the hops the file names, `kill`
+//! and `start` given as shell commands) takes the same faults as the launched system and
+//! earns the same verdict; with `seed: reuse` the same system is run again.
+
+use crate::support::{exclusive, run, Run, HARNESS};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A black hole on the way to the external institution, then the coordinator killed.
+const FAULTED: &str = "name: hand-started
+seed: 31
+warmup_s: 1
+duration_s: 10
+arrival: {rate_per_s: 120}
+users: {count: 50, opening_balance_cents: 100000000}
+amounts: {min_cents: 100, max_cents: 5000}
+client: {timeout_ms: 2000}
+slo: {p99_ms: 10000, error_budget: 0.5}
+convergence_window_s: 30
+faults:
+  - {name: black-hole, kind: toxic, target: external, at_s: 2, duration_s: 2, toxic: timeout, stream: upstream, attributes: {timeout: 0}}
+  - {name: crash, kind: kill, target: coordinator, at_s: 6, duration_s: 1}
+";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A process started by a shell command, killed through its pid file when dropped.
+struct ByPidFile(PathBuf);
+
+impl Drop for ByPidFile {
+    fn drop(&mut self) {
+        if let Ok(pid) = std::fs::read_to_string(&self.0) {
+            if let Ok(pid) = pid.trim().parse::<i32>() {
+                let _ = nix::sys::signal::kill(
+                    nix::unistd::Pid::from_raw(pid),
+                    nix::sys::signal::Signal::SIGKILL,
+                );
+            }
+        }
+    }
+}
+
+fn sh(command: &str) {
+    let status = Command::new("sh")
+        .args(["-c", command])
+        .status()
+        .expect("sh runs");
+    assert!(status.success(), "{command}: {status}");
+}
+
+/// `GET path` at `host:port` over plain HTTP/1.0: the body of a 200 answer.
+fn get(address: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    let ok = head.starts_with("HTTP/1.1 200") || head.starts_with("HTTP/1.0 200");
+    ok.then(|| body.to_owned())
+}
+
+fn wait_answering(url: &str) {
+    let until = Instant::now() + Duration::from_secs(20);
+    let address = url.trim_start_matches("http://").to_owned();
+    loop {
+        if get(&address, "/healthz").is_some() {
+            return;
+        }
+        assert!(Instant::now() < until, "{url} does not answer");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The target file for a system at these addresses, with `seed`.
+fn target_file(dir: &Path, text: &str) -> PathBuf {
+    let path = dir.join(format!("target-{}.yaml", text.len()));
+    std::fs::write(&path, text).expect("write the target file");
+    path
+}
+
+fn invariants(summary: &Value) -> Vec<(String, Value)> {
+    summary["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .map(|i| {
+            (
+                i["name"].as_str().unwrap_or("").to_owned(),
+                i["holds"].clone(),
+            )
+        })
+        .collect()
+}
+
+/// What the launched and the hand-started runs must agree on.
+fn judged(run: &Run) -> (Value, Value, Vec<(String, Value)>, Value, Value) {
+    let s = run.summary();
+    (
+        s["verdict"].clone(),
+        s["anomalies"].clone(),
+        invariants(&s),
+        s["money"]["created_cents"].clone(),
+        s["money"]["lost_cents"].clone(),
+    )
+}
+
+#[test]
+fn a_system_started_by_hand_takes_the_same_faults_through_its_target_file() {
+    let _serial = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (coordinator_port, external_hop, ledger_hop) = (free_port(), free_port(), free_port());
+    let serve = |role: &str, port: u16, extra: &str| {
+        format!(
+            "{HARNESS} serve {role} --listen 127.0.0.1:{port} --db {db} {extra} >> {log} 2>&1 & echo $! > {pid}",
+            db = d.join(format!("{role}.db")).display(),
+            log = d.join(format!("{role}.log")).display(),
+            pid = d.join(format!("{role}.pid")).display(),
+        )
+    };
+    let (external_port, ledger_port) = (free_port(), free_port());
+    let _external = ByPidFile(d.join("external.pid"));
+    let _ledger = ByPidFile(d.join("ledger.pid"));
+    let _coordinator = ByPidFile(d.join("coordinator.pid"));
+    sh(&serve("external", external_port, ""));
+    sh(&serve("ledger", ledger_port, ""));
+    let start_coordinator = serve(
+        "coordinator",
+        coordinator_port,
+        &format!(
+            "--external-url http://127.0.0.1:{external_hop} --ledger-url http://127.0.0.1:{ledger_hop}"
+        ),
+    );
+    sh(&start_coordinator);
+    for port in [external_port, ledger_port, coordinator_port] {
+        wait_answering(&format!("http://127.0.0.1:{port}"));
+    }
+    let file = |seed: &str, commands: bool| {
+        let commands = if commands {
+            format!(
+                "commands:\n  coordinator:\n    kill: kill -KILL \"$(cat {pid})\"\n    start: '{start}'\n",
+                pid = d.join("coordinator.pid").display(),
+                start = start_coordinator.replace('\'', "''"),
+            )
+        } else {
+            String::new()
+        };
+        target_file(
+            d,
+            &format!(
+                "coordinator: http://127.0.0.1:{coordinator_port}
+external: http://127.0.0.1:{external_port}
+ledger: http://127.0.0.1:{ledger_port}
+hops:
+  external: {{listen: 127.0.0.1:{external_hop}}}
+  ledger: {{listen: 127.0.0.1:{ledger_hop}}}
+seed: {seed}
+{commands}"
+            ),
+        )
+    };
+    let path = |p: &PathBuf| p.display().to_string();
+
+    // Without the commands the profile's kill needs, nothing starts, and the message says
+    // what is missing.
+    let lacking = run(FAULTED, &["--target-file", &path(&file("create", false))]);
+    assert_eq!(lacking.code(), Some(2), "{}", lacking.printed());
+    for needed in [
+        "commands.coordinator.kill: needed by fault `crash`",
+        "commands.coordinator.start: needed by fault `crash`",
+    ] {
+        assert!(lacking.stderr().contains(needed), "{}", lacking.stderr());
+    }
+
+    let launched = run(FAULTED, &[]);
+    assert_eq!(launched.code(), Some(0), "{}", launched.printed());
+    let created = run(FAULTED, &["--target-file", &path(&file("create", true))]);
+    assert_eq!(created.code(), Some(0), "{}", created.printed());
+    assert_eq!(judged(&created), judged(&launched), "{}", created.printed());
+    let summary = created.summary();
+    for fault in summary["faults"].as_array().expect("faults") {
+        assert!(
+            fault["applied_at_s"].is_number() && fault["healed_at_s"].is_number(),
+            "{fault}"
+        );
+    }
+    assert!(
+        summary["requests"]["pending"].as_u64() > Some(0),
+        "the black hole on the external hop held the coordinator's debits: {}",
+        summary["requests"]
+    );
+    assert!(
+        summary["requests"]["errors"].as_u64() > Some(0),
+        "the kill cut requests in flight: {}",
+        summary["requests"]
+    );
+    // The owner's commands ran, their output and status kept in the run folder.
+    let logs: Vec<String> = std::fs::read_dir(created.out().join("commands"))
+        .expect("commands/ in the run folder")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        logs.iter().any(|l| l == "001-coordinator-kill.log"),
+        "{logs:?}"
+    );
+    assert!(
+        logs.iter().any(|l| l == "002-coordinator-start.log"),
+        "{logs:?}"
+    );
+
+    // A second run on the same system: `create` stops on the accounts the first made;
+    // `reuse` takes them and is judged alike.
+    let again = run(FAULTED, &["--target-file", &path(&file("create", true))]);
+    assert_eq!(again.code(), Some(2), "{}", again.printed());
+    assert!(
+        again.stderr().contains("account_exists"),
+        "{}",
+        again.stderr()
+    );
+    let reused = run(FAULTED, &["--target-file", &path(&file("reuse", true))]);
+    assert_eq!(reused.code(), Some(0), "{}", reused.printed());
+    assert_eq!(judged(&reused), judged(&launched), "{}", reused.printed());
+}
+
+#[test]
+fn service_settings_are_applied_put_back_or_named() {
+    let _serial = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (external_port, ledger_port, coordinator_port) = (free_port(), free_port(), free_port());
+    let serve = |role: &str, port: u16, extra: String| {
+        format!(
+            "{HARNESS} serve {role} --listen 127.0.0.1:{port} --db {db} {extra} >> {log} 2>&1 & echo $! > {pid}",
+            db = d.join(format!("{role}.db")).display(),
+            log = d.join(format!("{role}.log")).display(),
+            pid = d.join(format!("{role}.pid")).display(),
+        )
+    };
+    let _external = ByPidFile(d.join("external.pid"));
+    let _ledger = ByPidFile(d.join("ledger.pid"));
+    let _coordinator = ByPidFile(d.join("coordinator.pid"));
+    sh(&serve("external", external_port, String::new()));
+    sh(&serve("ledger", ledger_port, String::new()));
+    sh(&serve(
+        "coordinator",
+        coordinator_port,
+        format!(
+            "--external-url http://127.0.0.1:{external_port} --ledger-url http://127.0.0.1:{ledger_port} --deadline-ms 150"
+        ),
+    ));
+    for port in [external_port, ledger_port, coordinator_port] {
+        wait_answering(&format!("http://127.0.0.1:{port}"));
+    }
+    let target = |seed: &str| {
+        let file = target_file(
+            d,
+            &format!(
+                "coordinator: http://127.0.0.1:{coordinator_port}
+external: http://127.0.0.1:{external_port}
+ledger: http://127.0.0.1:{ledger_port}
+coordinator_settings: {{deadline_ms: 150}}
+seed: {seed}
+"
+            ),
+        );
+        file.display().to_string()
+    };
+    let (create, reuse) = (target("create"), target("reuse"));
+    let profile = |service: &str| {
+        format!(
+            "name: settings
+seed: 5
+duration_s: 5
+arrival: {{rate_per_s: 250}}
+users: {{count: 10, opening_balance_cents: 100000000}}
+amounts: {{min_cents: 100, max_cents: 5000}}
+slo: {{p99_ms: 10000}}
+service:
+{service}"
+        )
+    };
+    let policy = || -> Value {
+        get(&format!("127.0.0.1:{ledger_port}"), "/admin/policy")
+            .and_then(|body| serde_json::from_str(&body).ok())
+            .unwrap_or(Value::Null)
+    };
+    let before = policy();
+    assert!(before.is_object(), "the ledger's policy reads: {before}");
+
+    // A coordinator setting the file does not state is refused before anything is written.
+    let unstated =
+        profile("  coordinator: {deadline_ms: 90}\n  ledger: {antifraud_refusal_rate: 1.0}\n");
+    let refused = run(&unstated, &["--target-file", &create]);
+    assert_eq!(refused.code(), Some(2), "{}", refused.printed());
+    assert!(
+        refused
+            .stderr()
+            .contains("service.coordinator.deadline_ms: 90: no route sets it"),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(
+        policy(),
+        before,
+        "the refused run put the ledger's policy back"
+    );
+
+    // A stated one is accepted; the ledger's policy is set for the run (half the transfers
+    // refused by antifraud) and put back after it.
+    let stated =
+        profile("  coordinator: {deadline_ms: 150}\n  ledger: {antifraud_refusal_rate: 0.5}\n");
+    let ran = run(&stated, &["--target-file", &create]);
+    assert_eq!(ran.code(), Some(0), "{}", ran.printed());
+    let summary = ran.summary();
+    let (completed, failed) = (
+        summary["requests"]["completed"].as_u64().unwrap_or(0),
+        summary["requests"]["failed"].as_u64().unwrap_or(0),
+    );
+    assert!(
+        failed > completed / 2 && completed > failed / 2,
+        "about half refused by antifraud: {}",
+        summary["requests"]
+    );
+    assert_eq!(summary["settings_not_applied"], serde_json::json!([]));
+    assert_eq!(policy(), before, "the run put the ledger's policy back");
+
+    // With --ignore-service-settings the unstated one is listed in the summary and reports.
+    let ignored = run(
+        &unstated.replace("antifraud_refusal_rate: 1.0", "antifraud_refusal_rate: 0.0"),
+        &["--target-file", &reuse, "--ignore-service-settings"],
+    );
+    assert_eq!(ignored.code(), Some(0), "{}", ignored.printed());
+    let listed = ignored.summary()["settings_not_applied"].clone();
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert!(listed[0]
+        .as_str()
+        .is_some_and(|s| s.starts_with("service.coordinator.deadline_ms: 90")));
+    for report in ["report.md", "report.html"] {
+        let text = std::fs::read_to_string(ignored.out().join(report)).expect("report");
+        assert!(
+            text.contains("service.coordinator.deadline_ms: 90"),
+            "{report}"
+        );
+    }
+}
