@@ -15,14 +15,53 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 #[derive(Debug, Clone, clap::Args)]
 pub struct CheckTargetArgs {
     /// The coordinator's URL.
-    #[arg(long)]
-    pub target: String,
+    #[arg(long, required_unless_present = "target_file", requires_all = ["external_url", "ledger_url"])]
+    pub target: Option<String>,
     /// The external institution's URL (seeding, dump).
-    #[arg(long)]
-    pub external_url: String,
+    #[arg(long, requires = "target")]
+    pub external_url: Option<String>,
     /// The ledger's URL (seeding, dump).
-    #[arg(long)]
-    pub ledger_url: String,
+    #[arg(long, requires = "target")]
+    pub ledger_url: Option<String>,
+    /// The three URLs from a target file (docs/your-own-system.md) instead.
+    #[arg(long, conflicts_with = "target")]
+    pub target_file: Option<std::path::PathBuf>,
+}
+
+/// The three services' URLs the probe walks.
+pub struct CheckedUrls {
+    pub coordinator: String,
+    pub external: String,
+    pub ledger: String,
+}
+
+impl CheckTargetArgs {
+    /// The system from the flags or the target file.
+    fn target(&self) -> Result<crate::system::target_file::TargetFile, String> {
+        Ok(match (&self.target_file, &self.target) {
+            (Some(file), _) => crate::system::target_file::load(file).map_err(|e| e.to_string())?,
+            (None, Some(url)) => crate::system::target_file::TargetFile::from_urls(
+                url,
+                self.external_url.as_deref(),
+                self.ledger_url.as_deref(),
+            ),
+            (None, None) => return Err("--target URL or --target-file FILE is required".into()),
+        })
+    }
+}
+
+impl CheckedUrls {
+    /// The URLs of `target`; an error when an institution's is missing.
+    fn of(target: &crate::system::target_file::TargetFile) -> Result<CheckedUrls, String> {
+        match (target.external.clone(), target.ledger.clone()) {
+            (Some(external), Some(ledger)) => Ok(CheckedUrls {
+                coordinator: target.coordinator.clone(),
+                external,
+                ledger,
+            }),
+            _ => Err("the probe needs both institutions' URLs (external and ledger)".into()),
+        }
+    }
 }
 
 service::named_enum! {
@@ -86,7 +125,7 @@ fn violates(rule: &'static str, detail: impl Into<String>) -> Finding {
 }
 
 impl Probe {
-    fn new(args: &CheckTargetArgs) -> Result<Probe, reqwest::Error> {
+    fn new(urls: &CheckedUrls) -> Result<Probe, reqwest::Error> {
         let stamp = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_micros());
@@ -96,9 +135,9 @@ impl Probe {
                 .no_proxy()
                 .timeout(TIMEOUT)
                 .build()?,
-            coordinator: trim(&args.target),
-            external: trim(&args.external_url),
-            ledger: trim(&args.ledger_url),
+            coordinator: trim(&urls.coordinator),
+            external: trim(&urls.external),
+            ledger: trim(&urls.ledger),
             user: format!("check-u-{stamp}"),
             account: format!("check-a-{stamp}"),
             keys: format!("check-{stamp}"),
@@ -490,8 +529,8 @@ impl Probe {
 }
 
 /// Walks the contract against the system and returns every finding.
-pub async fn check(args: &CheckTargetArgs) -> Result<Vec<Finding>, reqwest::Error> {
-    let probe = Probe::new(args)?;
+pub async fn check(urls: &CheckedUrls) -> Result<Vec<Finding>, reqwest::Error> {
+    let probe = Probe::new(urls)?;
     let mut out = vec![probe.seed().await];
     probe.client_errors(&mut out).await;
     if out[0].conformance == Conformance::Conforms {
@@ -532,9 +571,28 @@ pub fn render(findings: &[Finding]) -> String {
 }
 
 /// `harness check-target`: exit 0 when nothing is violated, 1 otherwise, 2 when the probe
-/// could not start.
+/// could not start. With a target file, its hops are up while the probe runs (the
+/// coordinator reaches its upstreams through them).
 pub async fn run(args: CheckTargetArgs) -> i32 {
-    match check(&args).await {
+    let target = match args
+        .target()
+        .and_then(|t| CheckedUrls::of(&t).map(|u| (t, u)))
+    {
+        Ok(found) => found,
+        Err(e) => {
+            eprintln!("harness check-target: error: {e}");
+            return 2;
+        }
+    };
+    let (target, urls) = target;
+    let _hops = match crate::system::attach::attach(&target, 1, None).await {
+        Ok(attached) => attached,
+        Err(e) => {
+            eprintln!("harness check-target: error: the target's hops: {e}");
+            return 2;
+        }
+    };
+    match check(&urls).await {
         Ok(findings) => {
             print!("{}", render(&findings));
             i32::from(

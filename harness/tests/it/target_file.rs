@@ -182,6 +182,19 @@ seed: {seed}
         assert!(lacking.stderr().contains(needed), "{}", lacking.stderr());
     }
 
+    // The contract walked against it, through the hops the file names.
+    let checked = Command::new(HARNESS)
+        .args([
+            "check-target",
+            "--target-file",
+            &path(&file("create", true)),
+        ])
+        .output()
+        .expect("run check-target");
+    let table = String::from_utf8_lossy(&checked.stdout);
+    assert_eq!(checked.status.code(), Some(0), "{table}");
+    assert!(table.contains("no violation"), "{table}");
+
     let launched = run(FAULTED, &[]);
     assert_eq!(launched.code(), Some(0), "{}", launched.printed());
     let created = run(FAULTED, &["--target-file", &path(&file("create", true))]);
