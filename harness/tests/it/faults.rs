@@ -1,9 +1,7 @@
 //! The fault timeline: every kind applied at its time, read back, healed, and reported; a
 //! fault a server only pretends to apply stops the run with exit 2.
 
-use crate::support::{exclusive, profile, run, schema_errors, HARNESS};
-use std::process::Command;
-use std::time::Duration;
+use crate::support::{exclusive, profile, run, schema_errors, toxiproxy_server};
 
 // The SLO and the error budget are out of reach on purpose: this test is about fault
 // mechanics, which a busy machine must not fail; the verdict still rests on the money.
@@ -187,27 +185,7 @@ fn start_lying_toxiproxy(real: String) -> String {
 #[test]
 fn a_fault_that_does_not_read_back_stops_the_run_with_exit_2() {
     let _serial = exclusive();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let mut server = Command::new(HARNESS)
-        .args([
-            "toxiproxy",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-        ])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("toxiproxy server");
-    let real = format!("127.0.0.1:{port}");
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&real).is_err() {
-        assert!(std::time::Instant::now() < until, "no toxiproxy server");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server, real) = toxiproxy_server();
     let liar = start_lying_toxiproxy(real);
     let text = profile(
         "liar",

@@ -188,3 +188,34 @@ pub fn wait_gone(pids: &[(String, i32)], limit: Duration) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A free loopback port (bound and released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// `harness toxiproxy` on a free port, answering; its API as `host:port`.
+pub fn toxiproxy_server() -> (Child, String) {
+    let port = free_port();
+    let server = Command::new(HARNESS)
+        .args([
+            "toxiproxy",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+        ])
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("toxiproxy server");
+    let api = format!("127.0.0.1:{port}");
+    let until = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(&api).is_err() {
+        assert!(Instant::now() < until, "the toxiproxy server did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (server, api)
+}

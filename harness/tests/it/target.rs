@@ -1,6 +1,6 @@
 //! `--target`: the harness drives a system it did not start, through the HTTP contract.
 
-use crate::support::{exclusive, profile, run, HARNESS, LENIENT_SLO};
+use crate::support::{exclusive, profile, run, toxiproxy_server, HARNESS, LENIENT_SLO};
 use service::launch::ServiceProcess;
 use std::process::Command;
 use std::time::Duration;
@@ -85,31 +85,7 @@ fn a_running_system_is_driven_and_reconciled_through_the_contract() {
 #[test]
 fn an_existing_toxiproxy_server_carries_the_hops_and_is_left_clean() {
     let _serial = exclusive();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("free port")
-        .port();
-    let mut command = Command::new(HARNESS);
-    command.args([
-        "toxiproxy",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &port.to_string(),
-    ]);
-    let mut server = command
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("toxiproxy server");
-    let api = format!("127.0.0.1:{port}");
-    let until = std::time::Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(&api).is_err() {
-        assert!(
-            std::time::Instant::now() < until,
-            "the toxiproxy server did not start"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let (mut server, api) = toxiproxy_server();
     let run = run(
         &profile("viaproxy", 250, 0, 4, LENIENT_SLO),
         &["--toxiproxy", &format!("http://{api}")],

@@ -3,13 +3,14 @@
 //! and `start` given as shell commands) takes the same faults as the launched system and
 //! earns the same verdict; with `seed: reuse` the same system is run again.
 
-use crate::support::{exclusive, run, Run, HARNESS};
+use crate::support::{exclusive, free_port, run, toxiproxy_server, Run, HARNESS};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A black hole on the way to the external institution, then the coordinator killed.
+/// A black hole on the way to the external institution, then the coordinator killed, then
+/// frozen for half a second.
 const FAULTED: &str = "name: hand-started
 seed: 31
 warmup_s: 1
@@ -23,14 +24,8 @@ convergence_window_s: 30
 faults:
   - {name: black-hole, kind: toxic, target: external, at_s: 2, duration_s: 2, toxic: timeout, stream: upstream, attributes: {timeout: 0}}
   - {name: crash, kind: kill, target: coordinator, at_s: 6, duration_s: 1}
+  - {name: freeze, kind: pause, target: coordinator, at_s: 8.5, duration_s: 0.5}
 ";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("a free port")
-        .port()
-}
 
 /// A process started by a shell command, killed through its pid file when dropped.
 struct ByPidFile(PathBuf);
@@ -148,7 +143,7 @@ fn a_system_started_by_hand_takes_the_same_faults_through_its_target_file() {
     let file = |seed: &str, commands: bool| {
         let commands = if commands {
             format!(
-                "commands:\n  coordinator:\n    kill: kill -KILL \"$(cat {pid})\"\n    start: '{start}'\n",
+                "commands:\n  coordinator:\n    kill: kill -KILL \"$(cat {pid})\"\n    start: '{start}'\n    pause: kill -STOP \"$(cat {pid})\"\n    resume: kill -CONT \"$(cat {pid})\"\n",
                 pid = d.join("coordinator.pid").display(),
                 start = start_coordinator.replace('\'', "''"),
             )
@@ -243,6 +238,39 @@ seed: {seed}
     let reused = run(FAULTED, &["--target-file", &path(&file("reuse", true))]);
     assert_eq!(reused.code(), Some(0), "{}", reused.printed());
     assert_eq!(judged(&reused), judged(&launched), "{}", reused.printed());
+
+    // And again, its hops in a Toxiproxy server of the user's, left clean afterwards.
+    let (mut server, api) = toxiproxy_server();
+    let plain = FAULTED[..FAULTED.find("faults:").unwrap_or(FAULTED.len())].replace(
+        "duration_s: 10\narrival: {rate_per_s: 120}",
+        "duration_s: 2\narrival: {rate_per_s: 500}",
+    );
+    let third = run(
+        &plain,
+        &[
+            "--target-file",
+            &path(&file("reuse", true)),
+            "--toxiproxy",
+            &api,
+        ],
+    );
+    let left = toxiproxy_rust::client::Client::new(api.as_str()).all();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert_eq!(third.code(), Some(0), "{}", third.printed());
+    let services: Value = serde_json::from_str(
+        &std::fs::read_to_string(third.out().join("services.json")).expect("services.json"),
+    )
+    .expect("json");
+    assert_eq!(services["proxies"]["toxiproxy_api"], api.as_str());
+    assert_eq!(
+        services["proxies"]["external"],
+        format!("127.0.0.1:{external_hop}").as_str()
+    );
+    assert!(
+        left.expect("read proxies").is_empty(),
+        "the run removed its proxies"
+    );
 }
 
 #[test]
