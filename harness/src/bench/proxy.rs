@@ -1,8 +1,11 @@
 //! `harness bench-proxy`: requests/s with `wrk -t1 -c64` through one hop of the embedded
 //! proxy with no toxic, through HAProxy in TCP mode (a C proxy built for speed: the
 //! reference for what any userspace TCP proxy reaches on this machine), and direct, to a
-//! trivial loopback endpoint, all three measured in one run. wrk, nginx and HAProxy come
-//! from Debian's packages and are installed with apt-get when missing.
+//! trivial loopback endpoint, all measured in one run. The hop and HAProxy are measured in
+//! rounds, back to back in alternating order, and compared round by round: a shared
+//! machine's load changes over seconds, and a ratio of two legs ten seconds apart measures
+//! that change as much as the proxies. wrk, nginx and HAProxy come from Debian's packages
+//! and are installed with apt-get when missing.
 
 use super::{ensure_installed, spawn_stub, tempdir};
 use anyhow::{bail, Context};
@@ -12,8 +15,14 @@ use std::time::Duration;
 #[derive(clap::Args, Debug, Clone)]
 pub struct ProxyBenchArgs {
     /// Seconds of each wrk run.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 4)]
     pub duration: u32,
+    /// Rounds of the hop and HAProxy measured back to back; the ratio is the median round's.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// Exit 1 when the median hop/HAProxy ratio is below this (0.9: the proxy's target).
+    #[arg(long)]
+    pub min_ratio: Option<f64>,
     /// wrk connections.
     #[arg(long, default_value_t = 64)]
     pub connections: u32,
@@ -176,27 +185,140 @@ pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
         .await
         .map_err(|e| anyhow::anyhow!("creating the proxy: {e:?}"))?;
     println!(
-        "bench-proxy: wrk -t1 -c{} -d{}s against {:?} at {endpoint}: through one proxy hop, through HAProxy, direct",
-        args.connections, args.duration, args.endpoint
+        "bench-proxy: wrk -t1 -c{} -d{}s against {:?} at {endpoint}: {} rounds through one proxy hop and through HAProxy, then direct",
+        args.connections, args.duration, args.endpoint, args.rounds
     );
-    let hop = measure(format!("http://{}/", proxy.config().listen), &args).await?;
-    println!("through the hop:  {hop:.0} requests/s");
+    let hop_url = format!("http://{}/", proxy.config().listen);
     let haproxy = match args.no_haproxy {
         true => None,
-        false => {
-            let haproxy = start_haproxy(&dir, &endpoint)?;
-            let rate = measure(format!("http://{}/", haproxy.addr), &args).await?;
-            println!("through HAProxy:  {rate:.0} requests/s");
-            Some(rate)
-        }
+        false => Some(start_haproxy(&dir, &endpoint)?),
     };
+    let mut rounds: Vec<Round> = Vec::new();
+    for n in 0..args.rounds {
+        let round = match &haproxy {
+            None => Round {
+                hop: measure(hop_url.clone(), &args).await?,
+                haproxy: None,
+            },
+            Some(h) => {
+                let h_url = format!("http://{}/", h.addr);
+                // Alternate which leg goes first, so neither always follows the other.
+                if n % 2 == 0 {
+                    let hop = measure(hop_url.clone(), &args).await?;
+                    let rate = measure(h_url, &args).await?;
+                    Round {
+                        hop,
+                        haproxy: Some(rate),
+                    }
+                } else {
+                    let rate = measure(h_url, &args).await?;
+                    let hop = measure(hop_url.clone(), &args).await?;
+                    Round {
+                        hop,
+                        haproxy: Some(rate),
+                    }
+                }
+            }
+        };
+        println!("round {}: {}", n + 1, round.line());
+        rounds.push(round);
+    }
+    drop(haproxy);
     let direct = measure(format!("http://{endpoint}/"), &args).await?;
-    println!("direct:           {direct:.0} requests/s");
-    println!("ratio hop/direct: {:.2}", hop / direct.max(f64::EPSILON));
-    if let Some(haproxy) = haproxy {
-        println!("ratio hop/HAProxy: {:.2}", hop / haproxy.max(f64::EPSILON));
+    let hop = median(rounds.iter().map(|r| r.hop));
+    println!(
+        "through the hop:  {hop:.0} requests/s (median of {} rounds)",
+        rounds.len()
+    );
+    let ratios: Vec<f64> = rounds.iter().filter_map(Round::ratio).collect();
+    let mut code = 0;
+    if !ratios.is_empty() {
+        let haproxy = median(rounds.iter().filter_map(|r| r.haproxy));
+        println!("through HAProxy:  {haproxy:.0} requests/s (median)");
+        println!("direct:           {direct:.0} requests/s");
+        println!("ratio hop/direct: {:.2}", hop / direct.max(f64::EPSILON));
+        let ratio = median(ratios.iter().copied());
+        let (low, high) = ratios
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+        println!(
+            "ratio hop/HAProxy: {ratio:.2} (median of the rounds' ratios; {low:.2}–{high:.2})"
+        );
+        if let Some(min) = args.min_ratio {
+            let holds = ratio >= min;
+            println!(
+                "target hop/HAProxy ≥ {min}: {}",
+                if holds { "holds" } else { "MISSED" }
+            );
+            code = i32::from(!holds);
+        }
+    } else {
+        println!("direct:           {direct:.0} requests/s");
+        println!("ratio hop/direct: {:.2}", hop / direct.max(f64::EPSILON));
     }
     registry.stop_all();
     let _ = std::fs::remove_dir_all(&dir);
-    Ok(0)
+    Ok(code)
+}
+
+/// One round: the hop and, unless skipped, HAProxy, measured back to back.
+struct Round {
+    hop: f64,
+    haproxy: Option<f64>,
+}
+
+impl Round {
+    fn ratio(&self) -> Option<f64> {
+        self.haproxy.map(|h| self.hop / h.max(f64::EPSILON))
+    }
+
+    fn line(&self) -> String {
+        match (self.haproxy, self.ratio()) {
+            (Some(h), Some(r)) => {
+                format!("hop {:.0}/s, HAProxy {h:.0}/s, ratio {r:.2}", self.hop)
+            }
+            _ => format!("hop {:.0}/s", self.hop),
+        }
+    }
+}
+
+/// The median of `values` (the mean of the middle two for an even count); 0 for none.
+fn median(values: impl Iterator<Item = f64>) -> f64 {
+    let mut v: Vec<f64> = values.collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_ratio_is_the_median_rounds_not_a_ratio_of_medians() {
+        assert_eq!(median([3.0, 1.0, 2.0].into_iter()), 2.0);
+        assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
+        assert_eq!(median(std::iter::empty()), 0.0);
+        // The machine slows between rounds: each round's ratio still compares like with like.
+        let rounds = [
+            Round {
+                hop: 60.0,
+                haproxy: Some(50.0),
+            },
+            Round {
+                hop: 30.0,
+                haproxy: Some(25.0),
+            },
+            Round {
+                hop: 45.0,
+                haproxy: Some(50.0),
+            },
+        ];
+        let ratios: Vec<f64> = rounds.iter().filter_map(Round::ratio).collect();
+        assert_eq!(median(ratios.into_iter()), 1.2);
+        assert_eq!(rounds[0].line(), "hop 60/s, HAProxy 50/s, ratio 1.20");
+    }
 }

@@ -1,6 +1,6 @@
 //! `--target-file`: the reference system started by hand as someone else's (its own
-//! processes, its coordinator wired to its upstreams through the hops the file names, `kill`
-//! and `start` given as shell commands) takes the same faults as the launched system and
+//! processes, its coordinator wired to its upstreams through the hops the file names, its
+//! process faults given as shell commands) takes the same faults as the launched system and
 //! earns the same verdict; with `seed: reuse` the same system is run again.
 
 use crate::support::{exclusive, free_port, run, toxiproxy_server, Run, HARNESS};
@@ -9,8 +9,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-/// A black hole on the way to the external institution, then the coordinator killed, then
-/// frozen for half a second.
+/// A black hole on the way to the external institution, the ledger restarted, then the
+/// coordinator killed, then frozen for half a second.
 const FAULTED: &str = "name: hand-started
 seed: 31
 warmup_s: 1
@@ -23,6 +23,7 @@ slo: {p99_ms: 10000, error_budget: 0.5}
 convergence_window_s: 30
 faults:
   - {name: black-hole, kind: toxic, target: external, at_s: 2, duration_s: 2, toxic: timeout, stream: upstream, attributes: {timeout: 0}}
+  - {name: bounce, kind: restart, target: ledger, at_s: 4.5, duration_s: 1}
   - {name: crash, kind: kill, target: coordinator, at_s: 6, duration_s: 1}
   - {name: freeze, kind: pause, target: coordinator, at_s: 8.5, duration_s: 0.5}
 ";
@@ -128,7 +129,8 @@ fn a_system_started_by_hand_takes_the_same_faults_through_its_target_file() {
     let _ledger = ByPidFile(d.join("ledger.pid"));
     let _coordinator = ByPidFile(d.join("coordinator.pid"));
     sh(&serve("external", external_port, ""));
-    sh(&serve("ledger", ledger_port, ""));
+    let start_ledger = serve("ledger", ledger_port, "");
+    sh(&start_ledger);
     let start_coordinator = serve(
         "coordinator",
         coordinator_port,
@@ -143,9 +145,15 @@ fn a_system_started_by_hand_takes_the_same_faults_through_its_target_file() {
     let file = |seed: &str, commands: bool| {
         let commands = if commands {
             format!(
-                "commands:\n  coordinator:\n    kill: kill -KILL \"$(cat {pid})\"\n    start: '{start}'\n    pause: kill -STOP \"$(cat {pid})\"\n    resume: kill -CONT \"$(cat {pid})\"\n",
+                "commands:\n  coordinator:\n    kill: kill -KILL \"$(cat {pid})\"\n    start: '{start}'\n    pause: kill -STOP \"$(cat {pid})\"\n    resume: kill -CONT \"$(cat {pid})\"\n  ledger:\n    restart: '{restart}'\n",
                 pid = d.join("coordinator.pid").display(),
                 start = start_coordinator.replace('\'', "''"),
+                restart = format!(
+                    // SIGTERM, wait for the process to be gone (or a zombie), start it again.
+                    "p=$(cat {ledger_pid}); kill -TERM \"$p\"; while [ -e /proc/$p ] && ! grep -q \") Z\" /proc/$p/stat; do sleep 0.05; done; {start_ledger}",
+                    ledger_pid = d.join("ledger.pid").display(),
+                )
+                .replace('\'', "''"),
             )
         } else {
             String::new()
@@ -217,14 +225,18 @@ seed: {seed}
         .expect("commands/ in the run folder")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
         .collect();
-    assert!(
-        logs.iter().any(|l| l == "001-coordinator-kill.log"),
-        "{logs:?}"
-    );
-    assert!(
-        logs.iter().any(|l| l == "002-coordinator-start.log"),
-        "{logs:?}"
-    );
+    for expected in [
+        "001-ledger-restart.log",
+        "002-coordinator-kill.log",
+        "003-coordinator-start.log",
+        "004-coordinator-pause.log",
+        "005-coordinator-resume.log",
+    ] {
+        assert!(logs.iter().any(|l| l == expected), "{expected}: {logs:?}");
+    }
+    let restart = std::fs::read_to_string(created.out().join("commands/001-ledger-restart.log"))
+        .expect("the restart's log");
+    assert!(restart.contains("# exit status: 0 after"), "{restart}");
 
     // A second run on the same system: `create` stops on the accounts the first made;
     // `reuse` takes them and is judged alike.
