@@ -86,9 +86,12 @@ text_id!(
 );
 
 impl TransferId {
-    /// A fresh, globally unique transfer id.
+    /// A fresh, globally unique transfer id. Time-ordered (UUIDv7): ids made one after the
+    /// other sort together, so every book keyed by transfer id (the saga log, both
+    /// institutions' transfers) appends to its index's last pages instead of dirtying a
+    /// random page per write, and a group commit writes and syncs fewer pages.
     pub fn generate() -> Self {
-        Self(format!("t-{}", uuid::Uuid::new_v4().simple()))
+        Self(format!("t-{}", uuid::Uuid::now_v7().simple()))
     }
 }
 
@@ -109,5 +112,15 @@ mod tests {
             Err(IdError::BadCharacter { .. })
         ));
         assert!(TransferId::parse(TransferId::generate().as_str()).is_ok());
+    }
+
+    #[test]
+    fn transfer_ids_sort_in_the_order_they_were_made() {
+        let ids: Vec<TransferId> = (0..1000).map(|_| TransferId::generate()).collect();
+        let mut sorted = ids.clone();
+        sorted.sort_by(|a, b| a.as_str().cmp(b.as_str()));
+        assert_eq!(sorted, ids, "append-mostly indexes need time-ordered ids");
+        let distinct: std::collections::HashSet<&str> = ids.iter().map(|i| i.as_str()).collect();
+        assert_eq!(distinct.len(), ids.len());
     }
 }

@@ -4,7 +4,9 @@
 //! (group commit) and answers each write only after that commit is on disk. Each write runs
 //! inside its own savepoint, so a write that fails leaves no partial effect and does not
 //! disturb the others in its batch. Reads use a separate connection (WAL lets them run
-//! beside the writer) on the blocking pool, never on the async runtime.
+//! beside the writer) on the blocking pool, never on the async runtime. The WAL is copied
+//! into the database file by a checkpointer thread on a third connection, so a commit never
+//! stops to copy pages and sync the database file.
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
@@ -126,16 +128,28 @@ impl Store {
     ) -> Result<Store, StoreError> {
         let writer = open_connection(path)?;
         writer.execute_batch(schema)?;
+        // Checkpoints run on their own connection and thread (`checkpoint_loop`), so the
+        // writer's commits never stop to copy the WAL into the database file.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+        let checkpointer = open_connection(path)?;
         let reader = open_connection(path)?;
         let (jobs, rx) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         let stats = Arc::new(StoreStats::default());
         let thread_stats = stats.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || match durability {
-                Durability::AfterCommit => writer_loop(writer, rx, &thread_stats),
-                Durability::AckBeforeCommit { commit_every } => {
-                    lazy_writer_loop(writer, rx, &thread_stats, commit_every)
+            .spawn(move || {
+                let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let checkpoints = spawn_checkpointer(checkpointer, stop.clone());
+                match durability {
+                    Durability::AfterCommit => writer_loop(writer, rx, &thread_stats),
+                    Durability::AckBeforeCommit { commit_every } => {
+                        lazy_writer_loop(writer, rx, &thread_stats, commit_every)
+                    }
+                }
+                stop.store(true, Ordering::Relaxed);
+                if let Ok(handle) = checkpoints {
+                    let _ = handle.join();
                 }
             })
             .map_err(|e| StoreError::Sqlite(format!("cannot start writer thread: {e}")))?;
@@ -197,6 +211,31 @@ impl Store {
         .await
         .map_err(|e| StoreError::Sqlite(format!("read task failed: {e}")))?
     }
+}
+
+/// How often the checkpointer copies committed WAL frames into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// Starts the thread that checkpoints the WAL (PASSIVE: it never waits for the writer or
+/// readers, and copies what it can) until `stop`, then once more.
+fn spawn_checkpointer(
+    conn: Connection,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("store-checkpoint".into())
+        .spawn(move || {
+            let checkpoint = || {
+                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(%err, "WAL checkpoint failed");
+                }
+            };
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                checkpoint();
+            }
+            checkpoint();
+        })
 }
 
 fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &StoreStats) {
@@ -312,4 +351,41 @@ fn run_batch(conn: &Connection, batch: &mut [Job]) -> Result<(), StoreError> {
     }
     conn.execute_batch("COMMIT")
         .map_err(|e| StoreError::Commit(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_is_checkpointed_off_the_writer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path, "CREATE TABLE t (v TEXT NOT NULL);").expect("open");
+        let empty_bytes = std::fs::metadata(&path).expect("db file").len();
+        for i in 0..400 {
+            store
+                .write(move |conn| {
+                    conn.execute("INSERT INTO t (v) VALUES (?1)", [format!("{i:0>200}")])
+                        .map_err(StoreError::from)
+                })
+                .await
+                .expect("write");
+        }
+        // The writer never checkpoints (wal_autocheckpoint 0); the checkpointer copies the
+        // committed frames into the database file within a few of its periods.
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::fs::metadata(&path).expect("db file").len() <= empty_bytes {
+            assert!(
+                std::time::Instant::now() < until,
+                "the database file never grew: nothing checkpointed the WAL"
+            );
+            tokio::time::sleep(CHECKPOINT_EVERY).await;
+        }
+        let rows: i64 = store
+            .read(|conn| Ok(conn.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .expect("read");
+        assert_eq!(rows, 400);
+    }
 }

@@ -21,8 +21,7 @@ CREATE TABLE IF NOT EXISTS sagas (
     updated_ms      INTEGER NOT NULL,
     UNIQUE (user_id, idempotency_key)
 );
-CREATE INDEX IF NOT EXISTS sagas_open ON sagas (state)
-    WHERE state IN ('started', 'debited', 'reversing');
+DROP INDEX IF EXISTS sagas_open;
 CREATE TABLE IF NOT EXISTS links (
     user_id    TEXT NOT NULL,
     account_id TEXT NOT NULL,
