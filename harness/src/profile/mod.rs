@@ -22,6 +22,17 @@ use service::money::AmountCents;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// A profile's required fields, for unit tests to add their own (`faults:`, …) to.
+#[cfg(test)]
+pub const TEST_PROFILE_HEAD: &str = "name: t
+seed: 1
+duration_s: 10
+arrival: {rate_per_s: 100}
+users: {count: 10, opening_balance_cents: 100000}
+amounts: {min_cents: 100, max_cents: 500}
+slo: {p99_ms: 200}
+";
+
 /// A profile error: `FILE:LINE: FIELD: MESSAGE`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{}:{}: {field}: {message}", file.display(), line.map_or_else(|| "?".to_owned(), |l| l.to_string()))]

@@ -172,21 +172,15 @@ pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
 mod tests {
     use super::*;
 
-    const PROFILE: &str = "name: t
-seed: 1
-warmup_s: 2
-duration_s: 10
-arrival: {rate_per_s: 100}
-users: {count: 10, opening_balance_cents: 100000}
-amounts: {min_cents: 100, max_cents: 500}
-slo: {p99_ms: 200}
+    const FAULTS: &str = "warmup_s: 2
 faults:
   - {name: cut, kind: down, target: ledger, at_s: 3, duration_s: 1, repeat: {every_s: 2, times: 3}}
   - {kind: pause, target: external, at_s: 6, duration_s: 1}
 ";
 
     fn parsed() -> Profile {
-        profile::parse(Path::new("t.yaml"), PROFILE)
+        let text = format!("{}{FAULTS}", profile::TEST_PROFILE_HEAD);
+        profile::parse(Path::new("t.yaml"), &text)
             .expect("the test profile is valid")
             .0
     }

@@ -137,14 +137,7 @@ mod tests {
     use crate::system::target_file;
     use std::path::Path;
 
-    const PROFILE: &str = "name: t
-seed: 1
-duration_s: 10
-arrival: {rate_per_s: 100}
-users: {count: 10, opening_balance_cents: 100000}
-amounts: {min_cents: 100, max_cents: 500}
-slo: {p99_ms: 200}
-faults:
+    const FAULTS: &str = "faults:
   - {name: hole, kind: toxic, target: external, at_s: 1, duration_s: 1, toxic: timeout, attributes: {timeout: 0}}
   - {name: front, kind: down, target: gateway, at_s: 2, duration_s: 1}
   - {name: crash, kind: kill, target: coordinator, at_s: 3, duration_s: 1}
@@ -152,7 +145,8 @@ faults:
 ";
 
     fn faults() -> Vec<FaultOccurrence> {
-        profile::parse(Path::new("t.yaml"), PROFILE)
+        let text = format!("{}{FAULTS}", profile::TEST_PROFILE_HEAD);
+        profile::parse(Path::new("t.yaml"), &text)
             .expect("valid profile")
             .1
             .faults

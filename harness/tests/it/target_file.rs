@@ -44,6 +44,17 @@ impl Drop for ByPidFile {
     }
 }
 
+/// The shell command that starts `role` on `port` in the background, its data, log and pid
+/// file in `dir`: how an owner's script might start a service.
+fn serve_command(dir: &Path, role: &str, port: u16, extra: &str) -> String {
+    format!(
+        "{HARNESS} serve {role} --listen 127.0.0.1:{port} --db {db} {extra} >> {log} 2>&1 & echo $! > {pid}",
+        db = dir.join(format!("{role}.db")).display(),
+        log = dir.join(format!("{role}.log")).display(),
+        pid = dir.join(format!("{role}.pid")).display(),
+    )
+}
+
 fn sh(command: &str) {
     let status = Command::new("sh")
         .args(["-c", command])
@@ -116,14 +127,7 @@ fn a_system_started_by_hand_takes_the_same_faults_through_its_target_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (coordinator_port, external_hop, ledger_hop) = (free_port(), free_port(), free_port());
-    let serve = |role: &str, port: u16, extra: &str| {
-        format!(
-            "{HARNESS} serve {role} --listen 127.0.0.1:{port} --db {db} {extra} >> {log} 2>&1 & echo $! > {pid}",
-            db = d.join(format!("{role}.db")).display(),
-            log = d.join(format!("{role}.log")).display(),
-            pid = d.join(format!("{role}.pid")).display(),
-        )
-    };
+    let serve = |role: &str, port: u16, extra: &str| serve_command(d, role, port, extra);
     let (external_port, ledger_port) = (free_port(), free_port());
     let _external = ByPidFile(d.join("external.pid"));
     let _ledger = ByPidFile(d.join("ledger.pid"));
@@ -291,14 +295,7 @@ fn service_settings_are_applied_put_back_or_named() {
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let (external_port, ledger_port, coordinator_port) = (free_port(), free_port(), free_port());
-    let serve = |role: &str, port: u16, extra: String| {
-        format!(
-            "{HARNESS} serve {role} --listen 127.0.0.1:{port} --db {db} {extra} >> {log} 2>&1 & echo $! > {pid}",
-            db = d.join(format!("{role}.db")).display(),
-            log = d.join(format!("{role}.log")).display(),
-            pid = d.join(format!("{role}.pid")).display(),
-        )
-    };
+    let serve = |role: &str, port: u16, extra: String| serve_command(d, role, port, &extra);
     let _external = ByPidFile(d.join("external.pid"));
     let _ledger = ByPidFile(d.join("ledger.pid"));
     let _coordinator = ByPidFile(d.join("coordinator.pid"));
