@@ -161,7 +161,9 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             let remote = Remote::new(&external_url, &ledger_url)?;
             tracing::info!(?settings, "coordinator starting");
             let config = CoordinatorConfig::from_settings(&settings);
-            let coord = coordinator::start(config, store, remote);
+            let coord = coordinator::start(config, store, remote)
+                .await
+                .context("reading the saga log")?;
             let app = coordinator::app(coord, common.guard());
             server::serve(&common.listen, app).await
         }

@@ -6,11 +6,15 @@
 //! disturb the others in its batch. Reads use a separate connection (WAL lets them run
 //! beside the writer) on the blocking pool, never on the async runtime. The WAL is copied
 //! into the database file by a checkpointer thread on a third connection, so a commit never
-//! stops to copy pages and sync the database file.
+//! stops to copy pages and sync the database file. After each of its checkpoints the writer,
+//! between two batches, copies the few frames committed meanwhile: with every frame copied,
+//! SQLite starts the WAL over from its beginning at the next transaction, so under steady
+//! load the WAL is rewritten in place instead of growing by every commit (a file that grows
+//! makes every fsync also commit the file system's journal).
 
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
@@ -139,10 +143,11 @@ impl Store {
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
-                let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-                let checkpoints = spawn_checkpointer(checkpointer, stop.clone());
+                let stop = Arc::new(AtomicBool::new(false));
+                let copied = Arc::new(AtomicBool::new(false));
+                let checkpoints = spawn_checkpointer(checkpointer, stop.clone(), copied.clone());
                 match durability {
-                    Durability::AfterCommit => writer_loop(writer, rx, &thread_stats),
+                    Durability::AfterCommit => writer_loop(writer, rx, &thread_stats, &copied),
                     Durability::AckBeforeCommit { commit_every } => {
                         lazy_writer_loop(writer, rx, &thread_stats, commit_every)
                     }
@@ -217,18 +222,20 @@ impl Store {
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Starts the thread that checkpoints the WAL (PASSIVE: it never waits for the writer or
-/// readers, and copies what it can) until `stop`, then once more.
+/// readers, and copies what it can) until `stop`, then once more. Sets `copied` after a
+/// checkpoint that copied frames, for the writer to finish the job (`finish_checkpoint`).
 fn spawn_checkpointer(
     conn: Connection,
-    stop: Arc<std::sync::atomic::AtomicBool>,
+    stop: Arc<AtomicBool>,
+    copied: Arc<AtomicBool>,
 ) -> std::io::Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name("store-checkpoint".into())
         .spawn(move || {
-            let checkpoint = || {
-                if let Err(err) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(%err, "WAL checkpoint failed");
-                }
+            let checkpoint = || match passive_checkpoint(&conn) {
+                Ok(frames) if frames > 0 => copied.store(true, Ordering::Release),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(%err, "WAL checkpoint failed"),
             };
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(CHECKPOINT_EVERY);
@@ -238,7 +245,29 @@ fn spawn_checkpointer(
         })
 }
 
-fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &StoreStats) {
+/// Copies what it can of the WAL into the database file without waiting for anyone;
+/// returns how many of the WAL's frames are now copied.
+fn passive_checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(2))
+}
+
+/// Run by the writer between batches once the checkpointer has copied frames: copies the
+/// frames committed since (no commit can come in while the writer does this), so every
+/// frame is in the database file and the next transaction starts the WAL over.
+fn finish_checkpoint(conn: &Connection, copied: &AtomicBool) {
+    if copied.swap(false, Ordering::Acquire) {
+        if let Err(err) = passive_checkpoint(conn) {
+            tracing::warn!(%err, "WAL checkpoint failed");
+        }
+    }
+}
+
+fn writer_loop(
+    conn: Connection,
+    mut rx: mpsc::Receiver<Job>,
+    stats: &StoreStats,
+    copied: &AtomicBool,
+) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_WRITES_PER_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -265,6 +294,7 @@ fn writer_loop(conn: Connection, mut rx: mpsc::Receiver<Job>, stats: &StoreStats
         for job in batch.drain(..) {
             job.finish(outcome.as_ref().map(|_| ()));
         }
+        finish_checkpoint(&conn, copied);
     }
 }
 
@@ -387,5 +417,55 @@ mod tests {
             .await
             .expect("read");
         assert_eq!(rows, 400);
+    }
+    /// Writers that keep the writer busy without a pause for a few seconds: the checkpointer
+    /// alone never finds the WAL fully copied (frames arrive while it copies), so without the
+    /// writer finishing its checkpoints the WAL grows by every commit (past twice the bytes
+    /// of the rows written) and never starts over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_wal_starts_over_under_writes_without_a_pause() {
+        const ROW_BYTES: usize = 1_000;
+        const WRITERS: usize = 16;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("t.db");
+        let store = Store::open(&path, "CREATE TABLE t (v TEXT NOT NULL);").expect("open");
+        let until = tokio::time::Instant::now() + std::time::Duration::from_secs(3);
+        let writers: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    let mut rows = 0u64;
+                    while tokio::time::Instant::now() < until {
+                        let row = format!("{w}-{rows:0>ROW_BYTES$}");
+                        store
+                            .write(move |conn| {
+                                conn.execute("INSERT INTO t (v) VALUES (?1)", [row])
+                                    .map_err(StoreError::from)
+                            })
+                            .await
+                            .expect("write");
+                        rows += 1;
+                    }
+                    rows
+                })
+            })
+            .collect();
+        let mut written_bytes = 0;
+        for writer in writers {
+            written_bytes += writer.await.expect("writer") * ROW_BYTES as u64;
+        }
+        let wal = std::fs::read(dir.path().join("t.db-wal")).expect("wal file");
+        // The WAL header's checkpoint sequence number (bytes 12..16, big-endian) counts the
+        // times the WAL started over.
+        let restarts = wal
+            .get(12..16)
+            .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+        let wal_bytes = wal.len() as u64;
+        eprintln!("{restarts} restarts, WAL {wal_bytes} bytes, rows {written_bytes} bytes");
+        assert!(
+            restarts >= 2 && wal_bytes < written_bytes,
+            "the WAL started over {restarts} times and holds {wal_bytes} bytes after \
+             {written_bytes} bytes of rows: it grows by every commit"
+        );
     }
 }

@@ -13,6 +13,7 @@
 //! - `mutant`: the single-bug mutants of the saga design, kept to prove the checks.
 
 pub mod admission;
+pub mod in_flight;
 pub mod mutant;
 pub mod naive;
 pub mod ownership;
@@ -37,6 +38,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
+use in_flight::InFlightTally;
 use naive::{Naive, NaiveOutcome};
 use ownership::Ownership;
 use recovery::{Recovery, RecoveryConfig};
@@ -89,13 +91,20 @@ pub struct Coordinator {
 }
 
 /// Builds the coordinator and starts its background work (the recovery worker for `saga`,
-/// the in-memory reversal worker for `naive`). Must run inside a tokio runtime.
-pub fn start(config: CoordinatorConfig, store: Store, remote: Remote) -> Arc<Coordinator> {
+/// the in-memory reversal worker for `naive`), once the money in flight is read off the
+/// log. Must run inside a tokio runtime.
+pub async fn start(
+    config: CoordinatorConfig,
+    store: Store,
+    remote: Remote,
+) -> Result<Arc<Coordinator>, crate::store::StoreError> {
     let counters = Arc::new(Counters::default());
+    let in_flight = store.read(saga_log::in_flight).await?;
     let driver = Arc::new(Driver {
         log: store.clone(),
         remote: remote.clone(),
         counters: counters.clone(),
+        in_flight: Arc::new(InFlightTally::new(in_flight)),
         mutations: mutant::Mutations::of(config.design, &remote),
     });
     let ownership = Ownership::default();
@@ -116,7 +125,7 @@ pub fn start(config: CoordinatorConfig, store: Store, remote: Remote) -> Arc<Coo
     if !config.admission_target.is_zero() {
         tokio::spawn(read_host_load(admission.clone()));
     }
-    Arc::new(Coordinator {
+    Ok(Arc::new(Coordinator {
         admission,
         config,
         store,
@@ -125,7 +134,7 @@ pub fn start(config: CoordinatorConfig, store: Store, remote: Remote) -> Arc<Coo
         counters,
         recovery,
         naive,
-    })
+    }))
 }
 
 /// Reads the host's idle CPU for admission, once a window, for as long as the process lives.
@@ -286,7 +295,10 @@ async fn saga_transfer(
             coord.counters.inc("transfer", "replay");
             return Ok(answer(view_of(&saga)));
         }
-        Begin::New(saga) => saga,
+        Begin::New(saga) => {
+            coord.driver.in_flight.begun(saga.amount_cents);
+            saga
+        }
     };
     // Driven in its own task: if the client hangs up, the handler future is dropped but the
     // saga keeps going until the deadline, then the recovery worker takes over.
@@ -378,7 +390,7 @@ async fn get_sagas(State(coord): State<Arc<Coordinator>>) -> Result<Json<SagaDum
 async fn get_in_flight(
     State(coord): State<Arc<Coordinator>>,
 ) -> Result<Json<saga_log::InFlight>, ApiError> {
-    Ok(Json(coord.store.read(saga_log::in_flight).await?))
+    Ok(Json(coord.driver.in_flight.read()))
 }
 
 async fn metrics(State(coord): State<Arc<Coordinator>>) -> String {

@@ -9,6 +9,7 @@
 //! | debited   | credit, same transfer id     | -> completed   | -> reversing      | retry     |
 //! | reversing | reverse                      | -> reversed    | (never)           | retry     |
 
+use super::in_flight::InFlightTally;
 use super::mutant::Mutations;
 use super::remote::{CallOutcome, Remote};
 use super::saga_log::{self, Saga, SagaState};
@@ -42,6 +43,8 @@ pub struct Driver {
     pub log: Store,
     pub remote: Remote,
     pub counters: Arc<Counters>,
+    /// The money in flight, counted as this driver moves sagas.
+    pub in_flight: Arc<InFlightTally>,
     /// All off but for a mutant design.
     pub mutations: Mutations,
 }
@@ -147,6 +150,7 @@ impl Driver {
             })
             .await?;
         if moved {
+            self.in_flight.moved(from, next, saga.amount_cents);
             saga.state = next;
             if reason.is_some() {
                 saga.reason = reason;
@@ -172,6 +176,8 @@ impl Driver {
             .write(move |conn| saga_log::mutant_fail_debited(conn, &id, &why))
             .await?;
         if moved {
+            self.in_flight
+                .moved(SagaState::Debited, SagaState::Failed, saga.amount_cents);
             saga.state = SagaState::Failed;
             saga.reason = Some(reason);
         } else {

@@ -2,7 +2,8 @@
 
 use crate::support::{args, assert_books_agree, Options, System};
 use service::contract::{
-    routes, ClientStatus, DebitRequest, EntryKind, SagaState, TransferRecord, TransferStatus,
+    routes, ClientStatus, DebitRequest, EntryKind, InFlight, SagaState, TransferRecord,
+    TransferStatus,
 };
 use service::knobs::{FaultKnobs, LostAnswer};
 use service::money::AmountCents;
@@ -229,6 +230,64 @@ async fn one_key_replayed_concurrently_moves_money_once() {
 }
 
 /// Knobs that apply every operation and then lose its answer (as a 500).
+/// `GET /admin/in-flight` (kept in memory, not summed over the log) agrees with the saga
+/// log while a saga is open, after the coordinator restarts, and once everything is final.
+#[tokio::test]
+async fn money_in_flight_follows_the_saga_log_across_a_restart() {
+    let mut system = System::start(Options::default()).await;
+    let (status, body) = system.transfer("k-1", 0, 1_000).await;
+    assert_eq!(status, 200, "{body}");
+    // Credits fail before any work: the second saga stays `debited`, retried in the background.
+    let refuse_all = FaultKnobs {
+        error_before_rate: 1.0,
+        ..FaultKnobs::default()
+    };
+    system.set_knobs(&system.ledger, refuse_all).await;
+    let (status, body) = system.transfer("k-2", 1, 2_500).await;
+    assert_eq!(status, 202, "{body}");
+
+    let expected = InFlight {
+        sagas: 1,
+        amount_cents: 2_500,
+        begun_sagas: 2,
+        begun_amount_cents: 3_500,
+    };
+    assert_eq!(in_flight(&system).await, expected);
+    assert_eq!(in_flight_of_the_log(&system.sagas().await), expected);
+
+    system.restart_coordinator();
+    assert_eq!(in_flight(&system).await, expected, "read back from the log");
+
+    system
+        .set_knobs(&system.ledger, FaultKnobs::default())
+        .await;
+    let sagas = system.wait_all_final(WAIT).await;
+    let after = InFlight {
+        sagas: 0,
+        amount_cents: 0,
+        ..expected
+    };
+    assert_eq!(in_flight_of_the_log(&sagas), after);
+    assert_eq!(in_flight(&system).await, after);
+}
+
+/// `GET /admin/in-flight` at the coordinator.
+async fn in_flight(system: &System) -> InFlight {
+    let url = system.url(&system.coordinator, routes::ADMIN_IN_FLIGHT);
+    system.get_json(url).await
+}
+
+/// The money in flight as the saga log says it, summed row by row.
+fn in_flight_of_the_log(sagas: &[service::contract::Saga]) -> InFlight {
+    let open = sagas.iter().filter(|s| !s.state.is_final());
+    InFlight {
+        sagas: open.clone().count() as u64,
+        amount_cents: open.map(|s| s.amount_cents.get()).sum(),
+        begun_sagas: sagas.len() as u64,
+        begun_amount_cents: sagas.iter().map(|s| s.amount_cents.get()).sum(),
+    }
+}
+
 fn lose_answers() -> FaultKnobs {
     FaultKnobs {
         error_after_rate: 1.0,
