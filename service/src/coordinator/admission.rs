@@ -9,8 +9,12 @@
 //!
 //! When both say so, admitting less finishes more: the limit on transfers in flight falls by a
 //! factor. When a window's limit held transfers back (its peak reached the limit) without
-//! that, the limit rises by a factor, up to the ceiling (`max_in_flight`). A transfer over
-//! the limit is shed with 503 before anything is written, in microseconds.
+//! that, the limit rises by a factor, up to the ceiling (`max_in_flight`). A limit standing
+//! far above what is used settles, a little each window, to a few times the window's peak
+//! (never below `SETTLED_LIMIT`): a spike then meets a limit near what the machine was
+//! doing, not the ceiling, and is cut at once instead of after the hundreds of transfers it
+//! admitted have swamped the CPU for a few windows. A transfer over the limit is shed with
+//! 503 before anything is written, in microseconds.
 //!
 //! Why a limit on transfers in flight and not a share of arrivals: a bound on concurrency is
 //! self-clocking (a transfer is admitted when one finishes), so the work admitted never
@@ -39,6 +43,14 @@ const INCREASE: f64 = 1.2;
 pub const MIN_LIMIT: usize = 4;
 /// A window's peak in flight this close to the limit counts as the limit holding back.
 const NEAR_LIMIT: f64 = 0.9;
+/// A limit more than this many times a window's peak in flight settles toward it...
+const HEADROOM: f64 = 4.0;
+/// ...by this factor per window...
+const SETTLE: f64 = 0.9;
+/// ...never below this (nor above the ceiling): enough for a slow institution at a few
+/// hundred transfers a second (each handler waits out the deadline) or a stall of a commit
+/// at the knee without shedding.
+pub const SETTLED_LIMIT: usize = 256;
 /// The host is saturated when less than this share of its CPU time was idle.
 pub const SATURATED_IDLE_SHARE: f64 = 0.15;
 
@@ -119,6 +131,13 @@ impl Admission {
                 s.limit = (used * factor).max(self.floor());
             } else if s.window_peak as f64 >= s.limit.floor() * NEAR_LIMIT {
                 s.limit = (s.limit * INCREASE).min(self.ceiling as f64);
+            } else {
+                let settled = (s.window_peak as f64 * HEADROOM)
+                    .max(SETTLED_LIMIT as f64)
+                    .min(self.ceiling as f64);
+                if s.limit > settled {
+                    s.limit = (s.limit * SETTLE).max(settled);
+                }
             }
         }
         s.window_started = now;
@@ -189,8 +208,6 @@ mod tests {
     fn a_standing_delay_on_a_saturated_host_lowers_the_limit_and_a_held_back_window_raises_it() {
         let a = Arc::new(Admission::new(Duration::from_millis(10), 512));
         a.record_host_idle(0.02);
-        close_window(&a, Duration::from_millis(2));
-        assert_eq!(a.limit(), 512, "fast answers keep the ceiling");
         // The first cut starts from what was in flight, not from a limit standing far above.
         let held: Vec<Permit> = (0..100).filter_map(|_| a.admit()).collect();
         close_window(&a, Duration::from_millis(40));
@@ -224,6 +241,46 @@ mod tests {
             drop(held);
         }
         assert_eq!(a.limit(), 512);
+    }
+
+    #[test]
+    fn an_unused_limit_settles_near_the_peak_so_a_spike_is_cut_at_once() {
+        let a = Arc::new(Admission::new(Duration::from_millis(10), 512));
+        a.record_host_idle(0.5);
+        // A quiet machine with at most 10 transfers in flight: the limit comes down from the
+        // ceiling, a tenth a window, and stops at the settled floor.
+        let window = |in_flight: usize| {
+            let held: Vec<Permit> = (0..in_flight).filter_map(|_| a.admit()).collect();
+            close_window(&a, Duration::from_millis(2));
+            drop(held);
+        };
+        window(10);
+        assert_eq!(a.limit(), (512.0 * SETTLE) as usize);
+        for _ in 0..30 {
+            window(10);
+        }
+        assert_eq!(a.limit(), SETTLED_LIMIT);
+        // Busier, with 100 in flight: it stands at four times that.
+        for _ in 0..30 {
+            window(100);
+        }
+        assert_eq!(a.limit(), SETTLED_LIMIT, "never raised by settling");
+        for _ in 0..30 {
+            let held = fill(&a);
+            close_window(&a, Duration::from_millis(2));
+            drop(held);
+        }
+        assert_eq!(
+            a.limit(),
+            512,
+            "demand at the limit raises it to the ceiling"
+        );
+        for _ in 0..30 {
+            window(100);
+        }
+        assert_eq!(a.limit(), 400);
+        // A spike is admitted up to the settled limit, the rest shed at once.
+        assert_eq!(fill(&a).len(), 400);
     }
 
     #[test]
