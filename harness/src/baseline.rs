@@ -94,9 +94,20 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BaselineError + '_ {
     }
 }
 
+/// A new, empty folder for the run under the system's temporary folder. Named by process id
+/// and time, and created here (not just named): a process id alone comes back, and a run in
+/// an earlier run's folder would find that run's databases (its accounts already seeded).
+fn fresh_run_dir() -> Result<PathBuf, BaselineError> {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let dir = std::env::temp_dir().join(format!("harness-baseline-{}-{nanos}", std::process::id()));
+    std::fs::create_dir(&dir).map_err(io(&dir))?;
+    Ok(dir)
+}
+
 /// Runs the profile and keeps its baseline; returns the folder it was kept in.
 pub async fn record(args: BaselineArgs) -> Result<PathBuf, BaselineError> {
-    let run_dir = std::env::temp_dir().join(format!("harness-baseline-{}", std::process::id()));
     let mut run = args.run;
     if run.out.is_some() {
         return Err(BaselineError::Options(
@@ -104,6 +115,7 @@ pub async fn record(args: BaselineArgs) -> Result<PathBuf, BaselineError> {
                 .to_owned(),
         ));
     }
+    let run_dir = fresh_run_dir()?;
     run.out = Some(run_dir.clone());
     let options = run.into_options().map_err(BaselineError::Options)?;
     let code = crate::run::run(options).await?;
@@ -124,4 +136,24 @@ pub async fn record(args: BaselineArgs) -> Result<PathBuf, BaselineError> {
     // The run's other files (databases, logs, the report) stay where the run printed they
     // are: they are not part of the baseline.
     Ok(kept)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_run_gets_a_folder_of_its_own_even_in_one_process() {
+        let first = fresh_run_dir().expect("first folder");
+        let second = fresh_run_dir().expect("second folder");
+        assert_ne!(
+            first, second,
+            "a folder named by the process id alone comes back"
+        );
+        for dir in [&first, &second] {
+            let entries = std::fs::read_dir(dir).expect("created").count();
+            assert_eq!(entries, 0, "{} is not empty", dir.display());
+            std::fs::remove_dir(dir).expect("remove");
+        }
+    }
 }
