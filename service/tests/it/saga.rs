@@ -126,11 +126,7 @@ async fn debit_timeout_is_aborted_and_the_late_debit_refused() {
     let system = System::start(Options::default()).await;
     // Nothing reaches the external side in time: its answer (for the debit and for the
     // abort) is an error, and whether the debit happened is unknown.
-    let fail_first = FaultKnobs {
-        error_before_rate: 1.0,
-        ..FaultKnobs::default()
-    };
-    system.set_knobs(&system.external, fail_first).await;
+    system.set_knobs(&system.external, fail_before_work()).await;
     let (status, body) = system.transfer("k-1", 2, 1_200).await;
     assert_eq!(status, 202, "{body}");
     let view = body.view();
@@ -238,11 +234,7 @@ async fn money_in_flight_follows_the_saga_log_across_a_restart() {
     let (status, body) = system.transfer("k-1", 0, 1_000).await;
     assert_eq!(status, 200, "{body}");
     // Credits fail before any work: the second saga stays `debited`, retried in the background.
-    let refuse_all = FaultKnobs {
-        error_before_rate: 1.0,
-        ..FaultKnobs::default()
-    };
-    system.set_knobs(&system.ledger, refuse_all).await;
+    system.set_knobs(&system.ledger, fail_before_work()).await;
     let (status, body) = system.transfer("k-2", 1, 2_500).await;
     assert_eq!(status, 202, "{body}");
 
@@ -285,6 +277,14 @@ fn in_flight_of_the_log(sagas: &[service::contract::Saga]) -> InFlight {
         amount_cents: open.map(|s| s.amount_cents.get()).sum(),
         begun_sagas: sagas.len() as u64,
         begun_amount_cents: sagas.iter().map(|s| s.amount_cents.get()).sum(),
+    }
+}
+
+/// Every call answered 500 before any work is done.
+fn fail_before_work() -> FaultKnobs {
+    FaultKnobs {
+        error_before_rate: 1.0,
+        ..FaultKnobs::default()
     }
 }
 
