@@ -94,20 +94,17 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BaselineError + '_ {
     }
 }
 
-/// A new, empty folder for the run under the system's temporary folder. Named by process
-/// id, time and a count, and created here (not just named): a process id alone comes back,
-/// and a run in an earlier run's folder would find that run's databases (its accounts
-/// already seeded).
+/// A new, empty folder for the run under the system's temporary folder, made with a unique
+/// name (not just named): a process id alone comes back, and a run in an earlier run's
+/// folder would find that run's databases (its accounts already seeded). Kept after the
+/// run: its summary names it.
 fn fresh_run_dir() -> Result<PathBuf, BaselineError> {
-    static MADE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos());
-    let made = MADE.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let pid = std::process::id();
-    let dir = std::env::temp_dir().join(format!("harness-baseline-{pid}-{nanos}-{made}"));
-    std::fs::create_dir(&dir).map_err(io(&dir))?;
-    Ok(dir)
+    let temp = std::env::temp_dir();
+    tempfile::Builder::new()
+        .prefix("harness-baseline-")
+        .tempdir_in(&temp)
+        .map(tempfile::TempDir::keep)
+        .map_err(io(&temp))
 }
 
 /// Runs the profile and keeps its baseline; returns the folder it was kept in.

@@ -52,10 +52,13 @@ pub(crate) fn spawn_stub(
     )?)
 }
 
+/// A new folder of the bench's own for its scratch files (configurations, logs), kept after
+/// the bench so its logs can be read.
 pub(crate) fn tempdir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("harness-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    Ok(tempfile::Builder::new()
+        .prefix("harness-bench-")
+        .tempdir()?
+        .keep())
 }
 
 /// Installs a Debian package when `probe` says its command is missing.
