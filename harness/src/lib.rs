@@ -13,6 +13,7 @@
 //! - `hops`: the proxies on the gateway, external and ledger hops.
 //! - `client`: `POST /transfers` and the outcome of each answer.
 //! - `loadgen`: the open-loop generator (drivers, retries, overflow, send lag).
+//! - `cpu`: the CPU each process used while the load ran, per operation.
 //! - `stats`: HdrHistograms, the interval log, live counters.
 //! - `faults`: the fault timeline (toxics, down proxies, signals, knobs), applied and read back.
 //! - `history`: the client history (`history.jsonl`).
@@ -39,6 +40,7 @@ pub mod check_target;
 pub mod cli;
 pub mod client;
 pub mod compare;
+pub mod cpu;
 pub mod faults;
 pub mod history;
 pub mod hops;

@@ -73,6 +73,10 @@ pub struct Summary {
     pub phases: Phases,
     pub slo: SloResult,
     pub generator: Generator,
+    /// The CPU each process used while the load ran (empty in a summary written before it
+    /// was measured).
+    #[serde(default)]
+    pub cpu: CpuUse,
     pub money: Money,
     pub invariants: Vec<Invariant>,
     pub anomalies: BTreeMap<ViolationClass, u64>,
@@ -150,6 +154,20 @@ pub struct PercentileResult {
     pub bound_ms: u64,
     pub value_ms: Option<f64>,
     pub met: Option<bool>,
+}
+
+/// The CPU each process used while the load ran (warm-up included), per operation the load
+/// sent (retries and shed answers count: each cost some CPU). A process that does not report
+/// its CPU, or restarted during the load, is absent.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct CpuUse {
+    /// From the reading before the load to the one after it.
+    pub window_s: f64,
+    pub operations: u64,
+    /// Milliseconds of CPU per operation, by process: `coordinator`, `external`, `ledger`
+    /// (from each one's `process_cpu_seconds_total`) and `harness` (its generator and proxies).
+    pub ms_per_operation: BTreeMap<String, f64>,
 }
 
 /// How well the generator kept to its own schedule.

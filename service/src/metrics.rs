@@ -61,16 +61,19 @@ impl Counters {
         if let Some(cpu_s) = process_cpu_seconds() {
             let _ = writeln!(
                 out,
-                "# HELP process_cpu_seconds_total User and system CPU time of the process since it started.\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total{{service=\"{service}\"}} {cpu_s:.3}"
+                "# HELP {CPU_SECONDS_METRIC} User and system CPU time of the process since it started.\n# TYPE {CPU_SECONDS_METRIC} counter\n{CPU_SECONDS_METRIC}{{service=\"{service}\"}} {cpu_s:.3}"
             );
         }
         out
     }
 }
 
-/// User and system CPU time this process has used, in seconds (Prometheus' standard
-/// `process_cpu_seconds_total`), so a run can tell the CPU each transfer cost.
-fn process_cpu_seconds() -> Option<f64> {
+/// Prometheus' standard name for a process's CPU time, in seconds.
+pub const CPU_SECONDS_METRIC: &str = "process_cpu_seconds_total";
+
+/// User and system CPU time this process has used, in seconds ([`CPU_SECONDS_METRIC`]), so
+/// a run can tell the CPU each transfer cost.
+pub fn process_cpu_seconds() -> Option<f64> {
     use nix::sys::resource::{getrusage, UsageWho};
     let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
     let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;

@@ -457,6 +457,7 @@ mod tests {
                 usable: true,
                 reason: None,
             },
+            cpu: Default::default(),
             money: Money::default(),
             invariants: vec![Invariant {
                 name: InvariantName::Conservation,

@@ -54,6 +54,19 @@ pub fn end_of_run(s: &Summary, dir: &Path) -> String {
             ms(s.phases.during_faults.latency_ms.p99)
         ));
     }
+    let cpu = if s.cpu.ms_per_operation.is_empty() {
+        "not reported".to_owned()
+    } else {
+        // The services in the order of a transfer's path, then the harness.
+        let order = ["coordinator", "external", "ledger", crate::cpu::HARNESS];
+        let mut each: Vec<(&String, &f64)> = s.cpu.ms_per_operation.iter().collect();
+        each.sort_by_key(|(process, _)| order.iter().position(|p| p == process));
+        let each: Vec<String> = each
+            .iter()
+            .map(|(process, ms)| format!("{process} {ms:.3}"))
+            .collect();
+        format!("{} ms per operation", each.join(" · "))
+    };
     let rows = [
         (
             "verdict",
@@ -73,6 +86,7 @@ pub fn end_of_run(s: &Summary, dir: &Path) -> String {
             ),
         ),
         ("latency", latency),
+        ("cpu", cpu),
         (
             "outcomes",
             format!(
@@ -140,6 +154,17 @@ mod tests {
         );
         assert!(table.contains("not shown to hold: conservation"), "{table}");
         assert!(table.contains('…'));
-        assert_eq!(table.lines().count(), 8);
+        assert!(table.contains("cpu  not reported"), "{table}");
+        assert_eq!(table.lines().count(), 9);
+        s.cpu.ms_per_operation = [("harness", 0.16), ("ledger", 0.08), ("coordinator", 0.25)]
+            .into_iter()
+            .map(|(process, ms)| (process.to_owned(), ms))
+            .collect();
+        let table = end_of_run(&s, Path::new("d"));
+        assert!(
+            table
+                .contains("cpu  coordinator 0.250 · ledger 0.080 · harness 0.160 ms per operation"),
+            "{table}"
+        );
     }
 }

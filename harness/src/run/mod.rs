@@ -16,6 +16,7 @@ pub mod summarize;
 pub use options::{FaultsOverride, RunOptions};
 
 use crate::client::TransferClient;
+use crate::cpu::{self, CpuReading};
 use crate::faults::commands::UserCommands;
 use crate::faults::knobs::KnobsError;
 use crate::faults::process::ProcessControl;
@@ -373,10 +374,18 @@ async fn seed_load_and_check(
     }
 
     let load_started_wall = SystemTime::now();
+    let cpu_before = CpuReading::take(admin, endpoints).await;
     let (load, faults, samples) =
         load_under_faults(plan, endpoints, out, started_at, control, options.display()).await?;
+    let cpu_after = CpuReading::take(admin, endpoints).await;
 
     let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
+    let cpu = cpu::per_operation(
+        &cpu_before,
+        &cpu_after,
+        history.len() as u64,
+        &cpu::restarted_by(&plan.faults),
+    );
     let convergence = converge::converge(
         admin,
         &endpoints.coordinator,
@@ -441,6 +450,7 @@ async fn seed_load_and_check(
         target: target.map(|t| t.coordinator.as_str()),
         settings_not_applied,
         faults,
+        cpu,
         started_at,
     });
     Ok((summary, violations))

@@ -10,7 +10,7 @@ use crate::phases::Phases;
 use crate::profile::plan::RunPlan;
 use crate::reconcile::Reconciliation;
 use crate::stats::Merged;
-use crate::summary::{Requests, Summary};
+use crate::summary::{CpuUse, Requests, Summary};
 use crate::{provenance, slo, verdict};
 use std::time::SystemTime;
 
@@ -33,6 +33,7 @@ pub struct Measured<'a> {
     /// The profile's service settings the target was run without.
     pub settings_not_applied: Vec<String>,
     pub faults: Vec<FaultRecord>,
+    pub cpu: CpuUse,
     pub started_at: SystemTime,
 }
 
@@ -142,6 +143,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         errors_by_kind: m.merged.errors_by_kind.clone(),
         slo: slo.result,
         generator: judged.generator,
+        cpu: m.cpu,
         money: m.reconciliation.money,
         invariants,
         anomalies: m.reconciliation.anomalies,

@@ -278,30 +278,34 @@ impl AdminClient {
             let Some(base) = endpoints.of(role) else {
                 continue;
             };
-            let url = format!("{base}{}", routes::METRICS);
-            let answer = self
-                .http
-                .get(&url)
-                .timeout(Duration::from_secs(5))
-                .send()
-                .await;
-            let text = match answer {
-                Ok(response) if response.status().is_success() => response.text().await,
-                Ok(response) => {
-                    tracing::debug!(role = role.as_str(), status = %response.status(), "no metrics");
-                    continue;
+            if let Some(text) = self.metrics(base, role).await {
+                let path = out.join(format!("{}.metrics", role.as_str()));
+                if let Err(err) = std::fs::write(path, text) {
+                    tracing::warn!(role = role.as_str(), %err, "cannot save metrics");
                 }
-                Err(err) => Err(err),
-            };
-            match text {
-                Ok(text) => {
-                    let path = out.join(format!("{}.metrics", role.as_str()));
-                    if let Err(err) = std::fs::write(path, text) {
-                        tracing::warn!(role = role.as_str(), %err, "cannot save metrics");
-                    }
-                }
-                Err(err) => tracing::debug!(role = role.as_str(), %err, "metrics not readable"),
             }
         }
+    }
+
+    /// The `/metrics` text of the service `role` at `base`; None when it does not answer
+    /// with one (`/metrics` is not required of another system).
+    pub async fn metrics(&self, base: &str, role: ServiceRole) -> Option<String> {
+        let url = format!("{base}{}", routes::METRICS);
+        let answer = self
+            .http
+            .get(&url)
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await;
+        let text = match answer {
+            Ok(response) if response.status().is_success() => response.text().await,
+            Ok(response) => {
+                tracing::debug!(role = role.as_str(), status = %response.status(), "no metrics");
+                return None;
+            }
+            Err(err) => Err(err),
+        };
+        text.map_err(|err| tracing::debug!(role = role.as_str(), %err, "metrics not readable"))
+            .ok()
     }
 }

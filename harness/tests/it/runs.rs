@@ -60,6 +60,25 @@ fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
         .iter()
         .all(|l| l["outcome"] == "completed" || l["outcome"] == "pending"));
 
+    // The CPU each process used over the load, per operation: every process of the run
+    // reports it, each figure of the order of one transfer's cost (above a microsecond,
+    // below a second, whatever else the machine is doing).
+    let cpu = &summary["cpu"];
+    assert_eq!(
+        cpu["operations"].as_u64(),
+        Some(lines.len() as u64),
+        "{cpu}"
+    );
+    for process in ["coordinator", "external", "ledger", "harness"] {
+        let ms = cpu["ms_per_operation"][process]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{process} not measured: {cpu}"));
+        assert!(
+            ms > 0.001 && ms < 1000.0,
+            "{process}: {ms} ms per operation"
+        );
+    }
+
     // The interval log is a standard HdrHistogram log.
     let log = std::fs::read(run.out().join("latency.hlog")).expect("latency.hlog");
     let intervals: Vec<_> =

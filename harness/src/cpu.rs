@@ -1,0 +1,168 @@
+//! The CPU each process of a run used while the load ran, per operation the load sent: the
+//! figure capacity planning starts from, and the one that shows where a saturated machine's
+//! time goes. The services' CPU comes from their `/metrics` (`process_cpu_seconds_total`,
+//! Prometheus' standard name, so a target that exports it is measured too); the harness's
+//! own (its generator and its proxies, on the same machine) from the operating system.
+
+use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
+use crate::summary::CpuUse;
+use crate::system::admin::AdminClient;
+use crate::system::{Endpoints, ServiceRole};
+use service::metrics::{process_cpu_seconds, CPU_SECONDS_METRIC};
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// The name the harness's own CPU goes by, beside the services' roles.
+pub const HARNESS: &str = "harness";
+
+/// CPU seconds each process had used at one moment.
+#[derive(Debug, Clone)]
+pub struct CpuReading {
+    at: Instant,
+    seconds_by_process: BTreeMap<String, f64>,
+}
+
+impl CpuReading {
+    /// Reads every service that reports its CPU, and the harness's own.
+    pub async fn take(admin: &AdminClient, endpoints: &Endpoints) -> CpuReading {
+        let mut seconds_by_process = BTreeMap::new();
+        for role in ServiceRole::ALL {
+            let Some(base) = endpoints.of(role) else {
+                continue;
+            };
+            let seconds = admin
+                .metrics(base, role)
+                .await
+                .and_then(|text| cpu_seconds_in(&text));
+            if let Some(seconds) = seconds {
+                seconds_by_process.insert(role.as_str().to_owned(), seconds);
+            }
+        }
+        if let Some(seconds) = process_cpu_seconds() {
+            seconds_by_process.insert(HARNESS.to_owned(), seconds);
+        }
+        CpuReading {
+            at: Instant::now(),
+            seconds_by_process,
+        }
+    }
+}
+
+/// The services `faults` kill or restart: their CPU counters start over during the load.
+pub fn restarted_by(faults: &[FaultOccurrence]) -> Vec<&'static str> {
+    faults
+        .iter()
+        .filter_map(|fault| match fault.action {
+            FaultAction::Kill { service } | FaultAction::Restart { service } => {
+                Some(service.as_str())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+/// What each process used between `before` and `after`, per operation of `operations`. A
+/// process missing from either reading is left out, and so is one in `restarted` or whose
+/// counter went back: its CPU before the restart is not in the second reading.
+pub fn per_operation(
+    before: &CpuReading,
+    after: &CpuReading,
+    operations: u64,
+    restarted: &[&str],
+) -> CpuUse {
+    let mut ms_per_operation = BTreeMap::new();
+    if operations > 0 {
+        for (process, end) in &after.seconds_by_process {
+            let Some(start) = before.seconds_by_process.get(process) else {
+                continue;
+            };
+            if end >= start && !restarted.contains(&process.as_str()) {
+                let ms = (end - start) * 1000.0 / operations as f64;
+                ms_per_operation.insert(process.clone(), (ms * 1000.0).round() / 1000.0);
+            }
+        }
+    }
+    CpuUse {
+        window_s: after.at.saturating_duration_since(before.at).as_secs_f64(),
+        operations,
+        ms_per_operation,
+    }
+}
+
+/// The value of `process_cpu_seconds_total` in a Prometheus text exposition (the first
+/// sample, with or without labels); None when it has none.
+pub fn cpu_seconds_in(text: &str) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find_map(|line| {
+            let rest = line.strip_prefix(CPU_SECONDS_METRIC)?;
+            let value = if let Some(labelled) = rest.strip_prefix('{') {
+                labelled.split_once('}')?.1
+            } else if rest.starts_with(' ') {
+                rest
+            } else {
+                return None; // another metric whose name starts the same way
+            };
+            value.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn the_cpu_counter_is_read_with_or_without_labels() {
+        let ours = "# HELP process_cpu_seconds_total x\n# TYPE process_cpu_seconds_total counter\n\
+                    bank_store_writes_total{service=\"ledger\"} 12\n\
+                    process_cpu_seconds_total{service=\"ledger\"} 3.250\n";
+        assert_eq!(cpu_seconds_in(ours), Some(3.25));
+        let standard = "process_cpu_seconds_total 17.5 1700000000000\n";
+        assert_eq!(cpu_seconds_in(standard), Some(17.5));
+        let lookalike = "process_cpu_seconds_total_extra 9\n";
+        assert_eq!(cpu_seconds_in(lookalike), None);
+        assert_eq!(cpu_seconds_in("process_cpu_seconds_total NaN\n"), None);
+        assert_eq!(cpu_seconds_in("bank_store_writes_total 1\n"), None);
+    }
+
+    #[test]
+    fn cpu_is_divided_by_the_operations_and_a_restarted_process_is_left_out() {
+        let at = Instant::now();
+        let reading = |seconds: &[(&str, f64)], at: Instant| CpuReading {
+            at,
+            seconds_by_process: seconds.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect(),
+        };
+        let before = reading(
+            &[("coordinator", 10.0), ("ledger", 50.0), ("harness", 1.0)],
+            at,
+        );
+        let after = reading(
+            &[
+                ("coordinator", 13.0),
+                ("ledger", 0.5),
+                ("harness", 2.0),
+                ("external", 4.0),
+            ],
+            at + Duration::from_secs(10),
+        );
+        let used = per_operation(&before, &after, 10_000, &[]);
+        assert_eq!(used.operations, 10_000);
+        assert!((used.window_s - 10.0).abs() < 1e-9);
+        assert_eq!(used.ms_per_operation.get("coordinator"), Some(&0.3));
+        assert_eq!(used.ms_per_operation.get("harness"), Some(&0.1));
+        assert_eq!(used.ms_per_operation.get("ledger"), None, "restarted");
+        assert_eq!(
+            used.ms_per_operation.get("external"),
+            None,
+            "not read before"
+        );
+        assert!(per_operation(&before, &after, 0, &[])
+            .ms_per_operation
+            .is_empty());
+        let killed = per_operation(&before, &after, 10_000, &["coordinator"]);
+        assert_eq!(killed.ms_per_operation.get("coordinator"), None, "killed");
+        assert_eq!(killed.ms_per_operation.get("harness"), Some(&0.1));
+    }
+}
