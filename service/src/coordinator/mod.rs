@@ -104,7 +104,7 @@ pub async fn start(
         log: store.clone(),
         remote: remote.clone(),
         counters: counters.clone(),
-        in_flight: Arc::new(InFlightTally::new(in_flight)),
+        in_flight: InFlightTally::new(in_flight),
         mutations: mutant::Mutations::of(config.design, &remote),
     });
     let ownership = Ownership::default();

@@ -44,7 +44,7 @@ pub struct Driver {
     pub remote: Remote,
     pub counters: Arc<Counters>,
     /// The money in flight, counted as this driver moves sagas.
-    pub in_flight: Arc<InFlightTally>,
+    pub in_flight: InFlightTally,
     /// All off but for a mutant design.
     pub mutations: Mutations,
 }
