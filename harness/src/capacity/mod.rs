@@ -17,6 +17,7 @@ use crate::verdict::LATENCY_INVARIANT;
 use crate::{profile, provenance};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -98,6 +99,10 @@ pub struct Step {
     pub generator_limited: bool,
     /// Requests in the system on average by Little's law: goodput × mean latency.
     pub concurrency: Option<f64>,
+    /// The CPU each process used per operation during the step's load (`summary.json`'s
+    /// `cpu`): what a transfer costs at this rate.
+    #[serde(default)]
+    pub cpu_ms_per_operation: BTreeMap<String, f64>,
     /// Measured seconds: `--step-s`, or longer where the SLO's highest percentile needs
     /// more samples at this rate.
     pub duration_s: u32,
@@ -212,6 +217,7 @@ fn step_of(s: &Summary, rate: u32, purpose: Purpose, dir: &Path) -> Step {
         send_lag_ms_p99: s.generator.send_lag_ms_p99,
         generator_limited: generator_limited(s),
         concurrency: l.mean.map(|m| s.throughput_rps * m / 1000.0),
+        cpu_ms_per_operation: s.cpu.ms_per_operation.clone(),
         duration_s,
         dir: dir.display().to_string(),
     }

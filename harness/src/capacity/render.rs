@@ -203,7 +203,7 @@ pub fn markdown(c: &Capacity) -> String {
 }
 
 /// The columns of the table of steps, in both reports.
-const COLUMNS: [&str; 14] = [
+const COLUMNS: [&str; 16] = [
     "#",
     "why",
     "offered/s",
@@ -218,6 +218,8 @@ const COLUMNS: [&str; 14] = [
     "overflow",
     "send lag p99 ms",
     "Little's L",
+    "coordinator CPU ms/op",
+    "all CPU ms/op",
 ];
 
 /// Step `s`, numbered `number`, as the table's cells.
@@ -245,7 +247,17 @@ fn cells(number: usize, s: &Step) -> [String; COLUMNS.len()] {
             }
         ),
         ms(s.concurrency),
+        cpu_ms(s.cpu_ms_per_operation.get("coordinator").copied()),
+        cpu_ms(
+            (!s.cpu_ms_per_operation.is_empty())
+                .then(|| s.cpu_ms_per_operation.values().sum::<f64>()),
+        ),
     ]
+}
+
+/// CPU milliseconds per operation, to the microsecond; `–` when not measured.
+fn cpu_ms(value: Option<f64>) -> String {
+    value.map_or_else(|| "–".to_owned(), |ms| format!("{ms:.3}"))
 }
 
 /// One point a rate, in rate order: the mean of the steps run at it (a repeated rate is one
@@ -394,6 +406,22 @@ mod tests {
         assert!(
             table.contains("| 4 | repeat | 200 | NO | 190.0 |"),
             "{table}"
+        );
+    }
+
+    #[test]
+    fn each_step_shows_what_a_transfer_cost_in_cpu() {
+        let mut c = capacity();
+        c.steps[0].cpu_ms_per_operation =
+            [("coordinator", 0.5), ("ledger", 0.25), ("harness", 0.3)]
+                .into_iter()
+                .map(|(process, ms)| (process.to_owned(), ms))
+                .collect();
+        let table = markdown(&c);
+        assert!(table.contains("| 1.0 | 0.500 | 1.050 |"), "{table}");
+        assert!(
+            table.contains("| 1.0 | – | – |"),
+            "a step without figures: {table}"
         );
     }
 }
