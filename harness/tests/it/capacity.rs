@@ -73,6 +73,10 @@ fn a_search_that_meets_every_rate_reports_the_maximum_and_draws_its_curves() {
         let rate = step["rate_per_s"].as_u64().expect("rate");
         assert_eq!(step["duration_s"].as_u64(), Some(1000_u64.div_ceil(rate)));
         assert!(step["concurrency"].as_f64() > Some(0.0), "{step}");
+        // What a transfer cost at this rate, from the step's own run.
+        let cpu = &step["cpu_ms_per_operation"];
+        assert!(cpu["coordinator"].as_f64() > Some(0.0), "{step}");
+        assert!(cpu["harness"].as_f64() > Some(0.0), "{step}");
     }
     let markdown = std::fs::read_to_string(out.join("capacity.md")).expect("capacity.md");
     assert!(markdown.contains("shared this machine"), "{markdown}");
