@@ -26,6 +26,10 @@ pub struct Tolerances {
     /// How much the error rate (errors per operation) may rise, as a fraction.
     #[arg(long = "error-rate-rise", default_value_t = 0.01)]
     pub error_rate_rise: f64,
+    /// How much each process's CPU per operation may grow, in percent (judged when both
+    /// runs measured it).
+    #[arg(long = "cpu-growth-pct", default_value_t = 50.0)]
+    pub cpu_pct: f64,
 }
 
 impl Default for Tolerances {
@@ -36,6 +40,7 @@ impl Default for Tolerances {
             p999_pct: 100.0,
             throughput_pct: 25.0,
             error_rate_rise: 0.01,
+            cpu_pct: 50.0,
         }
     }
 }
@@ -285,6 +290,39 @@ fn error_rate_row(base: &Run, cur: &Run, rise: f64) -> Row {
     }
 }
 
+/// A row per process whose CPU per operation both runs measured. A mean over every
+/// operation of the load, so it carries no sampling bounds: the tolerance is the noise.
+fn cpu_rows(base: &Run, cur: &Run, tolerance_pct: f64) -> Vec<Row> {
+    let (b, c) = (
+        &base.summary.cpu.ms_per_operation,
+        &cur.summary.cpu.ms_per_operation,
+    );
+    b.iter()
+        .filter_map(|(process, before)| Some((process, *before, *c.get(process)?)))
+        .map(|(process, before, now)| {
+            let ratio = if before > 0.0 { now / before } else { 1.0 };
+            let regression = ratio > 1.0 + tolerance_pct / 100.0;
+            Row {
+                metric: format!("cpu {process}"),
+                baseline: format!("{before:.3} ms/op"),
+                current: format!("{now:.3} ms/op"),
+                change: pct(ratio),
+                limit: format!("+{tolerance_pct} %"),
+                judgement: if regression {
+                    Judgement::Regression
+                } else {
+                    Judgement::Ok
+                },
+                why: if regression {
+                    format!("{process}'s CPU per operation grew beyond its tolerance")
+                } else {
+                    String::new()
+                },
+            }
+        })
+        .collect()
+}
+
 /// A row per invariant the current run fails: always a regression.
 fn invariant_rows(base: &Run, cur: &Run) -> Vec<Row> {
     cur.summary
@@ -389,8 +427,12 @@ pub fn compare(base: &Run, cur: &Run, tolerances: &Tolerances) -> Comparison {
         throughput_row(base, cur, tolerances.throughput_pct),
         error_rate_row(base, cur, tolerances.error_rate_rise),
     ];
+    rows.extend(cpu_rows(base, cur, tolerances.cpu_pct));
     rows.extend(invariant_rows(base, cur));
     let mut notes = Vec::new();
+    if base.summary.cpu.ms_per_operation.is_empty() || cur.summary.cpu.ms_per_operation.is_empty() {
+        notes.push("CPU per operation not compared: a run without its figures (recorded before they were measured, or a target that does not report process_cpu_seconds_total)".to_owned());
+    }
     let distributions = match (&base.histogram, &cur.histogram) {
         (Some(b), Some(c)) => Some(distributions(b, c)),
         _ => {
@@ -417,7 +459,7 @@ mod tests {
     use super::*;
     use crate::reconcile::{Invariant, InvariantName, Money};
     use crate::stats::new_histogram;
-    use crate::summary::{Generator, Latency, Requests, SloResult, Summary, Verdict};
+    use crate::summary::{CpuUse, Generator, Latency, Requests, SloResult, Summary, Verdict};
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
@@ -548,6 +590,48 @@ mod tests {
         let (c, code) = judged(&run(base), &run(tail));
         assert_eq!(c.rows[1].judgement, Judgement::CannotJudge, "{c:?}");
         assert_eq!(code, 2);
+    }
+
+    #[test]
+    fn a_process_whose_cpu_per_operation_grew_past_its_tolerance_is_a_regression() {
+        let cpu = |coordinator: f64, ledger: f64| CpuUse {
+            window_s: 10.0,
+            operations: 2_000,
+            ms_per_operation: [("coordinator", coordinator), ("ledger", ledger)]
+                .into_iter()
+                .map(|(process, ms)| (process.to_owned(), ms))
+                .collect(),
+        };
+        let mut base = run(histogram(5_000, 2_000, 12_000));
+        base.summary.cpu = cpu(0.5, 0.25);
+        let mut cur = run(histogram(5_000, 2_000, 12_000));
+        cur.summary.cpu = cpu(0.6, 0.25);
+        let (c, code) = judged(&base, &cur);
+        assert_eq!(code, 0, "+20 % is inside the default 50 %: {c:?}");
+        cur.summary.cpu = cpu(1.0, 0.2);
+        let (c, code) = judged(&base, &cur);
+        assert_eq!(code, 1, "{c:?}");
+        let judged_cpu: Vec<(&str, Judgement)> = c
+            .rows
+            .iter()
+            .filter(|r| r.metric.starts_with("cpu "))
+            .map(|r| (r.metric.as_str(), r.judgement))
+            .collect();
+        assert_eq!(
+            judged_cpu,
+            [
+                ("cpu coordinator", Judgement::Regression),
+                ("cpu ledger", Judgement::Ok)
+            ]
+        );
+        // A baseline without the figures: nothing judged, and the note says why.
+        base.summary.cpu = CpuUse::default();
+        let (c, code) = judged(&base, &cur);
+        assert_eq!(code, 0, "{c:?}");
+        assert!(c
+            .notes
+            .iter()
+            .any(|n| n.contains("CPU per operation not compared")));
     }
 
     #[test]
