@@ -38,6 +38,10 @@ impl Remote {
             .pool_max_idle_per_host(512)
             .pool_idle_timeout(Duration::from_secs(30))
             .connect_timeout(Duration::from_secs(1))
+            // Never resent by the client on its own: whether a money-moving call may go
+            // again is the saga's decision (an unknown debit is aborted, never resent). Also
+            // spares the copy of every request the client keeps for a resend.
+            .retry(reqwest::retry::never().max_retries_per_request(0))
             .build()?;
         let under = |base: &str, path: &str| -> anyhow::Result<reqwest::Url> {
             let url = format!("{}{path}", base.trim_end_matches('/'));
