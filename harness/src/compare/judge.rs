@@ -81,6 +81,32 @@ pub struct Row {
     pub why: String,
 }
 
+impl Row {
+    /// A row judged against a plain threshold: a regression, saying `why`, or ok.
+    fn against_threshold(
+        metric: String,
+        (baseline, current): (String, String),
+        change: String,
+        limit: String,
+        regression: bool,
+        why: impl FnOnce() -> String,
+    ) -> Row {
+        Row {
+            metric,
+            baseline,
+            current,
+            change,
+            limit,
+            judgement: if regression {
+                Judgement::Regression
+            } else {
+                Judgement::Ok
+            },
+            why: if regression { why() } else { String::new() },
+        }
+    }
+}
+
 /// A quantile of both distributions.
 #[derive(Debug, Clone)]
 pub struct Rung {
@@ -248,46 +274,26 @@ fn quantile_row(
 fn throughput_row(base: &Run, cur: &Run, tolerance_pct: f64) -> Row {
     let (b, c) = (base.summary.throughput_rps, cur.summary.throughput_rps);
     let ratio = if b > 0.0 { c / b } else { 1.0 };
-    let regression = (1.0 - ratio) * 100.0 > tolerance_pct;
-    Row {
-        metric: "throughput".to_owned(),
-        baseline: format!("{b:.1}/s"),
-        current: format!("{c:.1}/s"),
-        change: pct(ratio),
-        limit: format!("-{tolerance_pct} %"),
-        judgement: if regression {
-            Judgement::Regression
-        } else {
-            Judgement::Ok
-        },
-        why: if regression {
-            "completed transfers per second fell beyond the tolerance".to_owned()
-        } else {
-            String::new()
-        },
-    }
+    Row::against_threshold(
+        "throughput".to_owned(),
+        (format!("{b:.1}/s"), format!("{c:.1}/s")),
+        pct(ratio),
+        format!("-{tolerance_pct} %"),
+        (1.0 - ratio) * 100.0 > tolerance_pct,
+        || "completed transfers per second fell beyond the tolerance".to_owned(),
+    )
 }
 
 fn error_rate_row(base: &Run, cur: &Run, rise: f64) -> Row {
     let (b, c) = (base.summary.slo.error_rate, cur.summary.slo.error_rate);
-    let regression = c - b > rise;
-    Row {
-        metric: "error rate".to_owned(),
-        baseline: format!("{:.4}", b),
-        current: format!("{:.4}", c),
-        change: format!("{:+.4}", c - b),
-        limit: format!("+{rise}"),
-        judgement: if regression {
-            Judgement::Regression
-        } else {
-            Judgement::Ok
-        },
-        why: if regression {
-            "errors per operation rose beyond the tolerance".to_owned()
-        } else {
-            String::new()
-        },
-    }
+    Row::against_threshold(
+        "error rate".to_owned(),
+        (format!("{b:.4}"), format!("{c:.4}")),
+        format!("{:+.4}", c - b),
+        format!("+{rise}"),
+        c - b > rise,
+        || "errors per operation rose beyond the tolerance".to_owned(),
+    )
 }
 
 /// A row per process whose CPU per operation both runs measured. A mean over every
@@ -301,24 +307,14 @@ fn cpu_rows(base: &Run, cur: &Run, tolerance_pct: f64) -> Vec<Row> {
         .filter_map(|(process, before)| Some((process, *before, *c.get(process)?)))
         .map(|(process, before, now)| {
             let ratio = if before > 0.0 { now / before } else { 1.0 };
-            let regression = ratio > 1.0 + tolerance_pct / 100.0;
-            Row {
-                metric: format!("cpu {process}"),
-                baseline: format!("{before:.3} ms/op"),
-                current: format!("{now:.3} ms/op"),
-                change: pct(ratio),
-                limit: format!("+{tolerance_pct} %"),
-                judgement: if regression {
-                    Judgement::Regression
-                } else {
-                    Judgement::Ok
-                },
-                why: if regression {
-                    format!("{process}'s CPU per operation grew beyond its tolerance")
-                } else {
-                    String::new()
-                },
-            }
+            Row::against_threshold(
+                format!("cpu {process}"),
+                (format!("{before:.3} ms/op"), format!("{now:.3} ms/op")),
+                pct(ratio),
+                format!("+{tolerance_pct} %"),
+                ratio > 1.0 + tolerance_pct / 100.0,
+                || format!("{process}'s CPU per operation grew beyond its tolerance"),
+            )
         })
         .collect()
 }
