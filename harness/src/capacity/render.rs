@@ -4,6 +4,7 @@
 use super::{Capacity, Purpose, Step};
 use crate::report::charts::{self, RatePoint};
 use crate::report::html::{escape, figure, STYLE};
+use crate::system::ServiceRole;
 use std::fmt::Write;
 
 fn ms(value: Option<f64>) -> String {
@@ -247,7 +248,11 @@ fn cells(number: usize, s: &Step) -> [String; COLUMNS.len()] {
             }
         ),
         ms(s.concurrency),
-        cpu_ms(s.cpu_ms_per_operation.get("coordinator").copied()),
+        cpu_ms(
+            s.cpu_ms_per_operation
+                .get(ServiceRole::Coordinator.as_str())
+                .copied(),
+        ),
         cpu_ms(
             (!s.cpu_ms_per_operation.is_empty())
                 .then(|| s.cpu_ms_per_operation.values().sum::<f64>()),

@@ -2,6 +2,7 @@
 //! invariants, each line within `WIDTH` columns (long values are cut with `…`).
 
 use crate::summary::Summary;
+use crate::system::ServiceRole;
 use std::path::Path;
 
 /// The table's width, in columns.
@@ -58,9 +59,13 @@ pub fn end_of_run(s: &Summary, dir: &Path) -> String {
         "not reported".to_owned()
     } else {
         // The services in the order of a transfer's path, then the harness.
-        let order = ["coordinator", "external", "ledger", crate::cpu::HARNESS];
         let mut each: Vec<(&String, &f64)> = s.cpu.ms_per_operation.iter().collect();
-        each.sort_by_key(|(process, _)| order.iter().position(|p| p == process));
+        each.sort_by_key(|(process, _)| {
+            let mut order = ServiceRole::ALL.iter().map(|r| r.as_str());
+            order
+                .position(|p| p == process.as_str())
+                .unwrap_or(ServiceRole::ALL.len())
+        });
         let each: Vec<String> = each
             .iter()
             .map(|(process, ms)| format!("{process} {ms:.3}"))
