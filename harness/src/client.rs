@@ -4,17 +4,12 @@
 //! HTTP status its `status` carries, and an error answer's code is kept when it is the
 //! contract's [`ErrorBody`].
 //!
-//! Built on hyper's HTTP/1 connections with a pool of its own: a request goes out on an
-//! idle keep-alive connection, or on a new one; a connection that breaks, times out or is
-//! closed by the server is dropped. Nothing is retried behind the generator's back: one
-//! attempt in the history is one request on the wire.
+//! Sent over `service::keep_alive`: one attempt in the history is one request on the wire,
+//! and nothing is retried behind the generator's back.
 
 use crate::history::Outcome;
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper::client::conn::http1::SendRequest;
 use service::contract::{routes, ErrorBody, TransferRequest, TransferView};
-use std::sync::{Arc, Mutex};
+use service::keep_alive::{Failure, KeepAliveClient};
 use std::time::Duration;
 
 /// The `error_kind` of an attempt with no usable answer. A connection refused means the
@@ -45,125 +40,24 @@ pub struct Answer {
     pub reason: Option<String>,
 }
 
-type Sender = SendRequest<Full<Bytes>>;
-
 #[derive(Clone)]
 pub struct TransferClient {
-    /// `host:port` of the coordinator, for connecting.
-    authority: String,
-    /// The same, as the `Host` header (built once: a header value is checked when made).
-    host: http::HeaderValue,
+    http: KeepAliveClient,
     /// `/transfers` under the coordinator's base path.
     path: String,
-    /// Idle keep-alive connections, most recently used last.
-    idle: Arc<Mutex<Vec<Sender>>>,
-    /// Idle connections kept at most; more are closed when they come back.
-    max_idle: usize,
-}
-
-enum Failure {
-    Connect,
-    Transport,
-    Timeout,
+    /// The `Idempotency-Key` header's name (checked once).
+    key_header: http::HeaderName,
 }
 
 impl TransferClient {
     pub fn new(coordinator: &str, max_connections: usize) -> anyhow::Result<TransferClient> {
-        let uri: http::Uri = coordinator.trim_end_matches('/').parse()?;
-        if uri.scheme_str() != Some("http") {
-            anyhow::bail!("the coordinator URL must be http://HOST:PORT, got {coordinator}");
-        }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| anyhow::anyhow!("no host in {coordinator}"))?
-            .to_string();
-        let base = uri.path().trim_end_matches('/');
+        let http = KeepAliveClient::new(coordinator, max_connections)
+            .map_err(|e| anyhow::anyhow!("the coordinator URL: {e:#}"))?;
         Ok(TransferClient {
-            host: http::HeaderValue::from_str(&authority)?,
-            authority,
-            path: format!("{base}{}", routes::TRANSFERS),
-            idle: Arc::new(Mutex::new(Vec::new())),
-            max_idle: max_connections.max(1),
+            path: http.path(routes::TRANSFERS),
+            http,
+            key_header: http::HeaderName::from_bytes(routes::IDEMPOTENCY_KEY_HEADER.as_bytes())?,
         })
-    }
-
-    fn idle(&self) -> std::sync::MutexGuard<'_, Vec<Sender>> {
-        match self.idle.lock() {
-            Ok(idle) => idle,
-            Err(poisoned) => poisoned.into_inner(),
-        }
-    }
-
-    async fn connection(&self) -> Result<Sender, Failure> {
-        loop {
-            let Some(mut sender) = self.idle().pop() else {
-                break;
-            };
-            if sender.is_closed() {
-                continue;
-            }
-            if sender.ready().await.is_ok() {
-                return Ok(sender);
-            }
-        }
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .map_err(|_| Failure::Connect)?;
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .map_err(|_| Failure::Connect)?;
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
-        Ok(sender)
-    }
-
-    fn give_back(&self, sender: Sender) {
-        if sender.is_closed() {
-            return;
-        }
-        let mut idle = self.idle();
-        if idle.len() < self.max_idle {
-            idle.push(sender);
-        }
-    }
-
-    async fn exchange(&self, key: &str, body: Vec<u8>) -> Result<(u16, Bytes), Failure> {
-        let mut sender = self.connection().await?;
-        let mut request = http::Request::post(self.path.as_str())
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|_| Failure::Transport)?;
-        let headers = request.headers_mut();
-        headers.insert(http::header::HOST, self.host.clone());
-        headers.insert(
-            http::header::CONTENT_TYPE,
-            http::HeaderValue::from_static("application/json"),
-        );
-        headers.insert(
-            routes::IDEMPOTENCY_KEY_HEADER,
-            http::HeaderValue::from_str(key).map_err(|_| Failure::Transport)?,
-        );
-        let response = sender
-            .send_request(request)
-            .await
-            .map_err(|_| Failure::Transport)?;
-        let status = response.status().as_u16();
-        let keep_alive = !response
-            .headers()
-            .get(http::header::CONNECTION)
-            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-        let bytes = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|_| Failure::Transport)?
-            .to_bytes();
-        if keep_alive {
-            self.give_back(sender);
-        }
-        Ok((status, bytes))
     }
 
     /// Sends `POST /transfers` with `request` under idempotency key `key`.
@@ -172,16 +66,17 @@ impl TransferClient {
             Ok(body) => body,
             Err(_) => return Answer::failed(kind::UNSERIALIZABLE_REQUEST),
         };
-        // A timed-out exchange drops its connection with it: it may still carry the answer.
-        let exchanged = match tokio::time::timeout(timeout, self.exchange(key, body)).await {
-            Ok(result) => result,
-            Err(_) => Err(Failure::Timeout),
+        let Ok(key) = http::HeaderValue::from_str(key) else {
+            return Answer::failed(kind::TRANSPORT);
         };
-        match exchanged {
-            Ok((status, bytes)) => classify(status, &bytes),
-            Err(Failure::Connect) => Answer::failed(kind::CONNECT),
-            Err(Failure::Transport) => Answer::failed(kind::TRANSPORT),
-            Err(Failure::Timeout) => Answer::failed(kind::TIMEOUT),
+        let headers = [(self.key_header.clone(), key)];
+        // A timed-out exchange drops its connection with it: it may still carry the answer.
+        let exchange = self.http.post(&self.path, &headers, body.into());
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(reply)) => classify(reply.status, &reply.body),
+            Ok(Err(Failure::Connect)) => Answer::failed(kind::CONNECT),
+            Ok(Err(Failure::Transport)) => Answer::failed(kind::TRANSPORT),
+            Err(_) => Answer::failed(kind::TIMEOUT),
         }
     }
 }

@@ -16,6 +16,7 @@
 //! - `ledger`: the internal ledger (credits, antifraud, rate limit).
 //! - `coordinator`: the saga and naive coordinator designs.
 //! - `metrics`: Prometheus text counters.
+//! - `keep_alive`: an HTTP/1.1 client over keep-alive connections, one request per call.
 //! - `launch`: starting services as child processes that never outlive their owner.
 //! - `server`: listening, the admin guard, graceful shutdown, logging.
 //! - `hang_up`: connections that show a caller's hang-up late, so a request received is
@@ -33,6 +34,7 @@ pub mod host_load;
 pub mod ids;
 pub mod institution;
 pub mod json_body;
+pub mod keep_alive;
 pub mod knobs;
 pub mod launch;
 pub mod ledger;

@@ -6,8 +6,9 @@ use crate::contract::{
     routes, CreditRequest, DebitRequest, ErrorCode, TransferRecord, TransferStatus,
 };
 use crate::ids::TransferId;
+use crate::keep_alive::KeepAliveClient;
 use crate::money::AmountCents;
-use reqwest::StatusCode;
+use http::StatusCode;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -20,38 +21,30 @@ pub enum CallOutcome {
     Unknown(String),
 }
 
+/// Idle keep-alive connections kept per institution: as many as calls can be in flight to
+/// it at the coordinator's ceiling on transfers in flight.
+const MAX_IDLE_CONNECTIONS: usize = 512;
+
 #[derive(Clone)]
 pub struct Remote {
-    http: reqwest::Client,
-    /// Parsed once: a URL given as text is parsed again (host name checks included) by every
-    /// call, a measurable share of the coordinator's CPU at a few thousand calls a second.
-    debits_url: reqwest::Url,
-    credits_url: reqwest::Url,
-    external_url: reqwest::Url,
+    /// One call is one request: whether a money-moving call goes again is the saga's
+    /// decision (an unknown debit is aborted, never resent).
+    external: KeepAliveClient,
+    ledger: KeepAliveClient,
+    /// Paths built once, under each institution's base path.
+    debits_path: String,
+    credits_path: String,
 }
 
 impl Remote {
     pub fn new(external_url: &str, ledger_url: &str) -> anyhow::Result<Remote> {
-        let http = reqwest::Client::builder()
-            .no_proxy()
-            .tcp_nodelay(true)
-            .pool_max_idle_per_host(512)
-            .pool_idle_timeout(Duration::from_secs(30))
-            .connect_timeout(Duration::from_secs(1))
-            // Never resent by the client on its own: whether a money-moving call may go
-            // again is the saga's decision (an unknown debit is aborted, never resent). Also
-            // spares the copy of every request the client keeps for a resend.
-            .retry(reqwest::retry::never().max_retries_per_request(0))
-            .build()?;
-        let under = |base: &str, path: &str| -> anyhow::Result<reqwest::Url> {
-            let url = format!("{}{path}", base.trim_end_matches('/'));
-            reqwest::Url::parse(&url).map_err(|e| anyhow::anyhow!("bad URL {url}: {e}"))
-        };
+        let external = KeepAliveClient::new(external_url, MAX_IDLE_CONNECTIONS)?;
+        let ledger = KeepAliveClient::new(ledger_url, MAX_IDLE_CONNECTIONS)?;
         Ok(Remote {
-            http,
-            debits_url: under(external_url, routes::DEBITS)?,
-            credits_url: under(ledger_url, routes::CREDITS)?,
-            external_url: under(external_url, "")?,
+            debits_path: external.path(routes::DEBITS),
+            credits_path: ledger.path(routes::CREDITS),
+            external,
+            ledger,
         })
     }
 
@@ -67,9 +60,7 @@ impl Remote {
             external_account_id: account.to_owned(),
             amount_cents: amount.into(),
         };
-        let answer = self
-            .call(self.debits_url.clone(), Some(&body), timeout)
-            .await;
+        let answer = call(&self.external, &self.debits_path, Some(&body), timeout).await;
         classify(answer, TransferStatus::Debited, ErrorCode::UnknownAccount)
     }
 
@@ -85,16 +76,14 @@ impl Remote {
             user_id: user.to_owned(),
             amount_cents: amount.into(),
         };
-        let answer = self
-            .call(self.credits_url.clone(), Some(&body), timeout)
-            .await;
+        let answer = call(&self.ledger, &self.credits_path, Some(&body), timeout).await;
         classify(answer, TransferStatus::Credited, ErrorCode::UnknownUser)
     }
 
     /// Reverses (or aborts, leaving a tombstone) a debit. `Applied` means the id now holds
     /// no debit at the external side: reversed, tombstoned, or it was refused in the first place.
     pub async fn reverse(&self, id: &TransferId, timeout: Duration) -> CallOutcome {
-        match self.call(self.reverse_url(id), None::<&()>, timeout).await {
+        match call(&self.external, &self.reverse_path(id), None::<&()>, timeout).await {
             Ok((StatusCode::OK, Some(record))) => match record.status {
                 TransferStatus::Reversed | TransferStatus::Tombstone | TransferStatus::Refused => {
                     CallOutcome::Applied
@@ -106,38 +95,32 @@ impl Remote {
         }
     }
 
-    fn reverse_url(&self, id: &TransferId) -> reqwest::Url {
-        let path = routes::with_transfer_id(routes::REVERSE, id.as_str());
-        let mut url = self.external_url.clone();
-        url.set_path(&format!("{}{path}", url.path().trim_end_matches('/')));
-        url
-    }
-
-    async fn call(
-        &self,
-        url: reqwest::Url,
-        body: Option<&impl serde::Serialize>,
-        timeout: Duration,
-    ) -> Result<(StatusCode, Option<TransferRecord>), String> {
-        let mut request = self.http.post(url).timeout(timeout);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let response = request.send().await.map_err(describe)?;
-        let status = response.status();
-        let bytes = response.bytes().await.map_err(describe)?;
-        Ok((status, serde_json::from_slice(&bytes).ok()))
+    fn reverse_path(&self, id: &TransferId) -> String {
+        self.external
+            .path(&routes::with_transfer_id(routes::REVERSE, id.as_str()))
     }
 }
 
-fn describe(err: reqwest::Error) -> String {
-    if err.is_timeout() {
-        "timeout".into()
-    } else if err.is_connect() {
-        "connect".into()
-    } else {
-        format!("transport: {err}")
-    }
+/// `POST path` on `server` with `body` as JSON, given up after `timeout` (its connection
+/// dropped with it): the status and the body read as a transfer record, if it is one.
+async fn call(
+    server: &KeepAliveClient,
+    path: &str,
+    body: Option<&impl serde::Serialize>,
+    timeout: Duration,
+) -> Result<(StatusCode, Option<TransferRecord>), String> {
+    let body = match body {
+        Some(body) => serde_json::to_vec(body).map_err(|e| format!("unserializable: {e}"))?,
+        None => Vec::new(),
+    };
+    let reply = match tokio::time::timeout(timeout, server.post(path, &[], body.into())).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(failure)) => return Err(failure.as_str().to_owned()),
+        Err(_) => return Err("timeout".to_owned()),
+    };
+    let status = StatusCode::from_u16(reply.status)
+        .map_err(|_| format!("answered status {}", reply.status))?;
+    Ok((status, serde_json::from_slice(&reply.body).ok()))
 }
 
 /// Sorts a debit or credit answer. Only answers that carry a recorded outcome, or a 404 for
@@ -178,14 +161,14 @@ mod tests {
     }
 
     #[test]
-    fn urls_keep_the_base_path_of_each_institution() {
+    fn paths_keep_the_base_path_of_each_institution() {
         let remote = Remote::new("http://127.0.0.1:9/ext/", "http://127.0.0.1:8").expect("urls");
-        assert_eq!(remote.debits_url.as_str(), "http://127.0.0.1:9/ext/debits");
-        assert_eq!(remote.credits_url.as_str(), "http://127.0.0.1:8/credits");
+        assert_eq!(remote.debits_path, "/ext/debits");
+        assert_eq!(remote.credits_path, "/credits");
         let id = TransferId::generate();
         assert_eq!(
-            remote.reverse_url(&id).as_str(),
-            format!("http://127.0.0.1:9/ext/debits/{id}/reverse")
+            remote.reverse_path(&id),
+            format!("/ext/debits/{id}/reverse")
         );
         assert!(Remote::new("not a url", "http://127.0.0.1:8").is_err());
     }

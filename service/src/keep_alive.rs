@@ -1,0 +1,265 @@
+//! An HTTP/1.1 client for one server, built straight on hyper's connections with a pool of
+//! its own: a request goes out on an idle keep-alive connection, or on a new one; a
+//! connection that breaks, or that the server closes, is dropped, and so is one whose request
+//! the caller gave up on (it may still carry the answer).
+//!
+//! Nothing happens behind the caller's back: no retry, no redirect, no proxy. One call is one
+//! request on the wire, which both money-moving callers need (the coordinator decides itself
+//! whether a call goes again; the load generator counts every attempt). It also spares the
+//! per-request work a general client does for those features (a URL parsed again per
+//! request, a copy kept for a resend), which is most of what a call costs in user space at a
+//! few thousand calls a second.
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+type Sender = SendRequest<Full<Bytes>>;
+
+/// Why a call got no answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// No connection could be made: the request never left.
+    Connect,
+    /// The connection broke while the request or its answer was under way.
+    Transport,
+}
+
+impl Failure {
+    /// A short name for logs and saga reasons.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Failure::Connect => "connect",
+            Failure::Transport => "transport",
+        }
+    }
+}
+
+/// An answer: its HTTP status and its whole body.
+#[derive(Debug, Clone)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+#[derive(Clone)]
+pub struct KeepAliveClient {
+    /// `host:port` of the server, for connecting.
+    authority: String,
+    /// The same, as the `Host` header (built once: a header value is checked when made).
+    host: HeaderValue,
+    /// The base URL's path without its trailing slash (empty for a bare `http://host:port`).
+    base_path: String,
+    /// Idle keep-alive connections, most recently used last.
+    idle: Arc<Mutex<Vec<Sender>>>,
+    /// Idle connections kept at most; more are closed when they come back.
+    max_idle: usize,
+}
+
+impl KeepAliveClient {
+    /// A client for the server at `base_url` (`http://HOST:PORT[/PATH]`).
+    pub fn new(base_url: &str, max_idle: usize) -> anyhow::Result<KeepAliveClient> {
+        let uri: http::Uri = base_url
+            .trim_end_matches('/')
+            .parse()
+            .map_err(|e| anyhow::anyhow!("bad URL {base_url}: {e}"))?;
+        if uri.scheme_str() != Some("http") {
+            anyhow::bail!("the URL must be http://HOST:PORT, got {base_url}");
+        }
+        let authority = uri
+            .authority()
+            .ok_or_else(|| anyhow::anyhow!("no host in {base_url}"))?
+            .to_string();
+        Ok(KeepAliveClient {
+            host: HeaderValue::from_str(&authority)?,
+            authority,
+            base_path: uri.path().trim_end_matches('/').to_owned(),
+            idle: Arc::new(Mutex::new(Vec::new())),
+            max_idle: max_idle.max(1),
+        })
+    }
+
+    /// `path` under the base URL's path.
+    pub fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path)
+    }
+
+    fn idle(&self) -> MutexGuard<'_, Vec<Sender>> {
+        match self.idle.lock() {
+            Ok(idle) => idle,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    async fn connection(&self) -> Result<Sender, Failure> {
+        loop {
+            let Some(mut sender) = self.idle().pop() else {
+                break;
+            };
+            if sender.is_closed() {
+                continue;
+            }
+            if sender.ready().await.is_ok() {
+                return Ok(sender);
+            }
+        }
+        let stream = tokio::net::TcpStream::connect(&self.authority)
+            .await
+            .map_err(|_| Failure::Connect)?;
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .map_err(|_| Failure::Connect)?;
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(sender)
+    }
+
+    fn give_back(&self, sender: Sender) {
+        if sender.is_closed() {
+            return;
+        }
+        let mut idle = self.idle();
+        if idle.len() < self.max_idle {
+            idle.push(sender);
+        }
+    }
+
+    /// `POST path` (a full path: see [`KeepAliveClient::path`]) with `body` as JSON (no
+    /// body and no content type when `body` is empty) and `headers` besides. Dropping the
+    /// future drops its connection.
+    pub async fn post(
+        &self,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Reply, Failure> {
+        let mut sender = self.connection().await?;
+        let with_body = !body.is_empty();
+        let mut request = http::Request::post(path)
+            .body(Full::new(body))
+            .map_err(|_| Failure::Transport)?;
+        let request_headers = request.headers_mut();
+        request_headers.insert(HOST, self.host.clone());
+        if with_body {
+            request_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        for (name, value) in headers {
+            request_headers.insert(name.clone(), value.clone());
+        }
+        let response = sender
+            .send_request(request)
+            .await
+            .map_err(|_| Failure::Transport)?;
+        let status = response.status().as_u16();
+        let keep_alive = !response
+            .headers()
+            .get(CONNECTION)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
+        let body = response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|_| Failure::Transport)?
+            .to_bytes();
+        if keep_alive {
+            self.give_back(sender);
+        }
+        Ok(Reply { status, body })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_keep_the_base_path() {
+        let bare = KeepAliveClient::new("http://127.0.0.1:8", 1).expect("url");
+        assert_eq!(bare.path("/credits"), "/credits");
+        let under = KeepAliveClient::new("http://127.0.0.1:9/ext/", 1).expect("url");
+        assert_eq!(under.path("/debits"), "/ext/debits");
+        assert!(KeepAliveClient::new("not a url", 1).is_err());
+        assert!(KeepAliveClient::new("https://127.0.0.1:9", 1).is_err());
+    }
+
+    /// Answers every request on a connection with 200 and the request's path, and closes the
+    /// connection after `close_after` requests.
+    async fn echo_server(close_after: usize) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                tokio::spawn(async move {
+                    let mut buf = vec![0u8; 4096];
+                    for served in 1..=close_after {
+                        let mut got = Vec::new();
+                        while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                            let Ok(n) = stream.read(&mut buf).await else {
+                                return;
+                            };
+                            if n == 0 {
+                                return;
+                            }
+                            got.extend_from_slice(&buf[..n]);
+                        }
+                        let text = String::from_utf8_lossy(&got).to_string();
+                        let path = text.split(' ').nth(1).unwrap_or("").to_owned();
+                        let close = if served == close_after {
+                            "Connection: close\r\n"
+                        } else {
+                            ""
+                        };
+                        let answer = format!(
+                            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n{close}\r\n{path}",
+                            path.len()
+                        );
+                        if stream.write_all(answer.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn connections_are_reused_until_the_server_closes_them() {
+        let (url, accepted) = echo_server(2).await;
+        let client = KeepAliveClient::new(&url, 4).expect("url");
+        for n in 0..4 {
+            let reply = client
+                .post(&client.path(&format!("/r{n}")), &[], Bytes::new())
+                .await
+                .expect("answer");
+            assert_eq!(reply.status, 200);
+            assert_eq!(&reply.body[..], format!("/r{n}").as_bytes());
+        }
+        // Two requests per connection, then the server's `Connection: close`.
+        assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_refused_connection_is_a_connect_failure() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        drop(listener);
+        let client = KeepAliveClient::new(&url, 1).expect("url");
+        let failure = client
+            .post("/x", &[], Bytes::new())
+            .await
+            .expect_err("nobody listens");
+        assert_eq!(failure, Failure::Connect);
+    }
+}
