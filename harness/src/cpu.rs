@@ -8,6 +8,7 @@ use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
 use crate::summary::CpuUse;
 use crate::system::admin::AdminClient;
 use crate::system::{Endpoints, ServiceRole};
+use futures_util::future::join_all;
 use service::metrics::{process_cpu_seconds, CPU_SECONDS_METRIC};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -23,21 +24,21 @@ pub struct CpuReading {
 }
 
 impl CpuReading {
-    /// Reads every service that reports its CPU, and the harness's own.
+    /// Reads every service that reports its CPU, and the harness's own. The services are
+    /// asked at once, so one whose `/metrics` hangs holds the run up by one timeout at most.
     pub async fn take(admin: &AdminClient, endpoints: &Endpoints) -> CpuReading {
-        let mut seconds_by_process = BTreeMap::new();
-        for role in ServiceRole::ALL {
-            let Some(base) = endpoints.of(role) else {
-                continue;
-            };
-            let seconds = admin
-                .metrics(base, role)
-                .await
-                .and_then(|text| cpu_seconds_in(&text));
-            if let Some(seconds) = seconds {
-                seconds_by_process.insert(role.as_str().to_owned(), seconds);
-            }
-        }
+        let reads = ServiceRole::ALL.into_iter().filter_map(|role| {
+            let base = endpoints.of(role)?;
+            Some(async move {
+                let text = admin.metrics(base, role).await;
+                (role, text.and_then(|text| cpu_seconds_in(&text)))
+            })
+        });
+        let mut seconds_by_process: BTreeMap<String, f64> = join_all(reads)
+            .await
+            .into_iter()
+            .filter_map(|(role, seconds)| Some((role.as_str().to_owned(), seconds?)))
+            .collect();
         if let Some(seconds) = process_cpu_seconds() {
             seconds_by_process.insert(HARNESS.to_owned(), seconds);
         }
