@@ -373,6 +373,7 @@ async fn seed_load_and_check(
         }
     }
 
+    flush_pending_writes().await;
     let load_started_wall = SystemTime::now();
     let cpu_before = CpuReading::take(admin, endpoints).await;
     let (load, faults, samples) =
@@ -454,6 +455,17 @@ async fn seed_load_and_check(
         started_at,
     });
     Ok((summary, violations))
+}
+
+/// Has the kernel write out every pending write on the machine (sync(2)) before the load
+/// starts. The kernel writes dirty pages back about 30 s after they were written: a previous
+/// run's results or a build's output would otherwise go to disk in the middle of this run's
+/// measurement, tens of megabytes at once, and every fsync of the services would wait behind
+/// them (a 40-60 ms stall that failed one back-to-back run in three at 1,000/s).
+async fn flush_pending_writes() {
+    if let Err(err) = tokio::task::spawn_blocking(nix::unistd::sync).await {
+        tracing::warn!(%err, "could not flush pending writes before the load");
+    }
 }
 
 /// The load, the fault timeline and the sampler, side by side from one start: a fault that
