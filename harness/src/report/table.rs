@@ -149,6 +149,8 @@ mod tests {
         .expect("the committed baseline is a summary");
         s.verdict_reasons = vec!["x".repeat(300)];
         s.invariants[0].holds = Some(false);
+        // A run whose processes reported no CPU (the baseline's own figures are set below).
+        s.cpu = Default::default();
         let table = end_of_run(&s, Path::new(&"d/".repeat(80)));
         for line in table.lines() {
             assert!(line.chars().count() <= WIDTH, "{line}");
