@@ -158,7 +158,7 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             let schema = coordinator::schema(settings.design);
             let store = Store::open_with(&common.db, &schema, durability)
                 .with_context(|| format!("opening {}", common.db.display()))?;
-            let remote = Remote::new(&external_url, &ledger_url)?;
+            let remote = Remote::new(&external_url, &ledger_url, settings.max_in_flight as usize)?;
             tracing::info!(?settings, "coordinator starting");
             let config = CoordinatorConfig::from_settings(&settings);
             let coord = coordinator::start(config, store, remote)

@@ -21,10 +21,6 @@ pub enum CallOutcome {
     Unknown(String),
 }
 
-/// Idle keep-alive connections kept per institution: as many as calls can be in flight to
-/// it at the coordinator's ceiling on transfers in flight.
-const MAX_IDLE_CONNECTIONS: usize = 512;
-
 #[derive(Clone)]
 pub struct Remote {
     /// One call is one request: whether a money-moving call goes again is the saga's
@@ -37,9 +33,12 @@ pub struct Remote {
 }
 
 impl Remote {
-    pub fn new(external_url: &str, ledger_url: &str) -> anyhow::Result<Remote> {
-        let external = KeepAliveClient::new(external_url, MAX_IDLE_CONNECTIONS)?;
-        let ledger = KeepAliveClient::new(ledger_url, MAX_IDLE_CONNECTIONS)?;
+    /// Calls to the institutions at `external_url` and `ledger_url`, keeping up to
+    /// `max_idle` idle connections to each: the coordinator's bound on transfers in flight,
+    /// each of which has at most one call under way.
+    pub fn new(external_url: &str, ledger_url: &str, max_idle: usize) -> anyhow::Result<Remote> {
+        let external = KeepAliveClient::new(external_url, max_idle)?;
+        let ledger = KeepAliveClient::new(ledger_url, max_idle)?;
         Ok(Remote {
             debits_path: external.path(routes::DEBITS),
             credits_path: ledger.path(routes::CREDITS),
@@ -162,7 +161,7 @@ mod tests {
 
     #[test]
     fn paths_keep_the_base_path_of_each_institution() {
-        let remote = Remote::new("http://127.0.0.1:9/ext/", "http://127.0.0.1:8").expect("urls");
+        let remote = Remote::new("http://127.0.0.1:9/ext/", "http://127.0.0.1:8", 4).expect("urls");
         assert_eq!(remote.debits_path, "/ext/debits");
         assert_eq!(remote.credits_path, "/credits");
         let id = TransferId::generate();
@@ -170,7 +169,7 @@ mod tests {
             remote.reverse_path(&id),
             format!("/ext/debits/{id}/reverse")
         );
-        assert!(Remote::new("not a url", "http://127.0.0.1:8").is_err());
+        assert!(Remote::new("not a url", "http://127.0.0.1:8", 4).is_err());
     }
 
     #[test]
