@@ -123,6 +123,10 @@ pub struct Capacity {
     pub expected_rate_per_s: f64,
     pub slo_p99_ms: u64,
     pub error_budget: f64,
+    /// The profile's shed budget, which shed answers are judged against; None: they count
+    /// against the error budget.
+    #[serde(default)]
+    pub shed_budget: Option<f64>,
     pub step_s: u32,
     pub warmup_s: u32,
     pub resolution: f64,
@@ -159,8 +163,7 @@ pub enum CapacityError {
     },
 }
 
-/// The fraction of operations that were errors or shed: a system that refuses load has not
-/// carried it, so capacity counts shed answers against the error budget (a run does not).
+/// The fraction of operations that were errors or shed.
 fn refused_or_failed(s: &Summary) -> f64 {
     let operations = s.requests.operations();
     if operations == 0 {
@@ -169,14 +172,26 @@ fn refused_or_failed(s: &Summary) -> f64 {
     (s.requests.errors + s.requests.shed) as f64 / operations as f64
 }
 
+/// Whether a step kept its budgets. A system that refuses load has not carried it, so shed
+/// answers always count: against the profile's shed budget when it has one (as a run is
+/// judged, so the knee is the highest rate at which the profile passes), and otherwise
+/// against the error budget, together with the errors (a run without a shed budget does
+/// not count them at all).
+fn within_budgets(s: &Summary) -> bool {
+    match s.slo.shed_budget {
+        Some(_) => s.slo.error_budget_met && s.slo.shed_budget_met(),
+        None => refused_or_failed(s) <= s.slo.error_budget,
+    }
+}
+
 /// Whether a step met what capacity is measured against: every latency bound of the SLO,
-/// the error budget with shed answers counted in it, and a generator that kept up.
+/// its budgets (`within_budgets`), and a generator that kept up.
 fn meets(s: &Summary) -> bool {
     let latency_holds = s
         .invariants
         .iter()
         .any(|i| i.name == LATENCY_INVARIANT && i.holds == Some(true));
-    latency_holds && refused_or_failed(s) <= s.slo.error_budget && s.generator.usable
+    latency_holds && within_budgets(s) && s.generator.usable
 }
 
 /// The generator, not the system, limited the step: it fell behind its schedule (the run
@@ -393,6 +408,7 @@ pub async fn run(args: CapacityArgs) -> Result<i32, CapacityError> {
         expected_rate_per_s: peak,
         slo_p99_ms: u64::try_from(plan.slo.p99.as_millis()).unwrap_or(u64::MAX),
         error_budget: plan.slo.error_budget,
+        shed_budget: plan.slo.shed_budget,
         step_s: args.step_s,
         warmup_s: args.warmup_s,
         resolution: args.resolution,
@@ -429,6 +445,40 @@ fn write(out: &Path, capacity: &Capacity) -> Result<(), CapacityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The committed smoke baseline (a passing run) with `shed` of its completed answers
+    /// turned into shed ones, judged under `shed_budget` and an error budget of 0.
+    fn step_with_shed(shed: u64, shed_budget: Option<f64>) -> Summary {
+        let mut s: Summary = serde_json::from_str(include_str!(
+            "../../../results/baselines/smoke/summary.json"
+        ))
+        .expect("the committed baseline is a summary");
+        assert!(meets(&s), "the baseline itself meets its targets");
+        s.requests.completed -= shed;
+        s.requests.shed += shed;
+        s.slo.error_budget = 0.0;
+        s.slo.shed_budget = shed_budget;
+        s.slo.shed_rate = shed as f64 / s.requests.operations() as f64;
+        s
+    }
+
+    #[test]
+    fn shed_answers_count_against_the_shed_budget_or_else_the_error_budget() {
+        let operations = step_with_shed(0, None).requests.operations();
+        // Without a shed budget, a single shed answer spends an error budget of 0.
+        assert!(meets(&step_with_shed(0, None)));
+        assert!(!meets(&step_with_shed(1, None)));
+        // With one, shed answers are judged against it, as the run's verdict judges them.
+        let one_percent = operations / 100;
+        assert!(meets(&step_with_shed(one_percent, Some(0.01))));
+        assert!(!meets(&step_with_shed(one_percent + 1, Some(0.01))));
+        // Errors still spend the error budget.
+        let mut failing = step_with_shed(1, Some(0.01));
+        failing.requests.completed -= 1;
+        failing.requests.errors += 1;
+        failing.slo.error_budget_met = false;
+        assert!(!meets(&failing));
+    }
 
     #[test]
     fn a_step_runs_long_enough_for_the_slo_percentiles() {

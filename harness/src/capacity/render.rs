@@ -165,6 +165,14 @@ fn steps_in_rate_order(c: &Capacity) -> Vec<&Step> {
 }
 
 /// `capacity.md`.
+/// The budgets each step was judged against (`within_budgets` in the module above).
+fn budgets(c: &Capacity) -> String {
+    match c.shed_budget {
+        Some(shed) => format!("error budget {}, shed budget {shed}", c.error_budget),
+        None => format!("error budget {} (shed answers count in it)", c.error_budget),
+    }
+}
+
 pub fn markdown(c: &Capacity) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -178,14 +186,14 @@ pub fn markdown(c: &Capacity) -> String {
     let _ = writeln!(
         out,
         "seed {} · git {} · started {} · steps of {} s after {} s warm-up · SLO p99 {} ms, \
-         error budget {} · resolution {} %\n",
+         {} · resolution {} %\n",
         c.seed,
         c.git_revision,
         c.started_at,
         c.step_s,
         c.warmup_s,
         c.slo_p99_ms,
-        c.error_budget,
+        budgets(c),
         c.resolution * 100.0
     );
     for line in conclusion(c).lines() {
@@ -307,7 +315,7 @@ pub fn html(c: &Capacity) -> String {
         out,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{}</title>\
          <style>{STYLE}</style></head><body>\n<div class=\"verdict {}\"><h1>{}</h1>seed {} · \
-         git {} · started {} · steps of {} s after {} s warm-up · SLO p99 {} ms, error budget {}\
+         git {} · started {} · steps of {} s after {} s warm-up · SLO p99 {} ms, {}\
          </div>\n<ul>\n",
         escape(&title),
         if c.knee_rate_per_s.is_some() {
@@ -322,7 +330,7 @@ pub fn html(c: &Capacity) -> String {
         c.step_s,
         c.warmup_s,
         c.slo_p99_ms,
-        c.error_budget
+        escape(&budgets(c))
     );
     for line in conclusion(c).lines() {
         let _ = writeln!(out, "<li>{}</li>", escape(line));
