@@ -12,20 +12,24 @@ use crate::money::AmountCents;
 use crate::store::StoreError;
 use rusqlite::{params, Connection, OptionalExtension};
 
+/// Tables keyed by text are `WITHOUT ROWID`: one B-tree each, where a rowid table keeps a
+/// second one for its primary key and every write and lookup walks both. `entries.seq` is the
+/// rowid: nothing is ever deleted, so it grows with every entry without `AUTOINCREMENT`, which
+/// would also write `sqlite_sequence` on every insert.
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS accounts (
     account_id    TEXT PRIMARY KEY,
     balance_cents INTEGER NOT NULL CHECK (balance_cents >= 0)
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS transfers (
     transfer_id  TEXT PRIMARY KEY,
     account_id   TEXT,
     amount_cents INTEGER,
     status       TEXT NOT NULL,
     reason       TEXT
-);
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS entries (
-    seq                 INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq                 INTEGER PRIMARY KEY,
     transfer_id         TEXT NOT NULL,
     account_id          TEXT NOT NULL,
     kind                TEXT NOT NULL,

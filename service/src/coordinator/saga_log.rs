@@ -26,7 +26,7 @@ CREATE TABLE IF NOT EXISTS links (
     user_id    TEXT NOT NULL,
     account_id TEXT NOT NULL,
     PRIMARY KEY (user_id, account_id)
-);
+) WITHOUT ROWID;
 ";
 
 impl SagaState {
