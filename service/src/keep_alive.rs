@@ -1,7 +1,8 @@
 //! An HTTP/1.1 client for one server, built straight on hyper's connections with a pool of
 //! its own: a request goes out on an idle keep-alive connection, or on a new one; a
 //! connection that breaks, or that the server closes, is dropped, and so is one whose request
-//! the caller gave up on (it may still carry the answer).
+//! the caller gave up on (it may still carry the answer), and one left idle longer than
+//! [`IDLE_TIMEOUT`].
 //!
 //! Nothing happens behind the caller's back: no retry, no redirect, no proxy. One call is one
 //! request on the wire, which both money-moving callers need (the coordinator decides itself
@@ -15,8 +16,15 @@ use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 type Sender = SendRequest<Full<Bytes>>;
+
+/// How long a connection may stay idle and still be reused. Servers and proxies close idle
+/// connections after a while of their own; a request sent just as the server closes is lost
+/// with the connection, and for a debit that makes the outcome unknown. Closing ours first
+/// avoids that race against any server that keeps connections at least this long.
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// Why a call got no answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,10 +60,12 @@ pub struct KeepAliveClient {
     host: HeaderValue,
     /// The base URL's path without its trailing slash (empty for a bare `http://host:port`).
     base_path: String,
-    /// Idle keep-alive connections, most recently used last.
-    idle: Arc<Mutex<Vec<Sender>>>,
+    /// Idle keep-alive connections with the time each came back, most recently used last.
+    idle: Arc<Mutex<Vec<(Sender, Instant)>>>,
     /// Idle connections kept at most; more are closed when they come back.
     max_idle: usize,
+    /// An idle connection older than this is closed instead of reused.
+    idle_timeout: Duration,
 }
 
 impl KeepAliveClient {
@@ -78,7 +88,15 @@ impl KeepAliveClient {
             base_path: uri.path().trim_end_matches('/').to_owned(),
             idle: Arc::new(Mutex::new(Vec::new())),
             max_idle: max_idle.max(1),
+            idle_timeout: IDLE_TIMEOUT,
         })
+    }
+
+    /// The same client with idle connections closed after `idle_timeout` instead of
+    /// [`IDLE_TIMEOUT`].
+    pub fn with_idle_timeout(mut self, idle_timeout: Duration) -> KeepAliveClient {
+        self.idle_timeout = idle_timeout;
+        self
     }
 
     /// `path` under the base URL's path.
@@ -86,7 +104,7 @@ impl KeepAliveClient {
         format!("{}{path}", self.base_path)
     }
 
-    fn idle(&self) -> MutexGuard<'_, Vec<Sender>> {
+    fn idle(&self) -> MutexGuard<'_, Vec<(Sender, Instant)>> {
         match self.idle.lock() {
             Ok(idle) => idle,
             Err(poisoned) => poisoned.into_inner(),
@@ -95,10 +113,10 @@ impl KeepAliveClient {
 
     async fn connection(&self) -> Result<Sender, Failure> {
         loop {
-            let Some(mut sender) = self.idle().pop() else {
+            let Some((mut sender, idle_since)) = self.idle().pop() else {
                 break;
             };
-            if sender.is_closed() {
+            if sender.is_closed() || idle_since.elapsed() > self.idle_timeout {
                 continue;
             }
             if sender.ready().await.is_ok() {
@@ -125,7 +143,7 @@ impl KeepAliveClient {
         }
         let mut idle = self.idle();
         if idle.len() < self.max_idle {
-            idle.push(sender);
+            idle.push((sender, Instant::now()));
         }
     }
 
@@ -248,6 +266,28 @@ mod tests {
         }
         // Two requests per connection, then the server's `Connection: close`.
         assert_eq!(accepted.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_connection_idle_past_the_timeout_is_not_reused() {
+        let (url, accepted) = echo_server(usize::MAX).await;
+        let client = KeepAliveClient::new(&url, 4)
+            .expect("url")
+            .with_idle_timeout(Duration::from_millis(500));
+        let accepted = || accepted.load(std::sync::atomic::Ordering::SeqCst);
+        for _ in 0..2 {
+            client
+                .post("/fresh", &[], Bytes::new())
+                .await
+                .expect("answer");
+        }
+        assert_eq!(accepted(), 1, "reused while fresh");
+        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        client
+            .post("/stale", &[], Bytes::new())
+            .await
+            .expect("answer");
+        assert_eq!(accepted(), 2, "a new connection after the idle timeout");
     }
 
     #[tokio::test]
