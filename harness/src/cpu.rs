@@ -128,6 +128,45 @@ mod tests {
         assert_eq!(cpu_seconds_in("bank_store_writes_total 1\n"), None);
     }
 
+    #[tokio::test]
+    async fn services_whose_metrics_hang_cost_one_timeout_together_and_are_left_out() {
+        use crate::system::admin::METRICS_TIMEOUT;
+        // Accepts every connection and never answers on any.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                held.push(stream);
+            }
+        });
+        let endpoints = Endpoints {
+            coordinator: base.clone(),
+            gateway: base.clone(),
+            external: Some(base.clone()),
+            ledger: Some(base),
+        };
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
+        let admin = AdminClient::new(http);
+        let started = Instant::now();
+        let reading = CpuReading::take(&admin, &endpoints).await;
+        let took = started.elapsed();
+        // Asked one after the other, the three would take three timeouts.
+        assert!(took >= METRICS_TIMEOUT, "the reads did wait: {took:?}");
+        assert!(took < METRICS_TIMEOUT * 2, "the reads overlapped: {took:?}");
+        let processes: Vec<&str> = reading
+            .seconds_by_process
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        assert_eq!(processes, [HARNESS], "only the harness's own CPU is known");
+    }
+
     #[test]
     fn cpu_is_divided_by_the_operations_and_a_restarted_process_is_left_out() {
         let at = Instant::now();

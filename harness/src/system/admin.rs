@@ -35,6 +35,8 @@ const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a sampling read may take before the sample is skipped.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
+/// How long a service's `/metrics` may take before its CPU is left out of the figures.
+pub const METRICS_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Clone)]
 pub struct AdminClient {
@@ -291,12 +293,7 @@ impl AdminClient {
     /// with one (`/metrics` is not required of another system).
     pub async fn metrics(&self, base: &str, role: ServiceRole) -> Option<String> {
         let url = format!("{base}{}", routes::METRICS);
-        let answer = self
-            .http
-            .get(&url)
-            .timeout(Duration::from_secs(5))
-            .send()
-            .await;
+        let answer = self.http.get(&url).timeout(METRICS_TIMEOUT).send().await;
         let text = match answer {
             Ok(response) if response.status().is_success() => response.text().await,
             Ok(response) => {
