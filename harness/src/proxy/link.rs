@@ -267,8 +267,9 @@ impl Direction<'_> {
         }
     }
 
-    /// One read copied straight through, while watching for a toxic to arrive or the
-    /// connection to be killed. False when this direction is done.
+    /// Copies straight through until a toxic arrives (true), the source ends (true, with
+    /// `eof` set) or the connection is killed or breaks (false). The two watches are
+    /// registered once for the whole copy, not once per read.
     async fn pass_through(
         &mut self,
         buf: &mut [u8],
@@ -276,21 +277,36 @@ impl Direction<'_> {
         kill_tx: &watch::Sender<Option<Kill>>,
         kill_rx: &mut watch::Receiver<Option<Kill>>,
     ) -> bool {
-        tokio::select! {
-            read = self.src.read(buf) => match read {
-                Ok(0) | Err(_) => *eof = true,
-                Ok(n) => {
-                    if self.dst.write_all(&buf[..n]).await.is_err() {
-                        let _ = kill_tx.send(Some(Kill::Close));
-                        return false;
+        let Direction {
+            src,
+            dst,
+            toxics,
+            written,
+            ..
+        } = self;
+        let toxics_changed = toxics.changed();
+        tokio::pin!(toxics_changed);
+        let killed = kill_rx.changed();
+        tokio::pin!(killed);
+        loop {
+            tokio::select! {
+                read = src.read(buf) => match read {
+                    Ok(0) | Err(_) => {
+                        *eof = true;
+                        return true;
                     }
-                    self.written += n as i64;
-                }
-            },
-            changed = self.toxics.changed() => return changed.is_ok(),
-            _ = kill_rx.changed() => return false,
+                    Ok(n) => {
+                        if dst.write_all(&buf[..n]).await.is_err() {
+                            let _ = kill_tx.send(Some(Kill::Close));
+                            return false;
+                        }
+                        *written += n as i64;
+                    }
+                },
+                changed = &mut toxics_changed => return changed.is_ok(),
+                _ = &mut killed => return false,
+            }
         }
-        true
     }
 
     /// What the toxics make of a chunk just read: swallowed (timeout), a reset armed
