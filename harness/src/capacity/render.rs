@@ -164,7 +164,6 @@ fn steps_in_rate_order(c: &Capacity) -> Vec<&Step> {
     steps
 }
 
-/// `capacity.md`.
 /// The budgets each step was judged against (`within_budgets` in the module above).
 fn budgets(c: &Capacity) -> String {
     match c.shed_budget {
@@ -173,6 +172,7 @@ fn budgets(c: &Capacity) -> String {
     }
 }
 
+/// `capacity.md`.
 pub fn markdown(c: &Capacity) -> String {
     let mut out = String::new();
     let _ = writeln!(
