@@ -273,7 +273,7 @@ mod tests {
         let (url, accepted) = echo_server(usize::MAX).await;
         let client = KeepAliveClient::new(&url, 4)
             .expect("url")
-            .with_idle_timeout(Duration::from_millis(500));
+            .with_idle_timeout(Duration::from_secs(2));
         let accepted = || accepted.load(std::sync::atomic::Ordering::SeqCst);
         for _ in 0..2 {
             client
@@ -282,7 +282,7 @@ mod tests {
                 .expect("answer");
         }
         assert_eq!(accepted(), 1, "reused while fresh");
-        tokio::time::sleep(Duration::from_millis(1_200)).await;
+        tokio::time::sleep(Duration::from_secs(3)).await;
         client
             .post("/stale", &[], Bytes::new())
             .await
