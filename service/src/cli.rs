@@ -158,7 +158,12 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             let schema = coordinator::schema(settings.design);
             let store = Store::open_with(&common.db, &schema, durability)
                 .with_context(|| format!("opening {}", common.db.display()))?;
-            let remote = Remote::new(&external_url, &ledger_url, settings.max_in_flight as usize)?;
+            let remote = Remote::new(
+                &external_url,
+                &ledger_url,
+                settings.institution_h2_connections as usize,
+                settings.max_in_flight as usize,
+            )?;
             tracing::info!(?settings, "coordinator starting");
             let config = CoordinatorConfig::from_settings(&settings);
             let coord = coordinator::start(config, store, remote)
@@ -242,6 +247,7 @@ mod tests {
             max_in_flight: 64,
             recovery_call_timeout_ms: 250,
             admission_target_ms: 0,
+            institution_h2_connections: 0,
         });
     }
 

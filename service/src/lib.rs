@@ -43,6 +43,7 @@ pub mod metrics;
 #[cfg(test)]
 mod model;
 pub mod money;
+pub mod multiplex;
 pub mod named_enum;
 pub mod server;
 pub mod settings;

@@ -77,6 +77,11 @@ pub struct CoordinatorSettings {
     /// saturated, the limit on transfers in flight falls (`admission.rs`).
     #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.admission_target_ms)]
     pub admission_target_ms: u64,
+    /// 0 (HTTP/1.1, a connection per call in flight), or how many HTTP/2 connections the
+    /// coordinator keeps to each institution, its calls spread over them (1..=64). Over
+    /// HTTP/2 a fault on a connection hits every call it carries (`multiplex.rs`).
+    #[arg(long, default_value_t = CoordinatorSettings::DEFAULT.institution_h2_connections)]
+    pub institution_h2_connections: u32,
 }
 
 impl CoordinatorSettings {
@@ -86,6 +91,7 @@ impl CoordinatorSettings {
         max_in_flight: 512,
         recovery_call_timeout_ms: 1000,
         admission_target_ms: 20,
+        institution_h2_connections: 0,
     };
 }
 
@@ -100,6 +106,12 @@ impl Settings for CoordinatorSettings {
         check_range("deadline_ms", self.deadline_ms, 1, 10_000)?;
         check_range("max_in_flight", self.max_in_flight, 1, 1_000_000)?;
         check_range("admission_target_ms", self.admission_target_ms, 0, 10_000)?;
+        check_range(
+            "institution_h2_connections",
+            self.institution_h2_connections,
+            0,
+            crate::multiplex::MAX_CONNECTIONS as u32,
+        )?;
         check_range(
             "recovery_call_timeout_ms",
             self.recovery_call_timeout_ms,

@@ -1,12 +1,14 @@
 //! A request an institution has received is carried out even if its caller hangs up: the
 //! case of a coordinator that timed out and closed its connection while a proxy was still
 //! delivering its debit. Without it a timed-out call would never be applied, and a reversal
-//! could never really overtake its debit.
+//! could never really overtake its debit. Over HTTP/2 the same holds for a caller that cancels
+//! its stream.
 
 use crate::support::{Options, System};
 use service::contract::{routes, DebitRequest, TransferStatus};
 use service::knobs::FaultKnobs;
 use service::money::AmountCents;
+use service::multiplex::MultiplexClient;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
@@ -20,14 +22,17 @@ enum HangUp {
     ResetMidWork,
 }
 
-async fn debit_then_hang_up(system: &System, transfer_id: &str, hang_up: HangUp) {
-    let addr = system.external.url.trim_start_matches("http://");
-    let body = serde_json::to_string(&DebitRequest {
+fn debit_request(transfer_id: &str) -> DebitRequest {
+    DebitRequest {
         transfer_id: transfer_id.to_owned(),
         external_account_id: "a-0".into(),
         amount_cents: AmountCents::new(700).into(),
-    })
-    .expect("a debit body");
+    }
+}
+
+async fn debit_then_hang_up(system: &System, transfer_id: &str, hang_up: HangUp) {
+    let addr = system.external.url.trim_start_matches("http://");
+    let body = serde_json::to_string(&debit_request(transfer_id)).expect("a debit body");
     // Written by hand on a raw socket: the test controls how the connection ends.
     let request = format!(
         "POST {} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
@@ -85,7 +90,21 @@ async fn a_debit_is_applied_even_if_its_caller_hangs_up() {
         debit_then_hang_up(&system, &transfer_id, hang_up).await;
         wait_debited(&system, &transfer_id).await;
     }
+    // Over HTTP/2, as the coordinator calls: giving up cancels the stream (RST_STREAM) and
+    // retires the connection.
+    let client = MultiplexClient::new(&system.external.url, 1).expect("the external's URL");
+    let body = serde_json::to_vec(&debit_request("t-hung-up-2")).expect("a debit body");
+    let path = client.path(routes::DEBITS);
+    let call = client.post(&path, &[], body.into());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(100), call)
+            .await
+            .is_err(),
+        "the debit takes 300 ms: the caller gives up first"
+    );
+    wait_debited(&system, "t-hung-up-2").await;
     let books = system.books().await;
-    assert_eq!(books.external_net_debit("t-hung-up-0"), 700);
-    assert_eq!(books.external_net_debit("t-hung-up-1"), 700);
+    for n in 0..3 {
+        assert_eq!(books.external_net_debit(&format!("t-hung-up-{n}")), 700);
+    }
 }
