@@ -15,8 +15,10 @@ use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, CONNECTION, CONTENT_TYPE, HOST};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
 
 type Sender = SendRequest<Full<Bytes>>;
 
@@ -52,25 +54,20 @@ pub struct Reply {
     pub body: Bytes,
 }
 
+/// A server's base URL (`http://HOST:PORT[/PATH]`) taken apart once: what both clients need
+/// to reach it and to name paths under it.
 #[derive(Clone)]
-pub struct KeepAliveClient {
+pub(crate) struct Origin {
     /// `host:port` of the server, for connecting.
-    authority: String,
+    pub(crate) authority: String,
     /// The same, as the `Host` header (built once: a header value is checked when made).
-    host: HeaderValue,
+    pub(crate) host: HeaderValue,
     /// The base URL's path without its trailing slash (empty for a bare `http://host:port`).
     base_path: String,
-    /// Idle keep-alive connections with the time each came back, most recently used last.
-    idle: Arc<Mutex<Vec<(Sender, Instant)>>>,
-    /// Idle connections kept at most; more are closed when they come back.
-    max_idle: usize,
-    /// An idle connection older than this is closed instead of reused.
-    idle_timeout: Duration,
 }
 
-impl KeepAliveClient {
-    /// A client for the server at `base_url` (`http://HOST:PORT[/PATH]`).
-    pub fn new(base_url: &str, max_idle: usize) -> anyhow::Result<KeepAliveClient> {
+impl Origin {
+    pub(crate) fn parse(base_url: &str) -> anyhow::Result<Origin> {
         let uri: http::Uri = base_url
             .trim_end_matches('/')
             .parse()
@@ -82,10 +79,81 @@ impl KeepAliveClient {
             .authority()
             .ok_or_else(|| anyhow::anyhow!("no host in {base_url}"))?
             .to_string();
-        Ok(KeepAliveClient {
+        Ok(Origin {
             host: HeaderValue::from_str(&authority)?,
             authority,
             base_path: uri.path().trim_end_matches('/').to_owned(),
+        })
+    }
+
+    /// `path` under the base URL's path.
+    pub(crate) fn path(&self, path: &str) -> String {
+        format!("{}{path}", self.base_path)
+    }
+
+    /// A new TCP connection to the server, with Nagle's delay off.
+    pub(crate) async fn connect(&self) -> Result<TokioIo<TcpStream>, Failure> {
+        let stream = TcpStream::connect(&self.authority)
+            .await
+            .map_err(|_| Failure::Connect)?;
+        let _ = stream.set_nodelay(true);
+        Ok(TokioIo::new(stream))
+    }
+}
+
+/// `POST uri` with `body` as JSON (no body and no content type when `body` is empty) and
+/// `headers` besides.
+pub(crate) fn post_request<U>(
+    uri: U,
+    headers: &[(HeaderName, HeaderValue)],
+    body: Bytes,
+) -> Result<http::Request<Full<Bytes>>, Failure>
+where
+    http::Uri: TryFrom<U>,
+    <http::Uri as TryFrom<U>>::Error: Into<http::Error>,
+{
+    let with_body = !body.is_empty();
+    let mut request = http::Request::post(uri)
+        .body(Full::new(body))
+        .map_err(|_| Failure::Transport)?;
+    let request_headers = request.headers_mut();
+    if with_body {
+        request_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    }
+    for (name, value) in headers {
+        request_headers.insert(name.clone(), value.clone());
+    }
+    Ok(request)
+}
+
+/// The whole body of `response`.
+pub(crate) async fn read_body(
+    response: http::Response<hyper::body::Incoming>,
+) -> Result<Bytes, Failure> {
+    Ok(response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|_| Failure::Transport)?
+        .to_bytes())
+}
+
+#[derive(Clone)]
+pub struct KeepAliveClient {
+    origin: Origin,
+    /// Idle keep-alive connections with the time each came back, most recently used last.
+    idle: Arc<Mutex<Vec<(Sender, Instant)>>>,
+    /// Idle connections kept at most; more are closed when they come back.
+    max_idle: usize,
+    /// An idle connection older than this is closed instead of reused.
+    idle_timeout: Duration,
+}
+
+impl KeepAliveClient {
+    /// A client for the server at `base_url` (`http://HOST:PORT[/PATH]`).
+    pub fn new(base_url: &str, max_idle: usize) -> anyhow::Result<KeepAliveClient> {
+        Ok(KeepAliveClient {
+            origin: Origin::parse(base_url)?,
             idle: Arc::new(Mutex::new(Vec::new())),
             max_idle: max_idle.max(1),
             idle_timeout: IDLE_TIMEOUT,
@@ -101,7 +169,7 @@ impl KeepAliveClient {
 
     /// `path` under the base URL's path.
     pub fn path(&self, path: &str) -> String {
-        format!("{}{path}", self.base_path)
+        self.origin.path(path)
     }
 
     fn idle(&self) -> MutexGuard<'_, Vec<(Sender, Instant)>> {
@@ -123,12 +191,8 @@ impl KeepAliveClient {
                 return Ok(sender);
             }
         }
-        let stream = tokio::net::TcpStream::connect(&self.authority)
-            .await
-            .map_err(|_| Failure::Connect)?;
-        let _ = stream.set_nodelay(true);
         let (sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            hyper::client::conn::http1::handshake(self.origin.connect().await?)
                 .await
                 .map_err(|_| Failure::Connect)?;
         tokio::spawn(async move {
@@ -157,18 +221,8 @@ impl KeepAliveClient {
         body: Bytes,
     ) -> Result<Reply, Failure> {
         let mut sender = self.connection().await?;
-        let with_body = !body.is_empty();
-        let mut request = http::Request::post(path)
-            .body(Full::new(body))
-            .map_err(|_| Failure::Transport)?;
-        let request_headers = request.headers_mut();
-        request_headers.insert(HOST, self.host.clone());
-        if with_body {
-            request_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        for (name, value) in headers {
-            request_headers.insert(name.clone(), value.clone());
-        }
+        let mut request = post_request(path, headers, body)?;
+        request.headers_mut().insert(HOST, self.origin.host.clone());
         let response = sender
             .send_request(request)
             .await
@@ -178,12 +232,7 @@ impl KeepAliveClient {
             .headers()
             .get(CONNECTION)
             .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"close"));
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|_| Failure::Transport)?
-            .to_bytes();
+        let body = read_body(response).await?;
         if keep_alive {
             self.give_back(sender);
         }
@@ -290,6 +339,7 @@ mod tests {
         assert_eq!(accepted(), 2, "a new connection after the idle timeout");
     }
 
+    /// Both clients connect through `Origin::connect`.
     #[tokio::test]
     async fn a_refused_connection_is_a_connect_failure() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");

@@ -17,12 +17,12 @@
 //! Like [`KeepAliveClient`](crate::keep_alive::KeepAliveClient), nothing happens behind the
 //! caller's back: one call is one request, never resent.
 
-use crate::keep_alive::{Failure, Reply};
+use crate::keep_alive::{post_request, read_body, Failure, Origin, Reply};
 use bytes::Bytes;
-use http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
-use http_body_util::{BodyExt, Full};
+use http::header::{HeaderName, HeaderValue};
+use http_body_util::Full;
 use hyper::client::conn::http2::SendRequest;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioExecutor;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -97,10 +97,7 @@ impl Slot {
 }
 
 struct Inner {
-    /// `host:port` of the server, for connecting and as each request's authority.
-    authority: String,
-    /// The base URL's path without its trailing slash (empty for a bare `http://host:port`).
-    base_path: String,
+    origin: Origin,
     slots: Vec<Slot>,
     /// The slot the next call goes out on (modulo the number of slots).
     next_slot: AtomicUsize,
@@ -116,24 +113,13 @@ impl MultiplexClient {
     /// A client for the server at `base_url` (`http://HOST:PORT[/PATH]`) over `connections`
     /// connections (1..=[`MAX_CONNECTIONS`]; made when first needed).
     pub fn new(base_url: &str, connections: usize) -> anyhow::Result<MultiplexClient> {
-        let uri: http::Uri = base_url
-            .trim_end_matches('/')
-            .parse()
-            .map_err(|e| anyhow::anyhow!("bad URL {base_url}: {e}"))?;
-        if uri.scheme_str() != Some("http") {
-            anyhow::bail!("the URL must be http://HOST:PORT, got {base_url}");
-        }
-        let authority = uri
-            .authority()
-            .ok_or_else(|| anyhow::anyhow!("no host in {base_url}"))?
-            .to_string();
+        let origin = Origin::parse(base_url)?;
         if !(1..=MAX_CONNECTIONS).contains(&connections) {
             anyhow::bail!("connections must be 1..={MAX_CONNECTIONS}, got {connections}");
         }
         Ok(MultiplexClient {
             inner: Arc::new(Inner {
-                authority,
-                base_path: uri.path().trim_end_matches('/').to_owned(),
+                origin,
                 slots: (0..connections).map(|_| Slot::default()).collect(),
                 next_slot: AtomicUsize::new(0),
                 next_number: AtomicU64::new(0),
@@ -143,7 +129,7 @@ impl MultiplexClient {
 
     /// `path` under the base URL's path.
     pub fn path(&self, path: &str) -> String {
-        format!("{}{path}", self.inner.base_path)
+        self.inner.origin.path(path)
     }
 
     async fn connection(&self, slot: &Slot) -> Result<Connection, Failure> {
@@ -154,12 +140,8 @@ impl MultiplexClient {
         if let Some(connection) = slot.open() {
             return Ok(connection);
         }
-        let stream = tokio::net::TcpStream::connect(&self.inner.authority)
-            .await
-            .map_err(|_| Failure::Connect)?;
-        let _ = stream.set_nodelay(true);
         let (sender, driver) = hyper::client::conn::http2::Builder::new(TokioExecutor::new())
-            .handshake(TokioIo::new(stream))
+            .handshake(self.inner.origin.connect().await?)
             .await
             .map_err(|_| Failure::Connect)?;
         let driver = tokio::spawn(async move {
@@ -193,34 +175,19 @@ impl MultiplexClient {
             done: false,
         };
         let mut sender = connection.sender;
+        // HTTP/2 names the server in the request's URI (`:authority`), not in a Host header.
         let uri = http::Uri::builder()
             .scheme("http")
-            .authority(self.inner.authority.as_str())
+            .authority(self.inner.origin.authority.as_str())
             .path_and_query(path)
             .build()
             .map_err(|_| Failure::Transport)?;
-        let with_body = !body.is_empty();
-        let mut request = http::Request::post(uri)
-            .body(Full::new(body))
-            .map_err(|_| Failure::Transport)?;
-        let request_headers = request.headers_mut();
-        if with_body {
-            request_headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        }
-        for (name, value) in headers {
-            request_headers.insert(name.clone(), value.clone());
-        }
         let response = sender
-            .send_request(request)
+            .send_request(post_request(uri, headers, body)?)
             .await
             .map_err(|_| Failure::Transport)?;
         let status = response.status().as_u16();
-        let body = response
-            .into_body()
-            .collect()
-            .await
-            .map_err(|_| Failure::Transport)?
-            .to_bytes();
+        let body = read_body(response).await?;
         in_use.done = true;
         Ok(Reply { status, body })
     }
@@ -245,14 +212,12 @@ impl Drop for InUse<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::atomic::AtomicUsize;
+    use hyper_util::rt::TokioIo;
 
+    /// URLs are checked by `Origin::parse`, tested with the HTTP/1.1 client.
     #[test]
-    fn urls_and_connection_counts_are_checked() {
-        let under = MultiplexClient::new("http://127.0.0.1:9/ext/", 2).expect("url");
-        assert_eq!(under.path("/debits"), "/ext/debits");
-        assert!(MultiplexClient::new("not a url", 1).is_err());
-        assert!(MultiplexClient::new("https://127.0.0.1:9", 1).is_err());
+    fn connection_counts_are_checked() {
+        assert!(MultiplexClient::new("http://127.0.0.1:9", 1).is_ok());
         assert!(MultiplexClient::new("http://127.0.0.1:9", 0).is_err());
         assert!(MultiplexClient::new("http://127.0.0.1:9", MAX_CONNECTIONS + 1).is_err());
     }
@@ -331,18 +296,5 @@ mod tests {
             waited.await.is_ok(),
             "the next call goes out on a new connection"
         );
-    }
-
-    #[tokio::test]
-    async fn a_refused_connection_is_a_connect_failure() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-        let url = format!("http://{}", listener.local_addr().expect("addr"));
-        drop(listener);
-        let client = MultiplexClient::new(&url, 1).expect("url");
-        let failure = client
-            .post("/x", &[], Bytes::new())
-            .await
-            .expect_err("nobody listens");
-        assert_eq!(failure, Failure::Connect);
     }
 }
