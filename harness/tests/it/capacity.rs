@@ -41,8 +41,11 @@ fn printed(output: &Output) -> String {
 #[test]
 fn a_search_that_meets_every_rate_reports_the_maximum_and_draws_its_curves() {
     let _serial = exclusive();
+    // Budgets of a few %: a stall of a busy CI machine may shed or time out a handful of the
+    // step's requests, which is not what this test is about.
+    let slo = format!("{LENIENT_SLO}  error_budget: 0.05\n  shed_budget: 0.05\n");
     let (dir, output) = capacity(
-        &profile("cap", 200, 1, 2, LENIENT_SLO),
+        &profile("cap", 200, 1, 2, &slo),
         &["--start", "200", "--max", "400"],
     );
     let text = printed(&output);
