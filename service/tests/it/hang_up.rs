@@ -91,16 +91,22 @@ async fn a_debit_is_applied_even_if_its_caller_hangs_up() {
         wait_debited(&system, &transfer_id).await;
     }
     // Over HTTP/2, as the coordinator calls: giving up cancels the stream (RST_STREAM) and
-    // retires the connection.
+    // retires the connection. The caller gives up after 1 s, which leaves a busy machine time
+    // to deliver the request, on a debit that takes 3 s.
+    let slower = FaultKnobs {
+        service_time_ms: 3_000,
+        ..FaultKnobs::default()
+    };
+    system.set_knobs(&system.external, slower).await;
     let client = MultiplexClient::new(&system.external.url, 1).expect("the external's URL");
     let body = serde_json::to_vec(&debit_request("t-hung-up-2")).expect("a debit body");
     let path = client.path(routes::DEBITS);
     let call = client.post(&path, &[], body.into());
     assert!(
-        tokio::time::timeout(Duration::from_millis(100), call)
+        tokio::time::timeout(Duration::from_secs(1), call)
             .await
             .is_err(),
-        "the debit takes 300 ms: the caller gives up first"
+        "the debit takes 3 s: the caller gives up first"
     );
     wait_debited(&system, "t-hung-up-2").await;
     let books = system.books().await;
