@@ -97,6 +97,10 @@ pub struct RunArgs {
     /// Overrides the coordinator design (saga or naive).
     #[arg(long, value_enum)]
     pub design: Option<Design>,
+    /// Overrides the profile's `client.http2_connections`: 0 for HTTP/1.1 to the coordinator,
+    /// 1-64 for that many HTTP/2 connections (the coordinator must speak h2c).
+    #[arg(long)]
+    pub client_http2_connections: Option<u32>,
     /// Drive a coordinator that is already running at this URL instead of starting one.
     #[arg(long, conflicts_with = "target_file")]
     pub target: Option<String>,
@@ -136,6 +140,7 @@ impl RunArgs {
             duration_s: self.duration,
             rate: self.rate,
             design: self.design,
+            client_http2_connections: self.client_http2_connections,
             target: self.target,
             external_url: self.external_url,
             ledger_url: self.ledger_url,

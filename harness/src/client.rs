@@ -4,12 +4,14 @@
 //! HTTP status its `status` carries, and an error answer's code is kept when it is the
 //! contract's [`ErrorBody`].
 //!
-//! Sent over `service::keep_alive`: one attempt in the history is one request on the wire,
-//! and nothing is retried behind the generator's back.
+//! Sent over `service::http_client` (HTTP/1.1, or HTTP/2 when the profile says so): one
+//! attempt in the history is one request on the wire, and nothing is retried behind the
+//! generator's back.
 
 use crate::history::Outcome;
 use service::contract::{routes, ErrorBody, TransferRequest, TransferView};
-use service::keep_alive::{Failure, KeepAliveClient};
+use service::http_client::HttpClient;
+use service::keep_alive::Failure;
 use std::time::Duration;
 
 /// The `error_kind` of an attempt with no usable answer. A connection refused means the
@@ -42,7 +44,7 @@ pub struct Answer {
 
 #[derive(Clone)]
 pub struct TransferClient {
-    http: KeepAliveClient,
+    http: HttpClient,
     /// `/transfers` under the coordinator's base path.
     path: String,
     /// The `Idempotency-Key` header's name (checked once).
@@ -50,8 +52,14 @@ pub struct TransferClient {
 }
 
 impl TransferClient {
-    pub fn new(coordinator: &str, max_connections: usize) -> anyhow::Result<TransferClient> {
-        let http = KeepAliveClient::new(coordinator, max_connections)
+    /// A client for the coordinator at `coordinator`: over `http2_connections` HTTP/2
+    /// connections, or with 0, over HTTP/1.1 keeping up to `max_connections` idle.
+    pub fn new(
+        coordinator: &str,
+        http2_connections: usize,
+        max_connections: usize,
+    ) -> anyhow::Result<TransferClient> {
+        let http = HttpClient::new(coordinator, http2_connections, max_connections)
             .map_err(|e| anyhow::anyhow!("the coordinator URL: {e:#}"))?;
         Ok(TransferClient {
             path: http.path(routes::TRANSFERS),
@@ -70,7 +78,7 @@ impl TransferClient {
             return Answer::failed(kind::TRANSPORT);
         };
         let headers = [(self.key_header.clone(), key)];
-        // A timed-out exchange drops its connection with it: it may still carry the answer.
+        // A timed-out exchange gives its connection up with it: it may still carry the answer.
         let exchange = self.http.post(&self.path, &headers, body.into());
         match tokio::time::timeout(timeout, exchange).await {
             Ok(Ok(reply)) => classify(reply.status, &reply.body),
@@ -130,9 +138,15 @@ fn classify(status: u16, body: &[u8]) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bytes::Bytes;
+    use http_body_util::Full;
+    use hyper::service::service_fn;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
     use service::contract::{ClientStatus, ErrorCode, ErrorDetail, SagaState};
     use service::ids::{AccountId, TransferId, UserId};
     use service::money::AmountCents;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
 
     fn view(status: ClientStatus) -> Vec<u8> {
         serde_json::to_vec(&TransferView {
@@ -161,6 +175,54 @@ mod tests {
         let bare = classify(200, br#"{"status":"completed"}"#);
         assert_eq!(bare.outcome, Outcome::Error);
         assert_eq!(bare.error_kind.as_deref(), Some(kind::UNEXPECTED_ANSWER));
+    }
+
+    /// A server that speaks only HTTP/2 (h2c, prior knowledge) and answers every request with
+    /// a completed transfer; it counts the connections it accepts.
+    async fn h2_only_server() -> (String, Arc<AtomicUsize>) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let answer = service_fn(|_request| async {
+                    let body = Full::new(Bytes::from(view(ClientStatus::Completed)));
+                    Ok::<_, std::convert::Infallible>(http::Response::new(body))
+                });
+                tokio::spawn(
+                    hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), answer),
+                );
+            }
+        });
+        (url, accepted)
+    }
+
+    #[tokio::test]
+    async fn with_http2_connections_requests_go_over_http2_and_share_them() {
+        let (url, accepted) = h2_only_server().await;
+        let request = crate::population::transfer_request(1, AmountCents::new(5));
+        let timeout = Duration::from_secs(30);
+        let client = TransferClient::new(&url, 2, 100).expect("client");
+        let sends = (0..20).map(|n| {
+            let (client, request) = (client.clone(), request.clone());
+            async move { client.send(&format!("k-{n}"), &request, timeout).await }
+        });
+        for answer in futures_util::future::join_all(sends).await {
+            assert_eq!(answer.outcome, Outcome::Completed, "{answer:?}");
+        }
+        assert!(
+            accepted.load(Ordering::SeqCst) <= 2,
+            "20 requests on 2 connections"
+        );
+        // Over HTTP/1.1 the same server gives no answer the contract knows.
+        let http1 = TransferClient::new(&url, 0, 100).expect("client");
+        let answer = http1.send("k-1", &request, timeout).await;
+        assert_eq!(answer.outcome, Outcome::Error, "{answer:?}");
     }
 
     #[test]

@@ -31,6 +31,7 @@ pub mod external;
 pub mod fault_injection;
 pub mod hang_up;
 pub mod host_load;
+pub mod http_client;
 pub mod ids;
 pub mod institution;
 pub mod json_body;

@@ -86,7 +86,7 @@ async fn generator(args: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow
     let (_, plan) = profile::parse(std::path::Path::new("(bench-generator)"), &text)?;
     let writer = HistoryWriter::create(&dir.join("history.jsonl"))?;
     let config = loadgen::LoadConfig {
-        client: TransferClient::new(url, args.connections as usize)?,
+        client: TransferClient::new(url, 0, args.connections as usize)?,
         start: tokio::time::Instant::now() + Duration::from_millis(100),
         warmup: plan.warmup,
         timeout: plan.client_timeout,

@@ -55,6 +55,10 @@ pub struct CapacityArgs {
     /// Overrides the profile's seed.
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Overrides the profile's `client.http2_connections`: 0 for HTTP/1.1 to the coordinator,
+    /// 1-64 for that many HTTP/2 connections (the coordinator must speak h2c).
+    #[arg(long)]
+    pub client_http2_connections: Option<u32>,
 }
 
 service::named_enum! {
@@ -260,6 +264,7 @@ fn step_options(args: &CapacityArgs, rate: u32, duration_s: u32, out: PathBuf) -
         seed: args.seed,
         duration_s: Some(duration_s),
         rate: Some(rate),
+        client_http2_connections: args.client_http2_connections,
         warmup_s: Some(args.warmup_s),
         convergence_window_s: Some(args.convergence_window_s),
         faults: args
@@ -364,17 +369,22 @@ pub async fn run(args: CapacityArgs) -> Result<i32, CapacityError> {
     });
     let steps_dir = out.join("steps");
     // A step's overrides (a --fault the profile lacks, say) are refused before any step runs.
-    run::options::plan(&step_options(&args, start, args.step_s, steps_dir.clone()))?;
+    let (_, step_plan) =
+        run::options::plan(&step_options(&args, start, args.step_s, steps_dir.clone()))?;
     std::fs::create_dir_all(&steps_dir).map_err(|source| CapacityError::Output {
         path: steps_dir.clone(),
         source,
     })?;
     println!(
-        "capacity of `{}`{}: steps of {} s after {} s warm-up from {start}/s; results in {}",
+        "capacity of `{}`{}{}: steps of {} s after {} s warm-up from {start}/s; results in {}",
         profile.name,
         args.fault
             .as_deref()
             .map_or(String::new(), |f| format!(" with `{f}` held active")),
+        match step_plan.client_http2_connections {
+            0 => String::new(),
+            n => format!(" over {n} HTTP/2 connection(s)"),
+        },
         args.step_s,
         args.warmup_s,
         out.display()

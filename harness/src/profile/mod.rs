@@ -132,6 +132,12 @@ pub struct Client {
     /// Requests in flight at most; a scheduled send beyond it is counted as overflow.
     #[serde(default = "default_client_max_in_flight")]
     pub max_in_flight: u32,
+    /// 0: HTTP/1.1 to the coordinator, a connection per request in flight. 1–64: that many
+    /// HTTP/2 (h2c) connections, requests spread over them; the coordinator under test must
+    /// speak h2c, and a network fault on the client hop then hits every request on a
+    /// connection.
+    #[serde(default)]
+    pub http2_connections: u32,
     #[serde(default)]
     pub retries: Retries,
 }
@@ -149,6 +155,7 @@ impl Default for Client {
         Client {
             timeout_ms: default_client_timeout_ms(),
             max_in_flight: default_client_max_in_flight(),
+            http2_connections: 0,
             retries: Retries::default(),
         }
     }

@@ -31,6 +31,8 @@ pub struct RunPlan {
     pub amount_distribution: AmountDistribution,
     pub client_timeout: Duration,
     pub client_max_in_flight: u32,
+    /// HTTP/2 connections to the coordinator; 0 for HTTP/1.1.
+    pub client_http2_connections: u32,
     pub retries: Option<RetryPlan>,
     /// Each service's settings at start (`service:`, over the services' defaults).
     pub coordinator: CoordinatorSettings,
@@ -225,6 +227,12 @@ fn retries(client: &Client) -> Result<Option<RetryPlan>, FieldError> {
         1,
         1_000_000,
     )?;
+    check_range(
+        "client.http2_connections",
+        u64::from(client.http2_connections),
+        0,
+        service::http_client::MAX_CONNECTIONS as u64,
+    )?;
     let r = &client.retries;
     check_range("client.retries.max", u64::from(r.max), 0, 10)?;
     check_range("client.retries.after_ms", r.after_ms, 0, 60_000)?;
@@ -314,6 +322,7 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         amount_distribution: p.amounts.distribution,
         client_timeout: Duration::from_millis(p.client.timeout_ms),
         client_max_in_flight: p.client.max_in_flight,
+        client_http2_connections: p.client.http2_connections,
         retries,
         coordinator: services.coordinator,
         service_section: p.service.clone(),

@@ -488,8 +488,12 @@ async fn load_under_faults(
     let progress = Progress::start(live.clone(), plan.total(), display);
     let start = tokio::time::Instant::now() + Duration::from_millis(100);
     let config = loadgen::LoadConfig {
-        client: TransferClient::new(&endpoints.gateway, plan.client_max_in_flight as usize)
-            .map_err(RunError::Gateway)?,
+        client: TransferClient::new(
+            &endpoints.gateway,
+            plan.client_http2_connections as usize,
+            plan.client_max_in_flight as usize,
+        )
+        .map_err(RunError::Gateway)?,
         start,
         warmup: plan.warmup,
         timeout: plan.client_timeout,

@@ -32,6 +32,8 @@ pub struct RunOptions {
     pub silent: bool,
     /// Overrides the profile's warm-up, in seconds.
     pub warmup_s: Option<u32>,
+    /// Overrides the profile's `client.http2_connections`.
+    pub client_http2_connections: Option<u32>,
     /// Overrides how long the run waits for every saga to be final.
     pub convergence_window_s: Option<u32>,
     /// The profile's faults, none, or one held active through the whole load.
@@ -145,6 +147,9 @@ pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
     }
     if let Some(window) = options.convergence_window_s {
         profile.convergence_window_s = window;
+    }
+    if let Some(connections) = options.client_http2_connections {
+        profile.client.http2_connections = connections;
     }
     override_faults(&mut profile, &options.faults, &options.profile)?;
     if let Some(design) = options.design {

@@ -36,6 +36,23 @@ fn an_out_of_range_value_is_refused() {
 }
 
 #[test]
+fn more_http2_connections_than_the_client_keeps_are_refused() {
+    let text = profile(
+        "h2",
+        10,
+        0,
+        1,
+        "client:\n  http2_connections: 65\nslo:\n  p99_ms: 200\n",
+    );
+    assert_rejected(
+        &text,
+        14,
+        "client.http2_connections",
+        "must be between 0 and 64",
+    );
+}
+
+#[test]
 fn an_unknown_percentile_is_refused() {
     let text = profile(
         "pct",

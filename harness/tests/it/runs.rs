@@ -108,6 +108,27 @@ fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
 }
 
 #[test]
+fn a_profile_sends_its_load_over_http2_when_it_says_so() {
+    let _serial = exclusive();
+    let extra = format!("client:\n  http2_connections: 2\n{LENIENT_SLO}");
+    // 250/s for 4 measured seconds: the 1,000 samples a p99 needs.
+    let run = run(&profile("h2", 250, 1, 4, &extra), &[]);
+    assert_eq!(run.code(), Some(0), "{}", run.printed());
+    let summary = run.summary();
+    assert_eq!(summary["verdict"], "pass");
+    assert_eq!(summary["requests"]["scheduled"], 1000);
+    assert_eq!(summary["money"]["created_cents"], 0);
+    assert_eq!(summary["money"]["lost_cents"], 0);
+    let lines = history(&run.out());
+    assert_eq!(lines.len(), 1250, "250/s over 1 + 4 s");
+    assert!(lines
+        .iter()
+        .all(|l| l["outcome"] == "completed" || l["outcome"] == "pending"));
+    let as_run = std::fs::read_to_string(run.out().join("profile.yaml")).expect("profile.yaml");
+    assert!(as_run.contains("http2_connections: 2"), "{as_run}");
+}
+
+#[test]
 fn a_finished_run_is_checked_again_from_its_folder() {
     let _serial = exclusive();
     // 250/s for 4 s: the 1,000 samples a p99 needs.

@@ -5,11 +5,9 @@
 use crate::contract::{
     routes, CreditRequest, DebitRequest, ErrorCode, TransferRecord, TransferStatus,
 };
+use crate::http_client::HttpClient;
 use crate::ids::TransferId;
-use crate::keep_alive::{Failure, KeepAliveClient, Reply};
 use crate::money::AmountCents;
-use crate::multiplex::MultiplexClient;
-use bytes::Bytes;
 use http::StatusCode;
 use std::time::Duration;
 
@@ -23,45 +21,13 @@ pub enum CallOutcome {
     Unknown(String),
 }
 
-/// The client for one institution: HTTP/2 over a few shared connections, or HTTP/1.1 with a
-/// connection per call in flight (the `institution_h2_connections` setting).
-#[derive(Clone)]
-enum Hop {
-    Http1(KeepAliveClient),
-    Http2(MultiplexClient),
-}
-
-impl Hop {
-    /// `h2_connections` HTTP/2 connections to `base_url`, or with 0, HTTP/1.1 keeping up to
-    /// `max_idle` idle connections.
-    fn new(base_url: &str, h2_connections: usize, max_idle: usize) -> anyhow::Result<Hop> {
-        Ok(match h2_connections {
-            0 => Hop::Http1(KeepAliveClient::new(base_url, max_idle)?),
-            n => Hop::Http2(MultiplexClient::new(base_url, n)?),
-        })
-    }
-
-    fn path(&self, path: &str) -> String {
-        match self {
-            Hop::Http1(client) => client.path(path),
-            Hop::Http2(client) => client.path(path),
-        }
-    }
-
-    async fn post(&self, path: &str, body: Bytes) -> Result<Reply, Failure> {
-        match self {
-            Hop::Http1(client) => client.post(path, &[], body).await,
-            Hop::Http2(client) => client.post(path, &[], body).await,
-        }
-    }
-}
-
 #[derive(Clone)]
 pub struct Remote {
     /// One call is one request: whether a money-moving call goes again is the saga's
     /// decision (an unknown debit is aborted, never resent).
-    external: Hop,
-    ledger: Hop,
+    /// Each over HTTP/1.1 or HTTP/2, as the `institution_h2_connections` setting says.
+    external: HttpClient,
+    ledger: HttpClient,
     /// Paths built once, under each institution's base path.
     debits_path: String,
     credits_path: String,
@@ -78,8 +44,8 @@ impl Remote {
         h2_connections: usize,
         max_idle: usize,
     ) -> anyhow::Result<Remote> {
-        let external = Hop::new(external_url, h2_connections, max_idle)?;
-        let ledger = Hop::new(ledger_url, h2_connections, max_idle)?;
+        let external = HttpClient::new(external_url, h2_connections, max_idle)?;
+        let ledger = HttpClient::new(ledger_url, h2_connections, max_idle)?;
         Ok(Remote {
             debits_path: external.path(routes::DEBITS),
             credits_path: ledger.path(routes::CREDITS),
@@ -144,7 +110,7 @@ impl Remote {
 /// `POST path` on `server` with `body` as JSON, given up after `timeout` (its connection
 /// dropped with it): the status and the body read as a transfer record, if it is one.
 async fn call(
-    server: &Hop,
+    server: &HttpClient,
     path: &str,
     body: Option<&impl serde::Serialize>,
     timeout: Duration,
@@ -153,7 +119,7 @@ async fn call(
         Some(body) => serde_json::to_vec(body).map_err(|e| format!("unserializable: {e}"))?,
         None => Vec::new(),
     };
-    let reply = match tokio::time::timeout(timeout, server.post(path, body.into())).await {
+    let reply = match tokio::time::timeout(timeout, server.post(path, &[], body.into())).await {
         Ok(Ok(reply)) => reply,
         Ok(Err(failure)) => return Err(failure.as_str().to_owned()),
         Err(_) => return Err("timeout".to_owned()),
