@@ -123,6 +123,9 @@ pub struct Capacity {
     pub git_revision: String,
     pub started_at: String,
     pub fault: Option<String>,
+    /// The generator's HTTP/2 connections to the coordinator; 0 for HTTP/1.1.
+    #[serde(default)]
+    pub client_http2_connections: u32,
     /// The profile's peak arrival rate.
     pub expected_rate_per_s: f64,
     pub slo_p99_ms: u64,
@@ -415,6 +418,7 @@ pub async fn run(args: CapacityArgs) -> Result<i32, CapacityError> {
         git_revision: provenance::git_revision(),
         started_at: provenance::rfc3339(started_at),
         fault: args.fault.clone(),
+        client_http2_connections: step_plan.client_http2_connections,
         expected_rate_per_s: peak,
         slo_p99_ms: u64::try_from(plan.slo.p99.as_millis()).unwrap_or(u64::MAX),
         error_budget: plan.slo.error_budget,

@@ -120,6 +120,13 @@ fn notes(c: &Capacity) -> Vec<String> {
             .as_deref()
             .map_or(String::new(), |f| format!(" with `{f}` held active"))
     )];
+    if c.client_http2_connections > 0 {
+        notes.push(format!(
+            "The generator sent its requests over {} HTTP/2 connection(s) to the coordinator \
+             (`client.http2_connections`), not over HTTP/1.1.",
+            c.client_http2_connections
+        ));
+    }
     let limited: Vec<String> = c
         .steps
         .iter()
@@ -420,6 +427,15 @@ mod tests {
             table.contains("| 4 | repeat | 200 | NO | 190.0 |"),
             "{table}"
         );
+    }
+
+    #[test]
+    fn the_report_says_when_the_load_went_over_http2() {
+        let mut c = capacity();
+        assert!(!markdown(&c).contains("HTTP/2"));
+        c.client_http2_connections = 8;
+        let text = markdown(&c);
+        assert!(text.contains("over 8 HTTP/2 connection(s)"), "{text}");
     }
 
     #[test]
