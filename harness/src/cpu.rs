@@ -2,13 +2,18 @@
 //! figure capacity planning starts from, and the one that shows where a saturated machine's
 //! time goes. The services' CPU comes from their `/metrics` (`process_cpu_seconds_total`,
 //! Prometheus' standard name, so a target that exports it is measured too); the harness's
-//! own (its generator and its proxies, on the same machine) from the operating system.
+//! own (its generator and its proxies, on the same machine) from the operating system. Beside
+//! them, how the host's CPU time was spent over the same window: busy, idle, or stolen by the
+//! hypervisor for other guests, which says whether the machine was quiet while latency was
+//! measured.
 
 use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
 use crate::summary::CpuUse;
+use crate::summary::HostCpu;
 use crate::system::admin::AdminClient;
 use crate::system::{Endpoints, ServiceRole};
 use futures_util::future::join_all;
+use service::host_load::CpuTicks;
 use service::metrics::{process_cpu_seconds, CPU_SECONDS_METRIC};
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -21,6 +26,8 @@ pub const HARNESS: &str = "harness";
 pub struct CpuReading {
     at: Instant,
     seconds_by_process: BTreeMap<String, f64>,
+    /// The host's CPU time; None where the system does not say.
+    host: Option<CpuTicks>,
 }
 
 impl CpuReading {
@@ -45,6 +52,7 @@ impl CpuReading {
         CpuReading {
             at: Instant::now(),
             seconds_by_process,
+            host: CpuTicks::read(),
         }
     }
 }
@@ -87,7 +95,21 @@ pub fn per_operation(
         window_s: after.at.saturating_duration_since(before.at).as_secs_f64(),
         operations,
         ms_per_operation,
+        host: host_between(before.host.as_ref(), after.host.as_ref()),
     }
+}
+
+/// How the host's CPU time between two readings was spent, in percent to one decimal.
+fn host_between(before: Option<&CpuTicks>, after: Option<&CpuTicks>) -> Option<HostCpu> {
+    let (before, after) = (before?, after?);
+    let percent = |share: f64| (share * 1000.0).round() / 10.0;
+    let idle = after.idle_share_since(before)?;
+    let steal = after.steal_share_since(before)?;
+    Some(HostCpu {
+        busy_pct: percent((1.0 - idle - steal).max(0.0)),
+        idle_pct: percent(idle),
+        steal_pct: percent(steal),
+    })
 }
 
 /// The value of `process_cpu_seconds_total` in a Prometheus text exposition (the first
@@ -173,6 +195,7 @@ mod tests {
         let reading = |seconds: &[(&str, f64)], at: Instant| CpuReading {
             at,
             seconds_by_process: seconds.iter().map(|(p, s)| ((*p).to_owned(), *s)).collect(),
+            host: None,
         };
         let before = reading(
             &[("coordinator", 10.0), ("ledger", 50.0), ("harness", 1.0)],
@@ -204,5 +227,25 @@ mod tests {
         let killed = per_operation(&before, &after, 10_000, &["coordinator"]);
         assert_eq!(killed.ms_per_operation.get("coordinator"), None, "killed");
         assert_eq!(killed.ms_per_operation.get("harness"), Some(&0.1));
+    }
+
+    #[test]
+    fn the_host_share_busy_idle_and_stolen_adds_up_and_needs_both_readings() {
+        let ticks = |total, idle, steal| CpuTicks { total, idle, steal };
+        let host = host_between(Some(&ticks(1_000, 300, 10)), Some(&ticks(2_000, 400, 60)));
+        assert_eq!(
+            host,
+            Some(HostCpu {
+                busy_pct: 85.0,
+                idle_pct: 10.0,
+                steal_pct: 5.0
+            })
+        );
+        assert_eq!(host_between(None, Some(&ticks(2_000, 400, 60))), None);
+        assert_eq!(
+            host_between(Some(&ticks(1_000, 300, 10)), Some(&ticks(1_000, 300, 10))),
+            None,
+            "no time passed"
+        );
     }
 }

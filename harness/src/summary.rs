@@ -168,6 +168,45 @@ pub struct CpuUse {
     /// Milliseconds of CPU per operation, by process: `coordinator`, `external`, `ledger`
     /// (from each one's `process_cpu_seconds_total`) and `harness` (its generator and proxies).
     pub ms_per_operation: BTreeMap<String, f64>,
+    /// How the host's CPU time was spent over the same window (Linux; absent elsewhere, and
+    /// in summaries written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostCpu>,
+}
+
+/// The host's CPU time over a window, in percent of all its CPUs' time: the three add up to
+/// 100 (give or take rounding). Steal is time the hypervisor gave to other guests while this
+/// one had work to do: a run with more than a few percent of it measured a busy machine's
+/// latency, not the system's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HostCpu {
+    pub busy_pct: f64,
+    /// Idle or waiting on I/O.
+    pub idle_pct: f64,
+    pub steal_pct: f64,
+}
+
+impl HostCpu {
+    /// From this much steal on, a run's latency says more about the machine than the system.
+    pub const NOISY_STEAL_PCT: f64 = 5.0;
+
+    pub fn noisy(&self) -> bool {
+        self.steal_pct >= Self::NOISY_STEAL_PCT
+    }
+
+    /// "busy 88.0 % · idle 10.9 % · stolen 1.1 %", and a warning when it was noisy.
+    pub fn describe(&self) -> String {
+        let shares = format!(
+            "busy {:.1} % · idle {:.1} % · stolen {:.1} %",
+            self.busy_pct, self.idle_pct, self.steal_pct
+        );
+        if self.noisy() {
+            format!("{shares} (a noisy machine: latency not comparable with a quiet run)")
+        } else {
+            shares
+        }
+    }
 }
 
 /// How well the generator kept to its own schedule.

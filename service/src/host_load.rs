@@ -1,6 +1,7 @@
-//! How busy the host's CPUs are, from `/proc/stat`: the share of CPU time that was idle
-//! between two readings. A service uses it to tell "this machine cannot do more" from "a
-//! dependency is slow" (Linux only; elsewhere nothing is known).
+//! How busy the host's CPUs are, from `/proc/stat`: the share of CPU time that was idle, or
+//! taken by the hypervisor for other guests (steal), between two readings. A service uses the
+//! idle share to tell "this machine cannot do more" from "a dependency is slow"; the harness
+//! records both for the time its load ran (Linux only; elsewhere nothing is known).
 
 use std::time::Instant;
 
@@ -11,6 +12,8 @@ pub struct CpuTicks {
     pub total: u64,
     /// Idle and waiting on I/O.
     pub idle: u64,
+    /// Taken by the hypervisor for other guests while this one had work (0 on bare metal).
+    pub steal: u64,
 }
 
 impl CpuTicks {
@@ -23,9 +26,19 @@ impl CpuTicks {
     /// The share of the time between `earlier` and `self` the CPUs were idle (0..=1); None
     /// when no time passed.
     pub fn idle_share_since(&self, earlier: &CpuTicks) -> Option<f64> {
+        self.share_since(earlier, |t| t.idle)
+    }
+
+    /// The share of the time between `earlier` and `self` the hypervisor gave to other guests
+    /// (0..=1); None when no time passed.
+    pub fn steal_share_since(&self, earlier: &CpuTicks) -> Option<f64> {
+        self.share_since(earlier, |t| t.steal)
+    }
+
+    fn share_since(&self, earlier: &CpuTicks, part: fn(&CpuTicks) -> u64) -> Option<f64> {
         let total = self.total.checked_sub(earlier.total)?;
-        let idle = self.idle.checked_sub(earlier.idle)?;
-        (total > 0).then(|| (idle as f64 / total as f64).clamp(0.0, 1.0))
+        let part = part(self).checked_sub(part(earlier))?;
+        (total > 0).then(|| (part as f64 / total as f64).clamp(0.0, 1.0))
     }
 }
 
@@ -45,7 +58,8 @@ fn parse_cpu_line(line: &str) -> Option<CpuTicks> {
         .iter()
         .try_fold(0u64, |a, v| a.checked_add(*v))?;
     let idle = values[3].checked_add(values.get(4).copied().unwrap_or(0))?;
-    Some(CpuTicks { total, idle })
+    let steal = values.get(7).copied().unwrap_or(0);
+    Some(CpuTicks { total, idle, steal })
 }
 
 /// Successive readings, each giving the idle share since the one before.
@@ -84,20 +98,28 @@ mod tests {
 
     #[test]
     fn the_cpu_line_gives_idle_and_total_ticks() {
-        let t = parse_cpu_line("cpu  100 10 50 800 40 0 5 0 7 0").expect("parsed");
+        let t = parse_cpu_line("cpu  100 10 50 800 40 0 5 3 7 0").expect("parsed");
         assert_eq!(
             t,
             CpuTicks {
-                total: 1005,
-                idle: 840
+                total: 1008,
+                idle: 840,
+                steal: 3
             }
         );
         let later = CpuTicks {
-            total: 1105,
+            total: 1108,
             idle: 860,
+            steal: 28,
         };
         assert_eq!(later.idle_share_since(&t), Some(0.2));
+        assert_eq!(later.steal_share_since(&t), Some(0.25));
         assert_eq!(t.idle_share_since(&t), None, "no time passed");
+        assert_eq!(
+            parse_cpu_line("cpu 1 2 3 4").map(|t| t.steal),
+            Some(0),
+            "an old kernel without the steal column"
+        );
         assert!(parse_cpu_line("cpu0 1 2 3 4").is_none());
         assert!(parse_cpu_line("cpu 1 2 x 4").is_none());
     }
@@ -106,7 +128,7 @@ mod tests {
     fn this_host_can_be_read() {
         if cfg!(target_os = "linux") {
             let t = CpuTicks::read().expect("/proc/stat");
-            assert!(t.total >= t.idle);
+            assert!(t.total >= t.idle + t.steal);
         }
     }
 }

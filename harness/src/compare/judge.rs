@@ -436,6 +436,14 @@ pub fn compare(base: &Run, cur: &Run, tolerances: &Tolerances) -> Comparison {
             None
         }
     };
+    for (which, run) in [("baseline", base), ("current run", cur)] {
+        if let Some(host) = run.summary.cpu.host.filter(|h| h.noisy()) {
+            notes.push(format!(
+                "the {which}'s machine lent {:.1} % of its CPU to other guests (steal) while the load ran: its latency is partly the machine's",
+                host.steal_pct
+            ));
+        }
+    }
     if base.summary.seed != cur.summary.seed {
         notes.push(format!(
             "the runs used different seeds ({} and {}): their schedules differ",
@@ -597,6 +605,7 @@ mod tests {
                 .into_iter()
                 .map(|(process, ms)| (process.to_owned(), ms))
                 .collect(),
+            host: None,
         };
         let mut base = run(histogram(5_000, 2_000, 12_000));
         base.summary.cpu = cpu(0.5, 0.25);
@@ -682,5 +691,30 @@ mod tests {
         let (c, code) = judged(&base, &cur);
         assert_eq!(code, 1, "{c:?}");
         assert!(c.notes.iter().any(|n| n.contains("no interval log")));
+    }
+
+    #[test]
+    fn a_run_on_a_machine_that_lent_its_cpu_away_is_said_to_be_noisy() {
+        use crate::summary::HostCpu;
+        let host = |steal_pct: f64| HostCpu {
+            busy_pct: 80.0 - steal_pct,
+            idle_pct: 20.0,
+            steal_pct,
+        };
+        let mut base = run(histogram(5_000, 2_000, 12_000));
+        let mut cur = run(histogram(5_000, 2_000, 12_000));
+        base.summary.cpu.host = Some(host(1.0));
+        cur.summary.cpu.host = Some(host(12.5));
+        let (c, _) = judged(&base, &cur);
+        let noisy: Vec<&String> = c.notes.iter().filter(|n| n.contains("steal")).collect();
+        assert_eq!(noisy.len(), 1, "{:?}", c.notes);
+        assert!(noisy[0].contains("current run") && noisy[0].contains("12.5 %"));
+        cur.summary.cpu.host = Some(host(HostCpu::NOISY_STEAL_PCT - 0.1));
+        let (c, _) = judged(&base, &cur);
+        assert!(
+            !c.notes.iter().any(|n| n.contains("steal")),
+            "{:?}",
+            c.notes
+        );
     }
 }

@@ -132,6 +132,9 @@ fn latency(out: &mut String, s: &Summary) {
             held(p.met)
         );
     }
+    if let Some(host) = &s.cpu.host {
+        let _ = writeln!(out, "\nHost CPU while the load ran: {}.", host.describe());
+    }
     let g = &s.generator;
     let _ = writeln!(
         out,

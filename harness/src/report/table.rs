@@ -93,6 +93,12 @@ pub fn end_of_run(s: &Summary, dir: &Path) -> String {
         ("latency", latency),
         ("cpu", cpu),
         (
+            "host cpu",
+            s.cpu
+                .host
+                .map_or_else(|| "not known".to_owned(), |h| h.describe()),
+        ),
+        (
             "outcomes",
             format!(
                 "completed {} · failed {} · pending {} · shed {} · errors {} · overflow {}",
@@ -162,7 +168,8 @@ mod tests {
         assert!(table.contains("not shown to hold: conservation"), "{table}");
         assert!(table.contains('…'));
         assert!(table.contains("cpu  not reported"), "{table}");
-        assert_eq!(table.lines().count(), 9);
+        assert!(table.contains("host cpu  not known"), "{table}");
+        assert_eq!(table.lines().count(), 10);
         s.cpu.ms_per_operation = [("harness", 0.16), ("ledger", 0.08), ("coordinator", 0.25)]
             .into_iter()
             .map(|(process, ms)| (process.to_owned(), ms))
@@ -171,6 +178,16 @@ mod tests {
         assert!(
             table
                 .contains("cpu  coordinator 0.250 · ledger 0.080 · harness 0.160 ms per operation"),
+            "{table}"
+        );
+        s.cpu.host = Some(crate::summary::HostCpu {
+            busy_pct: 80.5,
+            idle_pct: 7.0,
+            steal_pct: 12.5,
+        });
+        let table = end_of_run(&s, Path::new("d"));
+        assert!(
+            table.contains("host cpu  busy 80.5 % · idle 7.0 % · stolen 12.5 % (a noisy machine"),
             "{table}"
         );
     }

@@ -78,6 +78,20 @@ fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
             "{process}: {ms} ms per operation"
         );
     }
+    // The host's CPU over the same window: the load kept it busy, and busy, idle and stolen
+    // are shares of the same time.
+    let host = &cpu["host"];
+    let share = |name: &str| {
+        host[name]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{name} not recorded: {cpu}"))
+    };
+    let (busy, idle, steal) = (share("busy_pct"), share("idle_pct"), share("steal_pct"));
+    assert!(busy > 0.0, "{host}");
+    assert!(
+        (busy + idle + steal - 100.0).abs() < 0.5,
+        "the shares add up: {host}"
+    );
 
     // The interval log is a standard HdrHistogram log.
     let log = std::fs::read(run.out().join("latency.hlog")).expect("latency.hlog");
