@@ -12,7 +12,7 @@ pub mod search;
 
 use crate::run::{self, FaultsOverride, RunOptions};
 use crate::stats::min_samples_for;
-use crate::summary::{Summary, Verdict};
+use crate::summary::{HostCpu, Summary, Verdict};
 use crate::verdict::LATENCY_INVARIANT;
 use crate::{profile, provenance};
 use schemars::JsonSchema;
@@ -107,6 +107,9 @@ pub struct Step {
     /// `cpu`): what a transfer costs at this rate.
     #[serde(default)]
     pub cpu_ms_per_operation: BTreeMap<String, f64>,
+    /// How the host's CPU was spent over the step's load (`summary.json`'s `cpu.host`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_cpu: Option<HostCpu>,
     /// Measured seconds: `--step-s`, or longer where the SLO's highest percentile needs
     /// more samples at this rate.
     pub duration_s: u32,
@@ -240,6 +243,7 @@ fn step_of(s: &Summary, rate: u32, purpose: Purpose, dir: &Path) -> Step {
         generator_limited: generator_limited(s),
         concurrency: l.mean.map(|m| s.throughput_rps * m / 1000.0),
         cpu_ms_per_operation: s.cpu.ms_per_operation.clone(),
+        host_cpu: s.cpu.host,
         duration_s,
         dir: dir.display().to_string(),
     }

@@ -4,6 +4,7 @@
 use super::{Capacity, Purpose, Step};
 use crate::report::charts::{self, RatePoint};
 use crate::report::html::{escape, figure, STYLE};
+use crate::summary::HostCpu;
 use crate::system::ServiceRole;
 use std::fmt::Write;
 
@@ -139,6 +140,22 @@ fn notes(c: &Capacity) -> Vec<String> {
              schedule by more than a quarter of the p99 it measured, so those steps say little \
              about the system.",
             limited.join(", ")
+        ));
+    }
+    let noisy: Vec<String> = steps_in_rate_order(c)
+        .into_iter()
+        .filter_map(|s| {
+            let host = s.host_cpu.filter(|h| h.noisy())?;
+            Some(format!("{}/s ({:.1} %)", s.rate_per_s, host.steal_pct))
+        })
+        .collect();
+    if !noisy.is_empty() {
+        notes.push(format!(
+            "The machine lent {} % or more of its CPU to other guests (steal) during the steps \
+             at {}: their latency is partly the machine's, and the knee may be lower than the \
+             system's. Run again on a quieter machine before planning on it.",
+            HostCpu::NOISY_STEAL_PCT,
+            noisy.join(", ")
         ));
     }
     let saturated: Vec<String> = c
@@ -436,6 +453,25 @@ mod tests {
         c.client_http2_connections = 8;
         let text = markdown(&c);
         assert!(text.contains("over 8 HTTP/2 connection(s)"), "{text}");
+    }
+
+    #[test]
+    fn the_report_names_the_steps_that_ran_on_a_noisy_machine() {
+        let mut c = capacity();
+        let host = |steal_pct: f64| HostCpu {
+            busy_pct: 90.0 - steal_pct,
+            idle_pct: 10.0,
+            steal_pct,
+        };
+        c.steps[0].host_cpu = Some(host(1.0));
+        assert!(!markdown(&c).contains("steal"));
+        c.steps[1].host_cpu = Some(host(8.5));
+        let text = markdown(&c);
+        let rate = c.steps[1].rate_per_s;
+        assert!(
+            text.contains(&format!("during the steps at {rate}/s (8.5 %)")),
+            "{text}"
+        );
     }
 
     #[test]
