@@ -7,6 +7,7 @@
 
 use crate::proxy::{api, Registry};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use toxiproxy_rust::client::Client;
 use toxiproxy_rust::proxy::ProxyPack;
@@ -81,6 +82,44 @@ pub struct Embedded {
     pub api_addr: String,
     registry: Arc<Registry>,
     task: tokio::task::JoinHandle<()>,
+}
+
+impl Embedded {
+    /// Reads how many connections each hop's proxy has accepted, for as long as the
+    /// server runs.
+    pub fn connection_counter(&self) -> ConnectionCounter {
+        ConnectionCounter(self.registry.clone())
+    }
+}
+
+/// The connections each hop's proxy in the embedded server has accepted. A user's Toxiproxy
+/// does not say (its API has no such figure), so runs through one have no counter.
+#[derive(Clone)]
+pub struct ConnectionCounter(Arc<Registry>);
+
+impl ConnectionCounter {
+    /// By hop name, since each proxy was created.
+    pub fn read(&self) -> BTreeMap<String, u64> {
+        self.0
+            .all()
+            .iter()
+            .filter_map(|proxy| {
+                let hop = Hop::from_name(&proxy.config().name)?;
+                Some((hop.as_str().to_owned(), proxy.connections_accepted()))
+            })
+            .collect()
+    }
+
+    /// What each hop accepted between `before` (an earlier `read`) and now.
+    pub fn since(&self, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+        self.read()
+            .into_iter()
+            .map(|(hop, now)| {
+                let earlier = before.get(&hop).copied().unwrap_or(0);
+                (hop, now.saturating_sub(earlier))
+            })
+            .collect()
+    }
 }
 
 impl Drop for Embedded {

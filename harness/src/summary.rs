@@ -77,6 +77,11 @@ pub struct Summary {
     /// was measured).
     #[serde(default)]
     pub cpu: CpuUse,
+    /// The TCP connections each hop's proxy accepted while the load ran (warm-up included),
+    /// by hop: a client that reuses its connections opens a handful, one that does not opens
+    /// one per request. Known with the embedded proxy only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connections_by_hop: Option<BTreeMap<String, u64>>,
     pub money: Money,
     pub invariants: Vec<Invariant>,
     pub anomalies: BTreeMap<ViolationClass, u64>,

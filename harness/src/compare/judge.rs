@@ -504,6 +504,7 @@ mod tests {
                 reason: None,
             },
             cpu: Default::default(),
+            connections_by_hop: None,
             money: Money::default(),
             invariants: vec![Invariant {
                 name: InvariantName::Conservation,

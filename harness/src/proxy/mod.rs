@@ -92,6 +92,11 @@ impl Proxy {
         config
     }
 
+    /// The connections this proxy has accepted since it was created.
+    pub fn connections_accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
     pub fn toxics(&self) -> Arc<Vec<Toxic>> {
         self.toxics.borrow().clone()
     }

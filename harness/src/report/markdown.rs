@@ -94,6 +94,14 @@ fn load(out: &mut String, s: &Summary) {
             .collect();
         let _ = writeln!(out, "Errors by kind: {}.\n", kinds.join(", "));
     }
+    if let Some(by_hop) = &s.connections_by_hop {
+        let each: Vec<String> = by_hop.iter().map(|(hop, n)| format!("{hop} {n}")).collect();
+        let _ = writeln!(
+            out,
+            "Connections the hops' proxies accepted while the load ran: {}.\n",
+            each.join(", ")
+        );
+    }
 }
 
 /// The latency figures, the SLO, and whether the generator kept to its schedule.

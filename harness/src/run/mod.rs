@@ -23,6 +23,7 @@ use crate::faults::process::ProcessControl;
 use crate::faults::proxies::ProxyControl;
 use crate::faults::{FaultControl, FaultFailed, FaultRecord, Timeline};
 use crate::history::{self, HistoryWriter};
+use crate::hops::ConnectionCounter;
 use crate::loadgen::{self, LoadReport};
 use crate::profile::{plan::RunPlan, Profile, ProfileError};
 use crate::progress::{Display, Progress};
@@ -147,6 +148,7 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
             (Some(control), None, attached.embedded, Some(target))
         }
     };
+    let connections = embedded.as_ref().map(|e| e.connection_counter());
     let control = FaultControl {
         proxies,
         processes,
@@ -160,6 +162,7 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
         endpoints: &endpoints,
         out: &out,
         started_at,
+        connections,
     };
     let result = drive(&cx, control).await;
     if let Some(processes) = launched {
@@ -318,6 +321,8 @@ struct Context<'a> {
     endpoints: &'a Endpoints,
     out: &'a Path,
     started_at: SystemTime,
+    /// The embedded proxies' connection counts; None through a user's Toxiproxy.
+    connections: Option<ConnectionCounter>,
 }
 
 /// The profile's service settings on a target (put back afterwards), then the run.
@@ -360,6 +365,7 @@ async fn seed_load_and_check(
         endpoints,
         out,
         started_at,
+        ref connections,
     } = *cx;
     let seed_mode = target.map_or(SeedMode::Create, |t| t.seed);
     let dumps_readable = endpoints.external.is_some() && endpoints.ledger.is_some();
@@ -376,9 +382,14 @@ async fn seed_load_and_check(
     flush_pending_writes().await;
     let load_started_wall = SystemTime::now();
     let cpu_before = CpuReading::take(admin, endpoints).await;
+    let connections_before = connections.as_ref().map(|c| c.read());
     let (load, faults, samples) =
         load_under_faults(plan, endpoints, out, started_at, control, options.display()).await?;
     let cpu_after = CpuReading::take(admin, endpoints).await;
+    let connections_by_hop = connections
+        .as_ref()
+        .zip(connections_before.as_ref())
+        .map(|(counter, before)| counter.since(before));
 
     let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
     let cpu = cpu::per_operation(
@@ -452,6 +463,7 @@ async fn seed_load_and_check(
         settings_not_applied,
         faults,
         cpu,
+        connections_by_hop,
         started_at,
     });
     Ok((summary, violations))

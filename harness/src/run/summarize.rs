@@ -12,6 +12,7 @@ use crate::reconcile::Reconciliation;
 use crate::stats::Merged;
 use crate::summary::{CpuUse, Requests, Summary};
 use crate::{provenance, slo, verdict};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 /// Everything a summary is made of.
@@ -34,6 +35,7 @@ pub struct Measured<'a> {
     pub settings_not_applied: Vec<String>,
     pub faults: Vec<FaultRecord>,
     pub cpu: CpuUse,
+    pub connections_by_hop: Option<BTreeMap<String, u64>>,
     pub started_at: SystemTime,
 }
 
@@ -144,6 +146,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         slo: slo.result,
         generator: judged.generator,
         cpu: m.cpu,
+        connections_by_hop: m.connections_by_hop,
         money: m.reconciliation.money,
         invariants,
         anomalies: m.reconciliation.anomalies,

@@ -93,6 +93,22 @@ fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
         "the shares add up: {host}"
     );
 
+    // Every hop carried the load over connections it kept: each proxy accepted some, and far
+    // fewer than there were requests. One per request would be as many; a few dozen is
+    // usual; a quarter leaves room for a stalled machine, where every waiting request opens
+    // a connection of its own.
+    let by_hop = &summary["connections_by_hop"];
+    for hop in ["gateway", "external", "ledger"] {
+        let accepted = by_hop[hop]
+            .as_u64()
+            .unwrap_or_else(|| panic!("{hop} not counted: {by_hop}"));
+        assert!(
+            accepted >= 1 && accepted * 4 < lines.len() as u64,
+            "{hop}: {accepted} connections for {} requests",
+            lines.len()
+        );
+    }
+
     // The interval log is a standard HdrHistogram log.
     let log = std::fs::read(run.out().join("latency.hlog")).expect("latency.hlog");
     let intervals: Vec<_> =
@@ -124,22 +140,43 @@ fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
 #[test]
 fn a_profile_sends_its_load_over_http2_when_it_says_so() {
     let _serial = exclusive();
-    let extra = format!("client:\n  http2_connections: 2\n{LENIENT_SLO}");
+    // Every answer held 40 ms on the gateway hop: at 250/s about ten requests are on their
+    // way at any time, so HTTP/1.1 needs about ten connections, and HTTP/2 keeps to its two.
+    let extra = format!(
+        "client:\n  http2_connections: 2\n{LENIENT_SLO}faults:\n  - name: slow-answers\n    \
+         kind: toxic\n    target: gateway\n    at_s: 0\n    duration_s: 5\n    \
+         toxic: latency\n    stream: downstream\n    attributes: {{latency: 40}}\n"
+    );
     // 250/s for 4 measured seconds: the 1,000 samples a p99 needs.
-    let run = run(&profile("h2", 250, 1, 4, &extra), &[]);
-    assert_eq!(run.code(), Some(0), "{}", run.printed());
-    let summary = run.summary();
-    assert_eq!(summary["verdict"], "pass");
-    assert_eq!(summary["requests"]["scheduled"], 1000);
-    assert_eq!(summary["money"]["created_cents"], 0);
-    assert_eq!(summary["money"]["lost_cents"], 0);
-    let lines = history(&run.out());
+    let text = profile("h2", 250, 1, 4, &extra);
+    let gateway_connections = |run: &crate::support::Run| {
+        assert_eq!(run.code(), Some(0), "{}", run.printed());
+        let summary = run.summary();
+        assert_eq!(summary["verdict"], "pass");
+        assert_eq!(summary["money"]["created_cents"], 0);
+        assert_eq!(summary["money"]["lost_cents"], 0);
+        summary["connections_by_hop"]["gateway"]
+            .as_u64()
+            .unwrap_or_else(|| panic!("gateway not counted: {summary}"))
+    };
+    let h2 = run(&text, &[]);
+    let over_h2 = gateway_connections(&h2);
+    assert_eq!(h2.summary()["requests"]["scheduled"], 1000);
+    let lines = history(&h2.out());
     assert_eq!(lines.len(), 1250, "250/s over 1 + 4 s");
     assert!(lines
         .iter()
         .all(|l| l["outcome"] == "completed" || l["outcome"] == "pending"));
-    let as_run = std::fs::read_to_string(run.out().join("profile.yaml")).expect("profile.yaml");
+    let as_run = std::fs::read_to_string(h2.out().join("profile.yaml")).expect("profile.yaml");
     assert!(as_run.contains("http2_connections: 2"), "{as_run}");
+
+    // The same run over HTTP/1.1: the count that shows the HTTP/2 run kept to its two.
+    let h1 = run(&text, &["--client-http2-connections", "0"]);
+    let over_h1 = gateway_connections(&h1);
+    assert!(
+        (1..=2).contains(&over_h2) && over_h1 > 2 * over_h2,
+        "gateway connections: {over_h2} over HTTP/2, {over_h1} over HTTP/1.1"
+    );
 }
 
 #[test]
