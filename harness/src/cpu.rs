@@ -8,8 +8,7 @@
 //! measured.
 
 use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
-use crate::summary::CpuUse;
-use crate::summary::HostCpu;
+use crate::summary::{CpuUse, HostCpu};
 use crate::system::admin::AdminClient;
 use crate::system::{Endpoints, ServiceRole};
 use futures_util::future::join_all;

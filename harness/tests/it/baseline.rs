@@ -12,6 +12,9 @@ fn baseline(text: &str) -> (tempfile::TempDir, Option<i32>, String) {
         .arg(&path)
         .arg("--dir")
         .arg(dir.path().join("baselines"))
+        // The run's folder goes under the system's temporary folder and is kept (its summary
+        // names it): here, inside this test's own, which is removed with it.
+        .env("TMPDIR", dir.path())
         .output()
         .expect("run harness baseline");
     let printed = format!(
