@@ -170,11 +170,13 @@ fn a_profile_sends_its_load_over_http2_when_it_says_so() {
     let as_run = std::fs::read_to_string(h2.out().join("profile.yaml")).expect("profile.yaml");
     assert!(as_run.contains("http2_connections: 2"), "{as_run}");
 
-    // The same run over HTTP/1.1: the count that shows the HTTP/2 run kept to its two.
+    // The same run over HTTP/1.1: the count that shows the HTTP/2 run kept to its two. A
+    // request given up on retires its HTTP/2 connection, so a stalled machine may add one or
+    // two; HTTP/1.1 needs about ten at once, whatever the machine.
     let h1 = run(&text, &["--client-http2-connections", "0"]);
     let over_h1 = gateway_connections(&h1);
     assert!(
-        (1..=2).contains(&over_h2) && over_h1 > 2 * over_h2,
+        (1..=4).contains(&over_h2) && over_h1 > 2 * over_h2,
         "gateway connections: {over_h2} over HTTP/2, {over_h1} over HTTP/1.1"
     );
 }
