@@ -3,26 +3,15 @@
 //! `latency.hlog`, and `machine.json`, the machine that recorded it. A run that does not
 //! pass is not kept.
 
-use crate::cli::RunArgs;
+use crate::cli::BaselineArgs;
 use crate::compare::load::{LATENCY_LOG_FILE, SUMMARY_FILE};
 use crate::provenance;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-/// Where baselines are kept, one folder a profile.
-pub const BASELINES_DIR: &str = "results/baselines";
 /// The description of the machine that recorded a baseline.
 pub const MACHINE_FILE: &str = "machine.json";
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct BaselineArgs {
-    #[command(flatten)]
-    pub run: RunArgs,
-    /// Where baselines are kept (one folder a profile).
-    #[arg(long, default_value = BASELINES_DIR)]
-    pub dir: PathBuf,
-}
 
 /// The machine a baseline was recorded on: a comparison against it means most on the same.
 #[derive(Debug, Serialize)]

@@ -1,8 +1,10 @@
-//! The harness command line: `harness --profile FILE` (same as `harness run --profile FILE`),
-//! and the hidden `harness serve <role>` the harness uses to start the services.
+//! The harness command line, in one place that every command reads its flags from:
+//! `harness --profile FILE` (same as `harness run --profile FILE`), each subcommand's
+//! arguments, and the hidden `harness serve <role>` the harness uses to start the services.
+//! Plain data: a flag's default is defined here, and nothing of a run is imported
+//! (`main.rs` hands each command its arguments).
 
-use crate::run::RunOptions;
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use service::coordinator::Design;
 use std::path::PathBuf;
 
@@ -25,50 +27,35 @@ pub enum Command {
     /// Run a chaos profile (the default command).
     Run(RunArgs),
     /// Measure the embedded proxy: wrk through one hop and direct.
-    BenchProxy(crate::bench::ProxyBenchArgs),
+    BenchProxy(ProxyBenchArgs),
     /// Measure the load generator alone against a stub endpoint, and oha beside it.
-    BenchGenerator(crate::bench::BenchArgs),
+    BenchGenerator(GeneratorBenchArgs),
     /// Check a finished run again from its results folder (its saved books, saga log,
     /// history and samples), rewriting its reconciliation, summary and report.
-    Reconcile {
-        /// The run's results folder.
-        dir: PathBuf,
-    },
+    Reconcile(RunDirArgs),
     /// Rebuild `report.md` and `report.html` from a finished run's folder.
-    Report {
-        /// The run's results folder.
-        dir: PathBuf,
-    },
+    Report(RunDirArgs),
     /// Run profiles against `saga` and every known-bad design, and print what caught each.
-    Mutants(crate::mutants::MutantsArgs),
+    Mutants(MutantsArgs),
     /// Judge a run against a baseline: every metric with its change, against tolerances.
     /// Exit 0 no regression, 1 a regression, 2 the runs cannot tell.
-    Compare(crate::compare::CompareArgs),
+    Compare(CompareArgs),
     /// Run a profile and keep it as the profile's baseline for `harness compare`
     /// (results/baselines/<profile>/: summary, latency log, the machine that recorded it).
-    Baseline(crate::baseline::BaselineArgs),
+    Baseline(BaselineArgs),
     /// Walk the contract (docs/contract.md) against a running system without load: every
     /// client error, idempotent replay, a reused key, GET /transfers/{id}, the admin routes.
     /// Exit 0 conforms, 1 a rule violated.
-    CheckTarget(crate::check_target::CheckTargetArgs),
+    CheckTarget(CheckTargetArgs),
     /// Find the highest arrival rate that meets the profile's SLO and error budget (the
     /// knee), show it is stable, and drive the system past it; writes capacity.md and
     /// capacity.html. Exit 0 with a knee, 1 when even the first step missed.
-    Capacity(crate::capacity::CapacityArgs),
+    Capacity(CapacityArgs),
     /// Reconcile one million synthetic transfers (a few of every violation class) and print
     /// how long it took.
-    BenchReconcile(crate::bench::reconcile::BenchArgs),
+    BenchReconcile(ReconcileBenchArgs),
     /// Run the embedded Toxiproxy-compatible proxy as a standalone server.
-    Toxiproxy {
-        /// Address the REST API listens on.
-        #[arg(long, default_value = "127.0.0.1")]
-        host: String,
-        #[arg(long, default_value_t = 8474)]
-        port: u16,
-        /// Seed of the toxicity decisions (which connections a toxic with toxicity < 1 hits).
-        #[arg(long, default_value_t = 1)]
-        seed: u64,
-    },
+    Toxiproxy(ToxiproxyArgs),
     /// Run one service of the reference system (used by the harness to start them).
     #[command(hide = true)]
     Serve {
@@ -77,7 +64,8 @@ pub enum Command {
     },
 }
 
-#[derive(Args, Debug, Clone, Default)]
+// `harness [run] --profile FILE`: one run of a chaos profile.
+#[derive(clap::Args, Debug, Clone, Default)]
 pub struct RunArgs {
     /// The chaos profile (YAML) to run.
     #[arg(long)]
@@ -128,27 +116,238 @@ pub struct RunArgs {
     pub quiet: bool,
 }
 
-impl RunArgs {
-    pub fn into_options(self) -> Result<RunOptions, String> {
-        let profile = self
-            .profile
-            .ok_or_else(|| "--profile FILE is required (see chaos-profiles/)".to_owned())?;
-        Ok(RunOptions {
-            profile,
-            out: self.out,
-            seed: self.seed,
-            duration_s: self.duration,
-            rate: self.rate,
-            design: self.design,
-            client_http2_connections: self.client_http2_connections,
-            target: self.target,
-            external_url: self.external_url,
-            ledger_url: self.ledger_url,
-            target_file: self.target_file,
-            ignore_service_settings: self.ignore_service_settings,
-            toxiproxy: self.toxiproxy,
-            quiet: self.quiet,
-            ..RunOptions::default()
-        })
+// `harness baseline`: a run kept as its profile's baseline.
+/// Where baselines are kept, one folder a profile.
+pub const BASELINES_DIR: &str = "results/baselines";
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct BaselineArgs {
+    #[command(flatten)]
+    pub run: RunArgs,
+    /// Where baselines are kept (one folder a profile).
+    #[arg(long, default_value = BASELINES_DIR)]
+    pub dir: PathBuf,
+}
+
+// `harness compare BASELINE CURRENT`.
+#[derive(Debug, Clone, Copy, clap::ValueEnum, Default)]
+pub enum Format {
+    #[default]
+    Text,
+    Markdown,
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// The baseline: a run folder or its summary.json.
+    pub baseline: PathBuf,
+    /// The run to judge: a run folder or its summary.json.
+    pub current: PathBuf,
+    #[command(flatten)]
+    pub tolerances: Tolerances,
+    /// How to print the comparison.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// How much worse the current run may be before it is a regression.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct Tolerances {
+    /// How much p50 may grow, in percent.
+    #[arg(long = "p50-growth-pct", default_value_t = 50.0)]
+    pub p50_pct: f64,
+    /// How much p99 may grow, in percent.
+    #[arg(long = "p99-growth-pct", default_value_t = 50.0)]
+    pub p99_pct: f64,
+    /// How much p99.9 may grow, in percent (judged only when both runs have the samples).
+    #[arg(long = "p999-growth-pct", default_value_t = 100.0)]
+    pub p999_pct: f64,
+    /// How much throughput may fall, in percent.
+    #[arg(long = "throughput-drop-pct", default_value_t = 25.0)]
+    pub throughput_pct: f64,
+    /// How much the error rate (errors per operation) may rise, as a fraction.
+    #[arg(long = "error-rate-rise", default_value_t = 0.01)]
+    pub error_rate_rise: f64,
+    /// How much each process's CPU per operation may grow, in percent (judged when both
+    /// runs measured it).
+    #[arg(long = "cpu-growth-pct", default_value_t = 50.0)]
+    pub cpu_pct: f64,
+}
+
+impl Default for Tolerances {
+    fn default() -> Self {
+        Tolerances {
+            p50_pct: 50.0,
+            p99_pct: 50.0,
+            p999_pct: 100.0,
+            throughput_pct: 25.0,
+            error_rate_rise: 0.01,
+            cpu_pct: 50.0,
+        }
     }
+}
+
+// `harness capacity --profile FILE`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CapacityArgs {
+    /// The chaos profile whose SLO, error budget, population and service settings each step
+    /// uses (its arrival is replaced by each step's constant rate).
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Hold this fault of the profile active through every step (default: no faults).
+    #[arg(long)]
+    pub fault: Option<String>,
+    /// The first rate tried, requests/s (default: a quarter of the profile's peak rate, at
+    /// least 50).
+    #[arg(long)]
+    pub start: Option<u32>,
+    /// The highest rate tried, requests/s.
+    #[arg(long, default_value_t = 20_000)]
+    pub max: u32,
+    /// Measured seconds of each step.
+    #[arg(long, default_value_t = 10)]
+    pub step_s: u32,
+    /// Warm-up seconds of each step.
+    #[arg(long, default_value_t = 2)]
+    pub warmup_s: u32,
+    /// How long each step waits for every saga to be final after its load.
+    #[arg(long, default_value_t = 10)]
+    pub convergence_window_s: u32,
+    /// The search ends when the knee is known within this fraction of it.
+    #[arg(long, default_value_t = 0.1)]
+    pub resolution: f64,
+    /// Results folder (default: results/<UTC time>-capacity-<profile>/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Overrides the profile's seed.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Overrides the profile's `client.http2_connections`: 0 for HTTP/1.1 to the coordinator,
+    /// 1-64 for that many HTTP/2 connections (the coordinator must speak h2c).
+    #[arg(long)]
+    pub client_http2_connections: Option<u32>,
+}
+
+// `harness mutants`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MutantsArgs {
+    /// Profiles to run (default: the library in chaos-profiles/, but `everything` and the
+    /// no-fault load profiles `steady`, `throughput` and `overload`, shortened where a
+    /// profile allows).
+    #[arg(long, num_args = 1..)]
+    pub profiles: Vec<PathBuf>,
+    /// Designs to run (default: all of them).
+    #[arg(long, value_enum, num_args = 1..)]
+    pub designs: Vec<Design>,
+    /// Where the runs' folders go (default: results/<UTC time>-mutants/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+// `harness check-target`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CheckTargetArgs {
+    /// The coordinator's URL.
+    #[arg(long, required_unless_present = "target_file", requires_all = ["external_url", "ledger_url"])]
+    pub target: Option<String>,
+    /// The external institution's URL (seeding, dump).
+    #[arg(long, requires = "target")]
+    pub external_url: Option<String>,
+    /// The ledger's URL (seeding, dump).
+    #[arg(long, requires = "target")]
+    pub ledger_url: Option<String>,
+    /// The three URLs from a target file (docs/your-own-system.md) instead.
+    #[arg(long, conflicts_with = "target")]
+    pub target_file: Option<PathBuf>,
+}
+
+// `harness bench-generator`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct GeneratorBenchArgs {
+    /// Requests per second to schedule.
+    #[arg(long, default_value_t = 50_000)]
+    pub rate: u32,
+    /// Measured seconds (after 1 s of warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub duration: u32,
+    /// Requests in flight at most (oha: connections).
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+    /// The core the generator (and oha) runs on.
+    #[arg(long, default_value_t = 0)]
+    pub generator_core: usize,
+    /// The core the stub endpoint runs on.
+    #[arg(long, default_value_t = 1)]
+    pub endpoint_core: usize,
+    /// The oha binary.
+    #[arg(long, default_value = "oha")]
+    pub oha: String,
+    /// Skip the oha comparison.
+    #[arg(long)]
+    pub no_oha: bool,
+}
+
+// `harness bench-proxy`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ProxyBenchArgs {
+    /// Seconds of each wrk run.
+    #[arg(long, default_value_t = 4)]
+    pub duration: u32,
+    /// Rounds of the hop and HAProxy measured back to back; the ratio is the median round's.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub rounds: u32,
+    /// Exit 1 when the median hop/HAProxy ratio is below this (0.9: the proxy's target).
+    #[arg(long)]
+    pub min_ratio: Option<f64>,
+    /// wrk connections.
+    #[arg(long, default_value_t = 64)]
+    pub connections: u32,
+    /// The trivial endpoint: nginx answering `return 200` (the reference setup; installed
+    /// from Debian's packages when missing), or the harness's own stub.
+    #[arg(long, value_enum, default_value_t = Endpoint::Nginx)]
+    pub endpoint: Endpoint,
+    /// Skip the HAProxy reference.
+    #[arg(long)]
+    pub no_haproxy: bool,
+}
+
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Endpoint {
+    Nginx,
+    Stub,
+}
+
+// `harness bench-reconcile`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReconcileBenchArgs {
+    /// Transfers in the synthetic run.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub transfers: u32,
+    /// Users (each with one external and one ledger account).
+    #[arg(long, default_value_t = 1_000)]
+    pub users: u32,
+    /// Reconciliations of the same evidence: the figure is their median (a shared machine
+    /// moves single figures by a third).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub repeat: u32,
+}
+
+// `harness reconcile DIR` and `harness report DIR`: a finished run's folder.
+#[derive(clap::Args, Debug, Clone)]
+pub struct RunDirArgs {
+    /// The run's results folder.
+    pub dir: PathBuf,
+}
+
+// `harness toxiproxy`: the embedded proxy's REST API, standalone.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ToxiproxyArgs {
+    /// Address the REST API listens on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, default_value_t = 8474)]
+    pub port: u16,
+    /// Seed of the toxicity decisions (which connections a toxic with toxicity < 1 hits).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }

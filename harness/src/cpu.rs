@@ -7,11 +7,14 @@
 //! hypervisor for other guests, which says whether the machine was quiet while latency was
 //! measured.
 
-use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
-use crate::summary::{CpuUse, HostCpu};
+use crate::profile::fault_action::FaultAction;
+use crate::profile::fault_plan::FaultOccurrence;
 use crate::system::admin::AdminClient;
-use crate::system::{Endpoints, ServiceRole};
+use crate::system::Endpoints;
+use crate::topology::ServiceRole;
 use futures_util::future::join_all;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use service::host_load::CpuTicks;
 use service::metrics::{process_cpu_seconds, CPU_SECONDS_METRIC};
 use std::collections::BTreeMap;
@@ -19,6 +22,59 @@ use std::time::Instant;
 
 /// The name the harness's own CPU goes by, beside the services' roles.
 pub const HARNESS: &str = "harness";
+
+/// The CPU each process used while the load ran (warm-up included), per operation the load
+/// sent (retries and shed answers count: each cost some CPU). A process that does not report
+/// its CPU, or restarted during the load, is absent.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct CpuUse {
+    /// From the reading before the load to the one after it.
+    pub window_s: f64,
+    pub operations: u64,
+    /// Milliseconds of CPU per operation, by process: `coordinator`, `external`, `ledger`
+    /// (from each one's `process_cpu_seconds_total`) and `harness` (its generator and proxies).
+    pub ms_per_operation: BTreeMap<String, f64>,
+    /// How the host's CPU time was spent over the same window (Linux; absent elsewhere, and
+    /// in summaries written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<HostCpu>,
+}
+
+/// The host's CPU time over a window, in percent of all its CPUs' time: the three add up to
+/// 100 (give or take rounding). Steal is time the hypervisor gave to other guests while this
+/// one had work to do: a run with more than a few percent of it measured a busy machine's
+/// latency, not the system's.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct HostCpu {
+    pub busy_pct: f64,
+    /// Idle or waiting on I/O.
+    pub idle_pct: f64,
+    pub steal_pct: f64,
+}
+
+impl HostCpu {
+    /// From this much steal on, a run's latency says more about the machine than the system.
+    pub const NOISY_STEAL_PCT: f64 = 5.0;
+
+    pub fn noisy(&self) -> bool {
+        self.steal_pct >= Self::NOISY_STEAL_PCT
+    }
+
+    /// "busy 88.0 % · idle 10.9 % · stolen 1.1 %", and a warning when it was noisy.
+    pub fn describe(&self) -> String {
+        let shares = format!(
+            "busy {:.1} % · idle {:.1} % · stolen {:.1} %",
+            self.busy_pct, self.idle_pct, self.steal_pct
+        );
+        if self.noisy() {
+            format!("{shares} (a noisy machine: latency not comparable with a quiet run)")
+        } else {
+            shares
+        }
+    }
+}
 
 /// CPU seconds each process had used at one moment.
 #[derive(Debug, Clone)]

@@ -1,37 +1,13 @@
 //! The BankTransfer harness: runs a chaos profile against the reference system (or any
 //! system that follows `docs/contract.md`) and writes a verdict.
 //!
-//! - `bench`: `harness bench-generator` (the generator against oha) and `harness bench-proxy`
-//!   (wrk through a hop, through HAProxy, and direct).
-//! - `cli`: the command line.
-//! - `proxy`: the embedded Toxiproxy-compatible TCP proxy and its REST API.
-//! - `profile`: chaos profiles, parsed strictly and validated into a `RunPlan`.
-//! - `schedule`: the seeded request schedule.
-//! - `population`: the users a run drives, and how they are named.
-//! - `system`: the system under test: launching the services (as `harness serve <role>`)
-//!   with a proxy on every hop, and the admin client (seeding, dumps, the saga log).
-//! - `hops`: the proxies on the gateway, external and ledger hops.
-//! - `client`: `POST /transfers` and the outcome of each answer.
-//! - `loadgen`: the open-loop generator (drivers, retries, overflow, send lag).
-//! - `cpu`: the CPU each process used while the load ran, per operation.
-//! - `stats`: HdrHistograms, the interval log, live counters.
-//! - `faults`: the fault timeline (toxics, down proxies, signals, knobs), applied and read back.
-//! - `history`: the client history (`history.jsonl`).
-//! - `reconcile`: the invariants, checked per transfer id.
-//! - `phases`: the run cut into steady state, fault windows and recoveries.
-//! - `slo`: the latency bounds and the error budget, judged.
-//! - `verdict`: the verdict from the invariants, the error budget and the generator's lag.
-//! - `summary`: `summary.json`.
-//! - `report`: `report.md` and `report.html` (charts drawn with plotters), and `harness report`.
-//! - `schemas`: the JSON Schemas of the files a run writes, generated from their types.
-//! - `progress`: the live progress line.
-//! - `provenance`: git revision and UTC time.
-//! - `run`: one run, end to end.
-//! - `mutants`: every profile against `saga` and every known-bad design, as a matrix.
-//! - `compare`: `harness compare`: a run judged against a baseline, metric by metric.
-//! - `baseline`: `harness baseline`: a profile's run kept as its baseline.
-//! - `check_target`: `harness check-target`: the contract walked against a running system.
-//! - `capacity`: `harness capacity`: the highest rate that meets the SLO, and what lies past it.
+//! Its modules stand in layers, input to output: shared parts (`topology`, `proxy`,
+//! `provenance`, `history`, `stats`) → what a run is told (`profile`, `cli`) → `population`
+//! and `schedule` → the `system` → what drives it (`client`, `loadgen`, `faults`, `progress`,
+//! `cpu`) → evidence (`reconcile`, `phases`) → judgement (`slo`, `verdict`) → `summary` and
+//! `schemas` → `report` and `compare` → `run` → the commands built on runs (`baseline`,
+//! `capacity`, `mutants`, `check_target`, `bench`). `ARCHITECTURE.md` gives each module's
+//! job; its Layers block is the order, which `tests/it/layers.rs` holds every import to.
 
 pub mod baseline;
 pub mod bench;
@@ -43,7 +19,6 @@ pub mod compare;
 pub mod cpu;
 pub mod faults;
 pub mod history;
-pub mod hops;
 pub mod loadgen;
 pub mod mutants;
 pub mod phases;
@@ -61,4 +36,5 @@ pub mod slo;
 pub mod stats;
 pub mod summary;
 pub mod system;
+pub mod topology;
 pub mod verdict;

@@ -3,7 +3,7 @@
 //! could not run (or its generator could not keep up).
 
 use clap::Parser;
-use harness::cli::{Cli, Command};
+use harness::cli::{Cli, Command, RunArgs, RunDirArgs, ToxiproxyArgs};
 use harness::system::launch::PARENT_PID_ENV;
 
 fn main() {
@@ -47,17 +47,15 @@ fn main() {
                 }
             }
         }
-        Some(Command::Toxiproxy { host, port, seed }) => {
-            runtime.block_on(toxiproxy(host, port, seed))
-        }
-        Some(Command::Reconcile { dir }) => match harness::run::reconcile_again(&dir) {
+        Some(Command::Toxiproxy(args)) => runtime.block_on(toxiproxy(args)),
+        Some(Command::Reconcile(RunDirArgs { dir })) => match harness::run::reconcile_again(&dir) {
             Ok(code) => code,
             Err(e) => {
                 eprintln!("harness reconcile: error: {e}");
                 2
             }
         },
-        Some(Command::Report { dir }) => match harness::report::regenerate(&dir) {
+        Some(Command::Report(RunDirArgs { dir })) => match harness::report::regenerate(&dir) {
             Ok(summary) => {
                 println!(
                     "{}: {} and {} rebuilt (verdict {})",
@@ -111,7 +109,7 @@ fn main() {
     std::process::exit(code);
 }
 
-fn run(runtime: &tokio::runtime::Runtime, args: harness::cli::RunArgs) -> i32 {
+fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> i32 {
     let options = match args.into_options() {
         Ok(o) => o,
         Err(e) => {
@@ -145,7 +143,7 @@ fn run(runtime: &tokio::runtime::Runtime, args: harness::cli::RunArgs) -> i32 {
 }
 
 /// `harness toxiproxy`: the embedded proxy's REST API, standalone, until SIGTERM or Ctrl-C.
-async fn toxiproxy(host: String, port: u16, seed: u64) -> i32 {
+async fn toxiproxy(ToxiproxyArgs { host, port, seed }: ToxiproxyArgs) -> i32 {
     let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
         Ok(l) => l,
         Err(e) => {

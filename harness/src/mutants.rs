@@ -4,28 +4,15 @@
 //! nothing: every mutant must be caught by at least one profile, and `saga` must pass
 //! every one. Exit 1 when a mutant survives every profile or `saga` fails anywhere.
 
+use crate::cli::MutantsArgs;
 use crate::reconcile::ViolationClass;
 use crate::run::{self, RunOptions};
-use crate::summary::{Summary, Verdict};
+use crate::summary::Summary;
+use crate::verdict::Verdict;
 use service::coordinator::Design;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct MutantsArgs {
-    /// Profiles to run (default: the library in chaos-profiles/, but `everything` and the
-    /// no-fault load profiles `steady`, `throughput` and `overload`, shortened where a
-    /// profile allows).
-    #[arg(long, num_args = 1..)]
-    pub profiles: Vec<PathBuf>,
-    /// Designs to run (default: all of them).
-    #[arg(long, value_enum, num_args = 1..)]
-    pub designs: Vec<Design>,
-    /// Where the runs' folders go (default: results/<UTC time>-mutants/).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-}
 
 /// The classes that show each known-bad design's bug: a run that finds one of them has
 /// caught it for the reason it exists.

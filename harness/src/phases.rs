@@ -7,9 +7,8 @@
 
 use crate::faults::FaultRecord;
 use crate::history::{HistoryRecord, Outcome};
-use crate::slo::latency_of;
-use crate::stats::new_histogram;
-use crate::summary::Latency;
+use crate::profile::plan::PhaseGroup;
+use crate::stats::{latency_of, new_histogram, Latency};
 use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -17,19 +16,6 @@ use serde::{Deserialize, Serialize};
 /// How long after a fault heals its `recovery` phase lasts (cut short by the next fault or
 /// the end of the load).
 pub const RECOVERY_WINDOW_S: f64 = 5.0;
-
-service::named_enum! {
-    /// The phases an SLO may bound (`slo.<phase>.p99_ms` in a profile).
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
-    pub enum PhaseGroup {
-        /// No fault active, and none healed within the recovery window.
-        Steady = "steady",
-        /// At least one fault active.
-        DuringFaults = "during_faults",
-        /// No fault active, one healed within the recovery window.
-        Recovery = "recovery",
-    }
-}
 
 /// What one phase measured.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]

@@ -4,12 +4,49 @@
 
 use crate::phases::{PhaseFigures, Phases};
 use crate::profile::plan::SloPlan;
-use crate::reconcile::Invariant;
-use crate::stats::quantile_ms;
-use crate::summary::{Latency, PercentileResult, Requests, SloResult};
-use crate::verdict::LATENCY_INVARIANT;
+use crate::reconcile::{Invariant, InvariantName};
+use crate::stats::{quantile_ms, Requests};
 use hdrhistogram::Histogram;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// The invariant that holds the latency bounds.
+pub const LATENCY_INVARIANT: InvariantName = InvariantName::SloLatency;
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct SloResult {
+    pub p99_ms: u64,
+    /// None when p99 has too few samples to judge.
+    pub met: Option<bool>,
+    pub percentiles: Vec<PercentileResult>,
+    pub error_budget: f64,
+    pub error_rate: f64,
+    pub error_budget_met: bool,
+    /// The profile's bound on the shed fraction (absent: not judged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shed_budget: Option<f64>,
+    /// Shed answers over all operations.
+    #[serde(default)]
+    pub shed_rate: f64,
+}
+
+impl SloResult {
+    /// Whether the shed fraction is within its budget (true when there is none).
+    pub fn shed_budget_met(&self) -> bool {
+        self.shed_budget.is_none_or(|b| self.shed_rate <= b)
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct PercentileResult {
+    pub name: String,
+    pub bound_ms: u64,
+    pub value_ms: Option<f64>,
+    pub met: Option<bool>,
+}
 
 /// The SLO's parts, judged.
 pub struct SloJudgement {
@@ -18,19 +55,6 @@ pub struct SloJudgement {
     pub invariant: Invariant,
     /// Why the error budget is blown, when it is.
     pub error_budget_exceeded: Option<String>,
-}
-
-/// The latency figures of a histogram of µs (None where it has too few samples).
-pub fn latency_of(h: &Histogram<u64>) -> Latency {
-    Latency {
-        samples: h.len(),
-        p50: quantile_ms(h, 0.5),
-        p90: quantile_ms(h, 0.9),
-        p99: quantile_ms(h, 0.99),
-        p999: quantile_ms(h, 0.999),
-        max: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
-        mean: (!h.is_empty()).then(|| h.mean() / 1000.0),
-    }
 }
 
 fn ms(d: Duration) -> u64 {
@@ -165,8 +189,8 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::phases::PhaseGroup;
-    use crate::stats::new_histogram;
+    use crate::profile::plan::PhaseGroup;
+    use crate::stats::{new_histogram, Latency};
 
     fn phases_with_fault_p99(p99_ms: f64) -> Phases {
         Phases {

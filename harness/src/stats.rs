@@ -6,6 +6,8 @@ use crate::history::Outcome;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
 use hdrhistogram::serialization::V2DeflateSerializer;
 use hdrhistogram::Histogram;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +17,56 @@ use std::time::{Duration, SystemTime};
 /// Up to one hour in µs, 3 significant digits.
 pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("constant bounds are valid")
+}
+
+/// Counts over the measured window. `scheduled` counts scheduled requests; the outcome
+/// counts are per operation, so a user's retry counts as one more operation.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Requests {
+    pub scheduled: u64,
+    pub retries: u64,
+    pub completed: u64,
+    pub failed: u64,
+    pub pending: u64,
+    pub shed: u64,
+    pub errors: u64,
+    pub overflow: u64,
+}
+
+impl Requests {
+    /// Operations that got an answer or gave up on one (every outcome but overflow).
+    pub fn operations(&self) -> u64 {
+        self.completed + self.failed + self.pending + self.shed + self.errors
+    }
+}
+
+/// From each operation's scheduled send time to its answer. None: too few samples to say.
+#[derive(Debug, Clone, Serialize, Deserialize, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Latency {
+    pub samples: u64,
+    pub p50: Option<f64>,
+    pub p90: Option<f64>,
+    pub p99: Option<f64>,
+    pub p999: Option<f64>,
+    pub max: Option<f64>,
+    /// The mean (absent in summaries written before it was kept).
+    #[serde(default)]
+    pub mean: Option<f64>,
+}
+
+/// The latency figures of a histogram of µs (None where it has too few samples).
+pub fn latency_of(h: &Histogram<u64>) -> Latency {
+    Latency {
+        samples: h.len(),
+        p50: quantile_ms(h, 0.5),
+        p90: quantile_ms(h, 0.9),
+        p99: quantile_ms(h, 0.99),
+        p999: quantile_ms(h, 0.999),
+        max: (!h.is_empty()).then(|| h.max() as f64 / 1000.0),
+        mean: (!h.is_empty()).then(|| h.mean() / 1000.0),
+    }
 }
 
 /// What one worker measured.

@@ -9,11 +9,45 @@
 //! in-flight cap), because then the load was not the profile's. A money or contract
 //! violation is a failure whatever the generator did: the money moved all the same.
 
-use crate::reconcile::{Invariant, InvariantName};
-use crate::summary::{Generator, Verdict};
+use crate::reconcile::Invariant;
+use crate::slo::LATENCY_INVARIANT;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 
-/// The invariant that holds the latency bounds.
-pub const LATENCY_INVARIANT: InvariantName = InvariantName::SloLatency;
+service::named_enum! {
+    /// `pass`: every invariant and the SLO held. `fail`: one did not. `unknown`: nothing
+    /// failed but something could not be checked (no dumps, too few samples). `unusable`: the
+    /// generator could not keep to its schedule, so the figures say nothing about the service.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub enum Verdict {
+        Pass = "pass",
+        Fail = "fail",
+        Unknown = "unknown",
+        Unusable = "unusable",
+    }
+}
+
+impl Verdict {
+    /// 0 pass; 1 an invariant or the SLO failed (or could not be shown to hold); 2 the
+    /// harness could not do its job (an unusable generator).
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Verdict::Pass => 0,
+            Verdict::Fail | Verdict::Unknown => 1,
+            Verdict::Unusable => 2,
+        }
+    }
+}
+
+/// How well the generator kept to its own schedule.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Generator {
+    pub send_lag_ms_p99: f64,
+    pub send_lag_ms_max: f64,
+    pub usable: bool,
+    pub reason: Option<String>,
+}
 
 /// What the generator measured of itself.
 #[derive(Debug, Clone, Copy)]
@@ -122,6 +156,7 @@ pub fn judge(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reconcile::InvariantName;
 
     fn invariant(name: InvariantName, holds: Option<bool>) -> Invariant {
         Invariant {

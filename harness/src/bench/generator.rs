@@ -8,6 +8,7 @@
 //! when it is not found.
 
 use super::{spawn_stub, tempdir};
+use crate::cli::GeneratorBenchArgs;
 use crate::client::TransferClient;
 use crate::history::{HistoryWriter, Outcome};
 use crate::loadgen;
@@ -19,37 +20,12 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Requests per second to schedule.
-    #[arg(long, default_value_t = 50_000)]
-    pub rate: u32,
-    /// Measured seconds (after 1 s of warm-up).
-    #[arg(long, default_value_t = 10)]
-    pub duration: u32,
-    /// Requests in flight at most (oha: connections).
-    #[arg(long, default_value_t = 64)]
-    pub connections: u32,
-    /// The core the generator (and oha) runs on.
-    #[arg(long, default_value_t = 0)]
-    pub generator_core: usize,
-    /// The core the stub endpoint runs on.
-    #[arg(long, default_value_t = 1)]
-    pub endpoint_core: usize,
-    /// The oha binary.
-    #[arg(long, default_value = "oha")]
-    pub oha: String,
-    /// Skip the oha comparison.
-    #[arg(long)]
-    pub no_oha: bool,
-}
-
 struct Figures {
     rate_per_s: f64,
     detail: String,
 }
 
-pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
+pub async fn run(args: GeneratorBenchArgs) -> anyhow::Result<i32> {
     let dir = tempdir()?;
     let stub = spawn_stub(&dir, Some(args.endpoint_core))?;
     println!(
@@ -78,7 +54,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-async fn generator(args: &BenchArgs, url: &str, dir: &std::path::Path) -> anyhow::Result<Figures> {
+async fn generator(
+    args: &GeneratorBenchArgs,
+    url: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<Figures> {
     let text = format!(
         "name: bench-generator\nseed: 1\nwarmup_s: 1\nduration_s: {}\narrival: {{rate_per_s: {}}}\nusers: {{count: 1000, opening_balance_cents: 1000000}}\namounts: {{min_cents: 1, max_cents: 100}}\nclient: {{timeout_ms: 2000, max_in_flight: {}}}\nslo: {{p99_ms: 200}}\n",
         args.duration, args.rate, args.connections
@@ -130,7 +110,7 @@ fn oha_available(oha: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
-fn oha(args: &BenchArgs, url: &str) -> anyhow::Result<Figures> {
+fn oha(args: &GeneratorBenchArgs, url: &str) -> anyhow::Result<Figures> {
     let mut oha = args.oha.clone();
     if !oha_available(&oha) {
         let installed = std::env::var("CARGO_HOME")

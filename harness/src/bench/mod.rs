@@ -8,8 +8,8 @@ mod generator;
 mod proxy;
 pub mod reconcile;
 
-pub use generator::{run, BenchArgs};
-pub use proxy::{run_proxy, ProxyBenchArgs};
+pub use generator::run;
+pub use proxy::run_proxy;
 
 use anyhow::{bail, Context};
 use service::launch::ServiceProcess;

@@ -8,38 +8,10 @@
 //! and are installed with apt-get when missing.
 
 use super::{ensure_installed, spawn_stub, tempdir};
+use crate::cli::{Endpoint, ProxyBenchArgs};
 use anyhow::{bail, Context};
 use std::process::Command;
 use std::time::Duration;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct ProxyBenchArgs {
-    /// Seconds of each wrk run.
-    #[arg(long, default_value_t = 4)]
-    pub duration: u32,
-    /// Rounds of the hop and HAProxy measured back to back; the ratio is the median round's.
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub rounds: u32,
-    /// Exit 1 when the median hop/HAProxy ratio is below this (0.9: the proxy's target).
-    #[arg(long)]
-    pub min_ratio: Option<f64>,
-    /// wrk connections.
-    #[arg(long, default_value_t = 64)]
-    pub connections: u32,
-    /// The trivial endpoint: nginx answering `return 200` (the reference setup; installed
-    /// from Debian's packages when missing), or the harness's own stub.
-    #[arg(long, value_enum, default_value_t = Endpoint::Nginx)]
-    pub endpoint: Endpoint,
-    /// Skip the HAProxy reference.
-    #[arg(long)]
-    pub no_haproxy: bool,
-}
-
-#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Endpoint {
-    Nginx,
-    Stub,
-}
 
 /// A helper server in the foreground on a loopback port, killed when dropped (each runs as
 /// one process, so killing it leaves nothing behind).

@@ -3,6 +3,7 @@
 //! took (and whether every planted class was found, so the figure is of a reconciler that
 //! works).
 
+use crate::cli::ReconcileBenchArgs;
 use crate::history::{HistoryRecord, Outcome};
 use crate::reconcile::{self, Books, Convergence, Evidence, Resolution, Sample, ViolationClass};
 use service::contract::{
@@ -12,20 +13,6 @@ use service::contract::{
 use service::ids::{AccountId, IdempotencyKey, TransferId, UserId};
 use service::money::AmountCents;
 use std::time::Instant;
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct BenchArgs {
-    /// Transfers in the synthetic run.
-    #[arg(long, default_value_t = 1_000_000)]
-    pub transfers: u32,
-    /// Users (each with one external and one ledger account).
-    #[arg(long, default_value_t = 1_000)]
-    pub users: u32,
-    /// Reconciliations of the same evidence: the figure is their median (a shared machine
-    /// moves single figures by a third).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
-    pub repeat: u32,
-}
 
 /// Each external account's opening balance: enough for every transfer of a user.
 const OPENING: u64 = 1_000_000_000_000;
@@ -262,7 +249,7 @@ impl Synthetic {
 /// The classes planted, and how many transfers of each.
 const PLANTED_EACH: u32 = 3;
 
-pub fn run(args: &BenchArgs) -> i32 {
+pub fn run(args: &ReconcileBenchArgs) -> i32 {
     let built = Instant::now();
     let users = args.users.max(2);
     let mut run = Synthetic::new(users, args.transfers);

@@ -10,56 +10,19 @@
 pub mod render;
 pub mod search;
 
+use crate::cli::CapacityArgs;
+use crate::cpu::HostCpu;
 use crate::run::{self, FaultsOverride, RunOptions};
+use crate::slo::LATENCY_INVARIANT;
 use crate::stats::min_samples_for;
-use crate::summary::{HostCpu, Summary, Verdict};
-use crate::verdict::LATENCY_INVARIANT;
+use crate::summary::Summary;
+use crate::verdict::Verdict;
 use crate::{profile, provenance};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-#[derive(Debug, Clone, clap::Args)]
-pub struct CapacityArgs {
-    /// The chaos profile whose SLO, error budget, population and service settings each step
-    /// uses (its arrival is replaced by each step's constant rate).
-    #[arg(long)]
-    pub profile: PathBuf,
-    /// Hold this fault of the profile active through every step (default: no faults).
-    #[arg(long)]
-    pub fault: Option<String>,
-    /// The first rate tried, requests/s (default: a quarter of the profile's peak rate, at
-    /// least 50).
-    #[arg(long)]
-    pub start: Option<u32>,
-    /// The highest rate tried, requests/s.
-    #[arg(long, default_value_t = 20_000)]
-    pub max: u32,
-    /// Measured seconds of each step.
-    #[arg(long, default_value_t = 10)]
-    pub step_s: u32,
-    /// Warm-up seconds of each step.
-    #[arg(long, default_value_t = 2)]
-    pub warmup_s: u32,
-    /// How long each step waits for every saga to be final after its load.
-    #[arg(long, default_value_t = 10)]
-    pub convergence_window_s: u32,
-    /// The search ends when the knee is known within this fraction of it.
-    #[arg(long, default_value_t = 0.1)]
-    pub resolution: f64,
-    /// Results folder (default: results/<UTC time>-capacity-<profile>/).
-    #[arg(long)]
-    pub out: Option<PathBuf>,
-    /// Overrides the profile's seed.
-    #[arg(long)]
-    pub seed: Option<u64>,
-    /// Overrides the profile's `client.http2_connections`: 0 for HTTP/1.1 to the coordinator,
-    /// 1-64 for that many HTTP/2 connections (the coordinator must speak h2c).
-    #[arg(long)]
-    pub client_http2_connections: Option<u32>,
-}
 
 service::named_enum! {
     /// Why a step was run.

@@ -2,10 +2,10 @@
 //! `capacity.md` / `capacity.html` (the curves, the knee, the steps, what limited them).
 
 use super::{Capacity, Purpose, Step};
+use crate::cpu::HostCpu;
 use crate::report::charts::{self, RatePoint};
 use crate::report::html::{escape, figure, STYLE};
-use crate::summary::HostCpu;
-use crate::system::ServiceRole;
+use crate::topology::ServiceRole;
 use std::fmt::Write;
 
 fn ms(value: Option<f64>) -> String {

@@ -1,49 +1,13 @@
 //! Sets a current run against a baseline, metric by metric: latency quantiles (from the
 //! merged histograms when both runs have them, with a confidence interval for each
 //! quantile so that sampling noise is not called a regression), throughput, the error rate,
-//! and the invariants. Also sets the two latency distributions side by side: a ladder of
-//! quantiles and the Kolmogorov–Smirnov distance between them.
+//! and the invariants, with the two latency distributions side by side (`distributions`).
 
+use super::distributions::{distributions, Distributions};
 use super::load::Run;
+use crate::cli::Tolerances;
 use crate::stats::min_samples_for;
 use hdrhistogram::Histogram;
-
-/// How much worse the current run may be before it is a regression.
-#[derive(Debug, Clone, Copy, clap::Args)]
-pub struct Tolerances {
-    /// How much p50 may grow, in percent.
-    #[arg(long = "p50-growth-pct", default_value_t = 50.0)]
-    pub p50_pct: f64,
-    /// How much p99 may grow, in percent.
-    #[arg(long = "p99-growth-pct", default_value_t = 50.0)]
-    pub p99_pct: f64,
-    /// How much p99.9 may grow, in percent (judged only when both runs have the samples).
-    #[arg(long = "p999-growth-pct", default_value_t = 100.0)]
-    pub p999_pct: f64,
-    /// How much throughput may fall, in percent.
-    #[arg(long = "throughput-drop-pct", default_value_t = 25.0)]
-    pub throughput_pct: f64,
-    /// How much the error rate (errors per operation) may rise, as a fraction.
-    #[arg(long = "error-rate-rise", default_value_t = 0.01)]
-    pub error_rate_rise: f64,
-    /// How much each process's CPU per operation may grow, in percent (judged when both
-    /// runs measured it).
-    #[arg(long = "cpu-growth-pct", default_value_t = 50.0)]
-    pub cpu_pct: f64,
-}
-
-impl Default for Tolerances {
-    fn default() -> Self {
-        Tolerances {
-            p50_pct: 50.0,
-            p99_pct: 50.0,
-            p999_pct: 100.0,
-            throughput_pct: 25.0,
-            error_rate_rise: 0.01,
-            cpu_pct: 50.0,
-        }
-    }
-}
 
 /// A metric's judgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -107,24 +71,6 @@ impl Row {
     }
 }
 
-/// A quantile of both distributions.
-#[derive(Debug, Clone)]
-pub struct Rung {
-    pub quantile: f64,
-    pub baseline_ms: f64,
-    pub current_ms: f64,
-}
-
-/// Both latency distributions, side by side.
-#[derive(Debug, Clone)]
-pub struct Distributions {
-    pub ladder: Vec<Rung>,
-    /// The largest gap between the two cumulative distributions (0: the same, 1: apart).
-    pub ks_distance: f64,
-    /// The distance two samples of one distribution stay under 99 times in 100.
-    pub ks_critical: f64,
-}
-
 /// The whole comparison.
 #[derive(Debug, Clone)]
 pub struct Comparison {
@@ -161,11 +107,6 @@ impl Comparison {
 
 /// z for a two-sided 99 % confidence interval.
 const Z_99: f64 = 2.576;
-/// The Kolmogorov–Smirnov coefficient for 99 %.
-const KS_99: f64 = 1.628;
-/// The ladder of quantiles shown.
-const LADDER: [f64; 7] = [0.5, 0.75, 0.9, 0.95, 0.99, 0.999, 0.9999];
-
 fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
@@ -345,56 +286,6 @@ fn invariant_rows(base: &Run, cur: &Run) -> Vec<Row> {
         .collect()
 }
 
-/// The largest gap between the cumulative distributions of two histograms.
-fn ks_distance(a: &Histogram<u64>, b: &Histogram<u64>) -> f64 {
-    let steps = |h: &Histogram<u64>| -> Vec<(u64, f64)> {
-        let n = h.len().max(1) as f64;
-        let mut seen = 0u64;
-        h.iter_recorded()
-            .map(|v| {
-                seen += v.count_at_value();
-                (h.highest_equivalent(v.value_iterated_to()), seen as f64 / n)
-            })
-            .collect()
-    };
-    let (sa, sb) = (steps(a), steps(b));
-    let (mut i, mut j) = (0, 0);
-    let (mut fa, mut fb, mut distance) = (0.0f64, 0.0f64, 0.0f64);
-    while i < sa.len() || j < sb.len() {
-        let next_a = sa.get(i).map_or(u64::MAX, |s| s.0);
-        let next_b = sb.get(j).map_or(u64::MAX, |s| s.0);
-        let at = next_a.min(next_b);
-        while i < sa.len() && sa[i].0 == at {
-            fa = sa[i].1;
-            i += 1;
-        }
-        while j < sb.len() && sb[j].0 == at {
-            fb = sb[j].1;
-            j += 1;
-        }
-        distance = distance.max((fa - fb).abs());
-    }
-    distance
-}
-
-fn distributions(base: &Histogram<u64>, cur: &Histogram<u64>) -> Distributions {
-    let ladder = LADDER
-        .iter()
-        .filter(|&&q| base.len() >= min_samples_for(q) && cur.len() >= min_samples_for(q))
-        .map(|&q| Rung {
-            quantile: q,
-            baseline_ms: ms(base.value_at_quantile(q)),
-            current_ms: ms(cur.value_at_quantile(q)),
-        })
-        .collect();
-    let (n, m) = (base.len().max(1) as f64, cur.len().max(1) as f64);
-    Distributions {
-        ladder,
-        ks_distance: ks_distance(base, cur),
-        ks_critical: KS_99 * ((n + m) / (n * m)).sqrt(),
-    }
-}
-
 /// Why the two runs cannot be compared at all.
 fn refusals(base: &Run, cur: &Run) -> Vec<String> {
     let mut why = Vec::new();
@@ -461,9 +352,13 @@ pub fn compare(base: &Run, cur: &Run, tolerances: &Tolerances) -> Comparison {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::CpuUse;
     use crate::reconcile::{Invariant, InvariantName, Money};
+    use crate::slo::SloResult;
     use crate::stats::new_histogram;
-    use crate::summary::{CpuUse, Generator, Latency, Requests, SloResult, Summary, Verdict};
+    use crate::stats::{Latency, Requests};
+    use crate::summary::Summary;
+    use crate::verdict::{Generator, Verdict};
     use std::collections::BTreeMap;
     use std::path::PathBuf;
 
@@ -696,7 +591,7 @@ mod tests {
 
     #[test]
     fn a_run_on_a_machine_that_lent_its_cpu_away_is_said_to_be_noisy() {
-        use crate::summary::HostCpu;
+        use crate::cpu::HostCpu;
         let host = |steal_pct: f64| HostCpu {
             busy_pct: 80.0 - steal_pct,
             idle_pct: 20.0,

@@ -3,39 +3,21 @@
 //!
 //! - `load`: a run's summary and its measured latency histogram.
 //! - `judge`: every metric with its change, judged against the tolerances.
+//! - `distributions`: the two latency distributions side by side.
 //! - `render`: the comparison as text or as Markdown (for a CI job summary).
 //!
 //! Exit codes: 0 no regression, 1 a regression, 2 the runs cannot tell (too few samples, a
 //! change inside the sampling noise, another profile, an unusable generator) or cannot be
 //! read.
 
+pub mod distributions;
 pub mod judge;
 pub mod load;
 pub mod render;
 
-pub use judge::{compare, Comparison, Judgement, Tolerances};
+pub use judge::{compare, Comparison, Judgement};
 
-use std::path::PathBuf;
-
-#[derive(Debug, Clone, Copy, clap::ValueEnum, Default)]
-pub enum Format {
-    #[default]
-    Text,
-    Markdown,
-}
-
-#[derive(clap::Args, Debug, Clone)]
-pub struct CompareArgs {
-    /// The baseline: a run folder or its summary.json.
-    pub baseline: PathBuf,
-    /// The run to judge: a run folder or its summary.json.
-    pub current: PathBuf,
-    #[command(flatten)]
-    pub tolerances: Tolerances,
-    /// How to print the comparison.
-    #[arg(long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
-}
+use crate::cli::{CompareArgs, Format};
 
 /// Runs `harness compare`; returns the exit code.
 pub fn run(args: &CompareArgs) -> i32 {

@@ -5,7 +5,8 @@
 //! after `pause`, answering after `start`, `resume` and `restart`.
 
 use crate::system::target_file::{ProcessAction, RoleCommandSet};
-use crate::system::{Endpoints, ServiceRole};
+use crate::system::Endpoints;
+use crate::topology::ServiceRole;
 use service::contract::routes;
 use std::io::Write;
 use std::os::unix::process::CommandExt;

@@ -6,16 +6,17 @@
 //! - `proxies`: toxics and down proxies through the Toxiproxy API.
 //! - `process`: SIGKILL, SIGSTOP/SIGCONT, SIGTERM, and starting a service again.
 //! - `commands`: the same faults through a system owner's commands (a target file's).
-//! - `knobs`: the services' own fault knobs and the ledger's policy.
 
 pub mod commands;
-pub mod knobs;
 pub mod process;
 pub mod proxies;
 
-use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
+use crate::profile::fault_action::FaultAction;
+use crate::profile::fault_plan::FaultOccurrence;
 use crate::stats::LiveStats;
-use crate::system::{Endpoints, ServiceRole};
+use crate::system::knobs;
+use crate::system::Endpoints;
+use crate::topology::ServiceRole;
 use process::{ProcessControl, ProcessError};
 use proxies::{ProxyControl, ProxyFaultError};
 use schemars::JsonSchema;

@@ -8,7 +8,7 @@ use super::commands::UserCommands;
 use super::FaultError;
 use crate::system::launch::{Launched, SystemError};
 use crate::system::target_file::ProcessAction;
-use crate::system::ServiceRole;
+use crate::topology::ServiceRole;
 use nix::sys::signal::Signal;
 use service::contract::routes;
 use std::sync::{Arc, Mutex};

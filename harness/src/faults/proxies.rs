@@ -4,8 +4,8 @@
 //! cannot name a toxic and does not report a refused one, so toxics are added and removed
 //! with plain HTTP on the same API. Every change is read back before it counts as applied.
 
-use crate::hops::Hop;
 use crate::proxy::toxic::ToxicBody;
+use crate::topology::Hop;
 use std::time::Duration;
 use toxiproxy_rust::client::Client;
 use toxiproxy_rust::toxic::ToxicPack;

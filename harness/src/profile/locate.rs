@@ -2,6 +2,14 @@
 //! parsing (a value out of range) can still name its line. Best effort: when a segment is
 //! not found, the line of the deepest segment found is returned.
 
+/// A field path and what is wrong with it.
+pub type FieldError = (String, String);
+
+/// `Err` of a field path and what is wrong with it.
+pub fn err<T>(field: String, message: impl Into<String>) -> Result<T, FieldError> {
+    Err((field, message.into()))
+}
+
 /// `path` like `arrival.stages[1].to_per_s`. Returns a 1-based line number.
 pub fn line_of(text: &str, path: &str) -> Option<usize> {
     let lines: Vec<&str> = text.lines().collect();

@@ -5,8 +5,10 @@
 //! - `locate`: finds a field's line for errors found after parsing.
 //! - `plan`: the validated, closed plan a run executes.
 //! - `settings`: the `service:` section, in the services' own settings types.
-//! - `fault_spec`, `fault_plan`: the `faults:` list as written, and as a timeline.
+//! - `fault_spec`, `fault_action`, `fault_plan`: the `faults:` list as written, what each
+//!   fault does, and the faults laid out as a timeline.
 
+pub mod fault_action;
 pub mod fault_plan;
 pub mod fault_spec;
 pub mod locate;

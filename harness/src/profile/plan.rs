@@ -2,10 +2,12 @@
 //! exists is a plan that can run.
 
 use super::fault_plan::FaultOccurrence;
+use super::locate::FieldError;
 use super::{
     AmountDistribution, Amounts, Arrival, Client, Profile, RetryKey, RetryOn, Slo, Stage, Users,
 };
-use crate::phases::PhaseGroup;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
 use service::coordinator::CoordinatorSettings;
 use service::knobs::FaultKnobs;
 use service::ledger_policy::LedgerPolicy;
@@ -13,8 +15,18 @@ use service::money::AmountCents;
 use service::settings::{self, SettingError};
 use std::time::Duration;
 
-/// A field path and what is wrong with it.
-pub type FieldError = (String, String);
+service::named_enum! {
+    /// The phases an SLO may bound (`slo.<phase>.p99_ms` in a profile); `phases` measures each.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+    pub enum PhaseGroup {
+        /// No fault active, and none healed within the recovery window.
+        Steady = "steady",
+        /// At least one fault active.
+        DuringFaults = "during_faults",
+        /// No fault active, one healed within the recovery window.
+        Recovery = "recovery",
+    }
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct RunPlan {

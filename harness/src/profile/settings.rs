@@ -3,7 +3,7 @@
 //! and rules (`service::settings`): nothing about a knob is written again here. What a
 //! section leaves out keeps the service's default.
 
-use crate::system::ServiceRole;
+use crate::topology::ServiceRole;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use service::coordinator::CoordinatorSettings;

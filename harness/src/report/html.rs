@@ -5,7 +5,8 @@
 use super::markdown::ms;
 use super::timeline::{self, FaultWindow};
 use super::{charts, phase_rows, RunRecord, PHASE_COLUMNS};
-use crate::summary::{Summary, Verdict};
+use crate::summary::Summary;
+use crate::verdict::Verdict;
 use std::fmt::Write;
 
 /// How many violations the page lists (all of them are in `reconciliation.json`).

@@ -43,7 +43,7 @@ pub struct PhaseRow<'a> {
 pub const NOT_APPLIED_HEADING: &str =
     "Ran without these settings of the profile (--ignore-service-settings):";
 
-pub fn shed_sentence(slo: &crate::summary::SloResult) -> String {
+pub fn shed_sentence(slo: &crate::slo::SloResult) -> String {
     match slo.shed_budget {
         Some(budget) => format!(
             "Shed {:.4} of operations against a shed budget of {budget}: {}.",

@@ -2,7 +2,7 @@
 //! invariants, each line within `WIDTH` columns (long values are cut with `…`).
 
 use crate::summary::Summary;
-use crate::system::ServiceRole;
+use crate::topology::ServiceRole;
 use std::path::Path;
 
 /// The table's width, in columns.
@@ -180,7 +180,7 @@ mod tests {
                 .contains("cpu  coordinator 0.250 · ledger 0.080 · harness 0.160 ms per operation"),
             "{table}"
         );
-        s.cpu.host = Some(crate::summary::HostCpu {
+        s.cpu.host = Some(crate::cpu::HostCpu {
             busy_pct: 80.5,
             idle_pct: 7.0,
             steal_pct: 12.5,

@@ -1,6 +1,7 @@
 //! What the command line says about a run, and the plan it makes of the profile: the profile
 //! file with the command line's overrides applied, validated like the file itself.
 
+use crate::cli::RunArgs;
 use crate::profile::fault_plan::fault_name;
 use crate::profile::{self, plan::RunPlan, Profile, ProfileError};
 use crate::system::target_file::{self, TargetFile};
@@ -171,6 +172,32 @@ pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
         ledger_policy: plan.ledger_policy.clone(),
     });
     Ok((profile, plan))
+}
+
+impl RunArgs {
+    /// The options of a run from its command line.
+    pub fn into_options(self) -> Result<RunOptions, String> {
+        let profile = self
+            .profile
+            .ok_or_else(|| "--profile FILE is required (see chaos-profiles/)".to_owned())?;
+        Ok(RunOptions {
+            profile,
+            out: self.out,
+            seed: self.seed,
+            duration_s: self.duration,
+            rate: self.rate,
+            design: self.design,
+            client_http2_connections: self.client_http2_connections,
+            target: self.target,
+            external_url: self.external_url,
+            ledger_url: self.ledger_url,
+            target_file: self.target_file,
+            ignore_service_settings: self.ignore_service_settings,
+            toxiproxy: self.toxiproxy,
+            quiet: self.quiet,
+            ..RunOptions::default()
+        })
+    }
 }
 
 #[cfg(test)]

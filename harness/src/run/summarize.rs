@@ -2,15 +2,16 @@
 //! window, the SLO and the verdict (`slo`, `verdict`), the reconciliation's money and
 //! invariants, and where the run came from (seed, profile, git revision).
 
-use super::RunOptions;
+use super::options::RunOptions;
+use crate::cpu::CpuUse;
 use crate::faults::FaultRecord;
 use crate::history::Outcome;
 use crate::loadgen::LoadReport;
 use crate::phases::Phases;
 use crate::profile::plan::RunPlan;
 use crate::reconcile::Reconciliation;
-use crate::stats::Merged;
-use crate::summary::{CpuUse, Requests, Summary};
+use crate::stats::{Merged, Requests};
+use crate::summary::Summary;
 use crate::{provenance, slo, verdict};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -78,7 +79,7 @@ pub fn rejudge(summary: Summary, reconciliation: Reconciliation) -> Summary {
         summary
             .invariants
             .iter()
-            .filter(|i| i.name == verdict::LATENCY_INVARIANT)
+            .filter(|i| i.name == slo::LATENCY_INVARIANT)
             .cloned(),
     );
     let judged = verdict::judge(
@@ -139,7 +140,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         duration_s,
         warmup_s: m.plan.warmup.as_secs_f64(),
         throughput_rps: requests.completed as f64 / duration_s.max(f64::EPSILON),
-        latency_ms: slo::latency_of(&m.merged.latency),
+        latency_ms: crate::stats::latency_of(&m.merged.latency),
         phases: m.phases,
         requests,
         errors_by_kind: m.merged.errors_by_kind.clone(),

@@ -2,9 +2,10 @@
 //! `docs/contract.md` and never through the hops' proxies (faults never touch the
 //! evidence): health, seeding, both institutions' dumps, the saga log, and `/metrics`.
 
-use super::{Endpoints, ServiceRole};
+use super::Endpoints;
 use crate::population;
 use crate::profile::plan::RunPlan;
+use crate::topology::ServiceRole;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use service::contract::{routes, Dump, InFlight, SagaDump, Totals, TransferView};

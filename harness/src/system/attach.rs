@@ -3,10 +3,12 @@
 //! created (the gateway hop always, the upstream hops the file names, each on the address
 //! the owner's coordinator is configured with).
 
+use super::hops::{self, Embedded, Hops};
 use super::target_file::{ProcessAction, TargetFile};
-use super::{proxy_server, BringUpError, Endpoints, ServiceRole};
-use crate::hops::{self, Embedded, Hop, Hops};
-use crate::profile::fault_plan::{FaultAction, FaultOccurrence};
+use super::{proxy_server, BringUpError, Endpoints};
+use crate::profile::fault_action::FaultAction;
+use crate::profile::fault_plan::FaultOccurrence;
+use crate::topology::{Hop, ServiceRole};
 
 /// A target with its hops in place. Dropping it stops the embedded proxy server (a
 /// `--toxiproxy` server is the user's: the run removes its proxies from it).

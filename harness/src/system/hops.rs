@@ -6,39 +6,12 @@
 //! Seeding, dumps and the saga log bypass the proxies: faults never touch the evidence.
 
 use crate::proxy::{api, Registry};
+use crate::topology::Hop;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use toxiproxy_rust::client::Client;
 use toxiproxy_rust::proxy::ProxyPack;
-
-/// A hop of the system: where a proxy sits, and where toxic and down faults act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Hop {
-    /// The harness → the coordinator.
-    Gateway,
-    /// The coordinator → the external institution.
-    External,
-    /// The coordinator → the ledger.
-    Ledger,
-}
-
-impl Hop {
-    pub const ALL: [Hop; 3] = [Hop::Gateway, Hop::External, Hop::Ledger];
-
-    /// The hop's name, which is also its proxy's name in the Toxiproxy server.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Hop::Gateway => "gateway",
-            Hop::External => "external",
-            Hop::Ledger => "ledger",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<Hop> {
-        Hop::ALL.into_iter().find(|h| h.as_str() == name)
-    }
-}
 
 /// The proxies of one run: the Toxiproxy API that holds them and where each listens
 /// (`host:port`). Written to `services.json` as it is. A system the harness did not start

@@ -3,8 +3,8 @@
 //! settings, never spelled by hand), each child dies with the harness, and a service stopped
 //! by a process fault starts again on its old port and data files.
 
-use super::ServiceRole;
 use crate::profile::plan::RunPlan;
+use crate::topology::ServiceRole;
 use service::launch::{LaunchError, ServiceProcess};
 use service::settings::Settings;
 use std::collections::BTreeMap;

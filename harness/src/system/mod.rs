@@ -7,44 +7,18 @@
 
 pub mod admin;
 pub mod attach;
+pub mod hops;
+pub mod knobs;
 pub mod launch;
 pub mod target_file;
 pub mod target_settings;
 
-use crate::hops::{self, Embedded, Hop, HopError, Hops};
 use crate::profile::plan::RunPlan;
+use crate::topology::{Hop, ServiceRole};
+use hops::{Embedded, HopError, Hops};
 use launch::{Launched, SystemError};
 use serde::Serialize;
 use std::path::Path;
-
-/// A service of the system, where process and knob faults act.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum ServiceRole {
-    Coordinator,
-    External,
-    Ledger,
-}
-
-impl ServiceRole {
-    pub const ALL: [ServiceRole; 3] = [
-        ServiceRole::Coordinator,
-        ServiceRole::External,
-        ServiceRole::Ledger,
-    ];
-
-    /// The role's name: `bank-service <role>`, and its log and data files.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            ServiceRole::Coordinator => "coordinator",
-            ServiceRole::External => "external",
-            ServiceRole::Ledger => "ledger",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<ServiceRole> {
-        ServiceRole::ALL.into_iter().find(|r| r.as_str() == name)
-    }
-}
 
 /// Where the three services answer (`http://host:port`). The institutions are optional for a
 /// system given by URL; without them the money checks are unknown.

@@ -5,9 +5,9 @@
 //! `--target URL` (with `--external-url`, `--ledger-url`) is the same thing with no hops,
 //! no commands and the users created.
 
-use super::ServiceRole;
-use crate::hops::Hop;
 use crate::profile::{locate, ProfileError};
+use crate::topology::Hop;
+use crate::topology::ServiceRole;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::path::Path;

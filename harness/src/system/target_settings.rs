@@ -7,10 +7,10 @@
 //! `--ignore-service-settings`, lists it in the summary and both reports.
 
 use super::target_file::TargetFile;
-use super::ServiceRole;
-use crate::faults::knobs::{self, KnobsError};
 use crate::profile::settings::patches_of;
 use crate::profile::ServiceSettings;
+use crate::system::knobs::{self, KnobsError};
+use crate::topology::ServiceRole;
 use serde_json::{Map, Value};
 use service::contract::routes;
 use service::knobs::FaultKnobs;

@@ -6,6 +6,7 @@ mod browser;
 mod capacity;
 mod compare;
 mod faults;
+mod layers;
 mod mutants;
 mod profiles;
 mod proxy;

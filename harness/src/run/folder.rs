@@ -1,0 +1,80 @@
+//! The run's folder: created with the profile as run written into it, and the files a run
+//! writes there (`services.json`, and any JSON or text file, each write's failure named by
+//! its path).
+
+use super::error::RunError;
+use super::options::RunOptions;
+use crate::profile::{plan::RunPlan, Profile};
+use crate::provenance;
+use crate::system::hops::Hops;
+use crate::system::Endpoints;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::SystemTime;
+
+pub(super) fn write_file(path: &Path, text: String) -> Result<(), RunError> {
+    std::fs::write(path, text).map_err(|source| RunError::Output {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+pub(super) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError> {
+    let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Output {
+        path: path.to_owned(),
+        source: e.into(),
+    })?;
+    write_file(path, text + "\n")
+}
+
+/// Creates the run's folder and writes the profile as run into it.
+pub(super) fn results_folder(
+    options: &RunOptions,
+    profile: &Profile,
+    plan: &RunPlan,
+    started_at: SystemTime,
+) -> Result<PathBuf, RunError> {
+    let out = options.out.clone().unwrap_or_else(|| {
+        PathBuf::from("results").join(format!("{}-{}", provenance::compact(started_at), plan.name))
+    });
+    std::fs::create_dir_all(&out).map_err(|source| RunError::Output {
+        path: out.clone(),
+        source,
+    })?;
+    let as_run = serde_yaml::to_string(profile).map_err(|e| RunError::Output {
+        path: out.join("profile.yaml"),
+        source: std::io::Error::other(e),
+    })?;
+    write_file(
+        &out.join("profile.yaml"),
+        format!(
+            "# The profile as run: {} with overrides applied and every service setting written out.\n{as_run}",
+            options.profile.display()
+        ),
+    )?;
+    Ok(out)
+}
+
+/// `services.json`: where the services answer, their first process ids (of a system the
+/// harness started) and the hops.
+pub(super) fn write_services(
+    out: &Path,
+    endpoints: &Endpoints,
+    hops: &Hops,
+    pids: Option<BTreeMap<&'static str, u32>>,
+) -> Result<(), RunError> {
+    #[derive(serde::Serialize)]
+    struct Services<'a> {
+        endpoints: &'a Endpoints,
+        pids: Option<BTreeMap<&'static str, u32>>,
+        proxies: Option<&'a Hops>,
+    }
+    write_json(
+        &out.join("services.json"),
+        &Services {
+            endpoints,
+            pids,
+            proxies: Some(hops),
+        },
+    )
+}

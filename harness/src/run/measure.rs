@@ -1,0 +1,277 @@
+//! The measured part of a run, on a system that is up: the profile's service settings on a
+//! target (put back afterwards), the users seeded, the load under the fault timeline with the
+//! money sampled beside it, convergence, what became of every indeterminate answer, the
+//! evidence saved, the reconciliation, and the summary.
+
+use super::error::RunError;
+use super::folder::write_json;
+use super::options::RunOptions;
+use super::{converge, resolve, sampler, summarize};
+use crate::client::TransferClient;
+use crate::cpu::{self, CpuReading};
+use crate::faults::{FaultControl, FaultRecord, Timeline};
+use crate::history::{self, HistoryWriter};
+use crate::loadgen::{self, LoadReport};
+use crate::profile::plan::RunPlan;
+use crate::progress::{Display, Progress};
+use crate::reconcile::{self, Books, Evidence, Sample, RECONCILIATION_FILE};
+use crate::schedule::Schedule;
+use crate::stats::{self, LiveStats};
+use crate::summary::Summary;
+use crate::system::admin::AdminClient;
+use crate::system::hops::ConnectionCounter;
+use crate::system::target_file::{SeedMode, TargetFile};
+use crate::system::target_settings::SettingsOnTarget;
+use crate::system::Endpoints;
+use crate::{phases, population, provenance};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// How long the coordinator may take to answer `/healthz` before the load.
+const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
+
+/// What every step of a run reads.
+pub(super) struct Context<'a> {
+    pub(super) options: &'a RunOptions,
+    pub(super) plan: &'a RunPlan,
+    /// The target file, when the harness did not start the system.
+    pub(super) target: Option<&'a TargetFile>,
+    pub(super) endpoints: &'a Endpoints,
+    pub(super) out: &'a Path,
+    pub(super) started_at: SystemTime,
+    /// The embedded proxies' connection counts; None through a user's Toxiproxy.
+    pub(super) connections: Option<ConnectionCounter>,
+}
+
+/// The profile's service settings on a target (put back afterwards), then the run.
+pub(super) async fn drive(
+    cx: &Context<'_>,
+    control: FaultControl,
+) -> Result<(Summary, Vec<reconcile::Violation>), RunError> {
+    let admin = AdminClient::new(control.http.clone());
+    admin
+        .wait_healthy(&cx.endpoints.coordinator, HEALTHY_WITHIN)
+        .await?;
+    let http = control.http.clone();
+    let mut settings = match cx.target {
+        Some(target) => SettingsOnTarget::apply(&http, &cx.plan.service_section, target).await?,
+        None => SettingsOnTarget::default(),
+    };
+    if !settings.not_applied.is_empty() && !cx.options.ignore_service_settings {
+        settings.restore(&http).await;
+        return Err(RunError::SettingsNotApplied(
+            settings.not_applied.join("\n  "),
+        ));
+    }
+    let result = seed_load_and_check(cx, control, &admin, settings.not_applied.clone()).await;
+    settings.restore(&http).await;
+    result
+}
+
+/// The users created (or found, with `seed: reuse`), the load under faults, convergence,
+/// reconciliation and the summary.
+async fn seed_load_and_check(
+    cx: &Context<'_>,
+    control: FaultControl,
+    admin: &AdminClient,
+    settings_not_applied: Vec<String>,
+) -> Result<(Summary, Vec<reconcile::Violation>), RunError> {
+    let Context {
+        options,
+        plan,
+        target,
+        endpoints,
+        out,
+        started_at,
+        ref connections,
+    } = *cx;
+    let seed_mode = target.map_or(SeedMode::Create, |t| t.seed);
+    let dumps_readable = endpoints.external.is_some() && endpoints.ledger.is_some();
+    if seed_mode == SeedMode::Create && (target.is_none() || dumps_readable) {
+        admin.seed(endpoints, plan).await?;
+    }
+    let before = admin.books(endpoints).await?;
+    if let (SeedMode::Reuse, Some((external, ledger))) = (seed_mode, &before) {
+        if let Some(missing) = population::missing_accounts(plan, external, ledger) {
+            return Err(RunError::NothingToReuse(missing));
+        }
+    }
+
+    flush_pending_writes().await;
+    let load_started_wall = SystemTime::now();
+    let cpu_before = CpuReading::take(admin, endpoints).await;
+    let connections_before = connections.as_ref().map(|c| c.read());
+    let (load, faults, samples) =
+        load_under_faults(plan, endpoints, out, started_at, control, options.display()).await?;
+    let cpu_after = CpuReading::take(admin, endpoints).await;
+    let connections_by_hop = connections
+        .as_ref()
+        .zip(connections_before.as_ref())
+        .map(|(counter, before)| counter.since(before));
+
+    let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
+    let cpu = cpu::per_operation(
+        &cpu_before,
+        &cpu_after,
+        history.len() as u64,
+        &cpu::restarted_by(&plan.faults),
+    );
+    let convergence = converge::converge(
+        admin,
+        &endpoints.coordinator,
+        plan.convergence_window,
+        &history,
+    )
+    .await;
+    let after = admin.books(endpoints).await?;
+    admin.save_metrics(endpoints, out).await;
+    let books = match (before, after) {
+        (Some((external_before, ledger_before)), Some((external_after, ledger_after))) => {
+            Some(Books {
+                external_before,
+                ledger_before,
+                external_after,
+                ledger_after,
+            })
+        }
+        _ => None,
+    };
+    let resolutions = resolve::resolve(
+        admin,
+        &endpoints.coordinator,
+        &history,
+        convergence.sagas.as_ref(),
+    )
+    .await;
+    let evidence = Evidence {
+        books,
+        history,
+        convergence,
+        resolutions,
+        samples,
+    };
+    evidence.save(out)?;
+    let reconciliation = reconcile::reconcile(&evidence);
+    write_json(&out.join(RECONCILIATION_FILE), &reconciliation)?;
+
+    let merged = stats::merge(&load.workers);
+    let hlog = out.join("latency.hlog");
+    stats::write_interval_log(&hlog, &merged.intervals, load_started_wall).map_err(|e| {
+        RunError::Output {
+            path: hlog,
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
+    let violations = reconciliation.violations.clone();
+    let phases = phases::phases(&evidence.history, &faults, plan.total().as_secs_f64());
+    let summary = summarize::summarize(summarize::Measured {
+        options,
+        plan,
+        load: &load,
+        merged: &merged,
+        phases,
+        reconciliation,
+        convergence_ms: evidence.convergence.convergence_ms,
+        system_design: evidence
+            .convergence
+            .sagas
+            .as_ref()
+            .map(|dump| dump.design.clone()),
+        target: target.map(|t| t.coordinator.as_str()),
+        settings_not_applied,
+        faults,
+        cpu,
+        connections_by_hop,
+        started_at,
+    });
+    Ok((summary, violations))
+}
+
+/// Has the kernel write out every pending write on the machine (sync(2)) before the load
+/// starts. The kernel writes dirty pages back about 30 s after they were written: a previous
+/// run's results or a build's output would otherwise go to disk in the middle of this run's
+/// measurement, tens of megabytes at once, and every fsync of the services would wait behind
+/// them (a 40-60 ms stall that failed one back-to-back run in three at 1,000/s).
+async fn flush_pending_writes() {
+    if let Err(err) = tokio::task::spawn_blocking(nix::unistd::sync).await {
+        tracing::warn!(%err, "could not flush pending writes before the load");
+    }
+}
+
+/// The load, the fault timeline and the sampler, side by side from one start: a fault that
+/// does not apply stops the load at once; otherwise all run to their end (the timeline heals
+/// everything when the load's time is up). The history is closed when this returns.
+async fn load_under_faults(
+    plan: &RunPlan,
+    endpoints: &Endpoints,
+    out: &Path,
+    started_at: SystemTime,
+    control: FaultControl,
+    display: Display,
+) -> Result<(LoadReport, Vec<FaultRecord>, Vec<Sample>), RunError> {
+    let writer =
+        HistoryWriter::create(&out.join("history.jsonl")).map_err(|source| RunError::Output {
+            path: out.join("history.jsonl"),
+            source,
+        })?;
+    let live = Arc::new(LiveStats::new());
+    let progress = Progress::start(live.clone(), plan.total(), display);
+    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let config = loadgen::LoadConfig {
+        client: TransferClient::new(
+            &endpoints.gateway,
+            plan.client_http2_connections as usize,
+            plan.client_max_in_flight as usize,
+        )
+        .map_err(RunError::Gateway)?,
+        start,
+        warmup: plan.warmup,
+        timeout: plan.client_timeout,
+        retries: plan.retries.clone(),
+        max_in_flight: plan.client_max_in_flight as usize,
+        workers: 2,
+        key_prefix: format!("{}-{}", plan.name, provenance::compact(started_at)),
+    };
+    let sampler = tokio::spawn(sampler::sample(
+        AdminClient::new(control.http.clone()),
+        endpoints.clone(),
+        live.clone(),
+        start,
+        start + plan.total(),
+    ));
+    let mut timeline =
+        tokio::spawn(Timeline::new(plan.faults.clone(), control, live.clone(), start).run());
+    // On a runtime thread beside the workers, not on the thread blocked in `block_on`.
+    let mut load = tokio::spawn(loadgen::run(
+        Schedule::new(plan),
+        config,
+        writer.sender(),
+        live,
+    ));
+    let outcome = tokio::select! {
+        report = &mut load => match report {
+            Ok(report) => timeline.await.map(|faults| faults.map(|records| (report, records))),
+            Err(e) => Err(e),
+        },
+        faults = &mut timeline => match faults {
+            Ok(Ok(records)) => load.await.map(|report| Ok((report, records))),
+            Ok(Err(failed)) => {
+                load.abort();
+                Ok(Err(failed))
+            }
+            Err(e) => Err(e),
+        },
+    };
+    progress.finish().await;
+    // On a fault that failed, the history is left to close as the aborted load drops it.
+    let (report, faults) = match outcome? {
+        Ok(done) => done,
+        Err(failed) => {
+            sampler.abort();
+            return Err(failed.into());
+        }
+    };
+    writer.finish().map_err(RunError::History)?;
+    Ok((report, faults, sampler.await?))
+}
