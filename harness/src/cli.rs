@@ -56,6 +56,9 @@ pub enum Command {
     BenchReconcile(ReconcileBenchArgs),
     /// Run the embedded Toxiproxy-compatible proxy as a standalone server.
     Toxiproxy(ToxiproxyArgs),
+    /// Merge the folders of a sharded run's shards (`--shard I/N`) into one run folder,
+    /// reconciled and judged as one run. Exit codes as a run's.
+    Merge(MergeArgs),
     /// Run one service of the reference system (used by the harness to start them).
     #[command(hide = true)]
     Serve {
@@ -114,6 +117,16 @@ pub struct RunArgs {
     /// Plain progress lines instead of a live line, even on a terminal.
     #[arg(long)]
     pub quiet: bool,
+    /// Drive shard I of N (from 0) of the run: the users n with n % N = I and their arrivals
+    /// of the one seeded schedule; shard 0 applies the faults. Read from
+    /// JOB_COMPLETION_INDEX and HARNESS_SHARD_COUNT when absent and both are set. Merge the
+    /// shards' folders with `harness merge` (docs/distributed.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// When the load starts, the same for every shard: `2026-12-04T17:30:00Z` or seconds
+    /// since the Unix epoch. A shard not ready by then stops (exit 2).
+    #[arg(long, value_name = "INSTANT")]
+    pub start_at: Option<String>,
 }
 
 // `harness baseline`: a run kept as its profile's baseline.
@@ -350,4 +363,15 @@ pub struct ToxiproxyArgs {
     /// Seed of the toxicity decisions (which connections a toxic with toxicity < 1 hits).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+}
+
+// `harness merge DIR…`: a sharded run's folders made one.
+#[derive(clap::Args, Debug, Clone)]
+pub struct MergeArgs {
+    /// Every shard's results folder, once each.
+    #[arg(required = true, num_args = 1..)]
+    pub dirs: Vec<PathBuf>,
+    /// The merged run's folder (default: results/<UTC time>-<profile>-merged/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }

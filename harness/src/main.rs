@@ -3,7 +3,7 @@
 //! could not run (or its generator could not keep up).
 
 use clap::Parser;
-use harness::cli::{Cli, Command, RunArgs, RunDirArgs, ToxiproxyArgs};
+use harness::cli::{Cli, Command, MergeArgs, RunArgs, RunDirArgs, ToxiproxyArgs};
 use harness::system::launch::PARENT_PID_ENV;
 
 fn main() {
@@ -55,6 +55,15 @@ fn main() {
                 2
             }
         },
+        Some(Command::Merge(MergeArgs { dirs, out })) => {
+            match harness::run::merge_shards(&dirs, out) {
+                Ok(code) => code,
+                Err(e) => {
+                    eprintln!("harness merge: error: {e}");
+                    2
+                }
+            }
+        }
         Some(Command::Report(RunDirArgs { dir })) => match harness::report::regenerate(&dir) {
             Ok(summary) => {
                 println!(

@@ -23,10 +23,15 @@ pub fn transfer_request(n: u32, amount: AmountCents) -> TransferRequest {
     }
 }
 
-/// One account per user, named by `name`, each opening with `balance`.
-fn accounts(users: u32, name: fn(u32) -> String, balance: AmountCents) -> SeedAccounts {
+/// The users this process drives: the plan's, or its shard's part of them.
+pub fn users_of(plan: &RunPlan) -> impl Iterator<Item = u32> + '_ {
+    (0..plan.users).filter(|n| plan.shard.owns(*n))
+}
+
+/// One account per user of the plan's shard, named by `name`, each opening with `balance`.
+fn accounts(plan: &RunPlan, name: fn(u32) -> String, balance: AmountCents) -> SeedAccounts {
     SeedAccounts {
-        accounts: (0..users)
+        accounts: users_of(plan)
             .map(|n| SeedAccount {
                 account_id: name(n),
                 balance_cents: balance.into(),
@@ -35,20 +40,20 @@ fn accounts(users: u32, name: fn(u32) -> String, balance: AmountCents) -> SeedAc
     }
 }
 
-/// The external institution's accounts: every user's, with the plan's opening balance.
+/// The external institution's accounts: every user's (of the shard), with the plan's opening balance.
 pub fn external_accounts(plan: &RunPlan) -> SeedAccounts {
-    accounts(plan.users, account_id, plan.opening_balance)
+    accounts(plan, account_id, plan.opening_balance)
 }
 
 /// The ledger's accounts: every user's, at zero.
 pub fn ledger_accounts(plan: &RunPlan) -> SeedAccounts {
-    accounts(plan.users, user_id, AmountCents::ZERO)
+    accounts(plan, user_id, AmountCents::ZERO)
 }
 
 /// The coordinator's links from each user to their external account.
 pub fn links(plan: &RunPlan) -> UserLinks {
     UserLinks {
-        users: (0..plan.users)
+        users: users_of(plan)
             .map(|n| UserLink {
                 user_id: user_id(n),
                 external_account_id: account_id(n),
@@ -64,7 +69,7 @@ pub fn missing_accounts(plan: &RunPlan, external: &Dump, ledger: &Dump) -> Optio
         dump.accounts.iter().map(|a| a.account_id.clone()).collect()
     };
     let (in_external, in_ledger) = (has(external), has(ledger));
-    let missing: Vec<String> = (0..plan.users)
+    let missing: Vec<String> = users_of(plan)
         .flat_map(|n| {
             let external = (!in_external.contains(&account_id(n)))
                 .then(|| format!("external {}", account_id(n)));
@@ -80,7 +85,7 @@ pub fn missing_accounts(plan: &RunPlan, external: &Dump, ledger: &Dump) -> Optio
     Some(format!(
         "{} of the profile's {} users' accounts do not exist (first: {})",
         missing.len(),
-        plan.users * 2,
+        plan.shard.users_of(plan.users) * 2,
         first.join(", ")
     ))
 }

@@ -69,6 +69,45 @@ pub fn compact(time: SystemTime) -> String {
     format!("{y:04}{mo:02}{d:02}T{h:02}{mi:02}{s:02}Z")
 }
 
+/// An instant written as `2026-11-23T21:17:05Z` (whole seconds, UTC) or as seconds since
+/// the Unix epoch (`1795468625`, `1795468625.5`); None for anything else.
+pub fn parse_instant(text: &str) -> Option<SystemTime> {
+    let text = text.trim();
+    if let Ok(secs) = text.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| UNIX_EPOCH + std::time::Duration::from_secs_f64(secs));
+    }
+    let b = text.as_bytes();
+    let shape_ok = b.len() == 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && b[13] == b':'
+        && b[16] == b':'
+        && b[19] == b'Z';
+    if !shape_ok {
+        return None;
+    }
+    let num = |from: usize, to: usize| text.get(from..to)?.parse::<i64>().ok();
+    let (y, m, d) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
+    let (hh, mm, ss) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&d) || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    // Howard Hinnant's days-from-civil algorithm.
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    let secs = u64::try_from(days * 86_400 + hh * 3600 + mm * 60 + ss).ok()?;
+    let time = UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    // A day past the month's end (2026-02-30) comes back as another date.
+    (rfc3339(time) == text).then_some(time)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,5 +118,25 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_secs(1_795_469_344);
         assert_eq!(rfc3339(t), "2026-11-23T21:29:04Z");
         assert_eq!(compact(UNIX_EPOCH), "19700101T000000Z");
+    }
+
+    #[test]
+    fn instants_read_back_as_written() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_795_469_344);
+        assert_eq!(parse_instant("2026-11-23T21:29:04Z"), Some(t));
+        assert_eq!(parse_instant("1795469344"), Some(t));
+        assert_eq!(
+            parse_instant("1795469344.25"),
+            Some(t + Duration::from_millis(250))
+        );
+        for bad in [
+            "2026-02-30T00:00:00Z",
+            "2026-11-23 21:29:04",
+            "-5",
+            "soon",
+            "",
+        ] {
+            assert_eq!(parse_instant(bad), None, "{bad}");
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! which user sends it and for how much. The same plan and seed give the same schedule,
 //! request for request. Generated lazily, so long runs do not hold it in memory.
 
-use crate::profile::plan::{RateSegment, RunPlan};
+use crate::profile::plan::{RateSegment, RunPlan, Shard};
 use crate::profile::AmountDistribution;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -21,6 +21,8 @@ pub struct ScheduledOp {
     pub amount: AmountCents,
 }
 
+/// The arrivals of the plan's shard: every arrival of the one schedule is drawn (so the
+/// random draws stay those of the whole run), and those of other shards' users are skipped.
 #[derive(Clone)]
 pub struct Schedule {
     segments: Vec<RateSegment>,
@@ -35,6 +37,7 @@ pub struct Schedule {
     amount_min: u64,
     amount_max: u64,
     distribution: AmountDistribution,
+    shard: Shard,
 }
 
 impl Schedule {
@@ -50,6 +53,7 @@ impl Schedule {
             amount_min: plan.amount_min.get(),
             amount_max: plan.amount_max.get(),
             distribution: plan.amount_distribution,
+            shard: plan.shard,
         }
     }
 
@@ -87,6 +91,18 @@ impl Iterator for Schedule {
     type Item = ScheduledOp;
 
     fn next(&mut self) -> Option<ScheduledOp> {
+        loop {
+            let op = self.next_of_all()?;
+            if self.shard.owns(op.user) {
+                return Some(op);
+            }
+        }
+    }
+}
+
+impl Schedule {
+    /// The next arrival of the whole run, whichever shard's user sends it.
+    fn next_of_all(&mut self) -> Option<ScheduledOp> {
         loop {
             let segment = *self.segments.get(self.segment)?;
             let k = self.next_index as f64 - self.count_at_segment_start;

@@ -177,6 +177,60 @@ pub fn write_interval_log(
     std::io::Write::flush(&mut file)
 }
 
+/// An interval log as `write_interval_log` writes it: its start time (when it says one) and
+/// its histograms by the second they start at, from the start of the load.
+pub struct IntervalLog {
+    pub start: Option<SystemTime>,
+    pub intervals: BTreeMap<u64, Histogram<u64>>,
+}
+
+impl IntervalLog {
+    /// Reads the log at `path`; the error says what is wrong with it.
+    pub fn read(path: &Path) -> Result<IntervalLog, String> {
+        use base64::Engine;
+        use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
+        let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+        let mut log = IntervalLog {
+            start: None,
+            intervals: BTreeMap::new(),
+        };
+        let mut deserializer = hdrhistogram::serialization::Deserializer::new();
+        for entry in IntervalLogIterator::new(&bytes) {
+            match entry.map_err(|e| format!("{e:?}"))? {
+                LogEntry::StartTime(since_epoch) => {
+                    log.start = Some(std::time::UNIX_EPOCH + since_epoch);
+                }
+                LogEntry::BaseTime(_) => {}
+                LogEntry::Interval(interval) => {
+                    let encoded = base64::engine::general_purpose::STANDARD
+                        .decode(interval.encoded_histogram())
+                        .map_err(|e| e.to_string())?;
+                    let histogram: Histogram<u64> = deserializer
+                        .deserialize(&mut encoded.as_slice())
+                        .map_err(|e| format!("{e:?}"))?;
+                    let second = interval.start_timestamp().as_secs();
+                    match log.intervals.get_mut(&second) {
+                        Some(h) => h.add(&histogram).map_err(|e| format!("{e:?}"))?,
+                        None => {
+                            log.intervals.insert(second, histogram);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(log)
+    }
+
+    /// The intervals that start at or after `from`, merged.
+    pub fn merged_from(&self, from: Duration) -> Result<Histogram<u64>, String> {
+        let mut merged = new_histogram();
+        for (_, h) in self.intervals.range(from.as_secs_f64().ceil() as u64..) {
+            merged.add(h).map_err(|e| format!("{e:?}"))?;
+        }
+        Ok(merged)
+    }
+}
+
 /// Counters the progress line reads while the load runs.
 pub struct LiveStats {
     scheduled: AtomicU64,

@@ -4,6 +4,7 @@
 use crate::cpu::CpuUse;
 use crate::faults::FaultRecord;
 use crate::phases::Phases;
+use crate::profile::plan::Shard;
 use crate::reconcile::{Invariant, Money, ViolationClass};
 use crate::slo::SloResult;
 use crate::stats::{Latency, Requests};
@@ -67,4 +68,12 @@ pub struct Summary {
     pub convergence_ms: Option<u64>,
     /// Each fault occurrence with its requested, applied and healed times.
     pub faults: Vec<FaultRecord>,
+    /// The part of a sharded run this folder holds (absent for a whole run): its verdict is
+    /// `unknown` until `harness merge` judges the shards together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<Shard>,
+    /// How many shards' folders `harness merge` made this run of (absent for a run of one
+    /// process).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u32>,
 }

@@ -70,7 +70,7 @@ pub async fn run(args: CheckTargetArgs) -> i32 {
         }
     };
     let (target, urls) = target;
-    let _hops = match crate::system::attach::attach(&target, 1, None).await {
+    let _hops = match crate::system::attach::attach(&target, 1, None, true).await {
         Ok(attached) => attached,
         Err(e) => {
             eprintln!("harness check-target: error: the target's hops: {e}");

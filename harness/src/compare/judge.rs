@@ -410,6 +410,8 @@ mod tests {
             anomalies: BTreeMap::new(),
             convergence_ms: Some(10),
             faults: Vec::new(),
+            shard: None,
+            shards: None,
         }
     }
 

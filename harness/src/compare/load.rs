@@ -2,11 +2,8 @@
 //! measured window merged from the `latency.hlog` beside it (absent for a summary kept on
 //! its own: then only the summary's figures are compared).
 
-use crate::stats::new_histogram;
+use crate::stats::IntervalLog;
 use crate::summary::Summary;
-use base64::Engine;
-use hdrhistogram::serialization::interval_log::{IntervalLogIterator, LogEntry};
-use hdrhistogram::serialization::Deserializer;
 use hdrhistogram::Histogram;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -72,31 +69,11 @@ pub fn run(path: &Path) -> Result<Run, LoadError> {
 
 /// The intervals of the log that start after the warm-up, merged.
 fn measured_histogram(path: &Path, warmup: Duration) -> Result<Histogram<u64>, LoadError> {
-    let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
     let bad = |why: String| LoadError::Log {
         path: path.to_owned(),
         why,
     };
-    let mut merged = new_histogram();
-    let mut deserializer = Deserializer::new();
-    for entry in IntervalLogIterator::new(&bytes) {
-        let entry = entry.map_err(|e| bad(format!("{e:?}")))?;
-        let LogEntry::Interval(interval) = entry else {
-            continue;
-        };
-        if interval.start_timestamp() < warmup {
-            continue;
-        }
-        let encoded = base64::engine::general_purpose::STANDARD
-            .decode(interval.encoded_histogram())
-            .map_err(|e| bad(e.to_string()))?;
-        let histogram: Histogram<u64> = deserializer
-            .deserialize(&mut encoded.as_slice())
-            .map_err(|e| bad(format!("{e:?}")))?;
-        merged.add(&histogram).map_err(|e| bad(format!("{e:?}")))?;
-    }
-    Ok(merged)
+    IntervalLog::read(path)
+        .and_then(|log| log.merged_from(warmup))
+        .map_err(bad)
 }

@@ -99,6 +99,8 @@ pub struct FaultFailed {
 }
 
 pub struct Timeline {
+    /// False for a shard that does not own the faults: it records the timeline it was told.
+    applies: bool,
     occurrences: Vec<FaultOccurrence>,
     records: Vec<FaultRecord>,
     active: Vec<(usize, Undo)>,
@@ -133,6 +135,7 @@ impl Timeline {
             })
             .collect();
         Timeline {
+            applies: true,
             occurrences,
             records,
             active: Vec::new(),
@@ -140,6 +143,13 @@ impl Timeline {
             live,
             start,
         }
+    }
+
+    /// A timeline that applies nothing and records each occurrence as requested (a shard
+    /// of a run whose faults another shard applies).
+    pub fn recording_only(mut self) -> Timeline {
+        self.applies = false;
+        self
     }
 
     fn now_s(&self) -> f64 {
@@ -158,6 +168,9 @@ impl Timeline {
     /// Applies and heals every occurrence at its time; heals everything still active at
     /// the end (or on a failure, before returning it).
     pub async fn run(mut self) -> Result<Vec<FaultRecord>, Box<FaultFailed>> {
+        if !self.applies {
+            return Ok(self.records);
+        }
         // (time, heal before apply at the same instant, occurrence)
         let mut events: Vec<(Duration, bool, usize)> = Vec::new();
         for (i, o) in self.occurrences.iter().enumerate() {

@@ -57,6 +57,75 @@ pub struct RunPlan {
     pub convergence_window: Duration,
     /// The fault timeline, in start order.
     pub faults: Vec<FaultOccurrence>,
+    /// The part of the run this process drives (the whole run unless `--shard`).
+    pub shard: Shard,
+}
+
+/// The part of a run one harness process drives: shard `index` of `count`, from 0. User `n`
+/// belongs to shard `n % count`: a shard seeds its own users and sends their arrivals of the
+/// one seeded schedule, so the shards' schedules together are the unsharded schedule,
+/// arrival for arrival, and no two shards share a user, an account or an idempotency key.
+/// Shard 0 owns the fault timeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct Shard {
+    pub index: u32,
+    pub count: u32,
+}
+
+impl Shard {
+    /// The whole run, in one process.
+    pub const WHOLE: Shard = Shard { index: 0, count: 1 };
+    /// The most shards a run is cut into.
+    pub const MAX_COUNT: u32 = 1024;
+
+    /// `I/N`, 0-based.
+    pub fn parse(text: &str) -> Result<Shard, String> {
+        let bad = || {
+            format!(
+                "--shard takes I/N (0 <= I < N <= {}), got `{text}`",
+                Shard::MAX_COUNT
+            )
+        };
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let index: u32 = index.trim().parse().map_err(|_| bad())?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if count == 0 || count > Shard::MAX_COUNT || index >= count {
+            return Err(bad());
+        }
+        Ok(Shard { index, count })
+    }
+
+    pub fn is_whole(self) -> bool {
+        self.count == 1
+    }
+
+    /// Whether user `n` is this shard's.
+    pub fn owns(self, user: u32) -> bool {
+        user % self.count == self.index
+    }
+
+    /// Whether this shard applies the fault timeline (the others only record it).
+    pub fn owns_faults(self) -> bool {
+        self.index == 0
+    }
+
+    /// How many of `users` are this shard's.
+    pub fn users_of(self, users: u32) -> u32 {
+        users / self.count + u32::from(users % self.count > self.index)
+    }
+}
+
+impl Default for Shard {
+    fn default() -> Shard {
+        Shard::WHOLE
+    }
+}
+
+impl std::fmt::Display for Shard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.index, self.count)
+    }
 }
 
 /// A rate that moves linearly from `from_per_s` to `to_per_s` over `duration`.
@@ -344,6 +413,7 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         slo,
         convergence_window: Duration::from_secs(u64::from(p.convergence_window_s)),
         faults,
+        shard: Shard::WHOLE,
     })
 }
 

@@ -119,6 +119,20 @@ pub struct Reconciliation {
     pub indeterminate: Indeterminate,
 }
 
+impl Reconciliation {
+    /// Nothing checked: a shard of a run, whose evidence is reconciled with the other
+    /// shards' by `harness merge`.
+    pub fn not_reconciled() -> Reconciliation {
+        Reconciliation {
+            money: Money::default(),
+            invariants: Vec::new(),
+            violations: Vec::new(),
+            anomalies: BTreeMap::new(),
+            indeterminate: Indeterminate::default(),
+        }
+    }
+}
+
 /// Whether every saga became final, and how long it took after the load ended.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Convergence {

@@ -45,4 +45,8 @@ pub enum RunError {
     Task(#[from] tokio::task::JoinError),
     #[error("cannot build the HTTP client: {0}")]
     Http(#[from] reqwest::Error),
+    #[error("{0}")]
+    Shard(String),
+    #[error("--start-at was {0:.1} s ago when this process was ready to load: start the shards with an instant far enough ahead for every one to start its system and seed")]
+    LateStart(f64),
 }

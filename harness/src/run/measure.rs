@@ -13,8 +13,8 @@ use crate::faults::{FaultControl, FaultRecord, Timeline};
 use crate::history::{self, HistoryWriter};
 use crate::loadgen::{self, LoadReport};
 use crate::profile::plan::RunPlan;
-use crate::progress::{Display, Progress};
-use crate::reconcile::{self, Books, Evidence, Sample, RECONCILIATION_FILE};
+use crate::progress::Progress;
+use crate::reconcile::{self, Books, Evidence, Reconciliation, Sample, RECONCILIATION_FILE};
 use crate::schedule::Schedule;
 use crate::stats::{self, LiveStats};
 use crate::summary::Summary;
@@ -54,9 +54,12 @@ pub(super) async fn drive(
         .wait_healthy(&cx.endpoints.coordinator, HEALTHY_WITHIN)
         .await?;
     let http = control.http.clone();
+    // On a sharded run the shard that owns the faults owns the system's settings too.
     let mut settings = match cx.target {
-        Some(target) => SettingsOnTarget::apply(&http, &cx.plan.service_section, target).await?,
-        None => SettingsOnTarget::default(),
+        Some(target) if cx.plan.shard.owns_faults() => {
+            SettingsOnTarget::apply(&http, &cx.plan.service_section, target).await?
+        }
+        _ => SettingsOnTarget::default(),
     };
     if !settings.not_applied.is_empty() && !cx.options.ignore_service_settings {
         settings.restore(&http).await;
@@ -99,11 +102,11 @@ async fn seed_load_and_check(
     }
 
     flush_pending_writes().await;
-    let load_started_wall = SystemTime::now();
+    let load_started_wall = options.start_at.unwrap_or_else(SystemTime::now);
     let cpu_before = CpuReading::take(admin, endpoints).await;
     let connections_before = connections.as_ref().map(|c| c.read());
     let (load, faults, samples) =
-        load_under_faults(plan, endpoints, out, started_at, control, options.display()).await?;
+        load_under_faults(plan, endpoints, out, started_at, control, options).await?;
     let cpu_after = CpuReading::take(admin, endpoints).await;
     let connections_by_hop = connections
         .as_ref()
@@ -152,8 +155,15 @@ async fn seed_load_and_check(
         samples,
     };
     evidence.save(out)?;
-    let reconciliation = reconcile::reconcile(&evidence);
-    write_json(&out.join(RECONCILIATION_FILE), &reconciliation)?;
+    // A shard's books hold every shard's transfers, its history only its own: the run is
+    // reconciled once, by `harness merge`, from every shard's evidence.
+    let reconciliation = if plan.shard.is_whole() {
+        let reconciliation = reconcile::reconcile(&evidence);
+        write_json(&out.join(RECONCILIATION_FILE), &reconciliation)?;
+        reconciliation
+    } else {
+        Reconciliation::not_reconciled()
+    };
 
     let merged = stats::merge(&load.workers);
     let hlog = out.join("latency.hlog");
@@ -208,16 +218,22 @@ async fn load_under_faults(
     out: &Path,
     started_at: SystemTime,
     control: FaultControl,
-    display: Display,
+    options: &RunOptions,
 ) -> Result<(LoadReport, Vec<FaultRecord>, Vec<Sample>), RunError> {
+    let start = match options.start_at {
+        Some(at) => match at.duration_since(SystemTime::now()) {
+            Ok(wait) => tokio::time::Instant::now() + wait,
+            Err(late) => return Err(RunError::LateStart(late.duration().as_secs_f64())),
+        },
+        None => tokio::time::Instant::now() + Duration::from_millis(100),
+    };
     let writer =
         HistoryWriter::create(&out.join("history.jsonl")).map_err(|source| RunError::Output {
             path: out.join("history.jsonl"),
             source,
         })?;
     let live = Arc::new(LiveStats::new());
-    let progress = Progress::start(live.clone(), plan.total(), display);
-    let start = tokio::time::Instant::now() + Duration::from_millis(100);
+    let progress = Progress::start(live.clone(), plan.total(), options.display());
     let config = loadgen::LoadConfig {
         client: TransferClient::new(
             &endpoints.gateway,
@@ -240,8 +256,11 @@ async fn load_under_faults(
         start,
         start + plan.total(),
     ));
-    let mut timeline =
-        tokio::spawn(Timeline::new(plan.faults.clone(), control, live.clone(), start).run());
+    let mut timeline = Timeline::new(plan.faults.clone(), control, live.clone(), start);
+    if !plan.shard.owns_faults() {
+        timeline = timeline.recording_only();
+    }
+    let mut timeline = tokio::spawn(timeline.run());
     // On a runtime thread beside the workers, not on the thread blocked in `block_on`.
     let mut load = tokio::spawn(loadgen::run(
         Schedule::new(plan),

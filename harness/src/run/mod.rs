@@ -10,11 +10,13 @@
 //!   faults, convergence, evidence, reconciliation, summary.
 //! - `folder`: the run's folder and the files written into it.
 //! - `error`: why a run could not happen.
+//! - `merge`: `harness merge`, one run from the folders of its shards.
 
 mod converge;
 mod error;
 mod folder;
 mod measure;
+mod merge;
 pub mod options;
 mod resolve;
 mod sampler;
@@ -38,7 +40,7 @@ use crate::system::target_file::TargetFile;
 use crate::system::{self, LaunchedSystem};
 use folder::{results_folder, write_json, write_services};
 use measure::{drive, Context};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
@@ -53,6 +55,9 @@ enum SystemUnderTest {
 /// Runs the profile and returns the process exit code (0 pass, 1 fail or unknown, 2 unusable).
 pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     let (profile, plan) = options::plan(&options)?;
+    if let Some(problem) = options.shard_problem(&plan) {
+        return Err(RunError::Shard(problem));
+    }
     let target = options.target_system()?;
     if let Some(target) = &target {
         let missing = attach::missing_for_faults(&plan.faults, target);
@@ -131,6 +136,10 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     if options.display() != Display::Off {
         print_outcome(&summary, &out);
     }
+    if !plan.shard.is_whole() {
+        // A shard's own verdict is no verdict: `harness merge` judges the run.
+        return Ok(0);
+    }
     Ok(summary.verdict.exit_code())
 }
 
@@ -153,7 +162,7 @@ async fn system_under_test(
 ) -> Result<SystemUnderTest, RunError> {
     let toxiproxy = options.toxiproxy.as_deref();
     let brought = match target {
-        Some(target) => attach::attach(&target, plan.seed, toxiproxy)
+        Some(target) => attach::attach(&target, plan.seed, toxiproxy, plan.shard.owns_faults())
             .await
             .map(|attached| SystemUnderTest::Attached(Box::new((attached, target)))),
         None => system::bring_up(plan, out, toxiproxy)
@@ -191,6 +200,28 @@ pub fn reconcile_again(dir: &Path) -> Result<i32, RunError> {
     write_json(&path, &summary)?;
     report::write(dir, &summary, &violations)?;
     print_outcome(&summary, dir);
+    Ok(summary.verdict.exit_code())
+}
+
+/// `harness merge DIR…`: the shards' folders merged into `out` (by default
+/// `results/<UTC time>-<profile>-merged/`), reconciled and judged as one run.
+pub fn merge_shards(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<i32, RunError> {
+    let out = match out {
+        Some(out) => out,
+        None => {
+            let first = dirs
+                .first()
+                .ok_or_else(|| RunError::Shard("harness merge: no folder given".into()))?;
+            let summary: Summary = reconcile::evidence::read_json(first, SUMMARY_FILE)?;
+            PathBuf::from("results").join(format!(
+                "{}-{}-merged",
+                crate::provenance::compact(SystemTime::now()),
+                summary.profile
+            ))
+        }
+    };
+    let summary = merge::merge(dirs, &out)?;
+    print_outcome(&summary, &out);
     Ok(summary.verdict.exit_code())
 }
 

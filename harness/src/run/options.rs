@@ -3,10 +3,12 @@
 
 use crate::cli::RunArgs;
 use crate::profile::fault_plan::fault_name;
-use crate::profile::{self, plan::RunPlan, Profile, ProfileError};
+use crate::profile::plan::{RunPlan, Shard};
+use crate::profile::{self, Profile, ProfileError};
 use crate::system::target_file::{self, TargetFile};
 use service::coordinator::Design;
 use std::path::{Path, PathBuf};
+use std::time::SystemTime;
 
 #[derive(Debug, Clone, Default)]
 pub struct RunOptions {
@@ -39,6 +41,11 @@ pub struct RunOptions {
     pub convergence_window_s: Option<u32>,
     /// The profile's faults, none, or one held active through the whole load.
     pub faults: FaultsOverride,
+    /// The part of the run this process drives.
+    pub shard: Shard,
+    /// When the load starts, on the wall clock (every shard of a run the same); None: as
+    /// soon as the system is ready.
+    pub start_at: Option<SystemTime>,
 }
 
 impl RunOptions {
@@ -171,7 +178,55 @@ pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
         ledger_knobs: plan.ledger_knobs.clone(),
         ledger_policy: plan.ledger_policy.clone(),
     });
+    let mut plan = plan;
+    plan.shard = options.shard;
     Ok((profile, plan))
+}
+
+/// The environment variables a shard reads its part from when `--shard` is absent: a
+/// Kubernetes Indexed Job's pod index, and the shard count the Job sets beside it.
+pub const SHARD_INDEX_ENV: &str = "JOB_COMPLETION_INDEX";
+pub const SHARD_COUNT_ENV: &str = "HARNESS_SHARD_COUNT";
+
+impl RunOptions {
+    /// Why this sharded run cannot go ahead, when it cannot: a shard drives a system it did
+    /// not start, starts at the agreed instant, and has users of its own.
+    pub fn shard_problem(&self, plan: &RunPlan) -> Option<String> {
+        let shard = self.shard;
+        if shard.is_whole() {
+            return None;
+        }
+        if self.target.is_none() && self.target_file.is_none() {
+            return Some(format!(
+                "shard {shard}: the shards of a run drive one system: give it with --target-file (or --target)"
+            ));
+        }
+        if self.start_at.is_none() {
+            return Some(format!(
+                "shard {shard}: the shards of a run start together: give --start-at (the same instant to every shard)"
+            ));
+        }
+        if self.toxiproxy.is_some() {
+            return Some(format!(
+                "shard {shard}: --toxiproxy is not supported with --shard yet: each shard keeps its gateway hop in its own embedded proxy"
+            ));
+        }
+        if plan.users < shard.count {
+            return Some(format!(
+                "shard {shard}: {} users cannot be shared among {} shards",
+                plan.users, shard.count
+            ));
+        }
+        plan.faults
+            .iter()
+            .find(|f| f.target == crate::topology::Hop::Gateway.as_str() && matches!(f.action, crate::profile::fault_action::FaultAction::Toxic { .. } | crate::profile::fault_action::FaultAction::Down { .. }))
+            .map(|f| {
+                format!(
+                    "shard {shard}: fault `{}` acts on the gateway hop, which each shard has its own of; a sharded run takes faults on the upstream hops and the services",
+                    f.name
+                )
+            })
+    }
 }
 
 impl RunArgs {
@@ -180,7 +235,19 @@ impl RunArgs {
         let profile = self
             .profile
             .ok_or_else(|| "--profile FILE is required (see chaos-profiles/)".to_owned())?;
+        let shard = match &self.shard {
+            Some(text) => Shard::parse(text)?,
+            None => shard_from_env(|name| std::env::var(name).ok())?,
+        };
+        let start_at = match &self.start_at {
+            Some(text) => Some(crate::provenance::parse_instant(text).ok_or_else(|| {
+                format!("--start-at takes 2026-12-04T17:30:00Z or seconds since the Unix epoch, got `{text}`")
+            })?),
+            None => None,
+        };
         Ok(RunOptions {
+            shard,
+            start_at,
             profile,
             out: self.out,
             seed: self.seed,
@@ -200,9 +267,46 @@ impl RunArgs {
     }
 }
 
+/// The shard an Indexed Job's pod is, from `JOB_COMPLETION_INDEX` and
+/// `HARNESS_SHARD_COUNT`; the whole run when neither is set.
+fn shard_from_env(var: impl Fn(&str) -> Option<String>) -> Result<Shard, String> {
+    match (var(SHARD_INDEX_ENV), var(SHARD_COUNT_ENV)) {
+        (None, None) => Ok(Shard::WHOLE),
+        (Some(index), Some(count)) => Shard::parse(&format!("{index}/{count}"))
+            .map_err(|e| format!("{e} (from {SHARD_INDEX_ENV} and {SHARD_COUNT_ENV})")),
+        (Some(_), None) => Err(format!(
+            "{SHARD_INDEX_ENV} is set but {SHARD_COUNT_ENV} is not: set both, or give --shard I/N"
+        )),
+        (None, Some(_)) => Err(format!(
+            "{SHARD_COUNT_ENV} is set but {SHARD_INDEX_ENV} is not: set both, or give --shard I/N"
+        )),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_indexed_jobs_pod_is_its_shard() {
+        let env = |index: Option<&str>, count: Option<&str>| {
+            let (index, count) = (index.map(str::to_owned), count.map(str::to_owned));
+            move |name: &str| match name {
+                SHARD_INDEX_ENV => index.clone(),
+                SHARD_COUNT_ENV => count.clone(),
+                _ => None,
+            }
+        };
+        assert_eq!(shard_from_env(env(None, None)), Ok(Shard::WHOLE));
+        assert_eq!(
+            shard_from_env(env(Some("2"), Some("3"))),
+            Ok(Shard { index: 2, count: 3 })
+        );
+        let err = shard_from_env(env(Some("3"), Some("3"))).expect_err("index past the count");
+        assert!(err.contains("JOB_COMPLETION_INDEX"), "{err}");
+        let err = shard_from_env(env(Some("0"), None)).expect_err("no count");
+        assert!(err.contains("HARNESS_SHARD_COUNT is not"), "{err}");
+    }
 
     const FAULTS: &str = "warmup_s: 2
 faults:

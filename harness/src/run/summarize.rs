@@ -12,6 +12,7 @@ use crate::profile::plan::RunPlan;
 use crate::reconcile::Reconciliation;
 use crate::stats::{Merged, Requests};
 use crate::summary::Summary;
+use crate::verdict::Verdict;
 use crate::{provenance, slo, verdict};
 use std::collections::BTreeMap;
 use std::time::SystemTime;
@@ -57,7 +58,7 @@ fn requests(load: &LoadReport, merged: &Merged) -> Requests {
 /// What the generator measured of itself, with the lag it may have: a tenth of the p99
 /// bound, and never under 10 ms (the timer's granularity and a loaded machine's scheduling
 /// make a few ms of lag ordinary).
-fn generator_load(
+pub fn generator_load(
     lag_p99_ms: f64,
     lag_max_ms: f64,
     p99_bound_ms: u64,
@@ -118,6 +119,17 @@ pub fn summarize(m: Measured<'_>) -> Summary {
             m.load.overflow_measured,
         ),
     );
+    let (verdict, verdict_reasons) = if m.plan.shard.is_whole() {
+        (judged.verdict, judged.reasons)
+    } else {
+        (
+            Verdict::Unknown,
+            vec![format!(
+                "shard {} of a run: its books hold every shard's transfers and its history only its own; `harness merge` of the {} shards' folders reconciles and judges the run",
+                m.plan.shard, m.plan.shard.count
+            )],
+        )
+    };
     let duration_s = m.plan.duration.as_secs_f64();
     Summary {
         schema_version: 1,
@@ -135,8 +147,8 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         started_at: provenance::rfc3339(m.started_at),
         target: m.target.unwrap_or("launched").to_owned(),
         settings_not_applied: m.settings_not_applied,
-        verdict: judged.verdict,
-        verdict_reasons: judged.reasons,
+        verdict,
+        verdict_reasons,
         duration_s,
         warmup_s: m.plan.warmup.as_secs_f64(),
         throughput_rps: requests.completed as f64 / duration_s.max(f64::EPSILON),
@@ -153,5 +165,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         anomalies: m.reconciliation.anomalies,
         convergence_ms: m.convergence_ms,
         faults: m.faults,
+        shard: (!m.plan.shard.is_whole()).then_some(m.plan.shard),
+        shards: None,
     }
 }

@@ -98,15 +98,22 @@ pub fn endpoints(target: &TargetFile, hops: &Hops) -> Endpoints {
 }
 
 /// Creates the target's hops in the embedded proxy server (or the user's Toxiproxy at
-/// `toxiproxy`), each read back.
+/// `toxiproxy`), each read back: the gateway hop, and the upstream hops the file names when
+/// `upstream` (a shard that does not own the faults leaves those to the shard that does).
 pub async fn attach(
     target: &TargetFile,
     seed: u64,
     toxiproxy: Option<&str>,
+    upstream: bool,
 ) -> Result<AttachedSystem, BringUpError> {
     let (api, embedded) = proxy_server(seed, toxiproxy).await?;
     let mut upstream_hops = [None, None];
-    for (slot, hop) in upstream_hops.iter_mut().zip([Hop::External, Hop::Ledger]) {
+    let upstream_roles = if upstream {
+        &[Hop::External, Hop::Ledger][..]
+    } else {
+        &[]
+    };
+    for (slot, &hop) in upstream_hops.iter_mut().zip(upstream_roles) {
         if let (Some(spec), Some(upstream)) = (target.hop(hop), target.upstream_of(hop)) {
             *slot = Some(hops::create(&api, hop, &spec.listen, &upstream).await?);
         }

@@ -12,6 +12,7 @@ mod profiles;
 mod proxy;
 mod report;
 mod runs;
+mod shards;
 mod signals;
 mod support;
 mod target;

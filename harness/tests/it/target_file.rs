@@ -29,7 +29,7 @@ faults:
 ";
 
 /// A process started by a shell command, killed through its pid file when dropped.
-struct ByPidFile(PathBuf);
+pub(crate) struct ByPidFile(pub(crate) PathBuf);
 
 impl Drop for ByPidFile {
     fn drop(&mut self) {
@@ -46,7 +46,7 @@ impl Drop for ByPidFile {
 
 /// The shell command that starts `role` on `port` in the background, its data, log and pid
 /// file in `dir`: how an owner's script might start a service.
-fn serve_command(dir: &Path, role: &str, port: u16, extra: &str) -> String {
+pub(crate) fn serve_command(dir: &Path, role: &str, port: u16, extra: &str) -> String {
     format!(
         "{HARNESS} serve {role} --listen 127.0.0.1:{port} --db {db} {extra} >> {log} 2>&1 & echo $! > {pid}",
         db = dir.join(format!("{role}.db")).display(),
@@ -55,7 +55,7 @@ fn serve_command(dir: &Path, role: &str, port: u16, extra: &str) -> String {
     )
 }
 
-fn sh(command: &str) {
+pub(crate) fn sh(command: &str) {
     let status = Command::new("sh")
         .args(["-c", command])
         .status()
@@ -76,7 +76,7 @@ fn get(address: &str, path: &str) -> Option<String> {
     ok.then(|| body.to_owned())
 }
 
-fn wait_answering(url: &str) {
+pub(crate) fn wait_answering(url: &str) {
     let until = Instant::now() + Duration::from_secs(20);
     let address = url.trim_start_matches("http://").to_owned();
     loop {
@@ -89,13 +89,13 @@ fn wait_answering(url: &str) {
 }
 
 /// The target file for a system at these addresses, with `seed`.
-fn target_file(dir: &Path, text: &str) -> PathBuf {
+pub(crate) fn target_file(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join(format!("target-{}.yaml", text.len()));
     std::fs::write(&path, text).expect("write the target file");
     path
 }
 
-fn invariants(summary: &Value) -> Vec<(String, Value)> {
+pub(crate) fn invariants(summary: &Value) -> Vec<(String, Value)> {
     summary["invariants"]
         .as_array()
         .expect("invariants")
