@@ -127,8 +127,8 @@ fn entries(books: &Books) -> usize {
 
 /// The books before the load (the read that holds the most accounts: the last, since every
 /// shard seeded before reading) and after it (the read that holds the most entries: the
-/// last, since entries are only added). A shard whose books before the load hold an entry
-/// read them after the load began.
+/// last, since entries are only added). Shards whose books before the load hold different
+/// entries did not all read them before it began.
 fn books_of(shards: &[ShardRun]) -> Result<Option<Books>, RunError> {
     let all: Vec<(&ShardRun, &Books)> = shards
         .iter()
@@ -137,12 +137,21 @@ fn books_of(shards: &[ShardRun]) -> Result<Option<Books>, RunError> {
     if all.len() < shards.len() {
         return Ok(None);
     }
-    for (s, books) in &all {
-        if !books.external_before.entries.is_empty() || !books.ledger_before.entries.is_empty() {
-            return Err(refused(format!(
-                "{} read the books after transfers had begun: they are not the books before the load",
-                s.dir.display()
-            )));
+    // Before the agreed start no shard sent a transfer: every shard read the same entries
+    // (none, or those of earlier runs on a reused system).
+    let entries_before =
+        |b: &Books| b.external_before.entries.len() + b.ledger_before.entries.len();
+    if let Some((first, books)) = all.first() {
+        for (s, other) in &all[1..] {
+            if entries_before(other) != entries_before(books) {
+                return Err(refused(format!(
+                    "{} and {} read different entries before the load ({} and {}): one read the books after transfers had begun",
+                    first.dir.display(),
+                    s.dir.display(),
+                    entries_before(books),
+                    entries_before(other)
+                )));
+            }
         }
     }
     let before = all.iter().max_by_key(|(_, b)| accounts(b)).map(|(_, b)| *b);

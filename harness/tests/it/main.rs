@@ -5,6 +5,7 @@ mod baseline;
 mod browser;
 mod capacity;
 mod compare;
+mod deploy;
 mod faults;
 mod layers;
 mod mutants;
