@@ -28,6 +28,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// How long before an agreed start (`--start-at`) a shard reads the CPU counters.
+const CPU_READING_AHEAD: Duration = Duration::from_millis(500);
+
 /// How long the coordinator may take to answer `/healthz` before the load.
 const HEALTHY_WITHIN: Duration = Duration::from_secs(10);
 
@@ -102,6 +105,14 @@ async fn seed_load_and_check(
     }
 
     flush_pending_writes().await;
+    if let Some(wait) = options
+        .start_at
+        .and_then(|at| at.duration_since(SystemTime::now()).ok())
+    {
+        // A shard waits for the agreed start here, so that its CPU window (read next) is
+        // the load's, not the wait's.
+        tokio::time::sleep(wait.saturating_sub(CPU_READING_AHEAD)).await;
+    }
     let load_started_wall = options.start_at.unwrap_or_else(SystemTime::now);
     let cpu_before = CpuReading::take(admin, endpoints).await;
     let connections_before = connections.as_ref().map(|c| c.read());
