@@ -70,13 +70,16 @@ pub async fn run(args: CheckTargetArgs) -> i32 {
         }
     };
     let (target, urls) = target;
-    let _hops = match crate::system::attach::attach(&target, 1, None, true).await {
-        Ok(attached) => attached,
-        Err(e) => {
-            eprintln!("harness check-target: error: the target's hops: {e}");
-            return 2;
-        }
-    };
+    let _hops =
+        match crate::system::attach::attach(&target, 1, None, crate::profile::plan::Shard::WHOLE)
+            .await
+        {
+            Ok(attached) => attached,
+            Err(e) => {
+                eprintln!("harness check-target: error: the target's hops: {e}");
+                return 2;
+            }
+        };
     match check(&urls).await {
         Ok(findings) => {
             print!("{}", render(&findings));

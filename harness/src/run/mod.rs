@@ -162,7 +162,7 @@ async fn system_under_test(
 ) -> Result<SystemUnderTest, RunError> {
     let toxiproxy = options.toxiproxy.as_deref();
     let brought = match target {
-        Some(target) => attach::attach(&target, plan.seed, toxiproxy, plan.shard.owns_faults())
+        Some(target) => attach::attach(&target, plan.seed, toxiproxy, plan.shard)
             .await
             .map(|attached| SystemUnderTest::Attached(Box::new((attached, target)))),
         None => system::bring_up(plan, out, toxiproxy)
@@ -228,7 +228,8 @@ pub fn merge_shards(dirs: &[PathBuf], out: Option<PathBuf>) -> Result<i32, RunEr
 /// A run cleans up after itself on a Toxiproxy server it does not own.
 async fn remove_hops_from_user_server(options: &RunOptions) {
     if let Some(api) = &options.toxiproxy {
-        hops::remove_all(api.trim_start_matches("http://").trim_end_matches('/')).await;
+        let api = api.trim_start_matches("http://").trim_end_matches('/');
+        hops::remove(api, hops::proxies_of(options.shard)).await;
     }
 }
 

@@ -206,11 +206,6 @@ impl RunOptions {
                 "shard {shard}: the shards of a run start together: give --start-at (the same instant to every shard)"
             ));
         }
-        if self.toxiproxy.is_some() {
-            return Some(format!(
-                "shard {shard}: --toxiproxy is not supported with --shard yet: each shard keeps its gateway hop in its own embedded proxy"
-            ));
-        }
         if plan.users < shard.count {
             return Some(format!(
                 "shard {shard}: {} users cannot be shared among {} shards",

@@ -8,6 +8,7 @@ use super::target_file::{ProcessAction, TargetFile};
 use super::{proxy_server, BringUpError, Endpoints};
 use crate::profile::fault_action::FaultAction;
 use crate::profile::fault_plan::FaultOccurrence;
+use crate::profile::plan::Shard;
 use crate::topology::{Hop, ServiceRole};
 
 /// A target with its hops in place. Dropping it stops the embedded proxy server (a
@@ -98,29 +99,29 @@ pub fn endpoints(target: &TargetFile, hops: &Hops) -> Endpoints {
 }
 
 /// Creates the target's hops in the embedded proxy server (or the user's Toxiproxy at
-/// `toxiproxy`), each read back: the gateway hop, and the upstream hops the file names when
-/// `upstream` (a shard that does not own the faults leaves those to the shard that does).
+/// `toxiproxy`), each read back: `shard`'s gateway hop, and the upstream hops the file names
+/// when the shard owns the faults (the whole run does).
 pub async fn attach(
     target: &TargetFile,
     seed: u64,
     toxiproxy: Option<&str>,
-    upstream: bool,
+    shard: Shard,
 ) -> Result<AttachedSystem, BringUpError> {
     let (api, embedded) = proxy_server(seed, toxiproxy).await?;
     let mut upstream_hops = [None, None];
-    let upstream_roles = if upstream {
+    let upstream_roles = if shard.owns_faults() {
         &[Hop::External, Hop::Ledger][..]
     } else {
         &[]
     };
     for (slot, &hop) in upstream_hops.iter_mut().zip(upstream_roles) {
         if let (Some(spec), Some(upstream)) = (target.hop(hop), target.upstream_of(hop)) {
-            *slot = Some(hops::create(&api, hop, &spec.listen, &upstream).await?);
+            *slot = Some(hops::create(&api, hop.as_str(), &spec.listen, &upstream).await?);
         }
     }
     let gateway = hops::create(
         &api,
-        Hop::Gateway,
+        &hops::proxy_name(Hop::Gateway, shard),
         hops::ANY_LOOPBACK_PORT,
         &target.coordinator,
     )

@@ -5,6 +5,7 @@
 //! that panics on transport errors, so it runs off the async runtime) and read back.
 //! Seeding, dumps and the saga log bypass the proxies: faults never touch the evidence.
 
+use crate::profile::plan::Shard;
 use crate::proxy::{api, Registry};
 use crate::topology::Hop;
 use serde::Serialize;
@@ -77,7 +78,7 @@ impl ConnectionCounter {
             .all()
             .iter()
             .filter_map(|proxy| {
-                let hop = Hop::from_name(&proxy.config().name)?;
+                let hop = hop_of(&proxy.config().name)?;
                 Some((hop.as_str().to_owned(), proxy.connections_accepted()))
             })
             .collect()
@@ -123,19 +124,47 @@ pub async fn start_embedded(seed: u64) -> Result<Embedded, HopError> {
     })
 }
 
-/// Creates (or replaces) the proxy of `hop` listening on `listen` → `upstream`
+/// The name of `hop`'s proxy for `shard`: the hop's own, but for the gateway of a sharded
+/// run, which each shard has one of (`gateway-I`).
+pub fn proxy_name(hop: Hop, shard: Shard) -> String {
+    match hop {
+        Hop::Gateway if !shard.is_whole() => format!("{}-{}", hop.as_str(), shard.index),
+        _ => hop.as_str().to_owned(),
+    }
+}
+
+/// The hop a proxy's name is of (`gateway-I` is a shard's gateway).
+fn hop_of(name: &str) -> Option<Hop> {
+    Hop::from_name(name).or_else(|| {
+        let (hop, index) = name.rsplit_once('-')?;
+        index.parse::<u32>().ok()?;
+        Hop::from_name(hop).filter(|h| *h == Hop::Gateway)
+    })
+}
+
+/// The proxies a run of `shard` creates: its gateway, and the upstream hops when it owns
+/// the faults.
+pub fn proxies_of(shard: Shard) -> Vec<String> {
+    Hop::ALL
+        .into_iter()
+        .filter(|hop| *hop == Hop::Gateway || shard.owns_faults())
+        .map(|hop| proxy_name(hop, shard))
+        .collect()
+}
+
+/// Creates (or replaces) the proxy `name` listening on `listen` → `upstream`
 /// (`http://host:port` or `host:port`) on the server at `api_addr`, reads it back, and
 /// returns the address it listens on.
 pub async fn create(
     api_addr: &str,
-    hop: Hop,
+    name: &str,
     listen: &str,
     upstream: &str,
 ) -> Result<String, HopError> {
     let upstream = upstream.trim_start_matches("http://").trim_end_matches('/');
     let (api_addr, name, upstream, wanted_listen) = (
         api_addr.to_owned(),
-        hop.as_str().to_owned(),
+        name.to_owned(),
         upstream.to_owned(),
         listen.to_owned(),
     );
@@ -184,13 +213,13 @@ pub async fn create(
     task.await?
 }
 
-/// Deletes every hop's proxy from the server at `api_addr` (a run cleans up after itself
+/// Deletes the proxies `names` from the server at `api_addr` (a run cleans up after itself
 /// on a server it does not own). Failures are logged, not fatal: the run is over.
-pub async fn remove_all(api_addr: &str) {
+pub async fn remove(api_addr: &str, names: Vec<String>) {
     let api_addr = api_addr.to_owned();
     let task = tokio::task::spawn_blocking(move || {
         let client = Client::new(api_addr.as_str());
-        for name in Hop::ALL.map(Hop::as_str) {
+        for name in &names {
             if let Ok(proxy) = client.find_proxy(name) {
                 if let Err(err) = proxy.delete() {
                     tracing::warn!(%err, name, "could not delete proxy");

@@ -106,15 +106,21 @@ pub async fn bring_up(
         tokio::task::spawn_blocking(move || launch::launch_institutions(&start_plan, &dir))
             .await??;
     let any = hops::ANY_LOOPBACK_PORT;
-    let external = hops::create(&api, Hop::External, any, &institutions.external.url).await?;
-    let ledger = hops::create(&api, Hop::Ledger, any, &institutions.ledger.url).await?;
+    let external = hops::create(
+        &api,
+        Hop::External.as_str(),
+        any,
+        &institutions.external.url,
+    )
+    .await?;
+    let ledger = hops::create(&api, Hop::Ledger.as_str(), any, &institutions.ledger.url).await?;
     let (start_plan, dir) = (plan.clone(), out.to_owned());
     let (external_url, ledger_url) = (format!("http://{external}"), format!("http://{ledger}"));
     let launched = tokio::task::spawn_blocking(move || {
         launch::launch_coordinator(&start_plan, &dir, institutions, &external_url, &ledger_url)
     })
     .await??;
-    let gateway = hops::create(&api, Hop::Gateway, any, &launched.coordinator.url).await?;
+    let gateway = hops::create(&api, Hop::Gateway.as_str(), any, &launched.coordinator.url).await?;
     Ok(LaunchedSystem {
         launched,
         hops: Hops {

@@ -2,7 +2,7 @@
 //! a team's own system would be), each its part of one seeded schedule, shard 0 applying the
 //! faults; `harness merge` makes one run of their folders, judged as one process's run is.
 
-use crate::support::{exclusive, free_port, run, write_profile, HARNESS};
+use crate::support::{exclusive, free_port, run, toxiproxy_server, write_profile, HARNESS};
 use crate::target_file::{invariants, serve_command, sh, target_file, wait_answering, ByPidFile};
 use hdrhistogram::Histogram;
 use serde_json::Value;
@@ -254,6 +254,18 @@ fn three_shards_merged_are_judged_as_one_process_run_of_the_same_profile() {
         m["latency_ms"]
     );
 
+    // A merged run is a run like any other to `harness compare`: set against the
+    // one-process run, its latency is judged from its interval log.
+    let compared = Command::new(HARNESS)
+        .arg("compare")
+        .arg(single.out())
+        .arg(&merged_dir)
+        .output()
+        .expect("run harness compare");
+    let table = printed(&compared);
+    assert!(!table.contains("harness compare: error"), "{table}");
+    assert!(table.contains("p99"), "{table}");
+
     // A folder missing or given twice is refused, naming it.
     let incomplete = merge(&shards[..2], &d.join("incomplete"));
     assert_eq!(incomplete.status.code(), Some(2));
@@ -264,8 +276,10 @@ fn three_shards_merged_are_judged_as_one_process_run_of_the_same_profile() {
     );
 }
 
+/// Through a Toxiproxy server both shards share (shard 0's upstream hops, each shard's
+/// gateway), which the shards leave as they found it.
 #[test]
-fn a_mutant_is_caught_in_a_sharded_run() {
+fn a_mutant_is_caught_in_a_sharded_run_through_a_shared_toxiproxy() {
     let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
@@ -276,13 +290,32 @@ fn a_mutant_is_caught_in_a_sharded_run() {
     );
     let profile =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chaos-profiles/button-mash.yaml");
+    let (mut server, api) = toxiproxy_server();
     let shards = run_shards(
         d,
         &profile,
         &system.target,
         2,
-        &["--design", "no-idempotency", "--duration", "8"],
+        &[
+            "--design",
+            "no-idempotency",
+            "--duration",
+            "8",
+            "--toxiproxy",
+            &api,
+        ],
     );
+    let left = toxiproxy_rust::client::Client::new(api.as_str()).all();
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        left.expect("read the proxies").is_empty(),
+        "the shards removed their proxies"
+    );
+    for shard in &shards {
+        let services = std::fs::read_to_string(shard.join("services.json")).expect("services.json");
+        assert!(services.contains(&api), "{services}");
+    }
     let merged_dir = d.join("merged");
     let merged = merge(&shards, &merged_dir);
     assert_eq!(merged.status.code(), Some(1), "{}", printed(&merged));
