@@ -1,6 +1,7 @@
 //! Every checker is shown to catch the bug it exists for: the `bug-bait` profile against
 //! `saga` (which must pass it, with no violation at all) and against each known-bad design
-//! (which must fail it, with a class that shows its own bug).
+//! (which must fail it, with a class that shows its own bug); and `crash-loop`, which `saga`
+//! survives and a reversal queue held in memory does not.
 
 use crate::support::{exclusive, HARNESS};
 use harness::mutants::telltale;
@@ -10,10 +11,15 @@ use std::process::Command;
 
 /// Runs `chaos-profiles/bug-bait.yaml` with `design`; returns the exit code and summary.
 fn bait(design: Design) -> (Option<i32>, Value, String) {
+    library_run("bug-bait", design)
+}
+
+/// Runs the library's profile `name` with `design`; returns the exit code and summary.
+fn library_run(name: &str, design: Design) -> (Option<i32>, Value, String) {
     let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
-    let profile =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chaos-profiles/bug-bait.yaml");
+    let profile = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../chaos-profiles/{name}.yaml"));
     let output = Command::new(HARNESS)
         .arg("--profile")
         .arg(&profile)
@@ -33,7 +39,11 @@ fn bait(design: Design) -> (Option<i32>, Value, String) {
 }
 
 fn caught(design: Design) {
-    let (code, summary, printed) = bait(design);
+    caught_by("bug-bait", design);
+}
+
+fn caught_by(profile: &str, design: Design) {
+    let (code, summary, printed) = library_run(profile, design);
     assert_eq!(code, Some(1), "{}: {printed}", design.as_str());
     assert_eq!(summary["verdict"], "fail");
     let anomalies = summary["anomalies"].as_object().expect("anomalies");
@@ -96,4 +106,49 @@ fn every_known_bad_design_has_a_test_here() {
             "{design:?}"
         );
     }
+}
+
+#[test]
+fn saga_survives_the_crash_loop() {
+    let (code, summary, printed) = library_run("crash-loop", Design::Saga);
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(summary["anomalies"], serde_json::json!({}), "{printed}");
+    let faults = summary["faults"].as_array().expect("faults");
+    assert!(faults.len() >= 30, "{} kills", faults.len());
+    for fault in faults {
+        assert_eq!(fault["kind"], "kill", "{fault}");
+        assert!(
+            fault["applied_at_s"].is_number() && fault["healed_at_s"].is_number(),
+            "{fault}"
+        );
+    }
+    for role in ["coordinator", "external", "ledger"] {
+        assert!(
+            faults.iter().any(|f| f["target"] == role),
+            "{role} never killed"
+        );
+    }
+    // Some kills come less than a second after the coordinator's last restart, while its
+    // recovery worker is still resuming what the previous crash left.
+    let coordinator: Vec<&Value> = faults
+        .iter()
+        .filter(|f| f["target"] == "coordinator")
+        .collect();
+    let soon = coordinator
+        .windows(2)
+        .filter(|w| {
+            let restarted = w[0]["healed_at_s"].as_f64().unwrap_or(f64::MAX);
+            let killed = w[1]["applied_at_s"].as_f64().unwrap_or(0.0);
+            killed - restarted < 1.0
+        })
+        .count();
+    assert!(
+        soon > 0,
+        "no kill within a second of a restart: {coordinator:?}"
+    );
+}
+
+#[test]
+fn a_reversal_queue_held_in_memory_dies_in_the_crash_loop() {
+    caught_by("crash-loop", Design::VolatileQueue);
 }
