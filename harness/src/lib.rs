@@ -19,6 +19,7 @@ pub mod compare;
 pub mod cpu;
 pub mod faults;
 pub mod history;
+pub mod interrupt;
 pub mod loadgen;
 pub mod mutants;
 pub mod phases;

@@ -1,6 +1,7 @@
 //! `harness`: parses the command line and runs a profile, or (as `harness serve <role>`)
 //! one service of the reference system. Exit codes: 0 pass, 1 fail or unknown, 2 the harness
-//! could not run (or its generator could not keep up).
+//! could not run (or its generator could not keep up), 3 the run was asked to end early
+//! (SIGTERM or Ctrl-C): its faults healed, its partial folder written and marked so.
 
 use clap::Parser;
 use harness::cli::{Cli, Command, MergeArgs, RunArgs, RunDirArgs, ToxiproxyArgs};
@@ -119,36 +120,62 @@ fn main() {
 }
 
 fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> i32 {
-    let options = match args.into_options() {
+    let mut options = match args.into_options() {
         Ok(o) => o,
         Err(e) => {
             eprintln!("harness: error: {e}");
             return 2;
         }
     };
+    let interrupt = options.interrupt.clone();
     runtime.block_on(async {
-        let interrupted = async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => "interrupt",
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => "terminate",
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        options.interrupt = interrupt.clone();
+        let run = harness::run::run(options);
+        tokio::pin!(run);
+        let code_of = |result: Result<i32, harness::run::RunError>| match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("harness: error: {e}");
+                2
             }
         };
         tokio::select! {
-            result = harness::run::run(options) => match result {
-                Ok(code) => code,
-                Err(e) => {
-                    eprintln!("harness: error: {e}");
-                    2
-                }
-            },
-            signal = interrupted => {
-                // Dropping the run stops every service it started.
-                eprintln!("harness: stopped by {signal} signal; services stopped");
+            result = &mut run => return code_of(result),
+            signal = next_signal(&mut term) => {
+                eprintln!(
+                    "harness: {signal} signal: stopping the load, healing every fault applied so far and writing the partial run (exit {}); signal again to stop at once",
+                    harness::run::INTERRUPTED_EXIT
+                );
+                interrupt.request();
+            }
+        }
+        tokio::select! {
+            result = &mut run => code_of(result),
+            signal = next_signal(&mut term) => {
+                // Dropping the run stops every service it started; faults on a server or
+                // system of the user's are left as they are.
+                eprintln!("harness: stopped by a second {signal} signal; services stopped");
                 2
             }
         }
     })
+}
+
+/// The next SIGINT (Ctrl-C) or SIGTERM, by name.
+async fn next_signal(term: &mut Option<tokio::signal::unix::Signal>) -> &'static str {
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupt",
+        _ = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        } => "terminate",
+    }
 }
 
 /// `harness toxiproxy`: the embedded proxy's REST API, standalone, until SIGTERM or Ctrl-C.

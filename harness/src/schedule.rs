@@ -2,6 +2,7 @@
 //! which user sends it and for how much. The same plan and seed give the same schedule,
 //! request for request. Generated lazily, so long runs do not hold it in memory.
 
+use crate::interrupt::Interrupt;
 use crate::profile::plan::{RateSegment, RunPlan, Shard};
 use crate::profile::AmountDistribution;
 use rand::rngs::StdRng;
@@ -38,6 +39,8 @@ pub struct Schedule {
     amount_max: u64,
     distribution: AmountDistribution,
     shard: Shard,
+    /// A request to end the run early: the schedule ends there.
+    stop: Interrupt,
 }
 
 impl Schedule {
@@ -54,6 +57,15 @@ impl Schedule {
             amount_max: plan.amount_max.get(),
             distribution: plan.amount_distribution,
             shard: plan.shard,
+            stop: Interrupt::default(),
+        }
+    }
+
+    /// The same schedule, ending early when `interrupt` is requested.
+    pub fn until(self, interrupt: Interrupt) -> Schedule {
+        Schedule {
+            stop: interrupt,
+            ..self
         }
     }
 
@@ -92,6 +104,9 @@ impl Iterator for Schedule {
 
     fn next(&mut self) -> Option<ScheduledOp> {
         loop {
+            if self.stop.requested() {
+                return None;
+            }
             let op = self.next_of_all()?;
             if self.shard.owns(op.user) {
                 return Some(op);

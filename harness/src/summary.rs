@@ -76,4 +76,8 @@ pub struct Summary {
     /// process).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shards: Option<u32>,
+    /// When the run was asked to end early (SIGTERM or Ctrl-C), in seconds from the start of
+    /// the load (absent for a run that ran to its end): the folder holds the partial run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interrupted_at_s: Option<f64>,
 }

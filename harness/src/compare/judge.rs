@@ -412,6 +412,7 @@ mod tests {
             faults: Vec::new(),
             shard: None,
             shards: None,
+            interrupted_at_s: None,
         }
     }
 

@@ -11,6 +11,7 @@ pub mod commands;
 pub mod process;
 pub mod proxies;
 
+use crate::interrupt::Interrupt;
 use crate::profile::fault_action::FaultAction;
 use crate::profile::fault_plan::FaultOccurrence;
 use crate::stats::LiveStats;
@@ -101,6 +102,8 @@ pub struct FaultFailed {
 pub struct Timeline {
     /// False for a shard that does not own the faults: it records the timeline it was told.
     applies: bool,
+    /// A request to end the run early: everything applied is healed there.
+    interrupt: Interrupt,
     occurrences: Vec<FaultOccurrence>,
     records: Vec<FaultRecord>,
     active: Vec<(usize, Undo)>,
@@ -136,6 +139,7 @@ impl Timeline {
             .collect();
         Timeline {
             applies: true,
+            interrupt: Interrupt::default(),
             occurrences,
             records,
             active: Vec::new(),
@@ -143,6 +147,12 @@ impl Timeline {
             live,
             start,
         }
+    }
+
+    /// The same timeline, ending (everything applied healed) when `interrupt` is requested.
+    pub fn until(mut self, interrupt: Interrupt) -> Timeline {
+        self.interrupt = interrupt;
+        self
     }
 
     /// A timeline that applies nothing and records each occurrence as requested (a shard
@@ -179,7 +189,10 @@ impl Timeline {
         }
         events.sort_by_key(|(at, apply, i)| (*at, *apply, *i));
         for (at, apply, i) in events {
-            tokio::time::sleep_until(self.start + at).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(self.start + at) => {}
+                () = self.interrupt.wait() => break,
+            }
             let step = if apply {
                 self.apply(i).await
             } else {

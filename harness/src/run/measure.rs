@@ -28,6 +28,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+/// How long an interrupted run waits for the sagas to be final.
+const INTERRUPTED_CONVERGENCE: Duration = Duration::from_secs(5);
+
 /// How long before an agreed start (`--start-at`) a shard reads the CPU counters.
 const CPU_READING_AHEAD: Duration = Duration::from_millis(500);
 
@@ -131,13 +134,13 @@ async fn seed_load_and_check(
         history.len() as u64,
         &cpu::restarted_by(&plan.faults),
     );
-    let convergence = converge::converge(
-        admin,
-        &endpoints.coordinator,
-        plan.convergence_window,
-        &history,
-    )
-    .await;
+    // An interrupted run gives the sagas a short while only: it is being asked to stop.
+    let window = if options.interrupt.requested() {
+        plan.convergence_window.min(INTERRUPTED_CONVERGENCE)
+    } else {
+        plan.convergence_window
+    };
+    let convergence = converge::converge(admin, &endpoints.coordinator, window, &history).await;
     let after = admin.books(endpoints).await?;
     admin.save_metrics(endpoints, out).await;
     let books = match (before, after) {
@@ -205,6 +208,10 @@ async fn seed_load_and_check(
         cpu,
         connections_by_hop,
         started_at,
+        interrupted_at_s: options.interrupt.requested_at().map(|at| {
+            at.duration_since(load_started_wall)
+                .map_or(0.0, |d| d.as_secs_f64())
+        }),
     });
     Ok((summary, violations))
 }
@@ -266,15 +273,17 @@ async fn load_under_faults(
         live.clone(),
         start,
         start + plan.total(),
+        options.interrupt.clone(),
     ));
-    let mut timeline = Timeline::new(plan.faults.clone(), control, live.clone(), start);
+    let mut timeline = Timeline::new(plan.faults.clone(), control, live.clone(), start)
+        .until(options.interrupt.clone());
     if !plan.shard.owns_faults() {
         timeline = timeline.recording_only();
     }
     let mut timeline = tokio::spawn(timeline.run());
     // On a runtime thread beside the workers, not on the thread blocked in `block_on`.
     let mut load = tokio::spawn(loadgen::run(
-        Schedule::new(plan),
+        Schedule::new(plan).until(options.interrupt.clone()),
         config,
         writer.sender(),
         live,

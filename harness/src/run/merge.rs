@@ -394,6 +394,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, RunError> {
         faults,
         shard: None,
         shards: Some(owner.shard.count),
+        interrupted_at_s: shards.iter().find_map(|s| s.summary.interrupted_at_s),
         git_revision: if shards
             .iter()
             .all(|s| s.summary.git_revision == owner.summary.git_revision)

@@ -52,6 +52,10 @@ enum SystemUnderTest {
     Attached(Box<(AttachedSystem, TargetFile)>),
 }
 
+/// The exit code of a run asked to end early (SIGTERM or Ctrl-C), which healed its faults
+/// and wrote its partial folder.
+pub const INTERRUPTED_EXIT: i32 = 3;
+
 /// Runs the profile and returns the process exit code (0 pass, 1 fail or unknown, 2 unusable).
 pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     let (profile, plan) = options::plan(&options)?;
@@ -135,6 +139,9 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     report::write(&out, &summary, &violations)?;
     if options.display() != Display::Off {
         print_outcome(&summary, &out);
+    }
+    if summary.interrupted_at_s.is_some() {
+        return Ok(INTERRUPTED_EXIT);
     }
     if !plan.shard.is_whole() {
         // A shard's own verdict is no verdict: `harness merge` judges the run.

@@ -46,6 +46,8 @@ pub struct RunOptions {
     /// When the load starts, on the wall clock (every shard of a run the same); None: as
     /// soon as the system is ready.
     pub start_at: Option<SystemTime>,
+    /// A request to end the run early (the harness's SIGTERM and Ctrl-C).
+    pub interrupt: crate::interrupt::Interrupt,
 }
 
 impl RunOptions {

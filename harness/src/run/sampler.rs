@@ -5,6 +5,7 @@
 //! two reads bounds how far below it the total may be. Reads bypass the proxies; a service
 //! that does not answer in time (paused, killed) costs one sample.
 
+use crate::interrupt::Interrupt;
 use crate::reconcile::Sample;
 use crate::stats::LiveStats;
 use crate::system::admin::AdminClient;
@@ -16,7 +17,7 @@ use tokio::time::Instant;
 /// Time between samples.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(500);
 
-/// Samples from `start` until `until`, then returns what it took. Nothing to sample (an
+/// Samples from `start` until `until` (or an interrupt), then returns what it took. Nothing to sample (an
 /// institution without an address) gives no samples.
 pub async fn sample(
     admin: AdminClient,
@@ -24,6 +25,7 @@ pub async fn sample(
     live: Arc<LiveStats>,
     start: Instant,
     until: Instant,
+    interrupt: Interrupt,
 ) -> Vec<Sample> {
     let (Some(external), Some(ledger)) = (endpoints.external.clone(), endpoints.ledger.clone())
     else {
@@ -32,7 +34,10 @@ pub async fn sample(
     let mut samples = Vec::new();
     let mut next = start;
     while next < until {
-        tokio::time::sleep_until(next).await;
+        tokio::select! {
+            () = tokio::time::sleep_until(next) => {}
+            () = interrupt.wait() => break,
+        }
         next += SAMPLE_EVERY;
         let before = admin.in_flight(&endpoints.coordinator).await.ok().flatten();
         let (Ok(ledger_totals), Ok(external_totals)) =

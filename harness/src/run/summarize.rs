@@ -39,6 +39,8 @@ pub struct Measured<'a> {
     pub cpu: CpuUse,
     pub connections_by_hop: Option<BTreeMap<String, u64>>,
     pub started_at: SystemTime,
+    /// When the run was asked to end early, in seconds from the start of the load.
+    pub interrupted_at_s: Option<f64>,
 }
 
 fn requests(load: &LoadReport, merged: &Merged) -> Requests {
@@ -107,6 +109,11 @@ pub fn rejudge(summary: Summary, reconciliation: Reconciliation) -> Summary {
 pub fn summarize(m: Measured<'_>) -> Summary {
     let requests = requests(m.load, m.merged);
     let slo = slo::judge(&m.plan.slo, &m.merged.latency, &m.phases, &requests);
+    let reconciliation_failed = m
+        .reconciliation
+        .invariants
+        .iter()
+        .any(|i| i.holds == Some(false));
     let mut invariants = m.reconciliation.invariants;
     invariants.push(slo.invariant);
     let judged = verdict::judge(
@@ -119,7 +126,19 @@ pub fn summarize(m: Measured<'_>) -> Summary {
             m.load.overflow_measured,
         ),
     );
-    let (verdict, verdict_reasons) = if m.plan.shard.is_whole() {
+    let (verdict, verdict_reasons) = if let Some(at_s) = m.interrupted_at_s {
+        // A money or contract violation found in a partial run is one all the same; a
+        // partial run shows nothing to hold.
+        let verdict = match judged.verdict {
+            Verdict::Fail if reconciliation_failed => Verdict::Fail,
+            _ => Verdict::Unknown,
+        };
+        let mut reasons = vec![format!(
+            "interrupted {at_s:.1} s into the load: the load stopped, every fault applied was healed, and this is the partial run"
+        )];
+        reasons.extend(judged.reasons);
+        (verdict, reasons)
+    } else if m.plan.shard.is_whole() {
         (judged.verdict, judged.reasons)
     } else {
         (
@@ -167,5 +186,6 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         faults: m.faults,
         shard: (!m.plan.shard.is_whole()).then_some(m.plan.shard),
         shards: None,
+        interrupted_at_s: m.interrupted_at_s,
     }
 }
