@@ -363,6 +363,10 @@ pub struct ToxiproxyArgs {
     /// Seed of the toxicity decisions (which connections a toxic with toxicity < 1 hits).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// The bearer token requests from other machines must carry (`Authorization: Bearer
+    /// TOKEN`); required when --host is not a loopback address. Loopback peers need none.
+    #[arg(long, env = "HARNESS_TOXIPROXY_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 // `harness merge DIR…`: a sharded run's folders made one.

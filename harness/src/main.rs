@@ -179,7 +179,20 @@ async fn next_signal(term: &mut Option<tokio::signal::unix::Signal>) -> &'static
 }
 
 /// `harness toxiproxy`: the embedded proxy's REST API, standalone, until SIGTERM or Ctrl-C.
-async fn toxiproxy(ToxiproxyArgs { host, port, seed }: ToxiproxyArgs) -> i32 {
+async fn toxiproxy(
+    ToxiproxyArgs {
+        host,
+        port,
+        seed,
+        token,
+    }: ToxiproxyArgs,
+) -> i32 {
+    if token.is_none() && !binds_loopback_only(&host) {
+        eprintln!(
+            "harness toxiproxy: error: --host {host} can be reached from other machines: give --token (or HARNESS_TOXIPROXY_TOKEN), which their requests must carry as Authorization: Bearer TOKEN"
+        );
+        return 2;
+    }
     let listener = match tokio::net::TcpListener::bind((host.as_str(), port)).await {
         Ok(l) => l,
         Err(e) => {
@@ -189,13 +202,29 @@ async fn toxiproxy(ToxiproxyArgs { host, port, seed }: ToxiproxyArgs) -> i32 {
     };
     println!("toxiproxy API listening on http://{host}:{port}");
     let registry = harness::proxy::Registry::new(seed);
-    match harness::proxy::api::serve(listener, registry, service::server::shutdown_signal()).await {
+    let access = harness::proxy::api::Access { token };
+    match harness::proxy::api::serve(
+        listener,
+        registry,
+        access,
+        service::server::shutdown_signal(),
+    )
+    .await
+    {
         Ok(()) => 0,
         Err(e) => {
             eprintln!("harness toxiproxy: error: {e}");
             2
         }
     }
+}
+
+/// Whether `host` only ever binds loopback addresses (`localhost`, `127.x`, `::1`).
+fn binds_loopback_only(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 /// A service started by the harness dies with it, even if the harness is SIGKILLed.

@@ -8,13 +8,14 @@
 use super::toxic::{Toxic, ToxicError};
 use super::{Proxy, ProxyConfig, ProxyError, Registry};
 use axum::body::Bytes;
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde_json::{json, Value};
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -380,17 +381,25 @@ async fn not_found() -> Response {
 
 static REQUEST_IDS: AtomicU64 = AtomicU64::new(1);
 
-/// Refuses browsers (Toxiproxy's anti-CSRF rule) and tags every answer with a request id.
-async fn guard(request: Request, next: Next) -> Response {
-    let browser = request
-        .headers()
-        .get(header::USER_AGENT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|ua| ua.starts_with("Mozilla/"));
-    let mut response = if browser {
-        error(StatusCode::FORBIDDEN, "User agent not allowed")
-    } else {
-        next.run(request).await
+/// Who may use the API: every admin surface's rule (`service::server::admin_refusal`):
+/// never a browser (Toxiproxy's anti-CSRF rule, and any request a page sent), loopback
+/// peers, and others with the bearer token, when the server has one.
+#[derive(Clone, Default)]
+pub struct Access {
+    pub token: Option<String>,
+}
+
+/// Applies `Access` and tags every answer with a request id.
+async fn guard(State(access): State<Access>, request: Request, next: Next) -> Response {
+    // Without the peer's address (a server not serving with connect info), no peer is local.
+    let peer = request
+        .extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::from([0, 0, 0, 0]), |info| info.0.ip());
+    let refusal = service::server::admin_refusal(peer, request.headers(), access.token.as_deref());
+    let mut response = match refusal {
+        Some(why) => error(StatusCode::FORBIDDEN, why),
+        None => next.run(request).await,
     };
     let id = REQUEST_IDS.fetch_add(1, Ordering::Relaxed);
     if let Ok(value) = HeaderValue::from_str(&format!("bt-{id}")) {
@@ -401,7 +410,7 @@ async fn guard(request: Request, next: Next) -> Response {
     response
 }
 
-pub fn app(registry: Arc<Registry>) -> Router {
+pub fn app(registry: Arc<Registry>, access: Access) -> Router {
     Router::new()
         .route("/version", get(version))
         .route("/proxies", get(list_proxies).post(create_proxy))
@@ -426,19 +435,71 @@ pub fn app(registry: Arc<Registry>) -> Router {
                 .delete(delete_toxic),
         )
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(guard))
+        .layer(axum::middleware::from_fn_with_state(access, guard))
         .with_state(registry)
 }
 
-/// Serves the API on `listener` until `shutdown` resolves; then closes every proxy.
+/// Serves the API on `listener` to those `access` lets in, until `shutdown` resolves; then
+/// closes every proxy.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     registry: Arc<Registry>,
+    access: Access,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let result = axum::serve(listener, app(registry.clone()))
+    let app = app(registry.clone(), access).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await;
     registry.stop_all();
     result
+}
+
+#[cfg(test)]
+mod access_tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    /// `GET /version` from `peer` with `headers`, to an API whose token is `token`.
+    async fn status(peer: [u8; 4], headers: &[(&str, &str)], token: Option<&str>) -> StatusCode {
+        let access = Access {
+            token: token.map(str::to_owned),
+        };
+        let mut request = axum::http::Request::get("/version");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let mut request = request.body(Body::empty()).expect("a request");
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from((peer, 40_000))));
+        let response = app(Registry::new(1), access)
+            .oneshot(request)
+            .await
+            .expect("an answer");
+        response.status()
+    }
+
+    #[tokio::test]
+    async fn a_peer_off_the_machine_needs_the_token_and_a_browser_is_refused() {
+        let (local, remote) = ([127, 0, 0, 1], [192, 0, 2, 7]);
+        assert_eq!(status(local, &[], None).await, StatusCode::OK);
+        assert_eq!(status(remote, &[], None).await, StatusCode::FORBIDDEN);
+        assert_eq!(
+            status(remote, &[], Some("t0ken")).await,
+            StatusCode::FORBIDDEN
+        );
+        let bearer = [("authorization", "Bearer t0ken")];
+        assert_eq!(status(remote, &bearer, Some("t0ken")).await, StatusCode::OK);
+        let wrong = [("authorization", "Bearer t0kem")];
+        assert_eq!(
+            status(remote, &wrong, Some("t0ken")).await,
+            StatusCode::FORBIDDEN
+        );
+        let browser = [("user-agent", "Mozilla/5.0")];
+        assert_eq!(status(local, &browser, None).await, StatusCode::FORBIDDEN);
+        let page = [("origin", "https://example.org")];
+        assert_eq!(status(local, &page, None).await, StatusCode::FORBIDDEN);
+    }
 }

@@ -47,6 +47,8 @@ pub enum RunError {
     Http(#[from] reqwest::Error),
     #[error("{0}")]
     Shard(String),
+    #[error("{0}")]
+    AdminToken(String),
     #[error("--start-at was {0:.1} s ago when this process was ready to load: start the shards with an instant far enough ahead for every one to start its system and seed")]
     LateStart(f64),
 }

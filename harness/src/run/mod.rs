@@ -72,10 +72,19 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
             });
         }
     }
+    let headers = match &target {
+        Some(target) => target
+            .admin_headers(|name| std::env::var(name).ok())
+            .map_err(RunError::AdminToken)?,
+        None => reqwest::header::HeaderMap::new(),
+    };
     let started_at = SystemTime::now();
     let out = results_folder(&options, &profile, &plan, started_at)?;
     let system = system_under_test(&options, &plan, target, &out).await?;
-    let http = reqwest::Client::builder().no_proxy().build()?;
+    let http = reqwest::Client::builder()
+        .no_proxy()
+        .default_headers(headers)
+        .build()?;
     let (endpoints, hops) = match &system {
         SystemUnderTest::Launched(s) => (s.endpoints(), &s.hops),
         SystemUnderTest::Attached(attached) => (attached.0.endpoints.clone(), &attached.0.hops),

@@ -115,7 +115,13 @@ pub async fn start_embedded(seed: u64) -> Result<Embedded, HopError> {
     let registry = Registry::new(seed);
     let served = registry.clone();
     let task = tokio::spawn(async move {
-        let _ = api::serve(listener, served, std::future::pending()).await;
+        let _ = api::serve(
+            listener,
+            served,
+            api::Access::default(),
+            std::future::pending(),
+        )
+        .await;
     });
     Ok(Embedded {
         api_addr,

@@ -43,6 +43,33 @@ pub struct TargetFile {
     /// them, so a profile's coordinator setting is accepted only when stated here alike.
     #[serde(default)]
     pub coordinator_settings: Map<String, Value>,
+    /// The name of the environment variable that holds the bearer token of the services'
+    /// admin routes, for a system that asks one of the harness's machine. The token itself
+    /// is never written in the file, the run folder or the reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_token_env: Option<String>,
+}
+
+impl TargetFile {
+    /// The headers every request of a run to this system carries: its admin token, read
+    /// from the environment variable the file names (marked sensitive, so no log shows it).
+    pub fn admin_headers(
+        &self,
+        var: impl Fn(&str) -> Option<String>,
+    ) -> Result<reqwest::header::HeaderMap, String> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        let Some(name) = &self.admin_token_env else {
+            return Ok(headers);
+        };
+        let token = var(name).filter(|t| !t.is_empty()).ok_or_else(|| {
+            format!("the target file's admin_token_env names {name}, which is not set")
+        })?;
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| format!("{name} holds characters a header cannot carry"))?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+        Ok(headers)
+    }
 }
 
 fn default_command_timeout_s() -> u32 {
@@ -177,6 +204,7 @@ impl TargetFile {
             commands: RoleCommandSet::default(),
             command_timeout_s: default_command_timeout_s(),
             coordinator_settings: Map::new(),
+            admin_token_env: None,
         }
     }
 
@@ -381,5 +409,20 @@ mod tests {
             assert_eq!(err.field, field, "{err}");
             assert_eq!(err.line, Some(line), "{err}");
         }
+    }
+
+    #[test]
+    fn the_admin_token_comes_from_the_variable_the_file_names() {
+        let text = "coordinator: http://127.0.0.1:1\nadmin_token_env: BANK_TOKEN\n";
+        let target = parse(Path::new("t.yaml"), text).expect("valid");
+        let set = |name: &str| (name == "BANK_TOKEN").then(|| "s3cret".to_owned());
+        let headers = target.admin_headers(set).expect("the token is set");
+        let value = &headers[reqwest::header::AUTHORIZATION];
+        assert_eq!(value.to_str().ok(), Some("Bearer s3cret"));
+        assert!(value.is_sensitive());
+        let err = target.admin_headers(|_| None).expect_err("unset");
+        assert!(err.contains("BANK_TOKEN"), "{err}");
+        let plain = parse(Path::new("t.yaml"), "coordinator: http://127.0.0.1:1\n").expect("valid");
+        assert!(plain.admin_headers(|_| None).expect("no token").is_empty());
     }
 }

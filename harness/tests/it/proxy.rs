@@ -20,6 +20,7 @@ impl Api {
         tokio::spawn(api::serve(
             listener,
             Registry::new(7),
+            api::Access::default(),
             std::future::pending(),
         ));
         let http = reqwest::Client::builder()
@@ -574,6 +575,7 @@ fn the_toxiproxy_rust_client_drives_the_embedded_proxy() {
     runtime.spawn(api::serve(
         listener,
         Registry::new(3),
+        api::Access::default(),
         std::future::pending(),
     ));
     let upstream = runtime.block_on(echo());
@@ -629,4 +631,17 @@ fn the_toxiproxy_rust_client_drives_the_embedded_proxy() {
         .expect("toxics")
         .is_empty());
     runtime.block_on(round_trip(&listen, b"back"));
+}
+
+#[test]
+fn the_standalone_api_on_an_address_other_machines_reach_needs_a_token() {
+    let output = std::process::Command::new(crate::support::HARNESS)
+        .args(["toxiproxy", "--host", "0.0.0.0", "--port", "0"])
+        .env_remove("HARNESS_TOXIPROXY_TOKEN")
+        .output()
+        .expect("run harness toxiproxy");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("give --token"), "{stderr}");
+    assert!(output.stdout.is_empty(), "it did not start listening");
 }
