@@ -79,10 +79,11 @@ hops:
     }
 }
 
-/// Runs `count` shards of the profile at `profile` against `target`, all starting 8 s from
+/// Runs `count` shards of the profile at `profile` against `target`, all starting 15 s from
 /// now, each into `d/shard-I`; returns their folders.
 fn run_shards(d: &Path, profile: &Path, target: &Path, count: u32, extra: &[&str]) -> Vec<PathBuf> {
-    let start_at = SystemTime::now() + Duration::from_secs(8);
+    // Far enough ahead for every shard to attach, seed and flush the disk on a busy machine.
+    let start_at = SystemTime::now() + Duration::from_secs(15);
     let start_at = start_at
         .duration_since(UNIX_EPOCH)
         .expect("after the epoch")
