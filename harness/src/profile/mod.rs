@@ -277,7 +277,8 @@ pub fn parse(file: &Path, text: &str) -> Result<(Profile, RunPlan), ProfileError
         ProfileError {
             file: file.to_owned(),
             line,
-            field: if path == "." {
+            // `.` is the whole file; an empty path is an unknown key with no name (`: 1`).
+            field: if path == "." || path.is_empty() {
                 "(profile)".into()
             } else {
                 path

@@ -114,7 +114,10 @@ impl Proxy {
             let config = lock(&self.config);
             (config.listen.clone(), config.upstream.clone())
         };
-        let listener = tokio::net::TcpListener::bind(&listen).await?;
+        // Toxiproxy's words for a listen address it cannot bind (its API answers 500).
+        let listener = tokio::net::TcpListener::bind(&listen)
+            .await
+            .map_err(|e| std::io::Error::new(e.kind(), format!("listen tcp {listen}: {e}")))?;
         let bound = listener.local_addr()?;
         // As Toxiproxy does: the proxy keeps the address it got, so port 0 is resolved once
         // and a disabled proxy comes back on the same port.

@@ -336,7 +336,7 @@ pub fn parse(file: &Path, text: &str) -> Result<TargetFile, ProfileError> {
         ProfileError {
             file: file.to_owned(),
             line: inner.location().map(|l| l.line()),
-            field: if path == "." {
+            field: if path == "." || path.is_empty() {
                 "(target file)".into()
             } else {
                 path

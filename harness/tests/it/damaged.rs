@@ -1,0 +1,88 @@
+//! A damaged run folder (a file missing, cut in half, or garbage) given to the commands that
+//! read one (`reconcile`, `report`, `compare`): never a panic; an error (exit 2) that names
+//! the damaged file, or a result when the command does not need that file.
+
+use crate::support::{exclusive, profile, run, HARNESS, LENIENT_SLO};
+use std::path::Path;
+use std::process::Command;
+
+/// The files a run folder holds that the commands read.
+const FILES: [&str; 8] = [
+    "summary.json",
+    "books.json",
+    "convergence.json",
+    "resolutions.json",
+    "samples.json",
+    "reconciliation.json",
+    "history.jsonl",
+    "latency.hlog",
+];
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read dir") {
+        let entry = entry.expect("entry");
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+#[test]
+fn a_damaged_run_folder_is_refused_naming_the_file_never_with_a_panic() {
+    let _serial = exclusive();
+    let original = run(&profile("damaged", 400, 1, 3, LENIENT_SLO), &[]);
+    assert_eq!(original.code(), Some(0), "{}", original.printed());
+    let good = original.out();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut refused = 0;
+    for file in FILES {
+        let text = std::fs::read(good.join(file)).expect("the file");
+        let damages: [(&str, Option<Vec<u8>>); 3] = [
+            ("missing", None),
+            ("cut", Some(text[..text.len() / 2].to_vec())),
+            ("garbage", Some(b"\x00\xff{not this\n".to_vec())),
+        ];
+        for (damage, content) in damages {
+            let folder = dir.path().join(format!("{file}-{damage}"));
+            copy_dir(&good, &folder);
+            match &content {
+                None => std::fs::remove_file(folder.join(file)).expect("remove"),
+                Some(bytes) => std::fs::write(folder.join(file), bytes).expect("damage"),
+            }
+            for args in [
+                vec!["reconcile".to_owned(), folder.display().to_string()],
+                vec!["report".to_owned(), folder.display().to_string()],
+                vec![
+                    "compare".to_owned(),
+                    good.display().to_string(),
+                    folder.display().to_string(),
+                ],
+            ] {
+                let output = Command::new(HARNESS)
+                    .args(&args)
+                    .output()
+                    .expect("run harness");
+                let stderr = String::from_utf8_lossy(&output.stderr);
+                let what = format!("{} with {file} {damage}", args[0]);
+                assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+                match output.status.code() {
+                    Some(2) => {
+                        // compare says it cannot tell (exit 2) without naming a file when
+                        // the runs' figures cannot judge; otherwise the file is named.
+                        let named = stderr.contains(file);
+                        let cannot_tell = args[0] == "compare" && stderr.is_empty();
+                        assert!(named || cannot_tell, "{what}: {stderr}");
+                        refused += usize::from(named);
+                    }
+                    Some(0 | 1) => {}
+                    other => panic!("{what}: exit {other:?}: {stderr}"),
+                }
+            }
+        }
+    }
+    assert!(refused > 20, "only {refused} refusals named their file");
+}
