@@ -71,7 +71,16 @@ impl From<crate::money::AmountError> for ApiError {
 
 impl From<crate::store::StoreError> for ApiError {
     fn from(err: crate::store::StoreError) -> Self {
-        ApiError::internal(err)
+        match err {
+            crate::store::StoreError::Unavailable(why) => {
+                tracing::warn!(%why, "write refused by the disk");
+                ApiError::new(
+                    ErrorCode::StorageUnavailable,
+                    format!("the store cannot write ({why}); nothing was written, retry later"),
+                )
+            }
+            other => ApiError::internal(other),
+        }
     }
 }
 

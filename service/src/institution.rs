@@ -100,7 +100,8 @@ impl From<BookError> for ApiError {
             }
             BookError::AccountExists(_) => ApiError::new(ErrorCode::AccountExists, err.to_string()),
             BookError::Overflow(_) => ApiError::new(ErrorCode::BalanceOverflow, err.to_string()),
-            BookError::Overdraft(_) | BookError::Store(_) => ApiError::internal(err),
+            BookError::Store(store) => store.into(),
+            BookError::Overdraft(_) => ApiError::internal(err),
         }
     }
 }
@@ -172,6 +173,11 @@ where
     )
 }
 
+/// `GET|PUT /admin/disk`: the disk fault `store`'s commits are under.
+pub fn disk_route(store: &Store) -> MethodRouter {
+    settings_route(store.disk_fault(), ErrorCode::InvalidField)
+}
+
 async fn metrics(State(inst): State<Arc<Institution>>) -> String {
     inst.counters.render(inst.name, inst.store.stats())
 }
@@ -206,6 +212,7 @@ pub fn common_routes(inst: Arc<Institution>, guard: AdminGuard) -> Router {
         .route(routes::ADMIN_TOTALS, get(totals))
         .with_state(inst.clone())
         .route(routes::ADMIN_KNOBS, knobs)
+        .route(routes::ADMIN_DISK, disk_route(&inst.store))
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(guard, require_admin));
     Router::new()

@@ -9,6 +9,7 @@
 //! - `cli`: the command line of each service role, shared by every binary that runs one.
 //! - `api_error`, `json_body`: the HTTP error answer and the JSON body extractor.
 //! - `store`: SQLite with a group-committing writer thread.
+//! - `disk_fault`: a store's disk made full or read-only (`/admin/disk`).
 //! - `book`: accounts, transfer records and entries, shared by both institutions.
 //! - `fault_injection`: what the knobs decide for one operation, and the answers they fake.
 //! - `institution`: HTTP parts both institutions share (admin, dump, knobs, metrics).
@@ -27,6 +28,7 @@ pub mod book;
 pub mod cli;
 pub mod contract;
 pub mod coordinator;
+pub mod disk_fault;
 pub mod external;
 pub mod fault_injection;
 pub mod hang_up;

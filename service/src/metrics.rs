@@ -58,6 +58,11 @@ impl Counters {
             out,
             "# HELP bank_store_writes_total Writes committed inside those transactions.\n# TYPE bank_store_writes_total counter\nbank_store_writes_total{{service=\"{service}\"}} {writes}"
         );
+        let refused = store.writes_refused.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "# HELP bank_store_writes_refused_total Writes whose commit a disk fault failed (disk_fault.rs).\n# TYPE bank_store_writes_refused_total counter\nbank_store_writes_refused_total{{service=\"{service}\"}} {refused}"
+        );
         if let Some(cpu_s) = process_cpu_seconds() {
             let _ = writeln!(
                 out,

@@ -10,8 +10,11 @@
 //! between two batches, copies the few frames committed meanwhile: with every frame copied,
 //! SQLite starts the WAL over from its beginning at the next transaction, so under steady
 //! load the WAL is rewritten in place instead of growing by every commit (a file that grows
-//! makes every fsync also commit the file system's journal).
+//! makes every fsync also commit the file system's journal). A disk fault (`disk_fault`)
+//! fails the writer's commits as a full or read-only disk does, and rolls each batch back.
 
+use crate::disk_fault::{DiskFault, DiskState};
+use crate::settings::Live;
 use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -34,6 +37,9 @@ pub enum StoreError {
     Closed,
     #[error("corrupt store: {0}")]
     Corrupt(String),
+    /// The disk took nothing of the batch (`disk_fault`): nothing was written.
+    #[error("the store cannot write, nothing was written: {0}")]
+    Unavailable(String),
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -88,6 +94,8 @@ type Job = Box<dyn WriteJob>;
 pub struct StoreStats {
     pub batches_committed: AtomicU64,
     pub writes_committed: AtomicU64,
+    /// Writes whose commit a disk fault failed.
+    pub writes_refused: AtomicU64,
 }
 
 /// When a write is answered.
@@ -105,6 +113,7 @@ pub struct Store {
     jobs: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
     stats: Arc<StoreStats>,
+    disk: Arc<Live<DiskFault>>,
     path: PathBuf,
 }
 
@@ -140,6 +149,8 @@ impl Store {
         let (jobs, rx) = mpsc::channel(WRITE_QUEUE_CAPACITY);
         let stats = Arc::new(StoreStats::default());
         let thread_stats = stats.clone();
+        let disk = Arc::new(Live::new(DiskFault::default()));
+        let thread_disk = disk.clone();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || {
@@ -147,9 +158,11 @@ impl Store {
                 let copied = Arc::new(AtomicBool::new(false));
                 let checkpoints = spawn_checkpointer(checkpointer, stop.clone(), copied.clone());
                 match durability {
-                    Durability::AfterCommit => writer_loop(writer, rx, &thread_stats, &copied),
+                    Durability::AfterCommit => {
+                        writer_loop(writer, rx, &thread_stats, &thread_disk, &copied)
+                    }
                     Durability::AckBeforeCommit { commit_every } => {
-                        lazy_writer_loop(writer, rx, &thread_stats, commit_every)
+                        lazy_writer_loop(writer, rx, &thread_stats, &thread_disk, commit_every)
                     }
                 }
                 stop.store(true, Ordering::Relaxed);
@@ -162,6 +175,7 @@ impl Store {
             jobs,
             reader: Arc::new(Mutex::new(reader)),
             stats,
+            disk,
             path: path.to_owned(),
         })
     }
@@ -172,6 +186,11 @@ impl Store {
 
     pub fn stats(&self) -> &StoreStats {
         &self.stats
+    }
+
+    /// The disk fault its commits are under, patched by `PUT /admin/disk`.
+    pub fn disk_fault(&self) -> Arc<Live<DiskFault>> {
+        self.disk.clone()
     }
 
     /// How many more writes the queue takes before it is full.
@@ -266,6 +285,7 @@ fn writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     stats: &StoreStats,
+    disk: &Live<DiskFault>,
     copied: &AtomicBool,
 ) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_WRITES_PER_BATCH);
@@ -277,7 +297,7 @@ fn writer_loop(
                 Err(_) => break,
             }
         }
-        let outcome = run_batch(&conn, &mut batch);
+        let outcome = run_batch(&conn, &mut batch, disk.get().disk);
         match &outcome {
             Ok(()) => {
                 stats.batches_committed.fetch_add(1, Ordering::Relaxed);
@@ -286,6 +306,11 @@ fn writer_loop(
                     .fetch_add(batch.len() as u64, Ordering::Relaxed);
             }
             Err(err) => {
+                if matches!(err, StoreError::Unavailable(_)) {
+                    stats
+                        .writes_refused
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                }
                 tracing::error!(%err, writes = batch.len(), "batch not committed");
                 // Leave no half-open transaction behind for the next batch.
                 let _ = conn.execute_batch("ROLLBACK");
@@ -304,14 +329,21 @@ fn lazy_writer_loop(
     conn: Connection,
     mut rx: mpsc::Receiver<Job>,
     stats: &StoreStats,
+    disk: &Live<DiskFault>,
     commit_every: std::time::Duration,
 ) {
     let mut open_since: Option<std::time::Instant> = None;
     let mut writes = 0u64;
     let commit = |open_since: &mut Option<std::time::Instant>, writes: &mut u64| {
-        if open_since.take().is_some() && conn.execute_batch("COMMIT").is_ok() {
-            stats.batches_committed.fetch_add(1, Ordering::Relaxed);
-            stats.writes_committed.fetch_add(*writes, Ordering::Relaxed);
+        if open_since.take().is_some() {
+            // On a faulty disk the writes already acknowledged are lost: this mutant's bug.
+            if disk.get().disk.commit_error().is_some() {
+                let _ = conn.execute_batch("ROLLBACK");
+                stats.writes_refused.fetch_add(*writes, Ordering::Relaxed);
+            } else if conn.execute_batch("COMMIT").is_ok() {
+                stats.batches_committed.fetch_add(1, Ordering::Relaxed);
+                stats.writes_committed.fetch_add(*writes, Ordering::Relaxed);
+            }
         }
         *writes = 0;
     };
@@ -371,13 +403,17 @@ fn end_write(conn: &Connection, ran: bool) -> rusqlite::Result<()> {
 }
 
 /// Runs every job of the batch in one transaction, each inside its own savepoint, and
-/// commits. Nothing is answered here: the caller answers after this returns.
-fn run_batch(conn: &Connection, batch: &mut [Job]) -> Result<(), StoreError> {
+/// commits, or fails the commit as `disk` does (the caller then rolls back). Nothing is
+/// answered here: the caller answers after this returns.
+fn run_batch(conn: &Connection, batch: &mut [Job], disk: DiskState) -> Result<(), StoreError> {
     conn.execute_batch("BEGIN IMMEDIATE")?;
     for job in batch.iter_mut() {
         begin_write(conn)?;
         let ran = job.run(conn);
         end_write(conn, ran)?;
+    }
+    if let Some(error) = disk.commit_error() {
+        return Err(StoreError::Unavailable(error.to_owned()));
     }
     conn.execute_batch("COMMIT")
         .map_err(|e| StoreError::Commit(e.to_string()))

@@ -5,6 +5,7 @@
 //! the state and status names and the routes are the same in the page and in the code.
 
 use super::*;
+use crate::disk_fault::DiskFault;
 use crate::knobs::{FaultKnobs, LostAnswer};
 use crate::ledger_policy::LedgerPolicy;
 use serde::de::DeserializeOwned;
@@ -46,6 +47,7 @@ fn body_types() -> BTreeMap<&'static str, RoundTrip> {
         ("LedgerPolicy", round_trip::<LedgerPolicy>),
         ("Totals", round_trip::<Totals>),
         ("InFlight", round_trip::<InFlight>),
+        ("DiskFault", round_trip::<DiskFault>),
     ])
 }
 

@@ -61,6 +61,9 @@ crate::named_enum! {
         Forbidden = "forbidden",
         /// Shed before anything was written: safe to retry.
         Overloaded = "overloaded",
+        /// The store's disk refused the write (full or read-only): nothing was written, safe
+        /// to retry.
+        StorageUnavailable = "storage_unavailable",
         /// A fault knob fired.
         InjectedFault = "injected_fault",
         /// The operation may or may not have been applied.
@@ -91,7 +94,7 @@ impl ErrorCode {
             BodyTooLarge => 413,
             BalanceOverflow => 422,
             InjectedFault | Internal => 500,
-            Overloaded => 503,
+            Overloaded | StorageUnavailable => 503,
         }
     }
 }

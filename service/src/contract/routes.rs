@@ -28,11 +28,12 @@ pub const ADMIN_KNOBS: &str = "/admin/knobs";
 pub const ADMIN_TOTALS: &str = "/admin/totals";
 
 // Every service.
+pub const ADMIN_DISK: &str = "/admin/disk";
 pub const HEALTHZ: &str = "/healthz";
 pub const METRICS: &str = "/metrics";
 
 /// Every route, for the test that holds `docs/contract.md` to them.
-pub const ALL: [&str; 17] = [
+pub const ALL: [&str; 18] = [
     TRANSFERS,
     TRANSFER,
     ADMIN_USERS,
@@ -48,6 +49,7 @@ pub const ALL: [&str; 17] = [
     ADMIN_DUMP,
     ADMIN_KNOBS,
     ADMIN_TOTALS,
+    ADMIN_DISK,
     HEALTHZ,
     METRICS,
 ];

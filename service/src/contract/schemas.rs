@@ -3,13 +3,14 @@
 //! committed files and the types differ (run it with `UPDATE_SCHEMAS=1` to write them again).
 
 use super::*;
+use crate::disk_fault::DiskFault;
 use crate::knobs::FaultKnobs;
 use crate::ledger_policy::LedgerPolicy;
 use schemars::{schema_for, Schema};
 
 /// Each body's schema file name under `docs/schema/`, and its text.
 pub fn all() -> Vec<(&'static str, String)> {
-    let schemas: [(&'static str, Schema); 15] = [
+    let schemas: [(&'static str, Schema); 16] = [
         ("transfer-request.schema.json", schema_for!(TransferRequest)),
         ("transfer-view.schema.json", schema_for!(TransferView)),
         ("saga-dump.schema.json", schema_for!(SagaDump)),
@@ -25,6 +26,7 @@ pub fn all() -> Vec<(&'static str, String)> {
         ("ledger-policy.schema.json", schema_for!(LedgerPolicy)),
         ("totals.schema.json", schema_for!(Totals)),
         ("in-flight.schema.json", schema_for!(InFlight)),
+        ("disk-fault.schema.json", schema_for!(DiskFault)),
     ];
     schemas
         .into_iter()

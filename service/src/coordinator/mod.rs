@@ -203,7 +203,7 @@ impl From<BeginError> for ApiError {
             BeginError::UnknownAccount { .. } => {
                 ApiError::new(ErrorCode::UnknownAccount, err.to_string())
             }
-            BeginError::Store(store) => ApiError::internal(store),
+            BeginError::Store(store) => store.into(),
         }
     }
 }
@@ -425,9 +425,13 @@ pub fn app(coord: Arc<Coordinator>, guard: AdminGuard) -> Router {
         admin = admin.route(routes::ADMIN_IN_FLIGHT, get(get_in_flight));
     }
     let admin = admin
+        .with_state(coord.clone())
+        .route(
+            routes::ADMIN_DISK,
+            crate::institution::disk_route(&coord.store),
+        )
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
-        .route_layer(axum::middleware::from_fn_with_state(guard, require_admin))
-        .with_state(coord.clone());
+        .route_layer(axum::middleware::from_fn_with_state(guard, require_admin));
     Router::new()
         .route(routes::TRANSFERS, post(post_transfer))
         .route(routes::TRANSFER, get(get_transfer))

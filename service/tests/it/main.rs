@@ -4,6 +4,7 @@
 
 mod bad_input;
 mod crash;
+mod disk;
 mod hang_up;
 mod naive;
 mod overload;
