@@ -23,8 +23,10 @@ use proxies::{ProxyControl, ProxyFaultError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use service::contract::routes;
+use service::disk_fault::DiskFault;
 use service::knobs::FaultKnobs;
 use service::ledger_policy::LedgerPolicy;
+use service::settings::Patch;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -88,6 +90,7 @@ enum Undo {
         knobs: Option<FaultKnobs>,
         policy: Option<LedgerPolicy>,
     },
+    RestoreDisk(DiskFault),
 }
 
 /// A fault that did not apply or heal: the run stops with this reason.
@@ -299,6 +302,12 @@ impl Timeline {
                     policy: policy_before,
                 }
             }
+            FaultAction::Disk { service, disk } => {
+                let base = self.base_of(*service)?;
+                let patch = Patch::of_value(&DiskFault { disk: *disk });
+                let before = knobs::set(&self.control.http, &base, routes::ADMIN_DISK, &patch);
+                Undo::RestoreDisk(before.await?)
+            }
         };
         self.records[i].applied_at_s = Some(self.now_s());
         self.active.push((i, undo));
@@ -341,6 +350,10 @@ impl Timeline {
                 if let Some(before) = policy {
                     knobs::restore(&self.control.http, &base, routes::ADMIN_POLICY, before).await?;
                 }
+            }
+            (Undo::RestoreDisk(before), FaultAction::Disk { service, .. }) => {
+                let base = self.base_of(*service)?;
+                knobs::restore(&self.control.http, &base, routes::ADMIN_DISK, before).await?;
             }
             _ => return Err(FaultError::UndoMismatch),
         }

@@ -8,6 +8,7 @@ use super::locate::{err, FieldError};
 use crate::proxy::toxic::{attribute_names, Stream, ToxicBody};
 use crate::topology::{Hop, ServiceRole};
 use serde_json::{Map, Value};
+use service::disk_fault::DiskState;
 use service::knobs::FaultKnobs;
 use service::ledger_policy::LedgerPolicy;
 use service::settings::Patch;
@@ -38,6 +39,11 @@ pub enum FaultAction {
         service: ServiceRole,
         knobs: Patch<FaultKnobs>,
         policy: Patch<LedgerPolicy>,
+    },
+    /// `PUT /admin/disk`: the service's store fails its commits as `disk` says.
+    Disk {
+        service: ServiceRole,
+        disk: DiskState,
     },
 }
 
@@ -83,6 +89,9 @@ pub(super) fn check_fields_of_kind(
     }
     if f.set.is_some() && f.kind != FaultKind::Knobs {
         return err(at("set"), "only a fault of kind knobs takes this field");
+    }
+    if f.disk.is_some() && f.kind != FaultKind::Disk {
+        return err(at("disk"), "only a fault of kind disk takes this field");
     }
     Ok(())
 }
@@ -219,6 +228,7 @@ pub(super) fn resource(action: &FaultAction) -> Option<String> {
         | FaultAction::Pause { service }
         | FaultAction::Restart { service } => Some(format!("process {}", service.as_str())),
         FaultAction::Knobs { service, .. } => Some(format!("knobs of {}", service.as_str())),
+        FaultAction::Disk { service, .. } => Some(format!("disk of {}", service.as_str())),
     }
 }
 
@@ -255,5 +265,22 @@ pub(super) fn action_of(
             "SIGTERM (graceful stop); started again at the end".to_owned(),
         ),
         FaultKind::Knobs => knobs_action(at, f.set.as_ref(), service()?)?,
+        FaultKind::Disk => {
+            let disk = f.disk.unwrap_or(DiskState::Full);
+            if disk == DiskState::Ok {
+                return err(at("disk"), "a disk fault is full or read_only");
+            }
+            let detail = match disk {
+                DiskState::ReadOnly => "read-only disk",
+                _ => "full disk",
+            };
+            (
+                FaultAction::Disk {
+                    service: service()?,
+                    disk,
+                },
+                format!("{detail}: every commit of its store fails (injected at the commit) and is rolled back; healthy again at the end"),
+            )
+        }
     })
 }

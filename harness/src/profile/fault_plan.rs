@@ -257,6 +257,7 @@ mod tests {
             toxicity: None,
             attributes: Default::default(),
             set: None,
+            disk: None,
         }
     }
 

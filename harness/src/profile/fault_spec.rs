@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use service::disk_fault::DiskState;
 use std::collections::BTreeMap;
 
 /// What a fault does.
@@ -21,6 +22,9 @@ pub enum FaultKind {
     Restart,
     /// Change the service's own fault knobs (and the ledger's policy); restore them at the end.
     Knobs,
+    /// Make the service's store fail its commits as a full or read-only disk does
+    /// (`PUT /admin/disk`); a healthy disk again at the end.
+    Disk,
 }
 
 impl FaultKind {
@@ -32,6 +36,7 @@ impl FaultKind {
             FaultKind::Pause => "pause",
             FaultKind::Restart => "restart",
             FaultKind::Knobs => "knobs",
+            FaultKind::Disk => "disk",
         }
     }
 }
@@ -67,6 +72,8 @@ pub struct FaultSpec {
     /// `knobs`: the values to set while the fault lasts, by the names the target's flags and
     /// admin routes use (see `service.<target>` in a profile); any subset of them.
     pub set: Option<Map<String, Value>>,
+    /// `disk`: `full` (the default) or `read_only`.
+    pub disk: Option<DiskState>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

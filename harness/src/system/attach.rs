@@ -50,6 +50,13 @@ pub fn missing_for_faults(faults: &[FaultOccurrence], target: &TargetFile) -> Ve
                     vec![format!("{} (its URL, for its knobs)", service.as_str())]
                 }
             }
+            FaultAction::Disk { service, .. } => {
+                if url_of(target, *service).is_some() {
+                    Vec::new()
+                } else {
+                    vec![format!("{} (its URL, for /admin/disk)", service.as_str())]
+                }
+            }
         };
         for need in needs {
             let line = format!("{need}: needed by fault `{}`", occurrence.name);

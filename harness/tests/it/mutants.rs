@@ -1,7 +1,8 @@
 //! Every checker is shown to catch the bug it exists for: the `bug-bait` profile against
 //! `saga` (which must pass it, with no violation at all) and against each known-bad design
 //! (which must fail it, with a class that shows its own bug); and `crash-loop`, which `saga`
-//! survives and a reversal queue held in memory does not.
+//! survives and a reversal queue held in memory does not; and `disk-full`, which `saga`
+//! survives and a store that answers before its commit does not.
 
 use crate::support::{exclusive, HARNESS};
 use harness::mutants::telltale;
@@ -151,4 +152,34 @@ fn saga_survives_the_crash_loop() {
 #[test]
 fn a_reversal_queue_held_in_memory_dies_in_the_crash_loop() {
     caught_by("crash-loop", Design::VolatileQueue);
+}
+
+#[test]
+fn saga_survives_full_and_read_only_disks() {
+    let (code, summary, printed) = library_run("disk-full", Design::Saga);
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(summary["anomalies"], serde_json::json!({}), "{printed}");
+    let faults = summary["faults"].as_array().expect("faults");
+    for role in ["coordinator", "external", "ledger"] {
+        let fault = faults
+            .iter()
+            .find(|f| f["target"] == role)
+            .unwrap_or_else(|| panic!("no disk fault on {role}: {faults:?}"));
+        assert_eq!(fault["kind"], "disk", "{fault}");
+        assert!(
+            fault["applied_at_s"].is_number() && fault["healed_at_s"].is_number(),
+            "{fault}"
+        );
+    }
+    // The coordinator's full disk refused transfers before any call: shed, not errors.
+    assert!(
+        summary["requests"]["shed"].as_u64().unwrap_or(0) > 0,
+        "{}",
+        summary["requests"]
+    );
+}
+
+#[test]
+fn an_answer_before_the_commit_loses_what_a_full_disk_refused() {
+    caught_by("disk-full", Design::AckBeforeDurable);
 }

@@ -164,3 +164,43 @@ fn a_fault_kind_with_a_typo_is_refused() {
     );
     assert_rejected(&text, 16, "faults[0].kind", "unknown variant `kil`");
 }
+
+#[test]
+fn a_disk_fault_takes_full_or_read_only_and_nothing_else_takes_disk() {
+    let text = profile(
+        "ff",
+        10,
+        0,
+        5,
+        &format!("{SLO}faults:\n  - kind: disk\n    target: ledger\n    at_s: 1\n    disk: ok\n"),
+    );
+    assert_rejected(
+        &text,
+        19,
+        "faults[0].disk",
+        "a disk fault is full or read_only",
+    );
+    let text = profile(
+        "fg",
+        10,
+        0,
+        5,
+        &format!("{SLO}faults:\n  - kind: kill\n    target: ledger\n    at_s: 1\n    disk: full\n"),
+    );
+    assert_rejected(
+        &text,
+        19,
+        "faults[0].disk",
+        "only a fault of kind disk takes this field",
+    );
+    let text = profile(
+        "fh",
+        10,
+        0,
+        5,
+        &format!(
+            "{SLO}faults:\n  - kind: disk\n    target: ledger\n    at_s: 1\n    disk: fulll\n"
+        ),
+    );
+    assert_rejected(&text, 19, "faults[0].disk", "unknown variant `fulll`");
+}

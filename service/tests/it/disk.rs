@@ -13,7 +13,9 @@ async fn set_disk(system: &System, service: &service::launch::ServiceProcess, di
         .put_json(system.url(service, routes::ADMIN_DISK), &DiskFault { disk })
         .await;
     assert_eq!(status, 200, "disk: {body}");
-    let read: DiskFault = system.get_json(system.url(service, routes::ADMIN_DISK)).await;
+    let read: DiskFault = system
+        .get_json(system.url(service, routes::ADMIN_DISK))
+        .await;
     assert_eq!(read.disk, disk);
 }
 
@@ -32,7 +34,10 @@ async fn a_full_disk_at_the_coordinator_refuses_the_transfer_before_any_call() {
     // A read-only disk is refused the same way.
     set_disk(&system, &system.coordinator, DiskState::ReadOnly).await;
     let (status, answer) = system.transfer("k-full", 0, 100).await;
-    assert_eq!((status, answer.error_code()), (503, Some("storage_unavailable")));
+    assert_eq!(
+        (status, answer.error_code()),
+        (503, Some("storage_unavailable"))
+    );
     // Space back: the same key goes through, once.
     set_disk(&system, &system.coordinator, DiskState::Ok).await;
     let (status, answer) = system.transfer("k-full", 0, 100).await;
@@ -77,7 +82,11 @@ async fn a_full_disk_at_the_ledger_leaves_the_saga_pending_until_space_returns()
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(system.saga_state(&id).await, Some(SagaState::Debited));
     let books = system.books().await;
-    assert_eq!(books.ledger.entries.len(), 0, "a refused write left an entry");
+    assert_eq!(
+        books.ledger.entries.len(),
+        0,
+        "a refused write left an entry"
+    );
     set_disk(&system, &system.ledger, DiskState::Ok).await;
     system
         .wait_state(&id, SagaState::Completed, Duration::from_secs(30))
