@@ -103,6 +103,9 @@ pub async fn run(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let router = router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(method_not_allowed);
     axum::serve(
         GraceListener::new(listener),
         router.into_make_service_with_connect_info::<Peer>(),
@@ -110,6 +113,22 @@ pub async fn run(
     .with_graceful_shutdown(shutdown)
     .await?;
     Ok(())
+}
+
+/// A path no route serves: the contract's error body, as every other refusal.
+async fn unknown_route(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        crate::contract::ErrorCode::UnknownRoute,
+        format!("no route {}", uri.path()),
+    )
+}
+
+/// A served path with a method it does not take.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        crate::contract::ErrorCode::MethodNotAllowed,
+        format!("{} does not take {method}", uri.path()),
+    )
 }
 
 fn announce(addr: SocketAddr) -> anyhow::Result<()> {

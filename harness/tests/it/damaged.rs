@@ -1,13 +1,14 @@
 //! A damaged run folder (a file missing, cut in half, or garbage) given to the commands that
-//! read one (`reconcile`, `report`, `compare`): never a panic; an error (exit 2) that names
-//! the damaged file, or a result when the command does not need that file.
+//! read one (`reconcile`, `report`, `compare`; `merge` in the shards' test): never a panic;
+//! an error (exit 2) that names the damaged file, or a result when the command does not need
+//! that file.
 
 use crate::support::{exclusive, profile, run, HARNESS, LENIENT_SLO};
 use std::path::Path;
 use std::process::Command;
 
 /// The files a run folder holds that the commands read.
-const FILES: [&str; 8] = [
+pub const FILES: [&str; 8] = [
     "summary.json",
     "books.json",
     "convergence.json",
@@ -18,7 +19,7 @@ const FILES: [&str; 8] = [
     "latency.hlog",
 ];
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("mkdir");
     for entry in std::fs::read_dir(from).expect("read dir") {
         let entry = entry.expect("entry");
@@ -31,6 +32,50 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// A copy of `good` in `folder` with `file` damaged: removed (`None`) or given `content`.
+pub fn damaged_copy(good: &Path, folder: &Path, file: &str, content: &Option<Vec<u8>>) {
+    copy_dir(good, folder);
+    match content {
+        None => std::fs::remove_file(folder.join(file)).expect("remove"),
+        Some(bytes) => std::fs::write(folder.join(file), bytes).expect("damage"),
+    }
+}
+
+/// The damages done to each file: missing, cut in half, garbage.
+pub fn damages(good: &Path, file: &str) -> [(&'static str, Option<Vec<u8>>); 3] {
+    let text = std::fs::read(good.join(file)).expect("the file");
+    [
+        ("missing", None),
+        ("cut", Some(text[..text.len() / 2].to_vec())),
+        ("garbage", Some(b"\x00\xff{not this\n".to_vec())),
+    ]
+}
+
+/// Runs the harness with `args` on a folder whose `file` is damaged: never a panic; exit 0
+/// or 1 (the command did not need the file), or exit 2 naming the file (or saying nothing,
+/// when `silent_ok`). Returns whether it refused naming the file.
+pub fn judge(args: &[String], file: &str, damage: &str, silent_ok: bool) -> bool {
+    let output = Command::new(HARNESS)
+        .args(args)
+        .output()
+        .expect("run harness");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let what = format!("{} with {file} {damage}", args[0]);
+    assert!(!stderr.contains("panicked"), "{what}: {stderr}");
+    match output.status.code() {
+        Some(2) => {
+            let named = stderr.contains(file);
+            assert!(
+                named || (silent_ok && stderr.is_empty()),
+                "{what}: {stderr}"
+            );
+            named
+        }
+        Some(0 | 1) => false,
+        other => panic!("{what}: exit {other:?}: {stderr}"),
+    }
+}
+
 #[test]
 fn a_damaged_run_folder_is_refused_naming_the_file_never_with_a_panic() {
     let _serial = exclusive();
@@ -40,19 +85,9 @@ fn a_damaged_run_folder_is_refused_naming_the_file_never_with_a_panic() {
     let dir = tempfile::tempdir().expect("tempdir");
     let mut refused = 0;
     for file in FILES {
-        let text = std::fs::read(good.join(file)).expect("the file");
-        let damages: [(&str, Option<Vec<u8>>); 3] = [
-            ("missing", None),
-            ("cut", Some(text[..text.len() / 2].to_vec())),
-            ("garbage", Some(b"\x00\xff{not this\n".to_vec())),
-        ];
-        for (damage, content) in damages {
+        for (damage, content) in damages(&good, file) {
             let folder = dir.path().join(format!("{file}-{damage}"));
-            copy_dir(&good, &folder);
-            match &content {
-                None => std::fs::remove_file(folder.join(file)).expect("remove"),
-                Some(bytes) => std::fs::write(folder.join(file), bytes).expect("damage"),
-            }
+            damaged_copy(&good, &folder, file, &content);
             for args in [
                 vec!["reconcile".to_owned(), folder.display().to_string()],
                 vec!["report".to_owned(), folder.display().to_string()],
@@ -62,25 +97,10 @@ fn a_damaged_run_folder_is_refused_naming_the_file_never_with_a_panic() {
                     folder.display().to_string(),
                 ],
             ] {
-                let output = Command::new(HARNESS)
-                    .args(&args)
-                    .output()
-                    .expect("run harness");
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                let what = format!("{} with {file} {damage}", args[0]);
-                assert!(!stderr.contains("panicked"), "{what}: {stderr}");
-                match output.status.code() {
-                    Some(2) => {
-                        // compare says it cannot tell (exit 2) without naming a file when
-                        // the runs' figures cannot judge; otherwise the file is named.
-                        let named = stderr.contains(file);
-                        let cannot_tell = args[0] == "compare" && stderr.is_empty();
-                        assert!(named || cannot_tell, "{what}: {stderr}");
-                        refused += usize::from(named);
-                    }
-                    Some(0 | 1) => {}
-                    other => panic!("{what}: exit {other:?}: {stderr}"),
-                }
+                // compare says it cannot tell (exit 2) without naming a file when the runs'
+                // figures cannot judge; otherwise the file is named.
+                let silent_ok = args[0] == "compare";
+                refused += usize::from(judge(&args, file, damage, silent_ok));
             }
         }
     }

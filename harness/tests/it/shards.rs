@@ -2,6 +2,7 @@
 //! a team's own system would be), each its part of one seeded schedule, shard 0 applying the
 //! faults; `harness merge` makes one run of their folders, judged as one process's run is.
 
+use crate::damaged;
 use crate::support::{exclusive, free_port, run, toxiproxy_server, write_profile, HARNESS};
 use crate::target_file::{invariants, serve_command, sh, target_file, wait_answering, ByPidFile};
 use hdrhistogram::Histogram;
@@ -274,6 +275,36 @@ fn three_shards_merged_are_judged_as_one_process_run_of_the_same_profile() {
         printed(&incomplete).contains("shard 2/3 is missing"),
         "{}",
         printed(&incomplete)
+    );
+
+    // A shard's folder damaged (a file missing, cut or garbage): never a panic; a merge that
+    // needs the file refuses naming it.
+    let mut refused = 0;
+    for file in damaged::FILES {
+        if !shards[1].join(file).exists() {
+            continue;
+        }
+        for (damage, content) in damaged::damages(&shards[1], file) {
+            let folder = d.join(format!("shard-1-{file}-{damage}"));
+            damaged::damaged_copy(&shards[1], &folder, file, &content);
+            let mut args = vec!["merge".to_owned()];
+            args.extend(
+                [&shards[0], &folder, &shards[2]]
+                    .iter()
+                    .map(|p| p.display().to_string()),
+            );
+            args.extend([
+                "--out".to_owned(),
+                d.join(format!("merged-{file}-{damage}"))
+                    .display()
+                    .to_string(),
+            ]);
+            refused += usize::from(damaged::judge(&args, file, damage, false));
+        }
+    }
+    assert!(
+        refused >= 12,
+        "only {refused} damaged merges refused naming their file"
     );
 }
 

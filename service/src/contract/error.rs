@@ -49,6 +49,10 @@ crate::named_enum! {
         UnknownUser = "unknown_user",
         UnknownAccount = "unknown_account",
         UnknownTransfer = "unknown_transfer",
+        /// A path the service does not serve.
+        UnknownRoute = "unknown_route",
+        /// A path the service serves, with a method it does not take there.
+        MethodNotAllowed = "method_not_allowed",
         /// The same user and key with another payload.
         IdempotencyKeyReused = "idempotency_key_reused",
         /// The same transfer id with another account or amount.
@@ -89,7 +93,8 @@ impl ErrorCode {
             | InvalidPolicy
             | TooManyAccounts => 400,
             Forbidden => 403,
-            UnknownUser | UnknownAccount | UnknownTransfer => 404,
+            UnknownUser | UnknownAccount | UnknownTransfer | UnknownRoute => 404,
+            MethodNotAllowed => 405,
             IdempotencyKeyReused | TransferIdReused | AccountExists => 409,
             BodyTooLarge => 413,
             BalanceOverflow => 422,

@@ -353,3 +353,36 @@ async fn settings_patches_name_what_is_wrong_and_change_nothing() {
     let policy: LedgerPolicy = system.get_json(policy_url).await;
     assert_eq!(policy.rate_limit_per_user_per_s, None);
 }
+
+#[tokio::test]
+async fn an_unknown_path_or_method_is_a_json_error_on_every_service() {
+    let system = System::start(Options::default()).await;
+    for service in [&system.external, &system.ledger, &system.coordinator] {
+        for (method, route, status, code) in [
+            (reqwest::Method::GET, "/debits/", 404, "unknown_route"),
+            (
+                reqwest::Method::POST,
+                "/no-such-route",
+                404,
+                "unknown_route",
+            ),
+            (
+                reqwest::Method::DELETE,
+                routes::HEALTHZ,
+                405,
+                "method_not_allowed",
+            ),
+        ] {
+            let response = system
+                .http
+                .request(method, system.url(service, route))
+                .send()
+                .await
+                .expect("request");
+            let answered = response.status().as_u16();
+            let body: Value = response.json().await.expect("a JSON error body");
+            assert_eq!(answered, status, "{} {route}: {body}", service.name);
+            assert_rejected(&system, answered, &body, code).await;
+        }
+    }
+}

@@ -5,6 +5,7 @@
 mod bad_input;
 mod crash;
 mod disk;
+mod fuzz;
 mod hang_up;
 mod naive;
 mod overload;
