@@ -367,6 +367,10 @@ pub struct ToxiproxyArgs {
     /// TOKEN`); required when --host is not a loopback address. Loopback peers need none.
     #[arg(long, env = "HARNESS_TOXIPROXY_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The most connections each proxy holds open at once; one more is closed at once.
+    #[arg(long, default_value_t = crate::proxy::MAX_LINKS_PER_PROXY,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_connections: usize,
 }
 
 // `harness merge DIR…`: a sharded run's folders made one.

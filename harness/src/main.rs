@@ -185,6 +185,7 @@ async fn toxiproxy(
         port,
         seed,
         token,
+        max_connections,
     }: ToxiproxyArgs,
 ) -> i32 {
     if token.is_none() && !binds_loopback_only(&host) {
@@ -201,7 +202,7 @@ async fn toxiproxy(
         }
     };
     println!("toxiproxy API listening on http://{host}:{port}");
-    let registry = harness::proxy::Registry::new(seed);
+    let registry = harness::proxy::Registry::with_link_limit(seed, max_connections);
     let access = harness::proxy::api::Access { token };
     match harness::proxy::api::serve(
         listener,

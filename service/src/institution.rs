@@ -107,7 +107,7 @@ impl From<BookError> for ApiError {
 }
 
 /// Most accounts one seeding call may create.
-const MAX_SEED_ACCOUNTS: usize = 100_000;
+pub const MAX_SEED_ACCOUNTS: usize = 100_000;
 
 async fn seed(
     State(inst): State<Arc<Institution>>,

@@ -22,10 +22,14 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 
 /// How many writes one transaction may hold. Bounds the latency one batch adds.
-const MAX_WRITES_PER_BATCH: usize = 512;
+pub const MAX_WRITES_PER_BATCH: usize = 512;
 
 /// How many writes may wait for the writer. Callers that find it full are told to shed load.
 pub const WRITE_QUEUE_CAPACITY: usize = 8192;
+/// A store is saturated, and the coordinator sheds new transfers, when fewer places than
+/// this are free in its write queue: the writes a transfer already admitted still owes
+/// (its later saga steps) find room.
+pub const SATURATED_BELOW_FREE_SLOTS: usize = WRITE_QUEUE_CAPACITY / 4;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
@@ -196,6 +200,11 @@ impl Store {
     /// How many more writes the queue takes before it is full.
     pub fn free_write_slots(&self) -> usize {
         self.jobs.capacity()
+    }
+
+    /// Whether fewer than `SATURATED_BELOW_FREE_SLOTS` places are free in the write queue.
+    pub fn saturated(&self) -> bool {
+        self.free_write_slots() < SATURATED_BELOW_FREE_SLOTS
     }
 
     /// Runs `op` in the writer's transaction and answers after the commit is durable.
@@ -422,6 +431,95 @@ fn run_batch(conn: &Connection, batch: &mut [Job], disk: DiskState) -> Result<()
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A write that holds the writer, alone in its batch, until `release` is sent to;
+    /// returns once the writer runs it.
+    async fn hold_the_writer(
+        store: &Store,
+    ) -> (std::sync::mpsc::Sender<()>, tokio::task::JoinHandle<()>) {
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let (started, running) = oneshot::channel::<()>();
+        let store = store.clone();
+        let task = tokio::spawn(async move {
+            store
+                .write(move |_conn| {
+                    let _ = started.send(());
+                    let _ = held.recv();
+                    Ok::<(), StoreError>(())
+                })
+                .await
+                .expect("the holding write");
+        });
+        running.await.expect("the writer runs the hold");
+        (release, task)
+    }
+
+    /// `n` writes queued behind a held writer; returns once all are in the queue.
+    async fn queue_writes(store: &Store, n: usize) -> Vec<tokio::task::JoinHandle<()>> {
+        let free_before = store.free_write_slots();
+        let tasks: Vec<_> = (0..n)
+            .map(|i| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .write(move |conn| {
+                            conn.execute("INSERT INTO t (v) VALUES (?1)", [i.to_string()])
+                                .map_err(StoreError::from)
+                        })
+                        .await
+                        .expect("write");
+                })
+            })
+            .collect();
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while store.free_write_slots() > free_before - n {
+            assert!(std::time::Instant::now() < until, "the writes never queued");
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        tasks
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_batch_commits_at_most_max_writes_per_batch() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(&dir.path().join("t.db"), "CREATE TABLE t (v TEXT);").expect("open");
+        let (release, held) = hold_the_writer(&store).await;
+        // One more than two full batches waits behind the hold.
+        let writes = queue_writes(&store, 2 * MAX_WRITES_PER_BATCH + 1).await;
+        release.send(()).expect("release");
+        held.await.expect("held");
+        for w in writes {
+            w.await.expect("a write");
+        }
+        let stats = store.stats();
+        assert_eq!(
+            stats.writes_committed.load(Ordering::Relaxed),
+            2 * MAX_WRITES_PER_BATCH as u64 + 2
+        );
+        // The hold's batch, two full ones and one of a single write.
+        assert_eq!(stats.batches_committed.load(Ordering::Relaxed), 4);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_store_is_saturated_below_a_quarter_of_its_queue_free() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store =
+            Store::open(&dir.path().join("t.db"), "CREATE TABLE t (v TEXT);").expect("open");
+        let (release, held) = hold_the_writer(&store).await;
+        let mut writes =
+            queue_writes(&store, WRITE_QUEUE_CAPACITY - SATURATED_BELOW_FREE_SLOTS).await;
+        assert_eq!(store.free_write_slots(), SATURATED_BELOW_FREE_SLOTS);
+        assert!(!store.saturated(), "saturated with a quarter free");
+        writes.extend(queue_writes(&store, 1).await);
+        assert!(store.saturated(), "not saturated with one place less");
+        release.send(()).expect("release");
+        held.await.expect("held");
+        for w in writes {
+            w.await.expect("a write");
+        }
+        assert!(!store.saturated());
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn the_wal_is_checkpointed_off_the_writer() {

@@ -186,7 +186,8 @@ fn check_fraction(field: &str, value: f64) -> Result<(), FieldError> {
     settings::check_fraction(field, value).map_err(field_error)
 }
 
-const MAX_RATE_PER_S: u64 = 1_000_000;
+/// The highest arrival rate a profile may ask for.
+pub const MAX_RATE_PER_S: u64 = 1_000_000;
 
 /// The quantile a percentile name stands for: `p50` → 0.5, `p999` → 0.999.
 pub fn quantile_of(name: &str) -> Option<f64> {

@@ -17,6 +17,17 @@ use tokio::sync::watch;
 use tokio::task::{AbortHandle, JoinHandle};
 use toxic::Toxic;
 
+/// The most connections one proxy holds open at once (`harness toxiproxy
+/// --max-connections`). One more is accepted and closed at once, and counted: a client
+/// that opens connections without end runs into this, not into the harness's file
+/// descriptors. Toxiproxy itself has no such bound; no load a run makes comes near it (the
+/// reference coordinator's ceiling on transfers in flight is 512 by default).
+pub const MAX_LINKS_PER_PROXY: usize = 4096;
+
+/// How long the listener waits after a failed accept (out of file descriptors, say) before
+/// it tries again, instead of spinning.
+const ACCEPT_RETRY: std::time::Duration = std::time::Duration::from_millis(10);
+
 /// A proxy's configuration as the API shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProxyConfig {
@@ -63,6 +74,9 @@ pub struct Proxy {
     running: Mutex<Option<Running>>,
     /// Numbers connections, for seeded toxicity decisions.
     accepted: Arc<AtomicU64>,
+    /// Connections closed at once because `link_limit` were open.
+    turned_away: Arc<AtomicU64>,
+    link_limit: usize,
     seed: u64,
 }
 
@@ -74,12 +88,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Proxy {
-    fn new(config: ProxyConfig, seed: u64) -> Proxy {
+    fn new(config: ProxyConfig, seed: u64, link_limit: usize) -> Proxy {
         Proxy {
             config: Mutex::new(config),
             toxics: watch::channel(Arc::new(Vec::new())).0,
             running: Mutex::new(None),
             accepted: Arc::new(AtomicU64::new(0)),
+            turned_away: Arc::new(AtomicU64::new(0)),
+            link_limit,
             seed,
         }
     }
@@ -95,6 +111,11 @@ impl Proxy {
     /// The connections this proxy has accepted since it was created.
     pub fn connections_accepted(&self) -> u64 {
         self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// The connections closed at once because the proxy held its limit open.
+    pub fn connections_turned_away(&self) -> u64 {
+        self.turned_away.load(Ordering::Relaxed)
     }
 
     pub fn toxics(&self) -> Arc<Vec<Toxic>> {
@@ -126,12 +147,22 @@ impl Proxy {
         let tracked = connections.clone();
         let toxics = self.toxics.subscribe();
         let accepted = self.accepted.clone();
+        let turned_away = self.turned_away.clone();
+        let link_limit = self.link_limit;
         let seed = self.seed;
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
+                    tokio::time::sleep(ACCEPT_RETRY).await;
                     continue;
                 };
+                let mut list = lock(&tracked);
+                list.retain(|h| !h.is_finished());
+                if list.len() >= link_limit {
+                    turned_away.fetch_add(1, Ordering::Relaxed);
+                    drop(client);
+                    continue;
+                }
                 let n = accepted.fetch_add(1, Ordering::Relaxed);
                 let link_seed = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
                 let task = tokio::spawn(link::serve(
@@ -140,8 +171,6 @@ impl Proxy {
                     toxics.clone(),
                     link_seed,
                 ));
-                let mut list = lock(&tracked);
-                list.retain(|h| !h.is_finished());
                 list.push(task.abort_handle());
             }
         });
@@ -172,6 +201,8 @@ impl Proxy {
 pub struct Registry {
     proxies: Mutex<BTreeMap<String, Arc<Proxy>>>,
     seed: u64,
+    /// The most connections each proxy holds open at once.
+    link_limit: usize,
 }
 
 #[derive(Debug)]
@@ -183,9 +214,15 @@ pub enum ProxyError {
 
 impl Registry {
     pub fn new(seed: u64) -> Arc<Registry> {
+        Self::with_link_limit(seed, MAX_LINKS_PER_PROXY)
+    }
+
+    /// A registry whose proxies each hold at most `link_limit` connections open.
+    pub fn with_link_limit(seed: u64, link_limit: usize) -> Arc<Registry> {
         Arc::new(Registry {
             proxies: Mutex::new(BTreeMap::new()),
             seed,
+            link_limit,
         })
     }
 
@@ -209,7 +246,11 @@ impl Registry {
             return Err(ProxyError::Exists);
         }
         let enabled = config.enabled;
-        let proxy = Arc::new(Proxy::new(config.clone(), self.seed_of(&config.name)));
+        let proxy = Arc::new(Proxy::new(
+            config.clone(),
+            self.seed_of(&config.name),
+            self.link_limit,
+        ));
         if enabled {
             proxy.start().await.map_err(ProxyError::Io)?;
         }

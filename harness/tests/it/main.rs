@@ -10,6 +10,7 @@ mod deploy;
 mod faults;
 mod fuzz;
 mod layers;
+mod limits;
 mod mutants;
 mod profiles;
 mod proxy;

@@ -645,3 +645,60 @@ fn the_standalone_api_on_an_address_other_machines_reach_needs_a_token() {
     assert!(stderr.contains("give --token"), "{stderr}");
     assert!(output.stdout.is_empty(), "it did not start listening");
 }
+
+/// At its limit of open connections a proxy closes one more at once and counts it; once a
+/// connection ends, a new one is carried again.
+#[tokio::test]
+async fn a_proxy_holding_its_limit_of_connections_turns_the_next_away() {
+    let upstream = echo().await;
+    let registry = Registry::with_link_limit(7, 3);
+    let proxy = registry
+        .create(harness::proxy::ProxyConfig {
+            name: "p".to_owned(),
+            listen: "127.0.0.1:0".to_owned(),
+            upstream,
+            enabled: true,
+        })
+        .await
+        .unwrap_or_else(|_| panic!("a proxy"));
+    let listen = proxy.config().listen;
+    let mut open = Vec::new();
+    for i in 0..3u8 {
+        let mut stream = TcpStream::connect(&listen).await.expect("connect");
+        stream.write_all(&[i]).await.expect("write");
+        let mut back = [0u8; 1];
+        stream.read_exact(&mut back).await.expect("carried");
+        assert_eq!(back, [i]);
+        open.push(stream);
+    }
+    // The fourth: accepted by the kernel, closed by the proxy without a byte carried.
+    let mut extra = TcpStream::connect(&listen).await.expect("connect");
+    let _ = extra.write_all(b"x").await;
+    let mut back = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(10), extra.read(&mut back))
+        .await
+        .expect("closed, not left hanging");
+    assert!(matches!(read, Ok(0) | Err(_)), "carried past the limit");
+    assert_eq!(proxy.connections_turned_away(), 1);
+    assert_eq!(proxy.connections_accepted(), 3);
+    // One ends: the next is carried (the proxy sees the end once the echo closes too).
+    drop(open.pop());
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut stream = TcpStream::connect(&listen).await.expect("connect");
+        let _ = stream.write_all(b"y").await;
+        let mut back = [0u8; 1];
+        if let Ok(Ok(1)) =
+            tokio::time::timeout(Duration::from_secs(5), stream.read(&mut back)).await
+        {
+            assert_eq!(back, *b"y");
+            break;
+        }
+        assert!(
+            Instant::now() < until,
+            "no place freed after a connection ended"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    registry.stop_all();
+}

@@ -31,7 +31,7 @@ use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
 use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES, MAX_BODY_BYTES};
 use crate::metrics::Counters;
 use crate::server::{require_admin, AdminGuard};
-use crate::store::{Store, WRITE_QUEUE_CAPACITY};
+use crate::store::Store;
 use admission::Admission;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -223,7 +223,7 @@ async fn post_transfer(
             "too many transfers in flight; retry later",
         ));
     };
-    if coord.store.free_write_slots() < WRITE_QUEUE_CAPACITY / 4 {
+    if coord.store.saturated() {
         coord.counters.inc("transfer", "shed");
         return Err(ApiError::new(
             ErrorCode::Overloaded,

@@ -45,6 +45,16 @@ impl RecoveryConfig {
     }
 }
 
+impl RecoveryConfig {
+    /// The longest wait before try `attempts + 1` of a saga: `backoff_base` doubled per
+    /// failed attempt, never past `backoff_cap` (a saga is tried again and again until it
+    /// is final: what it owes cannot be given up).
+    pub fn backoff(&self, attempts: u32) -> Duration {
+        let exp = self.backoff_base.saturating_mul(1u32 << attempts.min(16));
+        exp.min(self.backoff_cap)
+    }
+}
+
 /// The sagas the worker owes a try, by when each is due, and how often each was tried.
 #[derive(Default)]
 struct DueQueue {
@@ -237,12 +247,13 @@ impl Recovery {
     /// Puts a saga back in the queue, due after its backoff.
     fn defer(&self, id: &TransferId, why: &str) {
         let mut queue = self.queue();
-        let attempts = queue.attempts.get(id).copied().unwrap_or(0) + 1;
-        let exp = self
-            .config
-            .backoff_base
-            .saturating_mul(1u32 << attempts.min(16));
-        let capped = exp.min(self.config.backoff_cap);
+        let attempts = queue
+            .attempts
+            .get(id)
+            .copied()
+            .unwrap_or(0)
+            .saturating_add(1);
+        let capped = self.config.backoff(attempts);
         // Full jitter in [capped/2, capped], so retries of many sagas spread out.
         let half = capped / 2;
         let jitter_ms =
@@ -260,6 +271,17 @@ mod tests {
 
     fn id(n: u32) -> TransferId {
         TransferId::parse(&format!("t-{n:04}")).expect("an id")
+    }
+
+    #[test]
+    fn the_backoff_doubles_up_to_its_cap_and_never_overflows() {
+        let config = RecoveryConfig::with_call_timeout(Duration::from_secs(1));
+        assert_eq!(config.backoff(1), config.backoff_base * 2);
+        assert_eq!(config.backoff(2), config.backoff_base * 4);
+        // 20 ms doubled six times is 1.28 s, seven times 2.56 s: the cap, 2 s.
+        assert!(config.backoff(6) < config.backoff_cap);
+        assert_eq!(config.backoff(7), config.backoff_cap);
+        assert_eq!(config.backoff(u32::MAX), config.backoff_cap);
     }
 
     #[test]

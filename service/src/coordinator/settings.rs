@@ -120,3 +120,29 @@ impl Settings for CoordinatorSettings {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each bound of a setting that limits work or connections, at its edge.
+    #[test]
+    fn the_settings_take_their_bounds_and_refuse_one_past() {
+        let with = |change: fn(&mut CoordinatorSettings)| {
+            let mut settings = CoordinatorSettings::DEFAULT;
+            change(&mut settings);
+            settings.validate()
+        };
+        assert!(with(|s| s.max_in_flight = 1).is_ok());
+        assert!(with(|s| s.max_in_flight = 0).is_err());
+        assert!(with(|s| s.max_in_flight = 1_000_000).is_ok());
+        assert!(with(|s| s.max_in_flight = 1_000_001).is_err());
+        assert!(with(|s| s.institution_h2_connections = 64).is_ok());
+        assert!(with(|s| s.institution_h2_connections = 65).is_err());
+        assert_eq!(crate::multiplex::MAX_CONNECTIONS, 64);
+        assert!(with(|s| s.deadline_ms = 10_000).is_ok());
+        assert!(with(|s| s.deadline_ms = 10_001).is_err());
+        assert!(with(|s| s.recovery_call_timeout_ms = 60_000).is_ok());
+        assert!(with(|s| s.recovery_call_timeout_ms = 60_001).is_err());
+    }
+}

@@ -7,6 +7,7 @@ mod crash;
 mod disk;
 mod fuzz;
 mod hang_up;
+mod limits;
 mod naive;
 mod overload;
 mod saga;
