@@ -1,9 +1,12 @@
 //! A damaged run folder (a file missing, cut in half, or garbage) given to the commands that
 //! read one (`reconcile`, `report`, `compare`; `merge` in the shards' test): never a panic;
 //! an error (exit 2) that names the damaged file, or a result when the command does not need
-//! that file.
+//! that file. Each file is first missing, cut in half and garbage in turn; then cut anywhere
+//! with a few bytes overwritten, at random (24 cases; `FUZZ_CASES=N` runs more).
 
 use crate::support::{exclusive, profile, run, HARNESS, LENIENT_SLO};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
 use std::path::Path;
 use std::process::Command;
 
@@ -105,4 +108,53 @@ fn a_damaged_run_folder_is_refused_naming_the_file_never_with_a_panic() {
         }
     }
     assert!(refused > 20, "only {refused} refusals named their file");
+
+    // Then damage at random: a file cut anywhere and a few of its bytes overwritten.
+    let cases = std::env::var("FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(24);
+    let mut runner = TestRunner::new(Config {
+        cases,
+        source_file: Some(file!()),
+        ..Config::default()
+    });
+    let made = std::cell::Cell::new(0u32);
+    let damage = (
+        any::<prop::sample::Index>(),
+        0.0f64..=1.0,
+        proptest::collection::vec((0.0f64..1.0, any::<u8>()), 0..8),
+    );
+    let outcome = runner.run(&damage, |(which, keep, flips)| {
+        let file = *which.get(&FILES);
+        let mut bytes = std::fs::read(good.join(file)).expect("the file");
+        bytes.truncate((bytes.len() as f64 * keep) as usize);
+        for (at, byte) in &flips {
+            if !bytes.is_empty() {
+                let i = ((bytes.len() as f64 * at) as usize).min(bytes.len() - 1);
+                bytes[i] = *byte;
+            }
+        }
+        made.set(made.get() + 1);
+        let folder = dir.path().join(format!("random-{}", made.get()));
+        damaged_copy(&good, &folder, file, &Some(bytes));
+        let folder = folder.display().to_string();
+        judge(
+            &["reconcile".to_owned(), folder.clone()],
+            file,
+            "damaged",
+            false,
+        );
+        let compare = [
+            "compare".to_owned(),
+            good.display().to_string(),
+            folder.clone(),
+        ];
+        judge(&compare, file, "damaged", true);
+        std::fs::remove_dir_all(&folder).expect("remove the copy");
+        Ok(())
+    });
+    if let Err(e) = outcome {
+        panic!("{e}");
+    }
 }
