@@ -59,6 +59,10 @@ pub enum Command {
     /// Merge the folders of a sharded run's shards (`--shard I/N`) into one run folder,
     /// reconciled and judged as one run. Exit codes as a run's.
     Merge(MergeArgs),
+    /// Run again exactly what a run's folder describes (the profile as run, its seed and
+    /// faults, the same system) into a new folder, and say whether the same anomaly classes
+    /// appear. Exit 0 the same classes, 1 not, 2 the folder cannot be replayed.
+    Replay(ReplayArgs),
     /// Run one service of the reference system (used by the harness to start them).
     #[command(hide = true)]
     Serve {
@@ -350,6 +354,19 @@ pub struct ReconcileBenchArgs {
 pub struct RunDirArgs {
     /// The run's results folder.
     pub dir: PathBuf,
+}
+
+// `harness replay DIR`: a run again, from its folder.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReplayArgs {
+    /// The run's results folder.
+    pub dir: PathBuf,
+    /// The replay's folder (default: results/<UTC time>-<profile>-replay/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Plain progress lines instead of a live line, even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
 }
 
 // `harness toxiproxy`: the embedded proxy's REST API, standalone.

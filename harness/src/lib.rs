@@ -29,6 +29,7 @@ pub mod progress;
 pub mod provenance;
 pub mod proxy;
 pub mod reconcile;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod schedule;

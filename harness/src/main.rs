@@ -4,7 +4,7 @@
 //! (SIGTERM or Ctrl-C): its faults healed, its partial folder written and marked so.
 
 use clap::Parser;
-use harness::cli::{Cli, Command, MergeArgs, RunArgs, RunDirArgs, ToxiproxyArgs};
+use harness::cli::{Cli, Command, MergeArgs, ReplayArgs, RunArgs, RunDirArgs, ToxiproxyArgs};
 use harness::system::launch::PARENT_PID_ENV;
 
 fn main() {
@@ -90,6 +90,7 @@ fn main() {
             }
         },
         Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&args),
+        Some(Command::Replay(args)) => replay(&runtime, args),
         Some(Command::Mutants(args)) => runtime.block_on(harness::mutants::run(args)),
         Some(Command::Compare(args)) => harness::compare::run(&args),
         Some(Command::Baseline(args)) => match runtime.block_on(harness::baseline::record(args)) {
@@ -161,6 +162,26 @@ fn run(runtime: &tokio::runtime::Runtime, args: RunArgs) -> i32 {
             }
         }
     })
+}
+
+/// `harness replay DIR`: 0 when the replay shows the same anomaly classes, 1 when not.
+fn replay(runtime: &tokio::runtime::Runtime, args: ReplayArgs) -> i32 {
+    use harness::replay::ReplayDisplay;
+    let display = if args.quiet {
+        ReplayDisplay::Plain
+    } else {
+        ReplayDisplay::Live
+    };
+    match runtime.block_on(harness::replay::replay(&args.dir, args.out, display)) {
+        Ok(replayed) => {
+            println!("{}", replayed.describe());
+            i32::from(!replayed.reproduced())
+        }
+        Err(e) => {
+            eprintln!("harness replay: error: {e}");
+            2
+        }
+    }
 }
 
 /// The next SIGINT (Ctrl-C) or SIGTERM, by name.

@@ -19,7 +19,7 @@ pub(super) fn write_file(path: &Path, text: String) -> Result<(), RunError> {
     })
 }
 
-pub(super) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError> {
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<(), RunError> {
     let text = serde_json::to_string_pretty(value).map_err(|e| RunError::Output {
         path: path.to_owned(),
         source: e.into(),
@@ -42,17 +42,61 @@ pub(super) fn results_folder(
         source,
     })?;
     let as_run = serde_yaml::to_string(profile).map_err(|e| RunError::Output {
-        path: out.join("profile.yaml"),
+        path: out.join(PROFILE_FILE),
         source: std::io::Error::other(e),
     })?;
     write_file(
-        &out.join("profile.yaml"),
+        &out.join(PROFILE_FILE),
         format!(
             "# The profile as run: {} with overrides applied and every service setting written out.\n{as_run}",
             options.profile.display()
         ),
     )?;
+    write_system_as_run(options, &out)?;
     Ok(out)
+}
+
+/// The profile as run, in a run's folder.
+pub const PROFILE_FILE: &str = "profile.yaml";
+/// How the run reached its system, in a run's folder: with `profile.yaml`, all `harness
+/// replay` needs.
+pub const SYSTEM_FILE: &str = "system.json";
+/// A copy of the target file a run drove, in its folder.
+pub const TARGET_FILE_COPY: &str = "target.yaml";
+
+/// How a run reached the system it drove: started by the harness, or a target (by URL, or
+/// by a target file, copied into the run's folder); and the Toxiproxy server it used.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SystemAsRun {
+    /// The target file, as given (its copy is `target.yaml` beside this file).
+    pub target_file: Option<PathBuf>,
+    pub target: Option<String>,
+    pub external_url: Option<String>,
+    pub ledger_url: Option<String>,
+    pub toxiproxy: Option<String>,
+    pub ignore_service_settings: bool,
+}
+
+impl SystemAsRun {
+    pub fn of(options: &RunOptions) -> SystemAsRun {
+        SystemAsRun {
+            target_file: options.target_file.clone(),
+            target: options.target.clone(),
+            external_url: options.external_url.clone(),
+            ledger_url: options.ledger_url.clone(),
+            toxiproxy: options.toxiproxy.clone(),
+            ignore_service_settings: options.ignore_service_settings,
+        }
+    }
+}
+
+fn write_system_as_run(options: &RunOptions, out: &Path) -> Result<(), RunError> {
+    if let Some(file) = &options.target_file {
+        let copy = out.join(TARGET_FILE_COPY);
+        std::fs::copy(file, &copy).map_err(|source| RunError::Output { path: copy, source })?;
+    }
+    write_json(&out.join(SYSTEM_FILE), &SystemAsRun::of(options))
 }
 
 /// `services.json`: where the services answer, their first process ids (of a system the

@@ -16,7 +16,7 @@
 //! makes, and `summary.json` says `shards`.
 
 use super::error::RunError;
-use super::folder::write_json;
+use super::folder::{write_json, PROFILE_FILE, SYSTEM_FILE, TARGET_FILE_COPY};
 use super::summarize;
 use crate::cpu::CpuUse;
 use crate::history::HistoryRecord;
@@ -33,8 +33,6 @@ use std::time::SystemTime;
 
 /// The interval log of a run folder.
 const LATENCY_LOG_FILE: &str = "latency.hlog";
-/// The profile as run, in a run folder.
-const PROFILE_FILE: &str = "profile.yaml";
 
 /// One shard's folder, read.
 struct ShardRun {
@@ -344,13 +342,16 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, RunError> {
             source,
         }
     })?;
-    let profile_path = out.join(PROFILE_FILE);
-    std::fs::copy(owner.dir.join(PROFILE_FILE), &profile_path).map_err(|source| {
-        RunError::Output {
-            path: profile_path,
-            source,
+    // What a replay needs: the profile as run and how shard 0 reached the system (a
+    // replay drives it as one process).
+    for file in [PROFILE_FILE, SYSTEM_FILE, TARGET_FILE_COPY] {
+        let from = owner.dir.join(file);
+        if file != PROFILE_FILE && !from.exists() {
+            continue;
         }
-    })?;
+        let path = out.join(file);
+        std::fs::copy(&from, &path).map_err(|source| RunError::Output { path, source })?;
+    }
 
     let requests = requests_of(&shards);
     let latency = measured_latency(&evidence.history);

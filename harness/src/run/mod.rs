@@ -14,7 +14,7 @@
 
 mod converge;
 mod error;
-mod folder;
+pub mod folder;
 mod measure;
 mod merge;
 pub mod options;

@@ -14,6 +14,7 @@ mod limits;
 mod mutants;
 mod profiles;
 mod proxy;
+mod replay;
 mod report;
 mod runs;
 mod shards;
