@@ -63,6 +63,11 @@ pub enum Command {
     /// faults, the same system) into a new folder, and say whether the same anomaly classes
     /// appear. Exit 0 the same classes, 1 not, 2 the folder cannot be replayed.
     Replay(ReplayArgs),
+    /// From a failed run, find the smallest run that still fails the same way: cut its
+    /// faults, windows, duration, rate, users and retries one at a time, each a fresh run
+    /// of the same seed. Writes shrunk/profile.yaml, shrunk/run/ and shrink.md. Exit 0 a
+    /// smaller failing run, 1 none found, 2 nothing to shrink.
+    Shrink(ShrinkArgs),
     /// Run one service of the reference system (used by the harness to start them).
     #[command(hide = true)]
     Serve {
@@ -365,6 +370,30 @@ pub struct ReplayArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Plain progress lines instead of a live line, even on a terminal.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+// `harness shrink DIR`: the smallest run that still fails as a failed run did.
+#[derive(clap::Args, Debug, Clone)]
+pub struct ShrinkArgs {
+    /// The failed run's results folder.
+    pub dir: PathBuf,
+    /// The longest the search may take: 90s, 10m, 1h. The smallest failing run found by
+    /// then is kept.
+    #[arg(long, default_value = "10m")]
+    pub budget: String,
+    /// The anomaly class to keep (default: the one the run showed most of).
+    #[arg(long)]
+    pub class: Option<String>,
+    /// Runs of a cut before it counts as passing: a class that shows only now and then is
+    /// not lost to one unlucky run.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10))]
+    pub tries: u32,
+    /// Where to write (default: results/<UTC time>-<profile>-shrink/).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only the closing lines, no line per step.
     #[arg(long)]
     pub quiet: bool,
 }

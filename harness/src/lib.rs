@@ -34,6 +34,7 @@ pub mod report;
 pub mod run;
 pub mod schedule;
 pub mod schemas;
+pub mod shrink;
 pub mod slo;
 pub mod stats;
 pub mod summary;

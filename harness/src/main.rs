@@ -91,6 +91,7 @@ fn main() {
         },
         Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&args),
         Some(Command::Replay(args)) => replay(&runtime, args),
+        Some(Command::Shrink(args)) => shrink(&runtime, args),
         Some(Command::Mutants(args)) => runtime.block_on(harness::mutants::run(args)),
         Some(Command::Compare(args)) => harness::compare::run(&args),
         Some(Command::Baseline(args)) => match runtime.block_on(harness::baseline::record(args)) {
@@ -182,6 +183,32 @@ fn replay(runtime: &tokio::runtime::Runtime, args: ReplayArgs) -> i32 {
             2
         }
     }
+}
+
+/// `harness shrink DIR`: a signal stops the run under way and keeps the best so far.
+fn shrink(runtime: &tokio::runtime::Runtime, args: harness::cli::ShrinkArgs) -> i32 {
+    let interrupt = harness::interrupt::Interrupt::default();
+    runtime.block_on(async {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let shrink = harness::shrink::run(args, interrupt.clone());
+        tokio::pin!(shrink);
+        let code_of = |result: Result<i32, harness::shrink::ShrinkError>| match result {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("harness shrink: error: {e}");
+                2
+            }
+        };
+        tokio::select! {
+            result = &mut shrink => return code_of(result),
+            signal = next_signal(&mut term) => {
+                eprintln!("harness shrink: {signal} signal: stopping the run under way and keeping the smallest failing run so far");
+                interrupt.request();
+            }
+        }
+        code_of(shrink.await)
+    })
 }
 
 /// The next SIGINT (Ctrl-C) or SIGTERM, by name.

@@ -1,0 +1,263 @@
+//! `shrink.md`: the path from the original run to the smallest failing one (each cut, kept
+//! or not, with its tries), and the smallest run's violations of the class with their
+//! transfer ids, next to the fault that was active when each transfer was scheduled.
+
+use super::{cuts, Outcome, Size, Step};
+use crate::history::HistoryRecord;
+use crate::profile::Profile;
+use crate::reconcile::evidence::HISTORY_FILE;
+use crate::reconcile::names::ViolationClass;
+use crate::reconcile::{Reconciliation, RECONCILIATION_FILE};
+use crate::summary::Summary;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub struct Report<'a> {
+    pub dir: &'a Path,
+    pub class: ViolationClass,
+    pub original: &'a Size,
+    pub steps: &'a [Step],
+    pub took: Duration,
+    /// Why the search stopped before no cut was left to try.
+    pub stopped: Option<&'static str>,
+    pub runs: u32,
+}
+
+/// The smallest failing run.
+pub struct Minimal<'a> {
+    pub profile: &'a Profile,
+    pub summary: &'a Summary,
+    pub run: PathBuf,
+}
+
+fn outcome(o: &Outcome) -> (String, String) {
+    match o {
+        Outcome::Failed { tries } => ("kept: still fails".to_owned(), tries.to_string()),
+        Outcome::Passed { tries } => ("undone: passes".to_owned(), tries.to_string()),
+        Outcome::Invalid(why) => (format!("not run: {why}"), "0".to_owned()),
+        Outcome::Error(why) => (format!("not run: {why}"), "0".to_owned()),
+    }
+}
+
+fn size_cells(s: &Size) -> String {
+    format!(
+        "{} | {} | {} | {} | {} | {} | {}",
+        s.faults,
+        s.warmup_s,
+        s.duration_s,
+        s.rate_per_s,
+        s.users,
+        s.retries,
+        s.scheduled.map_or("—".to_owned(), |n| n.to_string())
+    )
+}
+
+/// One line of progress.
+pub fn step_line(n: usize, step: &Step) -> String {
+    let (what, tries) = outcome(&step.outcome);
+    format!(
+        "step {n}: {}: {what} ({tries} tries, {:.0} s)",
+        step.what,
+        step.took.as_secs_f64()
+    )
+}
+
+/// When each transfer was first scheduled, in seconds from the start of the load.
+fn scheduled_at(run: &Path) -> HashMap<String, f64> {
+    let mut at = HashMap::new();
+    let Ok(text) = std::fs::read_to_string(run.join(HISTORY_FILE)) else {
+        return at;
+    };
+    for line in text.lines() {
+        let Ok(record) = serde_json::from_str::<HistoryRecord>(line) else {
+            continue;
+        };
+        if let Some(id) = record.transfer_id {
+            let s = record.scheduled_us as f64 / 1e6;
+            at.entry(id)
+                .and_modify(|t: &mut f64| *t = t.min(s))
+                .or_insert(s);
+        }
+    }
+    at
+}
+
+/// The faults active at `t`: the timeline's occurrences applied and not yet healed, and the
+/// service faults (which hold the whole run).
+fn active_at(minimal: &Minimal<'_>, t: f64) -> String {
+    let mut names: Vec<String> = minimal
+        .summary
+        .faults
+        .iter()
+        .filter(|f| {
+            let from = f.applied_at_s.unwrap_or(f.requested_start_s);
+            let to = f.healed_at_s.unwrap_or(f.requested_end_s);
+            from <= t && t <= to
+        })
+        .map(|f| format!("`{}`", f.name))
+        .collect();
+    names.extend(
+        cuts::faults(minimal.profile)
+            .iter()
+            .filter(|i| matches!(i, cuts::FaultItem::Setting { .. }))
+            .map(|i| cuts::fault_label(minimal.profile, i)),
+    );
+    if names.is_empty() {
+        "none".to_owned()
+    } else {
+        names.join(", ")
+    }
+}
+
+/// The most violations listed.
+const LISTED: usize = 25;
+
+pub fn markdown(report: &Report<'_>, minimal: Option<&Minimal<'_>>) -> String {
+    let mut md = String::new();
+    let _ = writeln!(md, "# Shrink of `{}`\n", report.dir.display());
+    let _ = writeln!(
+        md,
+        "Kept: `{}` ({}). {} cut(s) tried in {} run(s), {:.0} s; {}.\n",
+        report.class.as_str(),
+        report.class.explanation(),
+        report.steps.len(),
+        report.runs,
+        report.took.as_secs_f64(),
+        report.stopped.unwrap_or("no cut left that keeps the class")
+    );
+    let _ = writeln!(
+        md,
+        "| run | faults | warm-up s | duration s | rate /s | users | retries | requests |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(md, "| original | {} |", size_cells(report.original));
+    match minimal {
+        Some(m) => {
+            let size = report
+                .steps
+                .iter()
+                .rev()
+                .find(|s| matches!(s.outcome, Outcome::Failed { .. }))
+                .map(|s| s.size.clone());
+            if let Some(size) = size {
+                let _ = writeln!(md, "| smallest | {} |", size_cells(&size));
+            }
+            let _ = writeln!(
+                md,
+                "\n`shrunk/profile.yaml` runs it again (`harness --profile shrunk/profile.yaml`); its run is `{}`.",
+                m.run.display()
+            );
+        }
+        None => {
+            let _ = writeln!(
+                md,
+                "\nNo cut kept the class: the original is the smallest run found."
+            );
+        }
+    }
+    let _ = writeln!(md, "\n## Steps\n");
+    let _ = writeln!(
+        md,
+        "| # | cut | outcome | tries | faults | warm-up s | duration s | rate /s | users | retries | requests | took s |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    for (i, step) in report.steps.iter().enumerate() {
+        let (what, tries) = outcome(&step.outcome);
+        let _ = writeln!(
+            md,
+            "| {} | {} | {what} | {tries} | {} | {:.0} |",
+            i + 1,
+            step.what,
+            size_cells(&step.size),
+            step.took.as_secs_f64()
+        );
+    }
+    if let Some(m) = minimal {
+        let _ = writeln!(
+            md,
+            "\n## The smallest run's `{}` violations\n",
+            report.class.as_str()
+        );
+        let reconciliation: Option<Reconciliation> =
+            crate::reconcile::evidence::read_json(&m.run, RECONCILIATION_FILE).ok();
+        let at = scheduled_at(&m.run);
+        let violations: Vec<_> = reconciliation
+            .iter()
+            .flat_map(|r| r.violations.iter())
+            .filter(|v| v.class == report.class)
+            .collect();
+        let _ = writeln!(
+            md,
+            "{} in all{}.\n",
+            violations.len(),
+            if violations.len() > LISTED {
+                format!(", the first {LISTED} here")
+            } else {
+                String::new()
+            }
+        );
+        let _ = writeln!(
+            md,
+            "| transfer id | scheduled at s | faults active then | detail |"
+        );
+        let _ = writeln!(md, "|---|---|---|---|");
+        for v in violations.iter().take(LISTED) {
+            let id = v.transfer_id.as_deref().unwrap_or("(a sample)");
+            let (when, active) = match at.get(id) {
+                Some(t) => (format!("{t:.2}"), active_at(m, *t)),
+                None => ("—".to_owned(), "—".to_owned()),
+            };
+            let _ = writeln!(
+                md,
+                "| `{id}` | {when} | {active} | {} |",
+                v.detail.replace('|', "/")
+            );
+        }
+    }
+    md
+}
+
+/// The closing lines printed.
+pub fn closing(report: &Report<'_>, minimal: Option<&Minimal<'_>>, out: &Path) -> String {
+    match minimal {
+        Some(_) => {
+            let smallest = report
+                .steps
+                .iter()
+                .rev()
+                .find(|s| matches!(s.outcome, Outcome::Failed { .. }))
+                .map(|s| s.size.clone());
+            let (o, s) = (
+                report.original,
+                smallest.unwrap_or_else(|| report.original.clone()),
+            );
+            format!(
+                "shrunk `{}` in {:.0} s ({} runs): faults {} → {}, {} s → {} s, {}/s → {}/s, {} → {} users, {} → {} requests\n  {}\n  {}",
+                report.class.as_str(),
+                report.took.as_secs_f64(),
+                report.runs,
+                o.faults,
+                s.faults,
+                o.duration_s,
+                s.duration_s,
+                o.rate_per_s,
+                s.rate_per_s,
+                o.users,
+                s.users,
+                o.scheduled.unwrap_or(0),
+                s.scheduled.unwrap_or(0),
+                out.join("shrunk").join("profile.yaml").display(),
+                out.join("shrink.md").display(),
+            )
+        }
+        None => format!(
+            "no smaller run keeps `{}` ({} runs, {:.0} s); see {}",
+            report.class.as_str(),
+            report.runs,
+            report.took.as_secs_f64(),
+            out.join("shrink.md").display()
+        ),
+    }
+}
