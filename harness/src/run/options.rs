@@ -137,7 +137,8 @@ fn override_faults(
 }
 
 /// The profile with the overrides applied, and its plan. The profile comes back with every
-/// service setting written out as the plan starts the services (the profile as run).
+/// service setting written out as the plan starts the services, when the harness starts
+/// them (the profile as run); a target's keeps the profile's section.
 pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
     let (mut profile, _) = profile::load(&options.profile)?;
     if let Some(seed) = options.seed {
@@ -174,12 +175,18 @@ pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
         field,
         message: format!("{message} (with command-line overrides)"),
     })?;
-    profile.service = profile::ServiceSettings::written_out(&profile::settings::StartSettings {
-        coordinator: plan.coordinator.clone(),
-        external_knobs: plan.external_knobs.clone(),
-        ledger_knobs: plan.ledger_knobs.clone(),
-        ledger_policy: plan.ledger_policy.clone(),
-    });
+    // A system the harness starts runs with every setting: the profile as run says them all.
+    // A target is given only the profile's own (the rest are its own business): written
+    // out, its defaults would ask a replay for settings no route sets.
+    if options.target.is_none() && options.target_file.is_none() {
+        profile.service =
+            profile::ServiceSettings::written_out(&profile::settings::StartSettings {
+                coordinator: plan.coordinator.clone(),
+                external_knobs: plan.external_knobs.clone(),
+                ledger_knobs: plan.ledger_knobs.clone(),
+                ledger_policy: plan.ledger_policy.clone(),
+            });
+    }
     let mut plan = plan;
     plan.shard = options.shard;
     Ok((profile, plan))
