@@ -130,13 +130,17 @@ fn a_failed_run_replays_to_its_classes_and_shrinks_to_one_fault_and_fewer_reques
     );
     assert!(md.contains("`t-"), "no transfer id listed: {md}");
     // The shrunk profile is a profile like any other: it runs and fails the same way.
-    let again = dir.path().join("again");
+    let rerun_dir = dir.path().join("rerun");
     let rerun = harness(
         &["--quiet", "--profile"],
-        &[&out.join("shrunk/profile.yaml")],
+        &[
+            &out.join("shrunk/profile.yaml"),
+            Path::new("--out"),
+            &rerun_dir,
+        ],
     );
-    let _ = again;
     assert_eq!(rerun.status.code(), Some(1), "{rerun:?}");
+    assert!(classes(&summary(&rerun_dir)).contains(&class.to_owned()));
 
     // A folder without system.json cannot say what it ran against.
     std::fs::remove_file(original.join("system.json")).expect("remove");
