@@ -271,6 +271,7 @@ pub async fn run(args: ShrinkArgs, interrupt: Interrupt) -> Result<i32, ShrinkEr
     // A cut that passed on a larger profile is not tried again on a smaller one (dropping a
     // fault the class needs, a load too small to show it): it would pass again.
     let mut passed: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut invalid: std::collections::HashSet<String> = std::collections::HashSet::new();
     'search: loop {
         let mut kept = false;
         for cut in cuts::cuts(&current) {
@@ -287,6 +288,12 @@ pub async fn run(args: ShrinkArgs, interrupt: Interrupt) -> Result<i32, ShrinkEr
             }
             let began = Instant::now();
             let (outcome, folder) = search.attempt(&cut.profile).await?;
+            if let Outcome::Invalid(_) = outcome {
+                // Listed once: checked again on every smaller profile, quietly.
+                if !invalid.insert(cut.what.clone()) {
+                    continue;
+                }
+            }
             let summary = folder
                 .as_ref()
                 .and_then(|f| read_json::<Summary>(&f.join("run"), SUMMARY_FILE).ok());
@@ -300,7 +307,9 @@ pub async fn run(args: ShrinkArgs, interrupt: Interrupt) -> Result<i32, ShrinkEr
             if !search.quiet {
                 eprintln!("{}", render::step_line(steps.len() + 1, &step));
             }
-            if matches!(outcome, Outcome::Passed { .. } | Outcome::Invalid(_)) {
+            // An invalid cut may be valid on a later profile (a fault moved earlier lets a
+            // shorter load hold it): only a cut that ran and passed is not tried again.
+            if matches!(outcome, Outcome::Passed { .. }) {
                 passed.insert(cut.what.clone());
             }
             steps.push(step);
