@@ -1,6 +1,6 @@
 //! `shrink.md`: the path from the original run to the smallest failing one (each cut, kept
 //! or not, with its tries), and the smallest run's violations of the class with their
-//! transfer ids, next to the fault that was active when each transfer was scheduled.
+//! transfer ids, next to the faults active while each transfer was in flight.
 
 use super::{cuts, Outcome, Size, Step};
 use crate::history::HistoryRecord;
@@ -64,9 +64,10 @@ pub fn step_line(n: usize, step: &Step) -> String {
     )
 }
 
-/// When each transfer was first scheduled, in seconds from the start of the load.
-fn scheduled_at(run: &Path) -> HashMap<String, f64> {
-    let mut at = HashMap::new();
+/// When each transfer was in flight, in seconds from the start of the load: from its first
+/// scheduled request to its last answer (or its last request, when none was answered).
+fn in_flight(run: &Path) -> HashMap<String, (f64, f64)> {
+    let mut at: HashMap<String, (f64, f64)> = HashMap::new();
     let Ok(text) = std::fs::read_to_string(run.join(HISTORY_FILE)) else {
         return at;
     };
@@ -75,26 +76,28 @@ fn scheduled_at(run: &Path) -> HashMap<String, f64> {
             continue;
         };
         if let Some(id) = record.transfer_id {
-            let s = record.scheduled_us as f64 / 1e6;
-            at.entry(id)
-                .and_modify(|t: &mut f64| *t = t.min(s))
-                .or_insert(s);
+            let from = record.scheduled_us as f64 / 1e6;
+            let to = record.answered_us.unwrap_or(record.scheduled_us) as f64 / 1e6;
+            let span = at.entry(id).or_insert((from, to));
+            span.0 = span.0.min(from);
+            span.1 = span.1.max(to);
         }
     }
     at
 }
 
-/// The faults active at `t`: the timeline's occurrences applied and not yet healed, and the
-/// service faults (which hold the whole run).
-fn active_at(minimal: &Minimal<'_>, t: f64) -> String {
+/// The faults active while a transfer was in flight (`from` to `to`): the timeline's
+/// occurrences applied and not yet healed then, and the service faults (which hold the
+/// whole run).
+fn active_during(minimal: &Minimal<'_>, (from, to): (f64, f64)) -> String {
     let mut names: Vec<String> = minimal
         .summary
         .faults
         .iter()
         .filter(|f| {
-            let from = f.applied_at_s.unwrap_or(f.requested_start_s);
-            let to = f.healed_at_s.unwrap_or(f.requested_end_s);
-            from <= t && t <= to
+            let applied = f.applied_at_s.unwrap_or(f.requested_start_s);
+            let healed = f.healed_at_s.unwrap_or(f.requested_end_s);
+            applied <= to && from <= healed
         })
         .map(|f| format!("`{}`", f.name))
         .collect();
@@ -182,7 +185,7 @@ pub fn markdown(report: &Report<'_>, minimal: Option<&Minimal<'_>>) -> String {
         );
         let reconciliation: Option<Reconciliation> =
             crate::reconcile::evidence::read_json(&m.run, RECONCILIATION_FILE).ok();
-        let at = scheduled_at(&m.run);
+        let at = in_flight(&m.run);
         let violations: Vec<_> = reconciliation
             .iter()
             .flat_map(|r| r.violations.iter())
@@ -206,7 +209,7 @@ pub fn markdown(report: &Report<'_>, minimal: Option<&Minimal<'_>>) -> String {
         for v in violations.iter().take(LISTED) {
             let id = v.transfer_id.as_deref().unwrap_or("(a sample)");
             let (when, active) = match at.get(id) {
-                Some(t) => (format!("{t:.2}"), active_at(m, *t)),
+                Some(&(from, to)) => (format!("{from:.2}–{to:.2}"), active_during(m, (from, to))),
                 None => ("—".to_owned(), "—".to_owned()),
             };
             let _ = writeln!(
