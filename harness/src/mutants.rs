@@ -20,12 +20,18 @@ pub fn telltale(design: Design) -> &'static [ViolationClass] {
     use ViolationClass::*;
     match design {
         Design::Saga => &[],
-        Design::Naive => &[ReversalAfterCredit, LostDebit, DoubleCharge],
-        Design::VolatileQueue => &[LostDebit, LostDuringRun],
+        Design::Naive => &[
+            ReversalAfterCredit,
+            LostDebit,
+            DoubleCharge,
+            MovedAfterFinalRead,
+        ],
+        Design::VolatileQueue => &[LostDebit, LostDuringRun, MovedAfterFinalRead],
         Design::NoTombstone => &[LateOriginal],
         Design::NoIdempotency => &[DoubleCharge, SplitKey],
         Design::TimeoutIsFailure => &[ReversalAfterCredit],
         Design::AckBeforeDurable => &[LostTransfer, ReversalAfterCredit, OrphanEntry, LostDebit],
+        Design::LateShed => &[ShedWithEffect],
     }
 }
 

@@ -50,6 +50,22 @@ pub fn ledger_accounts(plan: &RunPlan) -> SeedAccounts {
     accounts(plan, user_id, AmountCents::ZERO)
 }
 
+/// `accounts` less those `dump` holds already.
+pub fn not_in(accounts: SeedAccounts, dump: &Dump) -> SeedAccounts {
+    let held: std::collections::HashSet<&str> = dump
+        .accounts
+        .iter()
+        .map(|a| a.account_id.as_str())
+        .collect();
+    SeedAccounts {
+        accounts: accounts
+            .accounts
+            .into_iter()
+            .filter(|a| !held.contains(a.account_id.as_str()))
+            .collect(),
+    }
+}
+
 /// The coordinator's links from each user to their external account.
 pub fn links(plan: &RunPlan) -> UserLinks {
     UserLinks {

@@ -39,6 +39,7 @@ pub fn options_of(dir: &Path, out: PathBuf) -> Result<RunOptions, RunError> {
         .target_file
         .as_ref()
         .map(|_| dir.join(TARGET_FILE_COPY));
+    let take_existing_accounts = target_file.is_some() || system.target.is_some();
     Ok(RunOptions {
         profile: dir.join(PROFILE_FILE),
         out: Some(out),
@@ -48,6 +49,9 @@ pub fn options_of(dir: &Path, out: PathBuf) -> Result<RunOptions, RunError> {
         ledger_url: system.ledger_url,
         toxiproxy: system.toxiproxy,
         ignore_service_settings: system.ignore_service_settings,
+        // A target still holds the accounts its original run created (with `seed: create`
+        // a second creation would be refused): they are taken as they are.
+        take_existing_accounts,
         ..RunOptions::default()
     })
 }

@@ -122,8 +122,12 @@ impl ServiceProcess {
         let _ = self.child.wait();
     }
 
-    /// SIGTERM, wait up to `grace` for a clean exit, then SIGKILL.
+    /// SIGTERM, wait up to `grace` for a clean exit, then SIGKILL. A process already reaped
+    /// is left alone: its pid may be another process's by now.
     pub fn terminate(&mut self, grace: Duration) {
+        if let Ok(Some(_)) = self.child.try_wait() {
+            return;
+        }
         if let Ok(pid) = i32::try_from(self.child.id()) {
             let _ = nix::sys::signal::kill(
                 nix::unistd::Pid::from_raw(pid),

@@ -5,6 +5,7 @@
 
 use crate::cli::ReconcileBenchArgs;
 use crate::history::{HistoryRecord, Outcome};
+use crate::reconcile::read_again::{BooksChange, ReadAgain};
 use crate::reconcile::{self, Books, Convergence, Evidence, Resolution, Sample, ViolationClass};
 use service::contract::{
     AccountBalance, ClientStatus, Dump, Entry, EntryKind, Saga, SagaDump, SagaState,
@@ -25,6 +26,8 @@ struct Synthetic {
     history: Vec<HistoryRecord>,
     sagas: Vec<Saga>,
     resolutions: Vec<Resolution>,
+    /// Entries that appear only when the books are read again.
+    late_external: Vec<Entry>,
 }
 
 fn parse<T>(made: Result<T, service::ids::IdError>) -> T {
@@ -50,6 +53,7 @@ impl Synthetic {
             history: Vec::with_capacity(transfers as usize),
             sagas: Vec::with_capacity(transfers as usize),
             resolutions: Vec::new(),
+            late_external: Vec::new(),
         }
     }
 
@@ -231,6 +235,27 @@ impl Synthetic {
                 outcome = Outcome::Pending;
                 state = SagaState::Debited;
             }
+            Some(ShedWithEffect) => {
+                Self::entry(ext, &id, n, EntryKind::Debit, amount);
+                Self::entry(led, &id, n, EntryKind::Credit, amount);
+                outcome = Outcome::Shed;
+                answered_id = None;
+            }
+            Some(MovedAfterFinalRead) => {
+                Self::entry(ext, &id, n, EntryKind::Debit, amount);
+                Self::entry(led, &id, n, EntryKind::Credit, amount);
+                // A reversal that lands after the final read.
+                let seq = i64::from(u32::MAX) + self.late_external.len() as i64;
+                self.late_external.push(Entry {
+                    seq,
+                    transfer_id: id.clone(),
+                    account_id: crate::population::account_id(n),
+                    kind: EntryKind::Reversal,
+                    amount_cents: AmountCents::new(amount),
+                    balance_after_cents: AmountCents::new(OPENING),
+                    at_ms: seq,
+                });
+            }
             Some(CreatedDuringRun | LostDuringRun | NegativeBalance) => {
                 Self::entry(ext, &id, n, EntryKind::Debit, amount);
                 Self::entry(led, &id, n, EntryKind::Credit, amount);
@@ -289,6 +314,15 @@ pub fn run(args: &ReconcileBenchArgs) -> i32 {
             ledger_before: before.1,
             external_after: run.external,
             ledger_after: run.ledger,
+            read_again: Some(ReadAgain {
+                when: "after the synthetic run".into(),
+                error: None,
+                external: BooksChange {
+                    entries_added: run.late_external,
+                    ..BooksChange::default()
+                },
+                ledger: BooksChange::default(),
+            }),
         }),
         history: run.history,
         convergence: Convergence {

@@ -116,8 +116,65 @@ pub fn client_contract(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
             ));
         }
     }
-    let detail = format!("{checked} answers with a transfer id checked");
+    let (shed_only, shed_found) = shed_promises(cx);
+    found.extend(shed_found);
+    let detail = format!(
+        "{checked} answers with a transfer id checked; {shed_only} requests answered only 503 (shed) checked for no effect"
+    );
     (judged(InvariantName::ClientContract, &found, detail), found)
+}
+
+/// A 503 (`shed`) promises that nothing was written. A request (a user's key) whose every
+/// answer was 503 must have become no transfer: none in the saga log, no money moved. A
+/// request with another answer too is judged by that one (a retry shed after its first
+/// attempt moved money is the first attempt's business). Returns how many requests were
+/// answered only 503, and their violations.
+fn shed_promises(cx: &Context<'_>) -> (u64, Vec<Violation>) {
+    const UNSEEN: u8 = 0;
+    const SHED: u8 = 1;
+    const OTHER: u8 = 2;
+    let mut answers = vec![UNSEEN; cx.requests.by_key.len()];
+    for (record, &key) in cx.evidence.history.iter().zip(&cx.requests.history_keys) {
+        let seen = &mut answers[key as usize];
+        match record.outcome {
+            // Never sent: no answer, no promise.
+            Outcome::Overflow => {}
+            Outcome::Shed if *seen != OTHER => *seen = SHED,
+            Outcome::Shed => {}
+            _ => *seen = OTHER,
+        }
+    }
+    let mut found = Vec::new();
+    let mut shed_only = 0u64;
+    for (key, _) in (0..).zip(&answers).filter(|(_, &a)| a == SHED) {
+        shed_only += 1;
+        let request = &cx.requests.by_key[key as usize];
+        let (user, idempotency_key) = cx.requests.key(key);
+        for slot in request.slots() {
+            let fx = cx.effects.of(Some(slot));
+            let moved = fx.debits + fx.reversals + fx.credits > 0;
+            let logged = cx.saga(slot).map(|s| s.state.as_str());
+            let detail = match (moved, logged) {
+                (true, _) => format!(
+                    "user {user}, key {idempotency_key}: every answer was 503 (nothing written), yet money moved: external net debit {}, ledger net credit {} ({} debits, {} reversals, {} credits)",
+                    fx.external_net, fx.ledger_net, fx.debits, fx.reversals, fx.credits
+                ),
+                (false, Some(state)) => format!(
+                    "user {user}, key {idempotency_key}: every answer was 503 (nothing written), yet the saga log holds the transfer ({state})"
+                ),
+                (false, None) => continue,
+            };
+            let mut violation = Violation::of_transfer(
+                ViolationClass::ShedWithEffect,
+                cx.ids.value(slot),
+                fx,
+                detail,
+            );
+            violation.key = Some(idempotency_key.to_owned());
+            found.push(violation);
+        }
+    }
+    (shed_only, found)
 }
 
 /// What became of every answer that promised nothing yet (pending, a timeout, a transport

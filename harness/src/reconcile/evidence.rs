@@ -17,6 +17,10 @@ pub struct Books {
     pub ledger_before: Dump,
     pub external_after: Dump,
     pub ledger_after: Dump,
+    /// The books read again once nothing may move money, as what changed since the final
+    /// read (`read_again`); absent in folders written before the check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_again: Option<super::read_again::ReadAgain>,
 }
 
 /// An operation whose answer was indeterminate (pending, a timeout, a transport error), and

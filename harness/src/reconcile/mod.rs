@@ -11,6 +11,7 @@
 //! - `books_checks`: the invariants the books alone decide.
 //! - `client_checks`: the invariants that set the books against the client's answers.
 //! - `run_checks`: convergence and the samples taken during the run.
+//! - `read_again`: the books read again once nothing may move money, against the final read.
 
 mod books_checks;
 mod client_checks;
@@ -18,6 +19,7 @@ pub mod effects;
 pub mod evidence;
 pub mod ids;
 pub mod names;
+pub mod read_again;
 pub mod requests;
 mod run_checks;
 
@@ -299,7 +301,11 @@ pub fn reconcile(evidence: &Evidence) -> Reconciliation {
     let (invariant, found, indeterminate) = client_checks::indeterminate_outcomes(&cx);
     invariants.push(invariant);
     violations.extend(found);
-    for check in [run_checks::convergence, run_checks::sampled_bounds] {
+    for check in [
+        run_checks::convergence,
+        run_checks::sampled_bounds,
+        read_again::books_settled,
+    ] {
         let (invariant, found) = check(&cx);
         invariants.push(invariant);
         violations.extend(found);

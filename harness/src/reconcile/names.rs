@@ -36,6 +36,9 @@ service::named_enum! {
         /// Sampled during the run: the totals never above the initial total, never below it by
         /// more than the amounts in flight, and no balance below zero.
         SampledBounds = "sampled_bounds",
+        /// The books read again once nothing may move money (after the services stopped, or
+        /// after a quiet period on a target) equal the final books the verdict rests on.
+        BooksSettled = "books_settled",
         /// The latency bounds of the SLO.
         SloLatency = "slo_latency",
     }
@@ -63,12 +66,14 @@ service::named_enum! {
         ReversalWithoutDebit = "reversal_without_debit",
         LateOriginal = "late_original",
         ContractBroken = "contract_broken",
+        ShedWithEffect = "shed_with_effect",
         WrongFinalStatus = "wrong_final_status",
         LostTransfer = "lost_transfer",
         Stuck = "stuck",
         CreatedDuringRun = "created_during_run",
         LostDuringRun = "lost_during_run",
         NegativeBalance = "negative_balance",
+        MovedAfterFinalRead = "moved_after_final_read",
     }
 }
 
@@ -85,10 +90,11 @@ impl ViolationClass {
             DoubleDebit | DoubleReversal | DoubleCredit => InvariantName::NoDuplicateEffect,
             DoubleCharge | SplitKey => InvariantName::Idempotency,
             OrphanEntry | ReversalWithoutDebit | LateOriginal => InvariantName::NoOrphanEffect,
-            ContractBroken | LostTransfer => InvariantName::ClientContract,
+            ContractBroken | ShedWithEffect | LostTransfer => InvariantName::ClientContract,
             WrongFinalStatus => InvariantName::IndeterminateOutcomes,
             Stuck => InvariantName::Convergence,
             CreatedDuringRun | LostDuringRun | NegativeBalance => InvariantName::SampledBounds,
+            MovedAfterFinalRead => InvariantName::BooksSettled,
         }
     }
 
@@ -112,12 +118,14 @@ impl ViolationClass {
             ReversalWithoutDebit => "A reversal gave money back for a transfer id that was never debited before it: money was created.",
             LateOriginal => "A debit was applied after its transfer had been aborted (a reversal or a tombstone came first): nobody will give that money back.",
             ContractBroken => "An answer did not keep its promise: `completed` without both sides applied, `failed` with a net effect left, or `pending` that never became final.",
+            ShedWithEffect => "Every answer to a request (a user's idempotency key, retries included) was 503, the promise that nothing was written, yet the coordinator wrote a transfer for it or money moved: a shed decided after the work began.",
             WrongFinalStatus => "After the run, the coordinator's final status for a transfer whose answer was indeterminate disagrees with the books.",
             LostTransfer => "The client was given a transfer id that the coordinator no longer knows after the run: an answer that was not durable.",
             Stuck => "A saga was still not final when the convergence window closed.",
             CreatedDuringRun => "A sample taken during the run (ledger read before the external side) found more money than there was at the start.",
             LostDuringRun => "A sample taken during the run found less money than the start minus everything in flight.",
             NegativeBalance => "A sample taken during the run found a balance below zero.",
+            MovedAfterFinalRead => "Money moved for this transfer after the final read of the books, when every saga was already final: the books read again after the services stopped (or after a quiet period, on a target) differ. A reversal queue still working or a retry that woke late moves money the verdict never saw.",
         }
     }
 }

@@ -84,6 +84,8 @@ pub struct Requests<'a> {
     pub by_key: Vec<KeyRequest>,
     /// Per history record, the slot of the transfer its answer named.
     pub history_slots: Vec<Option<Slot>>,
+    /// Per history record, the slot of its logical request (its key).
+    pub history_keys: Vec<Slot>,
     /// Per saga of the log, the slot of its transfer.
     pub saga_slots: Vec<Slot>,
 }
@@ -181,6 +183,7 @@ impl<'a> Requests<'a> {
             keys,
             by_key,
             history_slots,
+            history_keys: of_history,
             saga_slots,
         }
     }

@@ -23,6 +23,8 @@ struct World {
     resolutions: Vec<Resolution>,
     samples: Vec<Sample>,
     converged: bool,
+    /// The books read again after the final read (None: the same as the final read).
+    again: Option<(Dump, Dump)>,
 }
 
 fn dump(accounts: Vec<(String, u64)>) -> Dump {
@@ -60,6 +62,7 @@ impl World {
             resolutions: Vec::new(),
             samples: Vec::new(),
             converged: true,
+            again: None,
         }
     }
 
@@ -213,6 +216,18 @@ impl World {
                 ledger_before: self.before.1.clone(),
                 external_after: self.external.clone(),
                 ledger_after: self.ledger.clone(),
+                read_again: Some(read_again::ReadAgain::of(
+                    "after the services stopped".into(),
+                    &Books {
+                        external_before: self.before.0.clone(),
+                        ledger_before: self.before.1.clone(),
+                        external_after: self.external.clone(),
+                        ledger_after: self.ledger.clone(),
+                        read_again: None,
+                    },
+                    self.again.as_ref().map_or(&self.external, |(e, _)| e),
+                    self.again.as_ref().map_or(&self.ledger, |(_, l)| l),
+                )),
             }),
             history: self.history.clone(),
             convergence: Convergence {
@@ -533,4 +548,170 @@ fn samples_outside_their_bounds_are_reported_with_their_faults() {
     let created = &r.violations[0];
     assert!(created.detail.contains("storm"), "{}", created.detail);
     assert_eq!(holds(&r, InvariantName::SampledBounds), Some(false));
+}
+
+impl World {
+    /// A further answer to operation `op`'s key (a retry), with `outcome`.
+    fn retried(&mut self, op: u64, outcome: Outcome, id: Option<&str>) -> &mut Self {
+        let mut again = self
+            .history
+            .iter()
+            .rev()
+            .find(|r| r.op == op)
+            .expect("the first answer")
+            .clone();
+        again.attempt += 1;
+        again.outcome = outcome;
+        again.jepsen_type = outcome.jepsen().to_owned();
+        again.transfer_id = id.map(str::to_owned);
+        self.history.push(again);
+        self
+    }
+}
+
+#[test]
+fn a_request_answered_only_503_that_moved_money_or_left_a_saga_broke_its_promise() {
+    // Shed, shed again on the retry, yet carried out: money moved.
+    let mut w = clean();
+    w.debit("t-9", 0, 400)
+        .credit("t-9", 0, 400)
+        .answer(9, 0, 400, Outcome::Shed, None)
+        .retried(9, Outcome::Shed, None)
+        .saga("t-9", 9, 0, 400, SagaState::Completed);
+    // Shed, and a saga written that moved nothing.
+    w.answer(8, 1, 200, Outcome::Shed, None)
+        .saga("t-8", 8, 1, 200, SagaState::Failed);
+    let r = w.reconcile();
+    assert_eq!(classes(&r), [ViolationClass::ShedWithEffect], "{r:#?}");
+    let ids: Vec<_> = r
+        .violations
+        .iter()
+        .map(|v| (v.transfer_id.as_deref(), v.key.as_deref()))
+        .collect();
+    assert_eq!(
+        ids,
+        [(Some("t-8"), Some("k-8")), (Some("t-9"), Some("k-9"))]
+    );
+    assert!(r.violations[1].detail.contains("money moved"), "{r:#?}");
+    assert!(r.violations[0].detail.contains("saga log holds"), "{r:#?}");
+    assert_eq!(holds(&r, InvariantName::ClientContract), Some(false));
+    assert_eq!(holds(&r, InvariantName::Atomicity), Some(true));
+}
+
+#[test]
+fn a_request_shed_and_answered_otherwise_is_judged_by_the_other_answer() {
+    let mut w = clean();
+    // Shed first, then the retry completed: the completed answer holds.
+    w.debit("t-9", 0, 400)
+        .credit("t-9", 0, 400)
+        .answer(9, 0, 400, Outcome::Shed, None)
+        .retried(9, Outcome::Completed, Some("t-9"))
+        .saga("t-9", 9, 0, 400, SagaState::Completed);
+    // Timed out after the debit, then shed on the retry: the saga finished it, which the
+    // indeterminate answer allows.
+    w.debit("t-8", 1, 200)
+        .credit("t-8", 1, 200)
+        .answer(8, 1, 200, Outcome::Error, None)
+        .retried(8, Outcome::Shed, None)
+        .saga("t-8", 8, 1, 200, SagaState::Completed);
+    // Shed, and nothing written: the promise kept.
+    w.answer(7, 2, 100, Outcome::Shed, None);
+    let r = w.reconcile();
+    assert!(r.violations.is_empty(), "{:#?}", r.violations);
+    let contract = r
+        .invariants
+        .iter()
+        .find(|i| i.name == InvariantName::ClientContract)
+        .expect("client_contract");
+    assert!(
+        contract.detail.contains("1 requests answered only 503"),
+        "{contract:?}"
+    );
+}
+
+#[test]
+fn money_that_moves_after_the_final_read_names_its_transfers() {
+    let mut w = clean();
+    // After the final read: a reversal of the completed t-0 lands, and a ledger balance
+    // moves with no entry to show for it.
+    let (final_external, final_ledger) = (w.external.clone(), w.ledger.clone());
+    w.reverse("t-0", 0, 500);
+    let mut again = (w.external.clone(), w.ledger.clone());
+    again.1.accounts[2].balance_cents = AmountCents::new(42);
+    w.external = final_external;
+    w.ledger = final_ledger;
+    w.again = Some(again);
+    let r = w.reconcile();
+    assert_eq!(
+        classes(&r),
+        [ViolationClass::MovedAfterFinalRead],
+        "{:#?}",
+        r.violations
+    );
+    let moved: Vec<_> = r
+        .violations
+        .iter()
+        .map(|v| (v.transfer_id.as_deref(), v.external_net_debit_cents))
+        .collect();
+    assert_eq!(moved, [(None, 0), (Some("t-0"), -500)]);
+    assert!(r.violations[1]
+        .detail
+        .contains("external reversal of 500 on a-0 appeared"));
+    assert!(
+        r.violations[0].detail.contains("u-2: 300 → 42"),
+        "{:#?}",
+        r.violations
+    );
+    assert_eq!(holds(&r, InvariantName::BooksSettled), Some(false));
+    // The verdict's own read is untouched: the money there still balances.
+    assert_eq!(holds(&r, InvariantName::Conservation), Some(true));
+}
+
+#[test]
+fn an_entry_gone_after_the_final_read_is_money_that_moved() {
+    let mut w = clean();
+    let mut again = (w.external.clone(), w.ledger.clone());
+    let gone = again.1.entries.remove(0);
+    again.1.accounts[0].balance_cents = AmountCents::new(0);
+    w.again = Some(again);
+    let r = w.reconcile();
+    assert_eq!(classes(&r), [ViolationClass::MovedAfterFinalRead]);
+    assert_eq!(
+        r.violations.len(),
+        1,
+        "the balance is explained: {:#?}",
+        r.violations
+    );
+    assert_eq!(
+        r.violations[0].transfer_id.as_deref(),
+        Some(gone.transfer_id.as_str())
+    );
+    assert_eq!(r.violations[0].ledger_net_credit_cents, -500);
+}
+
+#[test]
+fn books_not_read_again_leave_the_check_unknown_never_passed() {
+    let mut evidence = clean().evidence();
+    if let Some(books) = evidence.books.as_mut() {
+        books.read_again = None;
+    }
+    let r = reconcile(&evidence);
+    assert_eq!(holds(&r, InvariantName::BooksSettled), None);
+    if let Some(books) = evidence.books.as_mut() {
+        books.read_again = Some(read_again::ReadAgain::failed(
+            "after the services stopped".into(),
+            "the ledger did not start".into(),
+        ));
+    }
+    let r = reconcile(&evidence);
+    let settled = r
+        .invariants
+        .iter()
+        .find(|i| i.name == InvariantName::BooksSettled)
+        .expect("books_settled");
+    assert_eq!(settled.holds, None);
+    assert!(
+        settled.detail.contains("the ledger did not start"),
+        "{settled:?}"
+    );
 }

@@ -6,6 +6,7 @@
 use super::error::RunError;
 use super::folder::write_json;
 use super::options::RunOptions;
+use super::settle::{self, Settle};
 use super::{converge, resolve, sampler, summarize};
 use crate::client::TransferClient;
 use crate::cpu::{self, CpuReading};
@@ -48,6 +49,8 @@ pub(super) struct Context<'a> {
     pub(super) started_at: SystemTime,
     /// The embedded proxies' connection counts; None through a user's Toxiproxy.
     pub(super) connections: Option<ConnectionCounter>,
+    /// How the books come to rest before they are read again.
+    pub(super) settle: &'a Settle,
 }
 
 /// The profile's service settings on a target (put back afterwards), then the run.
@@ -94,11 +97,16 @@ async fn seed_load_and_check(
         out,
         started_at,
         ref connections,
+        settle,
     } = *cx;
     let seed_mode = target.map_or(SeedMode::Create, |t| t.seed);
     let dumps_readable = endpoints.external.is_some() && endpoints.ledger.is_some();
     if seed_mode == SeedMode::Create && (target.is_none() || dumps_readable) {
-        admin.seed(endpoints, plan).await?;
+        let existing = match options.take_existing_accounts {
+            true => admin.books(endpoints).await?,
+            false => None,
+        };
+        admin.seed(endpoints, plan, existing.as_ref()).await?;
     }
     let before = admin.books(endpoints).await?;
     if let (SeedMode::Reuse, Some((external, ledger))) = (seed_mode, &before) {
@@ -150,6 +158,7 @@ async fn seed_load_and_check(
                 ledger_before,
                 external_after,
                 ledger_after,
+                read_again: None,
             })
         }
         _ => None,
@@ -161,6 +170,16 @@ async fn seed_load_and_check(
         convergence.sagas.as_ref(),
     )
     .await;
+    // Read again once nothing may move money: what moved after the read above is judged.
+    let books = match books {
+        Some(mut books) => {
+            let interrupted = options.interrupt.requested();
+            let again = settle::read_again(settle, admin, endpoints, &books, interrupted).await;
+            books.read_again = Some(again);
+            Some(books)
+        }
+        None => None,
+    };
     let evidence = Evidence {
         books,
         history,

@@ -159,6 +159,8 @@ fn books_of(shards: &[ShardRun]) -> Result<Option<Books>, RunError> {
         ledger_before: before.ledger_before.clone(),
         external_after: after.external_after.clone(),
         ledger_after: after.ledger_after.clone(),
+        // Read again by the shard whose final read is the run's, against that read.
+        read_again: after.read_again.clone(),
     }))
 }
 

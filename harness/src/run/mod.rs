@@ -4,6 +4,7 @@
 //! - `options`: the command line's overrides applied to the profile.
 //! - `sampler`: the money sampled while the load runs.
 //! - `converge`: waiting for every saga to be final after the load.
+//! - `settle`: the books read again once nothing may move money (services stopped, or quiet).
 //! - `resolve`: what became of the answers that promised nothing yet.
 //! - `summarize`: `summary.json` from what the run measured.
 //! - `measure`: the measured part, on a system that is up: settings, seeding, the load under
@@ -20,6 +21,7 @@ mod merge;
 pub mod options;
 mod resolve;
 mod sampler;
+mod settle;
 pub mod summarize;
 
 pub use error::RunError;
@@ -124,7 +126,13 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
         http,
         endpoints: endpoints.clone(),
     };
+    let settle = match (&launched, &target) {
+        (Some(launched), _) => settle::Settle::Stop(launched.clone()),
+        (None, Some(target)) => settle::Settle::Quiet(target.settle()),
+        (None, None) => settle::Settle::Quiet(std::time::Duration::ZERO),
+    };
     let cx = Context {
+        settle: &settle,
         options: &options,
         plan: &plan,
         target: target.as_ref(),

@@ -28,6 +28,10 @@ pub struct RunOptions {
     /// Run a profile on a target even when some of its `service:` settings cannot be
     /// applied there; the summary lists them.
     pub ignore_service_settings: bool,
+    /// Accounts that exist already are taken as they are, and only the missing ones created,
+    /// whatever the target file's `seed` says: a replay or a shrink runs again on a system
+    /// its original run seeded (money is judged from the books read before each run).
+    pub take_existing_accounts: bool,
     /// An existing Toxiproxy server's API (`host:port` or URL) instead of the embedded one.
     pub toxiproxy: Option<String>,
     pub quiet: bool,

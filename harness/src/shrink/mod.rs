@@ -199,7 +199,15 @@ impl Search<'_> {
             options.profile = file;
             options.silent = true;
             options.interrupt = self.interrupt.clone();
-            match run::run(options).await {
+            // A run that could not happen is tried once more (a port taken for a moment, a
+            // read-back late on a busy machine); twice is the candidate's outcome.
+            let mut ran = run::run(options.clone()).await;
+            if ran.is_err() && !self.interrupt.requested() {
+                self.runs += 1;
+                remove(&out);
+                ran = run::run(options).await;
+            }
+            match ran {
                 Ok(run::INTERRUPTED_EXIT) => return Ok((Outcome::Passed { tries: tryno }, None)),
                 Ok(_) => {}
                 Err(e) => return Ok((Outcome::Error(e.to_string()), None)),
@@ -218,8 +226,10 @@ fn remove(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// `harness shrink DIR`: exit 0 with a smaller failing run, 1 when no cut kept the class,
-/// 2 when the run cannot be shrunk.
+/// `harness shrink DIR`: exit 0 with a smaller failing run, 1 when every cut tried ran and
+/// none kept the class, 2 when the run cannot be shrunk or a candidate could not run twice (a cut
+/// that did not run is never taken as passing: the search stops there, keeping the smallest
+/// run found so far).
 pub async fn run(args: ShrinkArgs, interrupt: Interrupt) -> Result<i32, ShrinkError> {
     let budget = parse_budget(&args.budget).map_err(ShrinkError::Budget)?;
     let started = Instant::now();
@@ -294,6 +304,7 @@ pub async fn run(args: ShrinkArgs, interrupt: Interrupt) -> Result<i32, ShrinkEr
                     continue;
                 }
             }
+            let could_not_run = matches!(outcome, Outcome::Error(_));
             let summary = folder
                 .as_ref()
                 .and_then(|f| read_json::<Summary>(&f.join("run"), SUMMARY_FILE).ok());
@@ -313,6 +324,12 @@ pub async fn run(args: ShrinkArgs, interrupt: Interrupt) -> Result<i32, ShrinkEr
                 passed.insert(cut.what.clone());
             }
             steps.push(step);
+            if could_not_run {
+                // What the other cuts would show is unknown too: the system did not take
+                // this one. The search stops and says so; the smallest run so far is kept.
+                stopped = Some(COULD_NOT_RUN);
+                break 'search;
+            }
             if let (Outcome::Failed { .. }, Some(folder), Some(summary)) =
                 (&outcome, folder, summary)
             {
@@ -342,8 +359,16 @@ pub async fn run(args: ShrinkArgs, interrupt: Interrupt) -> Result<i32, ShrinkEr
         stopped,
         runs: search.runs,
     };
-    finish(&out, &report, best.as_ref()).map(|()| i32::from(best.is_none()))
+    finish(&out, &report, best.as_ref())?;
+    Ok(if report.could_not_run().is_some() {
+        2
+    } else {
+        i32::from(best.is_none())
+    })
 }
+
+/// Why a search stopped when a candidate's run could not happen.
+const COULD_NOT_RUN: &str = "stopped: a candidate run could not happen";
 
 /// Writes `shrunk/` and `shrink.md`, and says where.
 fn finish(out: &Path, report: &render::Report<'_>, best: Option<&Best>) -> Result<(), ShrinkError> {

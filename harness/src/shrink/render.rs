@@ -32,12 +32,34 @@ pub struct Minimal<'a> {
     pub run: PathBuf,
 }
 
+impl Report<'_> {
+    /// The first candidate whose run could not happen, and why, if one could not.
+    pub fn could_not_run(&self) -> Option<(usize, &str)> {
+        self.steps
+            .iter()
+            .enumerate()
+            .find_map(|(i, s)| match &s.outcome {
+                Outcome::Error(why) => Some((i + 1, why.as_str())),
+                _ => None,
+            })
+    }
+
+    /// The sentence that says a candidate could not run, when one could not.
+    fn incomplete(&self) -> Option<String> {
+        self.could_not_run().map(|(n, why)| {
+            format!(
+                "step {n} could not run ({why}): the search is incomplete, and a cut that did not run says nothing of the class"
+            )
+        })
+    }
+}
+
 fn outcome(o: &Outcome) -> (String, String) {
     match o {
         Outcome::Failed { tries } => ("kept: still fails".to_owned(), tries.to_string()),
         Outcome::Passed { tries } => ("undone: passes".to_owned(), tries.to_string()),
         Outcome::Invalid(why) => (format!("not run: {why}"), "0".to_owned()),
-        Outcome::Error(why) => (format!("not run: {why}"), "0".to_owned()),
+        Outcome::Error(why) => (format!("could not run: {why}"), "0".to_owned()),
     }
 }
 
@@ -153,12 +175,18 @@ pub fn markdown(report: &Report<'_>, minimal: Option<&Minimal<'_>>) -> String {
                 m.run.display()
             );
         }
+        None if report.could_not_run().is_some() => {
+            let _ = writeln!(md, "\nNo smaller run found before the search stopped.");
+        }
         None => {
             let _ = writeln!(
                 md,
                 "\nNo cut kept the class: the original is the smallest run found."
             );
         }
+    }
+    if let Some(incomplete) = report.incomplete() {
+        let _ = writeln!(md, "\n**Incomplete:** {incomplete}.");
     }
     let _ = writeln!(md, "\n## Steps\n");
     let _ = writeln!(
@@ -224,6 +252,14 @@ pub fn markdown(report: &Report<'_>, minimal: Option<&Minimal<'_>>) -> String {
 
 /// The closing lines printed.
 pub fn closing(report: &Report<'_>, minimal: Option<&Minimal<'_>>, out: &Path) -> String {
+    let mut text = closing_sizes(report, minimal, out);
+    if let Some(incomplete) = report.incomplete() {
+        text = format!("{text}\n  incomplete: {incomplete}");
+    }
+    text
+}
+
+fn closing_sizes(report: &Report<'_>, minimal: Option<&Minimal<'_>>, out: &Path) -> String {
     match minimal {
         Some(_) => {
             let smallest = report
@@ -255,6 +291,13 @@ pub fn closing(report: &Report<'_>, minimal: Option<&Minimal<'_>>, out: &Path) -
                 out.join("shrink.md").display(),
             )
         }
+        None if report.could_not_run().is_some() => format!(
+            "no smaller run of `{}` found before a candidate could not run ({} runs, {:.0} s); see {}",
+            report.class.as_str(),
+            report.runs,
+            report.took.as_secs_f64(),
+            out.join("shrink.md").display()
+        ),
         None => format!(
             "no smaller run keeps `{}` ({} runs, {:.0} s); see {}",
             report.class.as_str(),

@@ -127,25 +127,39 @@ impl AdminClient {
 
     /// Creates the plan's users (`population`): their external accounts with the opening
     /// balance, their ledger accounts at zero, and the links at the coordinator. An
-    /// institution without an address is skipped.
-    pub async fn seed(&self, endpoints: &Endpoints, plan: &RunPlan) -> Result<(), AdminError> {
+    /// institution without an address is skipped. With `existing` (the books read just
+    /// before), an account they already hold is taken as it is, whatever its balance, and
+    /// only the missing ones are created (a replay on a system an earlier run seeded).
+    pub async fn seed(
+        &self,
+        endpoints: &Endpoints,
+        plan: &RunPlan,
+        existing: Option<&(Dump, Dump)>,
+    ) -> Result<(), AdminError> {
+        let missing = |accounts, held: Option<&Dump>| match held {
+            Some(dump) => population::not_in(accounts, dump),
+            None => accounts,
+        };
         if let Some(external) = &endpoints.external {
-            let url = format!("{external}{}", routes::ADMIN_ACCOUNTS);
-            self.post(
-                "seeding external accounts",
-                url,
-                &population::external_accounts(plan),
-            )
-            .await?;
+            let accounts = missing(
+                population::external_accounts(plan),
+                existing.map(|(external, _)| external),
+            );
+            if !accounts.accounts.is_empty() {
+                let url = format!("{external}{}", routes::ADMIN_ACCOUNTS);
+                self.post("seeding external accounts", url, &accounts)
+                    .await?;
+            }
         }
         if let Some(ledger) = &endpoints.ledger {
-            let url = format!("{ledger}{}", routes::ADMIN_ACCOUNTS);
-            self.post(
-                "seeding ledger accounts",
-                url,
-                &population::ledger_accounts(plan),
-            )
-            .await?;
+            let accounts = missing(
+                population::ledger_accounts(plan),
+                existing.map(|(_, ledger)| ledger),
+            );
+            if !accounts.accounts.is_empty() {
+                let url = format!("{ledger}{}", routes::ADMIN_ACCOUNTS);
+                self.post("seeding ledger accounts", url, &accounts).await?;
+            }
         }
         let url = format!("{}{}", endpoints.coordinator, routes::ADMIN_USERS);
         self.post("linking users", url, &population::links(plan))

@@ -8,6 +8,7 @@ use crate::topology::ServiceRole;
 use service::launch::{LaunchError, ServiceProcess};
 use service::settings::Settings;
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
@@ -19,8 +20,6 @@ pub const PARENT_PID_ENV: &str = "BANK_HARNESS_PARENT_PID";
 pub enum SystemError {
     #[error(transparent)]
     Launch(#[from] LaunchError),
-    #[error("cannot find the harness binary to start services: {0}")]
-    SelfExe(std::io::Error),
     #[error("the thread that starts services is gone")]
     Launcher,
     #[error("no start command kept for {0}")]
@@ -115,6 +114,12 @@ fn launcher() -> &'static std::sync::Mutex<std::sync::mpsc::Sender<LaunchJob>> {
     })
 }
 
+/// The executable the harness is running, as the kernel holds it: the file it was started
+/// from even after a build has replaced or removed that path (a `cargo build` during a long
+/// run), so a service killed by a fault starts again from the same code. A child resolves
+/// the link in its own `/proc/self`, which is the harness's image until the exec.
+const RUNNING_EXECUTABLE: &str = "/proc/self/exe";
+
 /// How to start one service: everything but the address it listens on, so that a process
 /// fault can start it again on the same port with the same data files.
 #[derive(Debug, Clone)]
@@ -162,9 +167,14 @@ impl ServiceSpec {
     }
 
     fn spawn_here(&self, listen: &str) -> Result<ServiceProcess, SystemError> {
-        let exe = std::env::current_exe().map_err(SystemError::SelfExe)?;
         let name = self.role.as_str();
-        let mut command = Command::new(exe);
+        let mut command = Command::new(RUNNING_EXECUTABLE);
+        // `ps` shows the harness's own name, not the link's.
+        command.arg0(
+            std::env::args_os()
+                .next()
+                .unwrap_or_else(|| "harness".into()),
+        );
         command
             .args(["serve", name, "--listen", listen])
             .args(&self.args)

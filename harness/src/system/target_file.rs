@@ -38,6 +38,11 @@ pub struct TargetFile {
     /// How long a command may run before it is killed and its fault fails.
     #[serde(default = "default_command_timeout_s")]
     pub command_timeout_s: u32,
+    /// How long after the final read of the books they are read again, with no load and no
+    /// fault, to see that no money moved once every saga was final (a reversal queue still
+    /// working, a retry that wakes late): any difference is `moved_after_final_read`.
+    #[serde(default = "default_settle_s")]
+    pub settle_s: u32,
     /// The coordinator's settings as its owner states them (`deadline_ms: 150`), by the
     /// names a profile's `service.coordinator` uses. The contract has no route to change
     /// them, so a profile's coordinator setting is accepted only when stated here alike.
@@ -75,6 +80,13 @@ impl TargetFile {
 fn default_command_timeout_s() -> u32 {
     30
 }
+
+fn default_settle_s() -> u32 {
+    5
+}
+
+/// The longest `settle_s` a target file may ask for.
+const MAX_SETTLE_S: u32 = 600;
 
 /// The two upstream hops; the gateway hop is always the harness's own.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -203,6 +215,7 @@ impl TargetFile {
             seed: SeedMode::Create,
             commands: RoleCommandSet::default(),
             command_timeout_s: default_command_timeout_s(),
+            settle_s: default_settle_s(),
             coordinator_settings: Map::new(),
             admin_token_env: None,
         }
@@ -230,6 +243,11 @@ impl TargetFile {
 
     pub fn command_timeout(&self) -> Duration {
         Duration::from_secs(u64::from(self.command_timeout_s))
+    }
+
+    /// How long the books are left alone before they are read again.
+    pub fn settle(&self) -> Duration {
+        Duration::from_secs(u64::from(self.settle_s))
     }
 
     /// The rules serde cannot say: `(field, message)` of the first broken one.
@@ -275,6 +293,12 @@ impl TargetFile {
             return Err((
                 "command_timeout_s".into(),
                 "must be between 1 and 600 seconds".into(),
+            ));
+        }
+        if self.settle_s > MAX_SETTLE_S {
+            return Err((
+                "settle_s".into(),
+                format!("must be between 0 and {MAX_SETTLE_S} seconds"),
             ));
         }
         for role in ServiceRole::ALL {
@@ -400,6 +424,11 @@ mod tests {
             (
                 "coordinator: http://127.0.0.1:1\ncommand_timeout_s: 0\n",
                 "command_timeout_s",
+                2,
+            ),
+            (
+                "coordinator: http://127.0.0.1:1\nsettle_s: 601\n",
+                "settle_s",
                 2,
             ),
             ("coordinator: http://127.0.0.1:1\nseed: keep\n", "seed", 2),

@@ -100,14 +100,16 @@ fn every_fault_kind_is_applied_on_time_read_back_healed_and_reported() {
     // requests (errors), and every saga still ended, read from a coordinator started again
     // early in the run and still alive at the end (a child started from a short-lived
     // thread would have died with it: PR_SET_PDEATHSIG follows the thread).
-    for (service, word) in [
-        ("coordinator", "coordinator starting"),
-        ("external", "shutdown signal received"),
+    // The external institution stops three times: the restart fault, the stop after the
+    // run, and once more after it was started again to read its books a second time.
+    for (service, word, times) in [
+        ("coordinator", "coordinator starting", 2),
+        ("external", "shutdown signal received", 3),
     ] {
         let log =
             std::fs::read_to_string(run.out().join(format!("{service}.log"))).expect("service log");
         let starts = log.matches(word).count();
-        assert_eq!(starts, 2, "{service}: {word:?} {starts} times:\n{log}");
+        assert_eq!(starts, times, "{service}: {word:?} {starts} times:\n{log}");
     }
     assert!(summary["requests"]["pending"].as_u64() > Some(0));
     assert!(summary["requests"]["errors"].as_u64() > Some(0));
@@ -207,4 +209,61 @@ fn a_fault_that_does_not_read_back_stops_the_run_with_exit_2() {
         !run.out().join("summary.json").exists(),
         "no verdict from a run that could not run"
     );
+}
+
+/// A build that replaces the harness's executable during a run (`cargo build` beside a long
+/// run) does not change what a process fault starts again: the services come back from the
+/// file the run started with, not from whatever now sits at its path.
+#[test]
+fn a_run_whose_executable_is_replaced_still_restarts_the_services_it_kills() {
+    use std::os::unix::fs::PermissionsExt;
+    let _serial = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = dir.path().join("harness");
+    std::fs::copy(crate::support::HARNESS, &exe).expect("copy the harness");
+    let text = profile(
+        "replaced",
+        300,
+        0,
+        5,
+        "slo:\n  p99_ms: 10000\n  error_budget: 0.5\nfaults:\n  - {kind: kill, target: coordinator, at_s: 2, duration_s: 0.5}\n  - {kind: kill, target: external, at_s: 3.5, duration_s: 0.5}\n",
+    );
+    let path = crate::support::write_profile(dir.path(), &text);
+    let out = dir.path().join("out");
+    let child = std::process::Command::new(&exe)
+        .arg("--profile")
+        .arg(&path)
+        .arg("--out")
+        .arg(&out)
+        .arg("--quiet")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn the copied harness");
+    // The services are up (their pids written) before the load and its first kill.
+    crate::support::service_pids(&out);
+    std::fs::remove_file(&exe).expect("remove the executable");
+    std::fs::write(&exe, "#!/bin/sh\nexit 97\n").expect("a new 'build' at its path");
+    std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let output = child.wait_with_output().expect("the run ends");
+    let printed = format!(
+        "stderr: {}\nstdout: {}",
+        String::from_utf8_lossy(&output.stderr),
+        String::from_utf8_lossy(&output.stdout)
+    );
+    assert_eq!(output.status.code(), Some(0), "{printed}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("summary.json")).expect("summary.json"),
+    )
+    .expect("JSON");
+    let faults = summary["faults"].as_array().expect("faults");
+    assert_eq!(faults.len(), 2, "{faults:?}");
+    for fault in faults {
+        assert!(
+            fault["healed_at_s"].is_number() && fault["error"].is_null(),
+            "{fault}"
+        );
+    }
+    let log = std::fs::read_to_string(out.join("coordinator.log")).expect("coordinator.log");
+    assert_eq!(log.matches("coordinator starting").count(), 2, "{log}");
 }

@@ -2,7 +2,9 @@
 //! `saga` (which must pass it, with no violation at all) and against each known-bad design
 //! (which must fail it, with a class that shows its own bug); and `crash-loop`, which `saga`
 //! survives and a reversal queue held in memory does not; and `disk-full`, which `saga`
-//! survives and a store that answers before its commit does not.
+//! survives and a store that answers before its commit does not; `reversal-backlog`, whose
+//! refused credits a queue reverses after the final read; `shedding`, whose 503s must have
+//! written nothing.
 
 use crate::support::{exclusive, HARNESS};
 use harness::mutants::telltale;
@@ -97,9 +99,78 @@ fn an_answer_before_the_commit_is_caught() {
 }
 
 #[test]
+fn saga_moves_no_money_after_the_final_read() {
+    let (code, summary, printed) = library_run("reversal-backlog", Design::Saga);
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(summary["anomalies"], serde_json::json!({}), "{printed}");
+    let settled = summary["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .find(|i| i["name"] == "books_settled")
+        .expect("books_settled")
+        .clone();
+    assert_eq!(settled["holds"], true, "{settled}");
+    assert!(
+        settled["detail"]
+            .as_str()
+            .is_some_and(|d| d.contains("once the services stopped equal the final read")),
+        "{settled}"
+    );
+    // The trap was set: half the transfers were refused and reversed.
+    assert!(
+        summary["requests"]["failed"].as_u64().unwrap_or(0) > 200,
+        "{}",
+        summary["requests"]
+    );
+}
+
+#[test]
+fn a_reversal_queue_still_working_after_the_final_read_is_caught() {
+    let (code, summary, printed) = library_run("reversal-backlog", Design::VolatileQueue);
+    assert_eq!(code, Some(1), "{printed}");
+    let moved = summary["anomalies"]["moved_after_final_read"]
+        .as_u64()
+        .unwrap_or(0);
+    assert!(moved > 0, "{printed}");
+}
+
+#[test]
+fn saga_sheds_at_the_door() {
+    let (code, summary, printed) = library_run("shedding", Design::Saga);
+    assert_eq!(code, Some(0), "{printed}");
+    assert_eq!(summary["anomalies"], serde_json::json!({}), "{printed}");
+    // The trap was set: requests were shed, some of them on every try.
+    assert!(
+        summary["requests"]["shed"].as_u64().unwrap_or(0) > 100,
+        "{}",
+        summary["requests"]
+    );
+    let contract = summary["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .find(|i| i["name"] == "client_contract")
+        .expect("client_contract")
+        .clone();
+    let only_shed: u64 = contract["detail"]
+        .as_str()
+        .and_then(|d| d.split("; ").nth(1))
+        .and_then(|d| d.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(only_shed > 10, "few requests answered only 503: {contract}");
+}
+
+#[test]
+fn a_shed_decided_after_the_work_is_caught() {
+    caught_by("shedding", Design::LateShed);
+}
+
+#[test]
 fn every_known_bad_design_has_a_test_here() {
     // A new mutant needs a test above and a telltale class.
-    assert_eq!(Design::ALL.len(), 7);
+    assert_eq!(Design::ALL.len(), 8);
     for design in Design::ALL {
         assert_eq!(
             telltale(design).is_empty(),

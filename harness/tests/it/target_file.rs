@@ -424,3 +424,139 @@ service:
         );
     }
 }
+
+/// Impatient users on a coordinator that ignores their keys, with the external hop slow
+/// past the deadline for a while: same-key retries become second transfers.
+const KEY_IGNORED: &str = "name: key-ignored
+seed: 41
+warmup_s: 1
+duration_s: 4
+arrival: {rate_per_s: 60}
+users: {count: 30, opening_balance_cents: 100000000}
+amounts: {min_cents: 100, max_cents: 5000}
+client:
+  timeout_ms: 2000
+  retries: {max: 2, after_ms: 50, key: same, on: [pending, error]}
+slo: {p99_ms: 10000, error_budget: 0.5}
+convergence_window_s: 30
+faults:
+  - {name: slow-external, kind: toxic, target: external, at_s: 1, duration_s: 3, toxic: latency, stream: downstream, attributes: {latency: 300}}
+  - {name: lost-credit-answers, kind: knobs, target: ledger, at_s: 2, duration_s: 1, set: {error_after_rate: 0.2}}
+";
+
+/// A target whose file says `seed: create` still replays and shrinks: its accounts, made by
+/// the original run, are taken as they are (creating them again would be refused). A shrink
+/// whose candidates cannot run says so and exits 2, never "no cut kept the class".
+#[test]
+fn a_target_seeded_by_its_run_replays_and_shrinks_and_a_search_that_cannot_run_exits_2() {
+    let _serial = exclusive();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let (external_port, ledger_port, coordinator_port, external_hop) =
+        (free_port(), free_port(), free_port(), free_port());
+    let _external = ByPidFile(d.join("external.pid"));
+    let _ledger = ByPidFile(d.join("ledger.pid"));
+    let coordinator = ByPidFile(d.join("coordinator.pid"));
+    sh(&serve_command(d, "external", external_port, ""));
+    sh(&serve_command(d, "ledger", ledger_port, ""));
+    sh(&serve_command(
+        d,
+        "coordinator",
+        coordinator_port,
+        &format!(
+            "--design no-idempotency --external-url http://127.0.0.1:{external_hop} --ledger-url http://127.0.0.1:{ledger_port}"
+        ),
+    ));
+    for port in [external_port, ledger_port, coordinator_port] {
+        wait_answering(&format!("http://127.0.0.1:{port}"));
+    }
+    let file = target_file(
+        d,
+        &format!(
+            "coordinator: http://127.0.0.1:{coordinator_port}
+external: http://127.0.0.1:{external_port}
+ledger: http://127.0.0.1:{ledger_port}
+hops:
+  external: {{listen: 127.0.0.1:{external_hop}}}
+seed: create
+settle_s: 1
+"
+        ),
+    );
+    let original = run(KEY_IGNORED, &["--target-file", &file.display().to_string()]);
+    assert_eq!(original.code(), Some(1), "{}", original.printed());
+    let summary = original.summary();
+    let anomalies = summary["anomalies"].as_object().expect("anomalies");
+    assert!(
+        anomalies.contains_key("split_key") || anomalies.contains_key("double_charge"),
+        "the ignored key made second transfers: {anomalies:?}"
+    );
+    let scheduled = summary["requests"]["scheduled"].as_u64().unwrap_or(0);
+
+    // The replay takes the accounts the original run created.
+    let replay = d.join("replay");
+    let replayed = Command::new(HARNESS)
+        .arg("replay")
+        .arg(original.out())
+        .args(["--quiet", "--out"])
+        .arg(&replay)
+        .output()
+        .expect("run harness replay");
+    let said = String::from_utf8_lossy(&replayed.stdout);
+    assert_eq!(replayed.status.code(), Some(0), "{said}{replayed:?}");
+    assert!(said.contains("the same anomaly classes"), "{said}");
+
+    // The shrink runs its candidates on the same system, and finds a smaller run.
+    let shrunk = d.join("shrink");
+    let shrink = Command::new(HARNESS)
+        .args([
+            "shrink", "--tries", "1", "--budget", "60s", "--quiet", "--out",
+        ])
+        .arg(&shrunk)
+        .arg(original.out())
+        .output()
+        .expect("run harness shrink");
+    let printed = String::from_utf8_lossy(&shrink.stdout);
+    let md = std::fs::read_to_string(shrunk.join("shrink.md")).unwrap_or_default();
+    assert_eq!(shrink.status.code(), Some(0), "{printed}{shrink:?}\n{md}");
+    assert!(md.contains("kept: still fails"), "{md}");
+    assert!(!md.contains("could not run"), "{md}");
+    let smallest: Value = serde_json::from_str(
+        &std::fs::read_to_string(shrunk.join("shrunk/run/summary.json")).expect("summary"),
+    )
+    .expect("JSON");
+    let fewer = smallest["requests"]["scheduled"]
+        .as_u64()
+        .unwrap_or(u64::MAX);
+    assert!(fewer < scheduled, "{scheduled} requests shrunk to {fewer}");
+    let class = printed
+        .split('`')
+        .nth(1)
+        .expect("the class kept, as printed");
+    assert!(
+        smallest["anomalies"][class].as_u64() > Some(0),
+        "{class}: {smallest}"
+    );
+
+    // With the coordinator gone, no candidate can run: the search says so and exits 2.
+    drop(coordinator);
+    let stopped = d.join("shrink-stopped");
+    let shrink = Command::new(HARNESS)
+        .args([
+            "shrink", "--tries", "1", "--budget", "60s", "--quiet", "--out",
+        ])
+        .arg(&stopped)
+        .arg(original.out())
+        .output()
+        .expect("run harness shrink");
+    let printed = String::from_utf8_lossy(&shrink.stdout);
+    assert_eq!(shrink.status.code(), Some(2), "{printed}{shrink:?}");
+    assert!(
+        printed.contains("incomplete: step 1 could not run"),
+        "{printed}"
+    );
+    let md = std::fs::read_to_string(stopped.join("shrink.md")).expect("shrink.md");
+    assert!(md.contains("**Incomplete:**"), "{md}");
+    assert!(!md.contains("No cut kept the class"), "{md}");
+    assert!(!stopped.join("shrunk").exists(), "no smaller run was found");
+}

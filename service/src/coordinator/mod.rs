@@ -216,19 +216,16 @@ async fn post_transfer(
     let deadline = Instant::now() + coord.config.deadline;
     let intent = parse_intent(&headers, body)?;
     // Shed before anything is written: a shed request changed nothing and is safe to retry.
-    let Some(permit) = coord.admission.admit() else {
-        coord.counters.inc("transfer", "shed");
-        return Err(ApiError::new(
-            ErrorCode::Overloaded,
-            "too many transfers in flight; retry later",
-        ));
+    let permit = coord.admission.admit();
+    let refusal = match &permit {
+        None => Some("too many transfers in flight; retry later"),
+        Some(_) if coord.store.saturated() => Some("saga log is saturated; retry later"),
+        Some(_) => None,
     };
-    if coord.store.saturated() {
+    let late_shed = mutant::sheds_late(coord.config.design, refusal);
+    if let (Some(why), None) = (refusal, late_shed) {
         coord.counters.inc("transfer", "shed");
-        return Err(ApiError::new(
-            ErrorCode::Overloaded,
-            "saga log is saturated; retry later",
-        ));
+        return Err(ApiError::new(ErrorCode::Overloaded, why));
     }
     let response = match &coord.naive {
         Some(naive) => naive_transfer(&coord, naive, intent, deadline).await,
@@ -238,6 +235,10 @@ async fn post_transfer(
         coord.admission.record(arrived.elapsed());
     }
     drop(permit);
+    if let Some(why) = late_shed {
+        coord.counters.inc("transfer", "shed");
+        return Err(ApiError::new(ErrorCode::Overloaded, why));
+    }
     response
 }
 

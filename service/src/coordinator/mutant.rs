@@ -1,6 +1,6 @@
 //! The single-bug mutants of the saga design, gathered here so each bug is easy to find and
-//! each stays a few lines away from the real code: the switches the saga driver reads, and
-//! the in-memory reversal queue of `volatile-queue`. The store's `ack-before-durable` switch
+//! each stays a few lines away from the real code: the switches the saga driver reads, the
+//! in-memory reversal queue of `volatile-queue`, and when `late-shed` refuses. The store's `ack-before-durable` switch
 //! is `store::Durability::AckBeforeCommit`; `no-tombstone` is the external institution's
 //! `--no-tombstone`. Do not "fix" them: the tests assert that the harness catches each.
 
@@ -31,6 +31,13 @@ impl Mutations {
             timeout_is_failure: design == Design::TimeoutIsFailure,
         }
     }
+}
+
+/// `late-shed`: the refusal a request over the limit is given after it was carried out,
+/// instead of before anything was written (None: the design sheds at the door, or there is
+/// nothing to refuse).
+pub fn sheds_late(design: Design, refusal: Option<&'static str>) -> Option<&'static str> {
+    refusal.filter(|_| design == Design::LateShed)
 }
 
 /// How often the volatile queue's job works off the reversals queued since its last turn.

@@ -41,6 +41,10 @@ crate::named_enum! {
         /// MUTANT: the saga log answers each write at once and commits every 200 ms: a crash
         /// loses what it acknowledged.
         AckBeforeDurable = "ack-before-durable",
+        /// MUTANT: the shedding decision is taken after the transfer: one over the limit is
+        /// carried out anyway, then answered 503 `overloaded`, which promises that nothing
+        /// was written.
+        LateShed = "late-shed",
     }
 }
 
