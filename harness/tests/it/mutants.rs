@@ -19,15 +19,24 @@ fn bait(design: Design) -> (Option<i32>, Value, String) {
 
 /// Runs the library's profile `name` with `design`; returns the exit code and summary.
 fn library_run(name: &str, design: Design) -> (Option<i32>, Value, String) {
-    let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
+    library_run_into(name, design, dir.path())
+}
+
+/// `library_run`, its run folder left in `dir` as `out/`.
+fn library_run_into(
+    name: &str,
+    design: Design,
+    dir: &std::path::Path,
+) -> (Option<i32>, Value, String) {
+    let _serial = exclusive();
     let profile = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../chaos-profiles/{name}.yaml"));
     let output = Command::new(HARNESS)
         .arg("--profile")
         .arg(&profile)
         .args(["--design", design.as_str(), "--quiet", "--out"])
-        .arg(dir.path().join("out"))
+        .arg(dir.join("out"))
         .output()
         .expect("run harness");
     let printed = format!(
@@ -35,7 +44,7 @@ fn library_run(name: &str, design: Design) -> (Option<i32>, Value, String) {
         String::from_utf8_lossy(&output.stderr),
         String::from_utf8_lossy(&output.stdout)
     );
-    let summary = std::fs::read_to_string(dir.path().join("out/summary.json"))
+    let summary = std::fs::read_to_string(dir.join("out/summary.json"))
         .map(|t| serde_json::from_str(&t).expect("summary.json is JSON"))
         .unwrap_or_else(|e| panic!("no summary.json ({e}); {printed}"));
     (output.status.code(), summary, printed)
@@ -127,12 +136,39 @@ fn saga_moves_no_money_after_the_final_read() {
 
 #[test]
 fn a_reversal_queue_still_working_after_the_final_read_is_caught() {
-    let (code, summary, printed) = library_run("reversal-backlog", Design::VolatileQueue);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (code, summary, printed) =
+        library_run_into("reversal-backlog", Design::VolatileQueue, dir.path());
     assert_eq!(code, Some(1), "{printed}");
     let moved = summary["anomalies"]["moved_after_final_read"]
         .as_u64()
         .unwrap_or(0);
     assert!(moved > 0, "{printed}");
+    // The folder holds the second read: `harness reconcile` finds the same transfers.
+    let out = dir.path().join("out");
+    let reconciliation = |out: &std::path::Path| -> Vec<Value> {
+        let text = std::fs::read_to_string(out.join("reconciliation.json")).expect("read");
+        let r: Value = serde_json::from_str(&text).expect("JSON");
+        r["violations"]
+            .as_array()
+            .expect("violations")
+            .iter()
+            .filter(|v| v["class"] == "moved_after_final_read")
+            .cloned()
+            .collect()
+    };
+    let before = reconciliation(&out);
+    assert!(
+        before.iter().all(|v| v["transfer_id"].is_string()),
+        "each names its transfer: {before:?}"
+    );
+    let again = Command::new(HARNESS)
+        .arg("reconcile")
+        .arg(&out)
+        .output()
+        .expect("run harness reconcile");
+    assert_eq!(again.status.code(), Some(1), "{again:?}");
+    assert_eq!(reconciliation(&out), before);
 }
 
 #[test]
