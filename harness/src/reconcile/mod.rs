@@ -63,6 +63,20 @@ pub struct Violation {
 }
 
 impl Violation {
+    /// A violation of `class` that names no transfer (a sample, a balance), with `detail`.
+    pub fn of_run(class: ViolationClass, detail: String) -> Self {
+        Violation {
+            invariant: class.invariant(),
+            class,
+            transfer_id: None,
+            key: None,
+            related: Vec::new(),
+            external_net_debit_cents: 0,
+            ledger_net_credit_cents: 0,
+            detail,
+        }
+    }
+
     /// A violation of `class` by transfer `id`, with its effects.
     pub fn of_transfer(class: ViolationClass, id: &str, fx: &Effects, detail: String) -> Self {
         Violation {

@@ -226,20 +226,14 @@ pub fn books_settled(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
         })
         .collect();
     if !unexplained.is_empty() {
-        found.push(Violation {
-            invariant: name,
-            class: ViolationClass::MovedAfterFinalRead,
-            transfer_id: None,
-            key: None,
-            related: Vec::new(),
-            external_net_debit_cents: 0,
-            ledger_net_credit_cents: 0,
-            detail: format!(
+        found.push(Violation::of_run(
+            ViolationClass::MovedAfterFinalRead,
+            format!(
                 "{}: balances changed with no entry to show for it: {}",
                 again.when,
                 unexplained.join(", ")
             ),
-        });
+        ));
     }
     let detail = if again.external.is_empty() && again.ledger.is_empty() {
         format!("the books read again {} equal the final read", again.when)

@@ -169,25 +169,21 @@ pub fn sampled_bounds(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     }
     let found: Vec<Violation> = breaches
         .into_iter()
-        .map(|b| Violation {
-            invariant: b.class.invariant(),
-            class: b.class,
-            transfer_id: None,
-            key: None,
-            related: Vec::new(),
-            external_net_debit_cents: 0,
-            ledger_net_credit_cents: 0,
-            detail: format!(
-                "first at {:.1} s ({}), {} samples in all; first: {}",
-                b.first_at_s,
-                if b.faults.is_empty() {
-                    "no fault active".to_owned()
-                } else {
-                    format!("faults active: {}", b.faults.join(", "))
-                },
-                b.samples,
-                b.worst
-            ),
+        .map(|b| {
+            Violation::of_run(
+                b.class,
+                format!(
+                    "first at {:.1} s ({}), {} samples in all; first: {}",
+                    b.first_at_s,
+                    if b.faults.is_empty() {
+                        "no fault active".to_owned()
+                    } else {
+                        format!("faults active: {}", b.faults.join(", "))
+                    },
+                    b.samples,
+                    b.worst
+                ),
+            )
         })
         .collect();
     let detail = format!(

@@ -507,15 +507,18 @@ settle_s: 1
     assert!(said.contains("the same anomaly classes"), "{said}");
 
     // The shrink runs its candidates on the same system, and finds a smaller run.
+    let shrink_into = |out: &Path| {
+        Command::new(HARNESS)
+            .args([
+                "shrink", "--tries", "1", "--budget", "60s", "--quiet", "--out",
+            ])
+            .arg(out)
+            .arg(original.out())
+            .output()
+            .expect("run harness shrink")
+    };
     let shrunk = d.join("shrink");
-    let shrink = Command::new(HARNESS)
-        .args([
-            "shrink", "--tries", "1", "--budget", "60s", "--quiet", "--out",
-        ])
-        .arg(&shrunk)
-        .arg(original.out())
-        .output()
-        .expect("run harness shrink");
+    let shrink = shrink_into(&shrunk);
     let printed = String::from_utf8_lossy(&shrink.stdout);
     let md = std::fs::read_to_string(shrunk.join("shrink.md")).unwrap_or_default();
     assert_eq!(shrink.status.code(), Some(0), "{printed}{shrink:?}\n{md}");
@@ -541,14 +544,7 @@ settle_s: 1
     // With the coordinator gone, no candidate can run: the search says so and exits 2.
     drop(coordinator);
     let stopped = d.join("shrink-stopped");
-    let shrink = Command::new(HARNESS)
-        .args([
-            "shrink", "--tries", "1", "--budget", "60s", "--quiet", "--out",
-        ])
-        .arg(&stopped)
-        .arg(original.out())
-        .output()
-        .expect("run harness shrink");
+    let shrink = shrink_into(&stopped);
     let printed = String::from_utf8_lossy(&shrink.stdout);
     assert_eq!(shrink.status.code(), Some(2), "{printed}{shrink:?}");
     assert!(
