@@ -9,7 +9,11 @@
 //! generator's back.
 
 use crate::history::Outcome;
+use crate::mapping::outcome::MappedOutcome;
+use crate::mapping::template::{decimal, var, Vars};
+use crate::mapping::CompiledApi;
 use service::contract::{routes, ErrorBody, TransferRequest, TransferView};
+use std::sync::Arc;
 use service::http_client::HttpClient;
 use service::keep_alive::Failure;
 use std::time::Duration;
@@ -24,10 +28,15 @@ pub mod kind {
     pub const HTTP_5XX: &str = "http_5xx";
     pub const UNEXPECTED_ANSWER: &str = "unexpected_answer";
     pub const UNSERIALIZABLE_REQUEST: &str = "unserializable_request";
+    /// An answer of a mapped API that no `api.outcome` rule matches.
+    pub const UNMAPPED: &str = "unmapped";
 
     /// Whether an error of this kind leaves the request's fate unknown.
     pub fn indeterminate(kind: &str) -> bool {
-        matches!(kind, TRANSPORT | TIMEOUT | HTTP_5XX | UNEXPECTED_ANSWER)
+        matches!(
+            kind,
+            TRANSPORT | TIMEOUT | HTTP_5XX | UNEXPECTED_ANSWER | UNMAPPED
+        )
     }
 }
 
@@ -49,7 +58,12 @@ pub struct TransferClient {
     path: String,
     /// The `Idempotency-Key` header's name (checked once).
     key_header: http::HeaderName,
+    /// The system's own API, when it does not speak the contract.
+    api: Option<Arc<CompiledApi>>,
 }
+
+/// How much of an unmapped answer's body its record keeps, as an example.
+const UNMAPPED_EXAMPLE_BYTES: usize = 160;
 
 impl TransferClient {
     /// A client for the coordinator at `coordinator`: over `http2_connections` HTTP/2
@@ -65,11 +79,28 @@ impl TransferClient {
             path: http.path(routes::TRANSFERS),
             http,
             key_header: http::HeaderName::from_bytes(routes::IDEMPOTENCY_KEY_HEADER.as_bytes())?,
+            api: None,
         })
     }
 
-    /// Sends `POST /transfers` with `request` under idempotency key `key`.
-    pub async fn send(&self, key: &str, request: &TransferRequest, timeout: Duration) -> Answer {
+    /// The same client speaking the system's own API instead of the contract.
+    pub fn through(mut self, api: Option<Arc<CompiledApi>>) -> TransferClient {
+        self.api = api;
+        self
+    }
+
+    /// Asks for the transfer `request` under idempotency key `key`, the `request_n`-th of the
+    /// schedule: `POST /transfers`, or the mapped API's `submit`.
+    pub async fn send(
+        &self,
+        key: &str,
+        request: &TransferRequest,
+        request_n: u64,
+        timeout: Duration,
+    ) -> Answer {
+        if let Some(api) = &self.api {
+            return self.send_mapped(api, key, request, request_n, timeout).await;
+        }
         let body = match serde_json::to_vec(request) {
             Ok(body) => body,
             Err(_) => return Answer::failed(kind::UNSERIALIZABLE_REQUEST),
@@ -86,6 +117,82 @@ impl TransferClient {
             Ok(Err(Failure::Transport)) => Answer::failed(kind::TRANSPORT),
             Err(_) => Answer::failed(kind::TIMEOUT),
         }
+    }
+}
+
+impl TransferClient {
+    async fn send_mapped(
+        &self,
+        api: &CompiledApi,
+        key: &str,
+        request: &TransferRequest,
+        request_n: u64,
+        timeout: Duration,
+    ) -> Answer {
+        let vars = submission_vars(api, key, request, request_n);
+        let Ok(rendered) = api.submit.render(&vars) else {
+            return Answer::failed(kind::UNSERIALIZABLE_REQUEST);
+        };
+        let path = self.http.path(&rendered.path);
+        let body = rendered.body.unwrap_or_default();
+        let exchange = self
+            .http
+            .send(&rendered.method, &path, &rendered.headers, body.into());
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(Ok(reply)) => sort_mapped(api, reply.status, &reply.body),
+            Ok(Err(Failure::Connect)) => Answer::failed(kind::CONNECT),
+            Ok(Err(Failure::Transport)) => Answer::failed(kind::TRANSPORT),
+            Err(_) => Answer::failed(kind::TIMEOUT),
+        }
+    }
+}
+
+/// The variables of a submission.
+pub fn submission_vars(
+    api: &CompiledApi,
+    key: &str,
+    request: &TransferRequest,
+    request_n: u64,
+) -> Vars {
+    let cents = request.amount_cents.balance().map_or(0, |a| a.get());
+    Vars::default()
+        .with(var::USER_ID, request.user_id.as_str())
+        .with(var::EXTERNAL_ACCOUNT_ID, request.external_account_id.as_str())
+        .with(var::AMOUNT_CENTS, cents)
+        .with(var::AMOUNT, decimal(cents, api.currency_exponent))
+        .with(var::CURRENCY, api.currency.as_str())
+        .with(var::IDEMPOTENCY_KEY, key)
+        .with(var::REQUEST_N, request_n)
+}
+
+/// Sorts an answer of the mapped API by its rules. An answer no rule matches is an error of
+/// kind `unmapped`, with the start of its body kept as an example; it is never a success.
+fn sort_mapped(api: &CompiledApi, status: u16, body: &[u8]) -> Answer {
+    let sorted = api.submit_rules.sort(status, body);
+    let (outcome, error_kind, reason) = match sorted.outcome {
+        Some(MappedOutcome::Succeeded) => (Outcome::Completed, None, None),
+        Some(MappedOutcome::Failed) => (Outcome::Failed, None, None),
+        Some(MappedOutcome::Pending) => (Outcome::Pending, None, None),
+        Some(MappedOutcome::Shed) => (Outcome::Shed, None, None),
+        Some(MappedOutcome::Rejected | MappedOutcome::NotFound) => {
+            (Outcome::Error, Some(format!("http_{status}")), None)
+        }
+        None => {
+            let end = body.len().min(UNMAPPED_EXAMPLE_BYTES);
+            let example = String::from_utf8_lossy(&body[..end]).into_owned();
+            (
+                Outcome::Error,
+                Some(kind::UNMAPPED.to_owned()),
+                Some(format!("{status} {example}")),
+            )
+        }
+    };
+    Answer {
+        outcome,
+        http_status: Some(status),
+        error_kind,
+        transfer_id: sorted.transfer_id,
+        reason,
     }
 }
 
@@ -210,7 +317,7 @@ mod tests {
         let client = TransferClient::new(&url, 2, 100).expect("client");
         let sends = (0..20).map(|n| {
             let (client, request) = (client.clone(), request.clone());
-            async move { client.send(&format!("k-{n}"), &request, timeout).await }
+            async move { client.send(&format!("k-{n}"), &request, n, timeout).await }
         });
         for answer in futures_util::future::join_all(sends).await {
             assert_eq!(answer.outcome, Outcome::Completed, "{answer:?}");
@@ -221,7 +328,7 @@ mod tests {
         );
         // Over HTTP/1.1 the same server gives no answer the contract knows.
         let http1 = TransferClient::new(&url, 0, 100).expect("client");
-        let answer = http1.send("k-1", &request, timeout).await;
+        let answer = http1.send("k-1", &request, 1, timeout).await;
         assert_eq!(answer.outcome, Outcome::Error, "{answer:?}");
     }
 

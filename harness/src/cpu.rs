@@ -224,6 +224,8 @@ mod tests {
             gateway: base.clone(),
             external: Some(base.clone()),
             ledger: Some(base),
+            books: Default::default(),
+            api: None,
         };
         let http = reqwest::Client::builder()
             .no_proxy()

@@ -21,6 +21,7 @@ pub mod faults;
 pub mod history;
 pub mod interrupt;
 pub mod loadgen;
+pub mod mapping;
 pub mod mutants;
 pub mod phases;
 pub mod population;

@@ -89,7 +89,7 @@ impl Context {
         let answer = self
             .config
             .client
-            .send(&job.key, &request, self.config.timeout)
+            .send(&job.key, &request, job.op.index, self.config.timeout)
             .await;
         Done {
             job,

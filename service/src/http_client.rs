@@ -46,9 +46,20 @@ impl HttpClient {
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Reply, Failure> {
+        self.send(&http::Method::POST, path, headers, body).await
+    }
+
+    /// `method path`, as [`HttpClient::post`] does it.
+    pub async fn send(
+        &self,
+        method: &http::Method,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Reply, Failure> {
         match self {
-            HttpClient::Http1(client) => client.post(path, headers, body).await,
-            HttpClient::Http2(client) => client.post(path, headers, body).await,
+            HttpClient::Http1(client) => client.send(method, path, headers, body).await,
+            HttpClient::Http2(client) => client.send(method, path, headers, body).await,
         }
     }
 }

@@ -103,7 +103,8 @@ impl Origin {
 
 /// `POST uri` with `body` as JSON (no body and no content type when `body` is empty) and
 /// `headers` besides.
-pub(crate) fn post_request<U>(
+pub(crate) fn build_request<U>(
+    method: &http::Method,
     uri: U,
     headers: &[(HeaderName, HeaderValue)],
     body: Bytes,
@@ -113,7 +114,9 @@ where
     <http::Uri as TryFrom<U>>::Error: Into<http::Error>,
 {
     let with_body = !body.is_empty();
-    let mut request = http::Request::post(uri)
+    let mut request = http::Request::builder()
+        .method(method.clone())
+        .uri(uri)
         .body(Full::new(body))
         .map_err(|_| Failure::Transport)?;
     let request_headers = request.headers_mut();
@@ -211,17 +214,28 @@ impl KeepAliveClient {
         }
     }
 
-    /// `POST path` (a full path: see [`KeepAliveClient::path`]) with `body` as JSON (no
-    /// body and no content type when `body` is empty) and `headers` besides. Dropping the
-    /// future drops its connection.
+    /// `POST path`: see [`KeepAliveClient::send`].
     pub async fn post(
         &self,
         path: &str,
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
     ) -> Result<Reply, Failure> {
+        self.send(&http::Method::POST, path, headers, body).await
+    }
+
+    /// `method path` (a full path: see [`KeepAliveClient::path`]) with `body` as JSON (no
+    /// body and no content type when `body` is empty) and `headers` besides. Dropping the
+    /// future drops its connection.
+    pub async fn send(
+        &self,
+        method: &http::Method,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Reply, Failure> {
         let mut sender = self.connection().await?;
-        let mut request = post_request(path, headers, body)?;
+        let mut request = build_request(method, path, headers, body)?;
         request.headers_mut().insert(HOST, self.origin.host.clone());
         let response = sender
             .send_request(request)

@@ -17,7 +17,7 @@
 //! Like [`KeepAliveClient`](crate::keep_alive::KeepAliveClient), nothing happens behind the
 //! caller's back: one call is one request, never resent.
 
-use crate::keep_alive::{post_request, read_body, Failure, Origin, Reply};
+use crate::keep_alive::{build_request, read_body, Failure, Origin, Reply};
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 use http_body_util::Full;
@@ -157,11 +157,22 @@ impl MultiplexClient {
         Ok(connection)
     }
 
-    /// `POST path` (a full path: see [`MultiplexClient::path`]) with `body` as JSON (no
-    /// body and no content type when `body` is empty) and `headers` besides. Dropping the
-    /// future cancels the call and retires its connection.
+    /// `POST path`: see [`MultiplexClient::send`].
     pub async fn post(
         &self,
+        path: &str,
+        headers: &[(HeaderName, HeaderValue)],
+        body: Bytes,
+    ) -> Result<Reply, Failure> {
+        self.send(&http::Method::POST, path, headers, body).await
+    }
+
+    /// `method path` (a full path: see [`MultiplexClient::path`]) with `body` as JSON (no
+    /// body and no content type when `body` is empty) and `headers` besides. Dropping the
+    /// future cancels the call and retires its connection.
+    pub async fn send(
+        &self,
+        method: &http::Method,
         path: &str,
         headers: &[(HeaderName, HeaderValue)],
         body: Bytes,
@@ -183,7 +194,7 @@ impl MultiplexClient {
             .build()
             .map_err(|_| Failure::Transport)?;
         let response = sender
-            .send_request(post_request(uri, headers, body)?)
+            .send_request(build_request(method, uri, headers, body)?)
             .await
             .map_err(|_| Failure::Transport)?;
         let status = response.status().as_u16();

@@ -7,9 +7,10 @@ use super::resolve::indeterminate;
 use crate::history::HistoryRecord;
 use crate::reconcile::{Convergence, PolledTransfers};
 use crate::system::admin::AdminClient;
+use crate::system::lookup::TransferLookup;
 use futures_util::stream::{self, StreamExt};
 use service::contract::ClientStatus;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
 /// How often the saga log (or the open transfers) is read while waiting.
@@ -25,10 +26,11 @@ fn elapsed_ms(started: Instant) -> u64 {
 /// a saga log, the transfers of `history` whose end the client did not see.
 pub async fn converge(
     admin: &AdminClient,
-    coordinator: &str,
+    lookup: &TransferLookup,
     window: Duration,
     history: &[HistoryRecord],
 ) -> Convergence {
+    let coordinator = lookup.coordinator.as_str();
     let started = Instant::now();
     let mut last = None;
     loop {
@@ -45,7 +47,7 @@ pub async fn converge(
                 }
                 last = Some(dump);
             }
-            Ok(None) => return poll_transfers(admin, coordinator, window, started, history).await,
+            Ok(None) => return poll_transfers(lookup, window, started, history).await,
             // A coordinator started again by a fault may still be recovering: keep asking
             // until the window closes; never read at all means convergence is unknown.
             Err(err) => tracing::debug!(%err, "saga log not readable yet"),
@@ -65,16 +67,20 @@ pub async fn converge(
     }
 }
 
-/// The transfer ids whose end the client did not see, and how many such operations had no
-/// id to ask about (neither their own answer nor another answer of their key gave one).
-fn transfers_to_follow(history: &[HistoryRecord]) -> (BTreeSet<String>, u64) {
+/// The transfers whose end the client did not see, each once with the operation that asked
+/// for it and its id when an answer gave one (by id, or by key when the lookup goes by key),
+/// and how many such operations could not be asked about (no id, and no lookup by key).
+pub fn transfers_to_follow<'a>(
+    history: &'a [HistoryRecord],
+    by_key: bool,
+) -> (Vec<(&'a HistoryRecord, Option<&'a str>)>, u64) {
     let mut id_of_key: HashMap<(&str, &str), &str> = HashMap::new();
     for r in history {
         if let Some(id) = &r.transfer_id {
             id_of_key.entry((&r.user_id, &r.key)).or_insert(id);
         }
     }
-    let mut ids = BTreeSet::new();
+    let mut follow: BTreeMap<(bool, &str, &str), (&HistoryRecord, Option<&str>)> = BTreeMap::new();
     let mut without_id = 0;
     for record in history.iter().filter(|r| indeterminate(r)) {
         let key = (record.user_id.as_str(), record.key.as_str());
@@ -84,39 +90,45 @@ fn transfers_to_follow(history: &[HistoryRecord]) -> (BTreeSet<String>, u64) {
             .or(id_of_key.get(&key).copied())
         {
             Some(id) => {
-                ids.insert(id.to_owned());
+                follow.entry((true, id, "")).or_insert((record, Some(id)));
+            }
+            None if by_key => {
+                follow.entry((false, key.0, key.1)).or_insert((record, None));
             }
             None => without_id += 1,
         }
     }
-    (ids, without_id)
+    (follow.into_values().collect(), without_id)
 }
 
 /// Asks `GET /transfers/{id}` for every transfer not known final until all are, or until
 /// `window` (counted from `started`) has passed.
 async fn poll_transfers(
-    admin: &AdminClient,
-    coordinator: &str,
+    lookup: &TransferLookup,
     window: Duration,
     started: Instant,
     history: &[HistoryRecord],
 ) -> Convergence {
-    let (ids, without_id) = transfers_to_follow(history);
-    let asked = ids.len() as u64;
-    let mut open: Vec<String> = ids.into_iter().collect();
+    let (follow, without_id) = transfers_to_follow(history, lookup.by_key());
+    let asked = follow.len() as u64;
+    let mut pending = follow;
     loop {
-        let still: Vec<Option<String>> = stream::iter(open)
-            .map(|id| async move {
+        let still: Vec<Option<(&HistoryRecord, Option<&str>)>> = stream::iter(pending)
+            .map(|(record, id)| async move {
                 let finished = matches!(
-                    admin.transfer(coordinator, &id).await,
-                    Ok(Some(view)) if view.status != ClientStatus::Pending
+                    lookup.look(record, id).await,
+                    Ok(Some(looked)) if looked.status != ClientStatus::Pending
                 );
-                (!finished).then_some(id)
+                (!finished).then_some((record, id))
             })
             .buffer_unordered(CONCURRENT_LOOKUPS)
             .collect()
             .await;
-        open = still.into_iter().flatten().collect();
+        pending = still.into_iter().flatten().collect();
+        let mut open: Vec<String> = pending
+            .iter()
+            .map(|(record, id)| id.map_or_else(|| format!("key {}", record.key), str::to_owned))
+            .collect();
         open.sort_unstable();
         let converged = open.is_empty();
         if converged || started.elapsed() > window {

@@ -9,6 +9,7 @@ use super::options::RunOptions;
 use super::settle::{self, Settle};
 use super::{converge, resolve, sampler, summarize};
 use crate::client::TransferClient;
+use crate::system::lookup::TransferLookup;
 use crate::cpu::{self, CpuReading};
 use crate::faults::{FaultControl, FaultRecord, Timeline};
 use crate::history::{self, HistoryWriter};
@@ -100,7 +101,7 @@ async fn seed_load_and_check(
         settle,
     } = *cx;
     let seed_mode = target.map_or(SeedMode::Create, |t| t.seed);
-    let dumps_readable = endpoints.external.is_some() && endpoints.ledger.is_some();
+    let dumps_readable = endpoints.books_readable();
     if seed_mode == SeedMode::Create && (target.is_none() || dumps_readable) {
         let existing = match options.take_existing_accounts {
             true => admin.books(endpoints).await?,
@@ -148,7 +149,8 @@ async fn seed_load_and_check(
     } else {
         plan.convergence_window
     };
-    let convergence = converge::converge(admin, &endpoints.coordinator, window, &history).await;
+    let lookup = TransferLookup::new(admin, endpoints);
+    let convergence = converge::converge(admin, &lookup, window, &history).await;
     let after = admin.books(endpoints).await?;
     admin.save_metrics(endpoints, out).await;
     let books = match (before, after) {
@@ -164,8 +166,7 @@ async fn seed_load_and_check(
         _ => None,
     };
     let resolutions = resolve::resolve(
-        admin,
-        &endpoints.coordinator,
+        &lookup,
         &history,
         convergence.sagas.as_ref(),
     )
@@ -277,7 +278,8 @@ async fn load_under_faults(
             plan.client_http2_connections as usize,
             plan.client_max_in_flight as usize,
         )
-        .map_err(RunError::Gateway)?,
+        .map_err(RunError::Gateway)?
+        .through(endpoints.api.clone()),
         start,
         warmup: plan.warmup,
         timeout: plan.client_timeout,

@@ -8,13 +8,20 @@ use crate::history::{HistoryRecord, Outcome};
 use crate::reconcile::ids::Numbering;
 use crate::reconcile::requests::Requests;
 use crate::reconcile::Resolution;
-use crate::system::admin::AdminClient;
+use crate::system::lookup::{Looked, TransferLookup};
 use futures_util::stream::{self, StreamExt};
-use service::contract::{ClientStatus, SagaDump};
+use service::contract::SagaDump;
 use std::collections::HashMap;
 
 /// Transfers asked about at once.
 const CONCURRENT_LOOKUPS: usize = 32;
+
+/// How one transfer is asked about: by the id an answer gave, or by the user's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Ask<'a> {
+    Id(&'a str),
+    Key(&'a str, &'a str),
+}
 
 /// Whether an operation's answer left its fate unknown.
 pub fn indeterminate(record: &HistoryRecord) -> bool {
@@ -30,8 +37,7 @@ pub fn indeterminate(record: &HistoryRecord) -> bool {
 
 /// What became of each indeterminate operation of `history`.
 pub async fn resolve(
-    admin: &AdminClient,
-    coordinator: &str,
+    lookup: &TransferLookup,
     history: &[HistoryRecord],
     sagas: Option<&SagaDump>,
 ) -> Vec<Resolution> {
@@ -49,14 +55,26 @@ pub async fn resolve(
             (r, id)
         })
         .collect();
-    let mut ids: Vec<&str> = pending.iter().filter_map(|(_, id)| *id).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    // Each transfer asked about once: retries of one key share it.
-    let answers: HashMap<&str, Option<Option<ClientStatus>>> = stream::iter(ids)
-        .map(|id| async move {
-            let answer = admin.transfer(coordinator, id).await;
-            (id, answer.ok().map(|view| view.map(|v| v.status)))
+    // Each transfer asked about once: retries of one key share it. Without an id, a lookup
+    // by key asks by the key.
+    let by_key = lookup.by_key();
+    let mut asks: Vec<(Ask, &HistoryRecord, Option<&str>)> = pending
+        .iter()
+        .filter_map(|(record, id)| {
+            let ask = match id {
+                Some(id) => Ask::Id(id),
+                None if by_key => Ask::Key(&record.user_id, &record.key),
+                None => return None,
+            };
+            Some((ask, *record, *id))
+        })
+        .collect();
+    asks.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    asks.dedup_by(|a, b| a.0 == b.0);
+    let answers: HashMap<Ask, Option<Option<Looked>>> = stream::iter(asks)
+        .map(|(ask, record, id)| async move {
+            let answer = lookup.look(record, id).await;
+            (ask, answer.ok())
         })
         .buffer_unordered(CONCURRENT_LOOKUPS)
         .collect()
@@ -64,15 +82,22 @@ pub async fn resolve(
     pending
         .into_iter()
         .map(|(record, id)| {
-            let answer = id.and_then(|id| answers.get(id).copied().flatten());
+            let ask = match id {
+                Some(id) => Ask::Id(id),
+                None => Ask::Key(&record.user_id, &record.key),
+            };
+            let answer = answers.get(&ask).cloned().flatten();
+            let looked = answer.clone().flatten();
             Resolution {
                 op: record.op,
                 attempt: record.attempt,
                 outcome: record.outcome,
                 user_id: record.user_id.clone(),
                 key: record.key.clone(),
-                transfer_id: id.map(str::to_owned),
-                final_status: answer.flatten(),
+                transfer_id: id
+                    .map(str::to_owned)
+                    .or_else(|| looked.as_ref().and_then(|l| l.transfer_id.clone())),
+                final_status: looked.map(|l| l.status),
                 asked: answer.is_some(),
             }
         })

@@ -31,6 +31,10 @@ pub async fn sample(
     else {
         return Vec::new();
     };
+    // Totals are the contract's (`/admin/totals`); books read another way are not sampled.
+    if !endpoints.institutions_native() {
+        return Vec::new();
+    }
     let mut samples = Vec::new();
     let mut next = start;
     while next < until {

@@ -2,8 +2,11 @@
 //! `docs/contract.md` and never through the hops' proxies (faults never touch the
 //! evidence): health, seeding, both institutions' dumps, the saga log, and `/metrics`.
 
-use super::Endpoints;
+use super::{books, Endpoints};
+use crate::mapping::template::{decimal, var, Rendered, Vars};
+use crate::mapping::CompiledApi;
 use crate::population;
+use futures_util::stream::StreamExt;
 use crate::profile::plan::RunPlan;
 use crate::topology::ServiceRole;
 use serde::de::DeserializeOwned;
@@ -29,10 +32,17 @@ pub enum AdminError {
     },
     #[error("{url} did not answer 200 within {waited:?}")]
     NotHealthy { url: String, waited: Duration },
+    #[error("reading the {role} books: {message}")]
+    Books { role: &'static str, message: String },
+    #[error("creating user {user}: {message}")]
+    CreateUser { user: String, message: String },
 }
 
 /// How long an admin call may take: a dump of a long run is large.
 const ADMIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Users created at once through a mapped API.
+const USER_CREATIONS_AT_ONCE: usize = 16;
 
 /// How long a sampling read may take before the sample is skipped.
 const SAMPLE_TIMEOUT: Duration = Duration::from_secs(1);
@@ -100,6 +110,30 @@ impl AdminClient {
             .map_err(|source| AdminError::Transport { what, url, source })
     }
 
+    /// Sends a request of the mapped API to the service at `base`: its status and body.
+    pub async fn exchange(
+        &self,
+        base: &str,
+        rendered: Rendered,
+    ) -> Result<(u16, bytes::Bytes), reqwest::Error> {
+        let url = format!("{base}{}", rendered.path);
+        let mut request = self
+            .http
+            .request(rendered.method, &url)
+            .timeout(ADMIN_TIMEOUT);
+        for (name, value) in rendered.headers {
+            request = request.header(name, value);
+        }
+        if let Some(body) = rendered.body {
+            request = request
+                .header(reqwest::header::CONTENT_TYPE, "application/json")
+                .body(body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.bytes().await?))
+    }
+
     /// Polls `{base}/healthz` until it answers 200, for at most `limit`.
     pub async fn wait_healthy(&self, base: &str, limit: Duration) -> Result<(), AdminError> {
         let url = format!("{base}{}", routes::HEALTHZ);
@@ -140,7 +174,8 @@ impl AdminClient {
             Some(dump) => population::not_in(accounts, dump),
             None => accounts,
         };
-        if let Some(external) = &endpoints.external {
+        let native = |role| endpoints.books.of(role).is_none();
+        if let Some(external) = endpoints.external.as_ref().filter(|_| native(ServiceRole::External)) {
             let accounts = missing(
                 population::external_accounts(plan),
                 existing.map(|(external, _)| external),
@@ -151,7 +186,7 @@ impl AdminClient {
                     .await?;
             }
         }
-        if let Some(ledger) = &endpoints.ledger {
+        if let Some(ledger) = endpoints.ledger.as_ref().filter(|_| native(ServiceRole::Ledger)) {
             let accounts = missing(
                 population::ledger_accounts(plan),
                 existing.map(|(_, ledger)| ledger),
@@ -161,9 +196,59 @@ impl AdminClient {
                 self.post("seeding ledger accounts", url, &accounts).await?;
             }
         }
-        let url = format!("{}{}", endpoints.coordinator, routes::ADMIN_USERS);
-        self.post("linking users", url, &population::links(plan))
-            .await
+        match &endpoints.api {
+            None => {
+                let url = format!("{}{}", endpoints.coordinator, routes::ADMIN_USERS);
+                self.post("linking users", url, &population::links(plan))
+                    .await
+            }
+            Some(api) => self.create_users(&endpoints.coordinator, api, plan).await,
+        }
+    }
+
+    /// The plan's users created through the mapped API's `users.create`, when it has one: a
+    /// 2xx creates, a 409 finds the user there already.
+    async fn create_users(
+        &self,
+        coordinator: &str,
+        api: &CompiledApi,
+        plan: &RunPlan,
+    ) -> Result<(), AdminError> {
+        let Some(template) = &api.create_user else {
+            return Ok(());
+        };
+        let requests = population::users_of(plan).map(|n| {
+            let user = population::user_id(n);
+            let cents = plan.opening_balance.get();
+            let vars = Vars::default()
+                .with(var::USER_ID, user.as_str())
+                .with(var::EXTERNAL_ACCOUNT_ID, population::account_id(n))
+                .with(var::OPENING_BALANCE_CENTS, cents)
+                .with(var::OPENING_BALANCE, decimal(cents, api.currency_exponent))
+                .with(var::CURRENCY, api.currency.as_str());
+            async move {
+                let failed = |message: String| AdminError::CreateUser {
+                    user: user.clone(),
+                    message,
+                };
+                let rendered = template.render(&vars).map_err(failed)?;
+                let path = rendered.path.clone();
+                let (status, body) = self
+                    .exchange(coordinator, rendered)
+                    .await
+                    .map_err(|e| failed(e.to_string()))?;
+                if (200..300).contains(&status) || status == 409 {
+                    return Ok(());
+                }
+                let body = String::from_utf8_lossy(&body);
+                Err(failed(format!("{path} answered {status}: {body}")))
+            }
+        });
+        let results: Vec<Result<(), AdminError>> = futures_util::stream::iter(requests)
+            .buffer_unordered(USER_CREATIONS_AT_ONCE)
+            .collect()
+            .await;
+        results.into_iter().collect()
     }
 
     pub async fn dump(&self, base: &str) -> Result<Dump, AdminError> {
@@ -279,12 +364,25 @@ impl AdminClient {
     /// Both institutions' books, the ledger read first: every credit seen then has its debit
     /// already applied. None when an institution has no address.
     pub async fn books(&self, endpoints: &Endpoints) -> Result<Option<(Dump, Dump)>, AdminError> {
-        let (Some(external), Some(ledger)) = (&endpoints.external, &endpoints.ledger) else {
+        if !endpoints.books_readable() {
             return Ok(None);
-        };
-        let ledger = self.dump(ledger).await?;
-        let external = self.dump(external).await?;
+        }
+        let ledger = self.book(endpoints, ServiceRole::Ledger).await?;
+        let external = self.book(endpoints, ServiceRole::External).await?;
         Ok(Some((external, ledger)))
+    }
+
+    /// One institution's books: from its `books:` source, else its `/admin/dump`.
+    async fn book(&self, endpoints: &Endpoints, role: ServiceRole) -> Result<Dump, AdminError> {
+        let unreadable = |message: String| AdminError::Books {
+            role: role.as_str(),
+            message,
+        };
+        match (endpoints.books.of(role), endpoints.of(role)) {
+            (Some(source), _) => books::read(source, role, &self.http).await.map_err(unreadable),
+            (None, Some(base)) => self.dump(base).await,
+            (None, None) => Err(unreadable("no URL and no books: source".into())),
+        }
     }
 
     /// Saves each service's `/metrics` (Prometheus text: operations by outcome, the store's

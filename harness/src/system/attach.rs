@@ -102,6 +102,8 @@ pub fn endpoints(target: &TargetFile, hops: &Hops) -> Endpoints {
         gateway: hops.gateway_url(),
         external: target.external.clone(),
         ledger: target.ledger.clone(),
+        books: super::books::BookSources::from(&target.books),
+        api: target.compiled_api().map(std::sync::Arc::new),
     }
 }
 

@@ -7,9 +7,11 @@
 
 pub mod admin;
 pub mod attach;
+pub mod books;
 pub mod hops;
 pub mod knobs;
 pub mod launch;
+pub mod lookup;
 pub mod target_file;
 pub mod target_settings;
 
@@ -30,10 +32,31 @@ pub struct Endpoints {
     pub gateway: String,
     pub external: Option<String>,
     pub ledger: Option<String>,
+    /// Where each institution's books are read when not from its `/admin/dump`.
+    #[serde(skip)]
+    pub books: books::BookSources,
+    /// The coordinator's own API, for a system that does not speak the contract.
+    #[serde(skip)]
+    pub api: Option<std::sync::Arc<crate::mapping::CompiledApi>>,
 }
 
 impl Endpoints {
     /// The service's own address (not its hop's).
+    /// Whether both institutions' books can be read (from a dump or a `books:` source).
+    pub fn books_readable(&self) -> bool {
+        [ServiceRole::External, ServiceRole::Ledger]
+            .into_iter()
+            .all(|role| self.of(role).is_some() || self.books.of(role).is_some())
+    }
+
+    /// Whether both institutions answer the contract's admin routes (`/admin/totals`,
+    /// `/admin/accounts`): each has a URL and no `books:` source of its own.
+    pub fn institutions_native(&self) -> bool {
+        [ServiceRole::External, ServiceRole::Ledger]
+            .into_iter()
+            .all(|role| self.of(role).is_some() && self.books.of(role).is_none())
+    }
+
     pub fn of(&self, role: ServiceRole) -> Option<&str> {
         match role {
             ServiceRole::Coordinator => Some(&self.coordinator),
@@ -69,6 +92,8 @@ impl LaunchedSystem {
             gateway: self.hops.gateway_url(),
             external: Some(self.launched.external.url.clone()),
             ledger: Some(self.launched.ledger.url.clone()),
+            books: books::BookSources::default(),
+            api: None,
         }
     }
 }

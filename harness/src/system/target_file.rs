@@ -5,6 +5,8 @@
 //! `--target URL` (with `--external-url`, `--ledger-url`) is the same thing with no hops,
 //! no commands and the users created.
 
+use crate::mapping::books::BooksSpec;
+use crate::mapping::{ApiMapping, CompiledApi};
 use crate::profile::{locate, ProfileError};
 use crate::topology::Hop;
 use crate::topology::ServiceRole;
@@ -53,9 +55,24 @@ pub struct TargetFile {
     /// is never written in the file, the run folder or the reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin_token_env: Option<String>,
+    /// The coordinator's own API, for a system that does not speak `docs/contract.md`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api: Option<ApiMapping>,
+    /// Where each institution's books are read when it has no `/admin/dump`.
+    #[serde(default, skip_serializing_if = "is_default")]
+    pub books: BooksSpec,
+}
+
+fn is_default<T: Default + PartialEq>(value: &T) -> bool {
+    *value == T::default()
 }
 
 impl TargetFile {
+    /// The `api:` section compiled (checked when the file was read), when there is one.
+    pub fn compiled_api(&self) -> Option<CompiledApi> {
+        self.api.as_ref().and_then(|api| api.compile().ok())
+    }
+
     /// The headers every request of a run to this system carries: its admin token, read
     /// from the environment variable the file names (marked sensitive, so no log shows it).
     pub fn admin_headers(
@@ -218,6 +235,8 @@ impl TargetFile {
             settle_s: default_settle_s(),
             coordinator_settings: Map::new(),
             admin_token_env: None,
+            api: None,
+            books: BooksSpec::default(),
         }
     }
 
@@ -318,6 +337,10 @@ impl TargetFile {
                 }
             }
         }
+        if let Some(api) = &self.api {
+            api.compile()?;
+        }
+        self.books.validate()?;
         Ok(())
     }
 }
