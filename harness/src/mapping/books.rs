@@ -19,12 +19,32 @@ pub struct BooksSpec {
     pub ledger: Option<BookSource>,
 }
 
-/// One institution's books.
+/// One institution's books: `http:` or `sql:`, exactly one of them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case", deny_unknown_fields)]
-pub enum BookSource {
-    Http(HttpBooks),
-    Sql(SqlBooks),
+#[serde(deny_unknown_fields)]
+pub struct BookSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpBooks>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sql: Option<SqlBooks>,
+}
+
+/// Where one institution's books are read.
+#[derive(Debug, Clone, Copy)]
+pub enum BookRead<'a> {
+    Http(&'a HttpBooks),
+    Sql(&'a SqlBooks),
+}
+
+impl BookSource {
+    /// The source (checked when the file was read to be exactly one).
+    pub fn read(&self) -> Option<BookRead<'_>> {
+        match (&self.http, &self.sql) {
+            (Some(http), None) => Some(BookRead::Http(http)),
+            (None, Some(sql)) => Some(BookRead::Sql(sql)),
+            _ => None,
+        }
+    }
 }
 
 /// Books read from one HTTP answer (`GET url`).
@@ -71,10 +91,13 @@ impl BooksSpec {
     pub fn validate(&self) -> Result<(), FieldError> {
         for (name, source) in [("external", &self.external), ("ledger", &self.ledger)] {
             let field = format!("books.{name}");
-            match source {
+            match source.as_ref().map(|s| (s, s.read())) {
                 None => {}
-                Some(BookSource::Http(http)) => http.validate(&format!("{field}.http"))?,
-                Some(BookSource::Sql(sql)) => sql.validate(&format!("{field}.sql"))?,
+                Some((_, Some(BookRead::Http(http)))) => http.validate(&format!("{field}.http"))?,
+                Some((_, Some(BookRead::Sql(sql)))) => sql.validate(&format!("{field}.sql"))?,
+                Some((_, None)) => {
+                    return err(field, "give exactly one of http: and sql:");
+                }
             }
         }
         Ok(())

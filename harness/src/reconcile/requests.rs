@@ -3,6 +3,7 @@
 //! logical request (a user's idempotency key: the scheduled request and its retries with
 //! that key) with every transfer id it became.
 
+use super::evidence::Resolution;
 use super::ids::{Numbering, Slot};
 use crate::history::HistoryRecord;
 use service::contract::{Saga, SagaDump};
@@ -129,7 +130,7 @@ impl<'a> Requests<'a> {
         sagas: Option<&'a SagaDump>,
         ids: &mut Numbering<&'a str>,
     ) -> Requests<'a> {
-        Requests::with_keys(history, sagas, ids, KeySlots::of(history, sagas))
+        Requests::with_keys(history, sagas, &[], ids, KeySlots::of(history, sagas))
     }
 
     /// Indexes the history and the saga log whose keys are numbered in `keys`, numbering
@@ -137,6 +138,7 @@ impl<'a> Requests<'a> {
     pub fn with_keys(
         history: &'a [HistoryRecord],
         sagas: Option<&'a SagaDump>,
+        looked_up: &'a [Resolution],
         ids: &mut Numbering<&'a str>,
         keys: KeySlots,
     ) -> Requests<'a> {
@@ -174,6 +176,17 @@ impl<'a> Requests<'a> {
                 by_key[key as usize].note(slot);
                 ask(&mut by_id, slot, history.len() + i);
             }
+        });
+        // A lookup after the run ties a transfer to its request by the key too, for a system
+        // that keeps no saga log (a mapped API's status lookup by key).
+        let looked = looked_up.iter().filter_map(|r| {
+            let id = r.transfer_id.as_deref()?;
+            let key = keys.find(&(r.user_id.as_str(), r.key.as_str()))?;
+            Some((id, id, key))
+        });
+        ids.number_with(looked, |slot, key| {
+            by_key[key as usize].note(slot);
+            ask(&mut by_id, slot, keys.value(key) as usize);
         });
         by_id.resize(ids.len(), NO_SOURCE);
         Requests {

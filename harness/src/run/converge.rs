@@ -115,10 +115,13 @@ async fn poll_transfers(
     loop {
         let still: Vec<Option<(&HistoryRecord, Option<&str>)>> = stream::iter(pending)
             .map(|(record, id)| async move {
-                let finished = matches!(
-                    lookup.look(record, id).await,
-                    Ok(Some(looked)) if looked.status != ClientStatus::Pending
-                );
+                // Looked up by key, a transfer the system does not know never arrived: the
+                // request left nothing to wait for.
+                let finished = match lookup.look(record, id).await {
+                    Ok(Some(looked)) => looked.status != ClientStatus::Pending,
+                    Ok(None) => id.is_none(),
+                    Err(_) => false,
+                };
                 (!finished).then_some((record, id))
             })
             .buffer_unordered(CONCURRENT_LOOKUPS)

@@ -10,6 +10,7 @@ use crate::reconcile::Sample;
 use crate::stats::LiveStats;
 use crate::system::admin::AdminClient;
 use crate::system::Endpoints;
+use crate::topology::ServiceRole;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -27,12 +28,7 @@ pub async fn sample(
     until: Instant,
     interrupt: Interrupt,
 ) -> Vec<Sample> {
-    let (Some(external), Some(ledger)) = (endpoints.external.clone(), endpoints.ledger.clone())
-    else {
-        return Vec::new();
-    };
-    // Totals are the contract's (`/admin/totals`); books read another way are not sampled.
-    if !endpoints.institutions_native() {
+    if !endpoints.books_readable() {
         return Vec::new();
     }
     let mut samples = Vec::new();
@@ -44,9 +40,13 @@ pub async fn sample(
         }
         next += SAMPLE_EVERY;
         let before = admin.in_flight(&endpoints.coordinator).await.ok().flatten();
-        let (Ok(ledger_totals), Ok(external_totals)) =
-            (admin.totals(&ledger).await, admin.totals(&external).await)
-        else {
+        let ledger_totals = admin
+            .institution_totals(&endpoints, ServiceRole::Ledger)
+            .await;
+        let external_totals = admin
+            .institution_totals(&endpoints, ServiceRole::External)
+            .await;
+        let (Ok(ledger_totals), Ok(external_totals)) = (ledger_totals, external_totals) else {
             continue;
         };
         let after = admin.in_flight(&endpoints.coordinator).await.ok().flatten();

@@ -288,6 +288,28 @@ impl AdminClient {
             })
     }
 
+    /// The totals of institution `role`, for sampling: its `/admin/totals`, or its `books:`
+    /// source's balances.
+    pub async fn institution_totals(
+        &self,
+        endpoints: &Endpoints,
+        role: ServiceRole,
+    ) -> Result<Totals, AdminError> {
+        match (endpoints.books.of(role), endpoints.of(role)) {
+            (Some(source), _) => books::totals(source, role, &self.http, SAMPLE_TIMEOUT)
+                .await
+                .map_err(|message| AdminError::Books {
+                    role: role.as_str(),
+                    message,
+                }),
+            (None, Some(base)) => self.totals(base).await,
+            (None, None) => Err(AdminError::Books {
+                role: role.as_str(),
+                message: "no URL and no books: source".into(),
+            }),
+        }
+    }
+
     /// `GET url` read as `T`; None when the service answers 404 (it does not know the thing,
     /// or has no such route).
     async fn get_optional<T: DeserializeOwned>(

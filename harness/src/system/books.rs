@@ -12,10 +12,10 @@
 //! read (the queries order them), and each one's balance after it is worked back from the
 //! account's balance.
 
-use crate::mapping::books::{BookSource, BooksSpec, HttpBooks, SqlBooks};
+use crate::mapping::books::{BookRead, BookSource, BooksSpec, HttpBooks, SqlBooks};
 use crate::topology::ServiceRole;
 use serde_json::Value;
-use service::contract::{AccountBalance, Dump, Entry, EntryKind};
+use service::contract::{AccountBalance, Dump, Entry, EntryKind, Totals};
 use service::money::AmountCents;
 use sqlx::{AssertSqlSafe, Connection, Row};
 use std::collections::HashMap;
@@ -55,14 +55,68 @@ impl BookSources {
 /// Reads one institution's books from `source`.
 pub async fn read(source: &BookSource, role: ServiceRole, http: &reqwest::Client) -> Result<Dump, String> {
     let read = async {
-        match source {
-            BookSource::Sql(sql) => read_sql(sql, role).await,
-            BookSource::Http(spec) => read_http(spec, role, http).await,
+        match source.read() {
+            Some(BookRead::Sql(sql)) => read_sql(sql, role).await,
+            Some(BookRead::Http(spec)) => read_http(spec, role, http).await,
+            None => Err("give exactly one of http: and sql:".to_owned()),
         }
     };
     tokio::time::timeout(READ_TIMEOUT, read)
         .await
         .map_err(|_| format!("the {} books were not read within {READ_TIMEOUT:?}", role.as_str()))?
+}
+
+/// One institution's totals from `source`, for sampling during the load: the balances
+/// alone (`balances` is one query, so one snapshot), within `limit`.
+pub async fn totals(
+    source: &BookSource,
+    role: ServiceRole,
+    http: &reqwest::Client,
+    limit: Duration,
+) -> Result<Totals, String> {
+    let read = async {
+        let balances = match source.read() {
+            Some(BookRead::Sql(sql)) => {
+                let mut connection = connect(sql).await?;
+                let rows = sqlx::query(AssertSqlSafe(sql.balances.clone()))
+                    .fetch_all(&mut connection)
+                    .await
+                    .map_err(|e| format!("the balances query failed: {e}"))?;
+                let _ = connection.close().await;
+                rows.iter()
+                    .map(|row| integer(row, 1, "balances"))
+                    .collect::<Result<Vec<i64>, String>>()?
+            }
+            Some(BookRead::Http(spec)) => {
+                let dump = read_http(spec, role, http).await?;
+                dump.accounts
+                    .iter()
+                    .map(|a| i64::try_from(a.balance_cents.get()).unwrap_or(i64::MAX))
+                    .collect()
+            }
+            None => return Err("give exactly one of http: and sql:".to_owned()),
+        };
+        let total: i128 = balances.iter().map(|b| i128::from(*b)).sum();
+        Ok(Totals {
+            accounts: balances.len() as u64,
+            total_cents: u64::try_from(total.max(0)).unwrap_or(u64::MAX),
+            lowest_balance_cents: balances.iter().copied().min().unwrap_or(0),
+        })
+    };
+    tokio::time::timeout(limit, read)
+        .await
+        .map_err(|_| format!("the {} totals were not read within {limit:?}", role.as_str()))?
+}
+
+/// A connection to the books' database, the password taken from its variable.
+async fn connect(sql: &SqlBooks) -> Result<sqlx::AnyConnection, String> {
+    static DRIVERS: Once = Once::new();
+    DRIVERS.call_once(sqlx::any::install_default_drivers);
+    let dsn = dsn_with_password(sql)?;
+    // The error of a failed connection never shows the DSN (it may hold the password).
+    sqlx::AnyConnection::connect(&dsn)
+        .await
+        .map_err(|e| format!("connecting to {}: {}", sql.engine(), scrub(&e.to_string(), &dsn)))
 }
 
 /// The DSN with the password from its variable, when the file names one.
@@ -89,13 +143,7 @@ fn snapshot_begin(engine: &str) -> &'static str {
 }
 
 async fn read_sql(sql: &SqlBooks, role: ServiceRole) -> Result<Dump, String> {
-    static DRIVERS: Once = Once::new();
-    DRIVERS.call_once(sqlx::any::install_default_drivers);
-    let dsn = dsn_with_password(sql)?;
-    // The error of a failed connection never shows the DSN (it may hold the password).
-    let mut connection = sqlx::AnyConnection::connect(&dsn)
-        .await
-        .map_err(|e| format!("connecting to {}: {}", sql.engine(), scrub(&e.to_string(), &dsn)))?;
+    let mut connection = connect(sql).await?;
     sqlx::raw_sql(snapshot_begin(sql.engine()))
         .execute(&mut connection)
         .await

@@ -49,14 +49,6 @@ impl Endpoints {
             .all(|role| self.of(role).is_some() || self.books.of(role).is_some())
     }
 
-    /// Whether both institutions answer the contract's admin routes (`/admin/totals`,
-    /// `/admin/accounts`): each has a URL and no `books:` source of its own.
-    pub fn institutions_native(&self) -> bool {
-        [ServiceRole::External, ServiceRole::Ledger]
-            .into_iter()
-            .all(|role| self.of(role).is_some() && self.books.of(role).is_none())
-    }
-
     pub fn of(&self, role: ServiceRole) -> Option<&str> {
         match role {
             ServiceRole::Coordinator => Some(&self.coordinator),
