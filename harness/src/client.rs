@@ -13,9 +13,9 @@ use crate::mapping::outcome::MappedOutcome;
 use crate::mapping::template::{decimal, var, Vars};
 use crate::mapping::CompiledApi;
 use service::contract::{routes, ErrorBody, TransferRequest, TransferView};
-use std::sync::Arc;
 use service::http_client::HttpClient;
 use service::keep_alive::Failure;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The `error_kind` of an attempt with no usable answer. A connection refused means the
@@ -99,7 +99,9 @@ impl TransferClient {
         timeout: Duration,
     ) -> Answer {
         if let Some(api) = &self.api {
-            return self.send_mapped(api, key, request, request_n, timeout).await;
+            return self
+                .send_mapped(api, key, request, request_n, timeout)
+                .await;
         }
         let body = match serde_json::to_vec(request) {
             Ok(body) => body,
@@ -157,7 +159,10 @@ pub fn submission_vars(
     let cents = request.amount_cents.balance().map_or(0, |a| a.get());
     Vars::default()
         .with(var::USER_ID, request.user_id.as_str())
-        .with(var::EXTERNAL_ACCOUNT_ID, request.external_account_id.as_str())
+        .with(
+            var::EXTERNAL_ACCOUNT_ID,
+            request.external_account_id.as_str(),
+        )
         .with(var::AMOUNT_CENTS, cents)
         .with(var::AMOUNT, decimal(cents, api.currency_exponent))
         .with(var::CURRENCY, api.currency.as_str())

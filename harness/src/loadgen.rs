@@ -181,7 +181,7 @@ impl Context {
             RetryKey::Same => true,
             RetryKey::New => false,
             // Half the requests (the even-numbered) retry with their key, half with a new one.
-            RetryKey::Mixed => done.job.op.index % 2 == 0,
+            RetryKey::Mixed => done.job.op.index.is_multiple_of(2),
         };
         let key = match same_key {
             true => done.job.key,

@@ -107,7 +107,10 @@ impl BooksSpec {
 impl HttpBooks {
     fn validate(&self, field: &str) -> Result<(), FieldError> {
         if !self.url.starts_with("http://") {
-            return err(format!("{field}.url"), format!("`{}` is not an http:// URL", self.url));
+            return err(
+                format!("{field}.url"),
+                format!("`{}` is not an http:// URL", self.url),
+            );
         }
         for (name, pointer) in [
             ("accounts", &self.accounts),
@@ -137,17 +140,30 @@ impl SqlBooks {
     fn validate(&self, field: &str) -> Result<(), FieldError> {
         let dsn_field = format!("{field}.dsn");
         let Some((scheme, rest)) = self.dsn.split_once(':') else {
-            return err(dsn_field, "not a DSN (like postgres://bank@127.0.0.1:5432/ledger)");
+            return err(
+                dsn_field,
+                "not a DSN (like postgres://bank@127.0.0.1:5432/ledger)",
+            );
         };
         if !SQL_SCHEMES.contains(&scheme) {
             return err(
                 dsn_field,
-                format!("`{scheme}` is not an engine the books are read from: {}", SQL_SCHEMES.join(", ")),
+                format!(
+                    "`{scheme}` is not an engine the books are read from: {}",
+                    SQL_SCHEMES.join(", ")
+                ),
             );
         }
         if scheme != "sqlite" {
-            let authority = rest.trim_start_matches("//").split('/').next().unwrap_or("");
-            if authority.rsplit_once('@').is_some_and(|(user, _)| user.contains(':')) {
+            let authority = rest
+                .trim_start_matches("//")
+                .split('/')
+                .next()
+                .unwrap_or("");
+            if authority
+                .rsplit_once('@')
+                .is_some_and(|(user, _)| user.contains(':'))
+            {
                 return err(
                     dsn_field,
                     "holds a password: name the variable that holds it in password_env instead",
@@ -156,7 +172,10 @@ impl SqlBooks {
         }
         if let Some(name) = &self.password_env {
             if name.is_empty() || name.contains('=') {
-                return err(format!("{field}.password_env"), "is not an environment variable's name");
+                return err(
+                    format!("{field}.password_env"),
+                    "is not an environment variable's name",
+                );
             }
         }
         for (name, query) in [("balances", &self.balances), ("entries", &self.entries)] {

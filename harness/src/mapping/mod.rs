@@ -164,7 +164,8 @@ impl ApiMapping {
                     Some(p) => (Some(p.as_str()), "api.status.transfer_id"),
                     None => (self.transfer_id.as_deref(), "api.transfer_id"),
                 };
-                let rules = Rules::compile("api.status.outcome", &spec.outcome, pointer, field, true)?;
+                let rules =
+                    Rules::compile("api.status.outcome", &spec.outcome, pointer, field, true)?;
                 if !rules.decides(MappedOutcome::Succeeded) {
                     return err(
                         "api.status.outcome".into(),

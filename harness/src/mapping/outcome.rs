@@ -120,7 +120,9 @@ pub fn check_pointer(field: &str, pointer: &str) -> Result<(), FieldError> {
         if c == '~' && !matches!(chars.next(), Some('0' | '1')) {
             return err(
                 field.to_owned(),
-                format!("`{pointer}` is not a JSON Pointer: `~` is written `~0`, `/` in a name `~1`"),
+                format!(
+                    "`{pointer}` is not a JSON Pointer: `~` is written `~0`, `/` in a name `~1`"
+                ),
             );
         }
     }
@@ -146,26 +148,38 @@ impl Rules {
             let statuses = match &rule.status {
                 StatusMatch::One(s) => Statuses::Listed(vec![*s]),
                 StatusMatch::Many(list) if !list.is_empty() => Statuses::Listed(list.clone()),
-                StatusMatch::Many(_) => return err(format!("{at}.status"), "an empty list matches nothing"),
+                StatusMatch::Many(_) => {
+                    return err(format!("{at}.status"), "an empty list matches nothing")
+                }
                 StatusMatch::Class(class) => match class.as_bytes() {
-                    [d @ b'1'..=b'5', b'x' | b'X', b'x' | b'X'] => Statuses::Class(u16::from(d - b'0')),
+                    [d @ b'1'..=b'5', b'x' | b'X', b'x' | b'X'] => {
+                        Statuses::Class(u16::from(d - b'0'))
+                    }
                     _ => {
                         return err(
                             format!("{at}.status"),
-                            format!("`{class}` is not a status, a list of them or a class like 4xx"),
+                            format!(
+                                "`{class}` is not a status, a list of them or a class like 4xx"
+                            ),
                         )
                     }
                 },
             };
             if let Statuses::Listed(list) = &statuses {
                 if let Some(bad) = list.iter().find(|s| !(100..=599).contains(*s)) {
-                    return err(format!("{at}.status"), format!("{bad} is not an HTTP status"));
+                    return err(
+                        format!("{at}.status"),
+                        format!("{bad} is not an HTTP status"),
+                    );
                 }
             }
             if let Some(pointer) = &rule.pointer {
                 check_pointer(&format!("{at}.pointer"), pointer)?;
             } else if rule.equals.is_some() {
-                return err(format!("{at}.equals"), "needs a pointer: the value it is compared with");
+                return err(
+                    format!("{at}.equals"),
+                    "needs a pointer: the value it is compared with",
+                );
             }
             if rule.outcome == MappedOutcome::NotFound && !lookup {
                 return err(
@@ -258,13 +272,25 @@ mod tests {
         )
         .expect("compiles");
         let body = br#"{"payment": {"id": "pay_1", "state": "declined"}}"#;
-        assert_eq!(sorted.sort(201, body).outcome, Some(MappedOutcome::Succeeded));
+        assert_eq!(
+            sorted.sort(201, body).outcome,
+            Some(MappedOutcome::Succeeded)
+        );
         assert_eq!(sorted.sort(201, body).transfer_id.as_deref(), Some("pay_1"));
         assert_eq!(sorted.sort(202, body).outcome, Some(MappedOutcome::Failed));
         let processing = br#"{"payment": {"id": 17, "state": "processing"}}"#;
-        assert_eq!(sorted.sort(202, processing).outcome, Some(MappedOutcome::Pending));
-        assert_eq!(sorted.sort(202, processing).transfer_id.as_deref(), Some("17"));
-        assert_eq!(sorted.sort(400, b"not json").outcome, Some(MappedOutcome::Rejected));
+        assert_eq!(
+            sorted.sort(202, processing).outcome,
+            Some(MappedOutcome::Pending)
+        );
+        assert_eq!(
+            sorted.sort(202, processing).transfer_id.as_deref(),
+            Some("17")
+        );
+        assert_eq!(
+            sorted.sort(400, b"not json").outcome,
+            Some(MappedOutcome::Rejected)
+        );
         // A pointer with nothing behind it does not match: 422 with no code is unmapped.
         assert_eq!(sorted.sort(422, b"{}").outcome, None);
         assert_eq!(sorted.sort(503, b"").outcome, Some(MappedOutcome::Shed));
@@ -274,15 +300,47 @@ mod tests {
     #[test]
     fn bad_rules_and_pointers_name_their_field() {
         let cases = [
-            ("- {status: 201, pointer: payment/id, outcome: succeeded}\n", None, "api.outcome[0].pointer"),
-            ("- {status: 201, pointer: /a~2b, outcome: succeeded}\n", None, "api.outcome[0].pointer"),
-            ("- {status: 201, outcome: succeeded}\n- {status: 6xx, outcome: failed}\n", None, "api.outcome[1].status"),
-            ("- {status: 700, outcome: failed}\n", None, "api.outcome[0].status"),
-            ("- {status: [], outcome: failed}\n", None, "api.outcome[0].status"),
-            ("- {status: 201, equals: x, outcome: failed}\n", None, "api.outcome[0].equals"),
-            ("- {status: 404, outcome: not_found}\n", None, "api.outcome[0].outcome"),
+            (
+                "- {status: 201, pointer: payment/id, outcome: succeeded}\n",
+                None,
+                "api.outcome[0].pointer",
+            ),
+            (
+                "- {status: 201, pointer: /a~2b, outcome: succeeded}\n",
+                None,
+                "api.outcome[0].pointer",
+            ),
+            (
+                "- {status: 201, outcome: succeeded}\n- {status: 6xx, outcome: failed}\n",
+                None,
+                "api.outcome[1].status",
+            ),
+            (
+                "- {status: 700, outcome: failed}\n",
+                None,
+                "api.outcome[0].status",
+            ),
+            (
+                "- {status: [], outcome: failed}\n",
+                None,
+                "api.outcome[0].status",
+            ),
+            (
+                "- {status: 201, equals: x, outcome: failed}\n",
+                None,
+                "api.outcome[0].equals",
+            ),
+            (
+                "- {status: 404, outcome: not_found}\n",
+                None,
+                "api.outcome[0].outcome",
+            ),
             ("[]\n", None, "api.outcome"),
-            ("- {status: 201, outcome: succeeded}\n", Some("id"), "api.transfer_id"),
+            (
+                "- {status: 201, outcome: succeeded}\n",
+                Some("id"),
+                "api.transfer_id",
+            ),
         ];
         for (yaml, id, field) in cases {
             let error = rules(yaml, id).expect_err(yaml);

@@ -5,8 +5,8 @@
 //! is one placeholder alone takes its variable's JSON type; text with no placeholder is sent
 //! as written; rendering never goes through the engine for either.
 
-use crate::profile::locate::{err, FieldError};
 use super::RequestSpec;
+use crate::profile::locate::{err, FieldError};
 use serde_json::Value;
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -177,7 +177,12 @@ impl Compiler<'_> {
         let name = field.clone();
         self.env
             .add_template_owned(name.clone(), source.to_owned())
-            .or_else(|e| err(field.clone(), format!("not a template: {}", e.detail().unwrap_or(&e.to_string()))))?;
+            .or_else(|e| {
+                err(
+                    field.clone(),
+                    format!("not a template: {}", e.detail().unwrap_or(&e.to_string())),
+                )
+            })?;
         let template = self
             .env
             .get_template(&name)
@@ -258,19 +263,31 @@ impl RequestTemplate {
         };
         let method_text = spec.method.as_deref().unwrap_or(default_method);
         let method = http::Method::from_bytes(method_text.to_ascii_uppercase().as_bytes())
-            .or_else(|_| err(format!("{field}.method"), format!("`{method_text}` is not an HTTP method")))?;
+            .or_else(|_| {
+                err(
+                    format!("{field}.method"),
+                    format!("`{method_text}` is not an HTTP method"),
+                )
+            })?;
         if !spec.path.starts_with('/') {
             return err(
                 format!("{field}.path"),
-                format!("`{}` does not start with / (it is a path under the coordinator's URL)", spec.path),
+                format!(
+                    "`{}` does not start with / (it is a path under the coordinator's URL)",
+                    spec.path
+                ),
             );
         }
         let path = compiler.text(format!("{field}.path"), &spec.path)?;
         let mut headers = Vec::with_capacity(spec.headers.len());
         for (name, value) in &spec.headers {
             let header_field = format!("{field}.headers.{name}");
-            let header = http::HeaderName::from_bytes(name.as_bytes())
-                .or_else(|_| err(header_field.clone(), format!("`{name}` is not a header name")))?;
+            let header = http::HeaderName::from_bytes(name.as_bytes()).or_else(|_| {
+                err(
+                    header_field.clone(),
+                    format!("`{name}` is not a header name"),
+                )
+            })?;
             headers.push((header, compiler.text(header_field, value)?));
         }
         let body = match &spec.body {
@@ -335,7 +352,9 @@ impl RequestTemplate {
     pub fn render(&self, vars: &Vars) -> Result<Rendered, String> {
         let path = self.render_text(&self.path, vars)?;
         if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
-            return Err(format!("the path renders as `{path}`, not a path and query"));
+            return Err(format!(
+                "the path renders as `{path}`, not a path and query"
+            ));
         }
         let mut headers = Vec::with_capacity(self.headers.len());
         for (name, text) in &self.headers {
@@ -427,7 +446,11 @@ mod tests {
         )
         .expect_err("amout");
         assert_eq!(unknown.0, "api.submit.body.amount");
-        assert!(unknown.1.contains("unknown variable `amout`"), "{}", unknown.1);
+        assert!(
+            unknown.1.contains("unknown variable `amout`"),
+            "{}",
+            unknown.1
+        );
         // transfer_id is a status lookup's, not a submission's.
         let out_of_scope = RequestTemplate::compile(
             "api.submit",
@@ -445,11 +468,17 @@ mod tests {
         )
         .expect_err("unclosed");
         assert_eq!(broken.0, "api.submit.headers.K");
-        let method = RequestTemplate::compile("api.submit", &spec("method: 'PO ST'\npath: /p\n"), "POST", Scope::Submit)
-            .expect_err("method");
+        let method = RequestTemplate::compile(
+            "api.submit",
+            &spec("method: 'PO ST'\npath: /p\n"),
+            "POST",
+            Scope::Submit,
+        )
+        .expect_err("method");
         assert_eq!(method.0, "api.submit.method");
-        let path = RequestTemplate::compile("api.submit", &spec("path: p\n"), "POST", Scope::Submit)
-            .expect_err("path");
+        let path =
+            RequestTemplate::compile("api.submit", &spec("path: p\n"), "POST", Scope::Submit)
+                .expect_err("path");
         assert_eq!(path.0, "api.submit.path");
     }
 }

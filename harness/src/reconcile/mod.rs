@@ -244,8 +244,13 @@ pub fn reconcile(evidence: &Evidence) -> Reconciliation {
         let keys = keys
             .join()
             .unwrap_or_else(|_| KeySlots::of(&evidence.history, sagas));
-        let requests =
-            Requests::with_keys(&evidence.history, sagas, &evidence.resolutions, &mut ids, keys);
+        let requests = Requests::with_keys(
+            &evidence.history,
+            sagas,
+            &evidence.resolutions,
+            &mut ids,
+            keys,
+        );
         (effects, requests, ids)
     });
     let saga_of = saga_index(sagas, &requests.saga_slots, ids.len());

@@ -70,10 +70,10 @@ pub async fn converge(
 /// The transfers whose end the client did not see, each once with the operation that asked
 /// for it and its id when an answer gave one (by id, or by key when the lookup goes by key),
 /// and how many such operations could not be asked about (no id, and no lookup by key).
-pub fn transfers_to_follow<'a>(
-    history: &'a [HistoryRecord],
+pub fn transfers_to_follow(
+    history: &[HistoryRecord],
     by_key: bool,
-) -> (Vec<(&'a HistoryRecord, Option<&'a str>)>, u64) {
+) -> (Vec<(&HistoryRecord, Option<&str>)>, u64) {
     let mut id_of_key: HashMap<(&str, &str), &str> = HashMap::new();
     for r in history {
         if let Some(id) = &r.transfer_id {
@@ -93,7 +93,9 @@ pub fn transfers_to_follow<'a>(
                 follow.entry((true, id, "")).or_insert((record, Some(id)));
             }
             None if by_key => {
-                follow.entry((false, key.0, key.1)).or_insert((record, None));
+                follow
+                    .entry((false, key.0, key.1))
+                    .or_insert((record, None));
             }
             None => without_id += 1,
         }

@@ -9,7 +9,6 @@ use super::options::RunOptions;
 use super::settle::{self, Settle};
 use super::{converge, resolve, sampler, summarize};
 use crate::client::TransferClient;
-use crate::system::lookup::TransferLookup;
 use crate::cpu::{self, CpuReading};
 use crate::faults::{FaultControl, FaultRecord, Timeline};
 use crate::history::{self, HistoryWriter};
@@ -22,6 +21,7 @@ use crate::stats::{self, LiveStats};
 use crate::summary::Summary;
 use crate::system::admin::AdminClient;
 use crate::system::hops::ConnectionCounter;
+use crate::system::lookup::TransferLookup;
 use crate::system::target_file::{SeedMode, TargetFile};
 use crate::system::target_settings::SettingsOnTarget;
 use crate::system::Endpoints;
@@ -165,12 +165,7 @@ async fn seed_load_and_check(
         }
         _ => None,
     };
-    let resolutions = resolve::resolve(
-        &lookup,
-        &history,
-        convergence.sagas.as_ref(),
-    )
-    .await;
+    let resolutions = resolve::resolve(&lookup, &history, convergence.sagas.as_ref()).await;
     // Read again once nothing may move money: what moved after the read above is judged.
     let books = match books {
         Some(mut books) => {

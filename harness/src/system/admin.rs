@@ -6,9 +6,9 @@ use super::{books, Endpoints};
 use crate::mapping::template::{decimal, var, Rendered, Vars};
 use crate::mapping::CompiledApi;
 use crate::population;
-use futures_util::stream::StreamExt;
 use crate::profile::plan::RunPlan;
 use crate::topology::ServiceRole;
+use futures_util::stream::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use service::contract::{routes, Dump, InFlight, SagaDump, Totals, TransferView};
@@ -175,7 +175,11 @@ impl AdminClient {
             None => accounts,
         };
         let native = |role| endpoints.books.of(role).is_none();
-        if let Some(external) = endpoints.external.as_ref().filter(|_| native(ServiceRole::External)) {
+        if let Some(external) = endpoints
+            .external
+            .as_ref()
+            .filter(|_| native(ServiceRole::External))
+        {
             let accounts = missing(
                 population::external_accounts(plan),
                 existing.map(|(external, _)| external),
@@ -186,7 +190,11 @@ impl AdminClient {
                     .await?;
             }
         }
-        if let Some(ledger) = endpoints.ledger.as_ref().filter(|_| native(ServiceRole::Ledger)) {
+        if let Some(ledger) = endpoints
+            .ledger
+            .as_ref()
+            .filter(|_| native(ServiceRole::Ledger))
+        {
             let accounts = missing(
                 population::ledger_accounts(plan),
                 existing.map(|(_, ledger)| ledger),
@@ -401,7 +409,9 @@ impl AdminClient {
             message,
         };
         match (endpoints.books.of(role), endpoints.of(role)) {
-            (Some(source), _) => books::read(source, role, &self.http).await.map_err(unreadable),
+            (Some(source), _) => books::read(source, role, &self.http)
+                .await
+                .map_err(unreadable),
             (None, Some(base)) => self.dump(base).await,
             (None, None) => Err(unreadable("no URL and no books: source".into())),
         }

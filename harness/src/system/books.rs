@@ -53,7 +53,11 @@ impl BookSources {
 }
 
 /// Reads one institution's books from `source`.
-pub async fn read(source: &BookSource, role: ServiceRole, http: &reqwest::Client) -> Result<Dump, String> {
+pub async fn read(
+    source: &BookSource,
+    role: ServiceRole,
+    http: &reqwest::Client,
+) -> Result<Dump, String> {
     let read = async {
         match source.read() {
             Some(BookRead::Sql(sql)) => read_sql(sql, role).await,
@@ -63,7 +67,12 @@ pub async fn read(source: &BookSource, role: ServiceRole, http: &reqwest::Client
     };
     tokio::time::timeout(READ_TIMEOUT, read)
         .await
-        .map_err(|_| format!("the {} books were not read within {READ_TIMEOUT:?}", role.as_str()))?
+        .map_err(|_| {
+            format!(
+                "the {} books were not read within {READ_TIMEOUT:?}",
+                role.as_str()
+            )
+        })?
 }
 
 /// One institution's totals from `source`, for sampling during the load: the balances
@@ -103,9 +112,12 @@ pub async fn totals(
             lowest_balance_cents: balances.iter().copied().min().unwrap_or(0),
         })
     };
-    tokio::time::timeout(limit, read)
-        .await
-        .map_err(|_| format!("the {} totals were not read within {limit:?}", role.as_str()))?
+    tokio::time::timeout(limit, read).await.map_err(|_| {
+        format!(
+            "the {} totals were not read within {limit:?}",
+            role.as_str()
+        )
+    })?
 }
 
 /// A connection to the books' database, the password taken from its variable.
@@ -114,9 +126,13 @@ async fn connect(sql: &SqlBooks) -> Result<sqlx::AnyConnection, String> {
     DRIVERS.call_once(sqlx::any::install_default_drivers);
     let dsn = dsn_with_password(sql)?;
     // The error of a failed connection never shows the DSN (it may hold the password).
-    sqlx::AnyConnection::connect(&dsn)
-        .await
-        .map_err(|e| format!("connecting to {}: {}", sql.engine(), scrub(&e.to_string(), &dsn)))
+    sqlx::AnyConnection::connect(&dsn).await.map_err(|e| {
+        format!(
+            "connecting to {}: {}",
+            sql.engine(),
+            scrub(&e.to_string(), &dsn)
+        )
+    })
 }
 
 /// The DSN with the password from its variable, when the file names one.
@@ -168,7 +184,12 @@ async fn read_sql(sql: &SqlBooks, role: ServiceRole) -> Result<Dump, String> {
     let entries = entries
         .iter()
         .map(|row| {
-            columns(row, 3, "entries", "(transfer reference, account, signed amount in minor units)")?;
+            columns(
+                row,
+                3,
+                "entries",
+                "(transfer reference, account, signed amount in minor units)",
+            )?;
             Ok((
                 text(row, 0, "entries")?,
                 text(row, 1, "entries")?,
@@ -183,10 +204,17 @@ fn scrub(message: &str, dsn: &str) -> String {
     message.replace(dsn, "(the DSN)")
 }
 
-fn columns(row: &sqlx::any::AnyRow, expected: usize, query: &str, shape: &str) -> Result<(), String> {
+fn columns(
+    row: &sqlx::any::AnyRow,
+    expected: usize,
+    query: &str,
+    shape: &str,
+) -> Result<(), String> {
     match row.len() {
         n if n == expected => Ok(()),
-        n => Err(format!("the {query} query returns {n} columns; it must return {expected}: {shape}")),
+        n => Err(format!(
+            "the {query} query returns {n} columns; it must return {expected}: {shape}"
+        )),
     }
 }
 
@@ -208,7 +236,11 @@ fn integer(row: &sqlx::any::AnyRow, i: usize, query: &str) -> Result<i64, String
     })
 }
 
-async fn read_http(spec: &HttpBooks, role: ServiceRole, http: &reqwest::Client) -> Result<Dump, String> {
+async fn read_http(
+    spec: &HttpBooks,
+    role: ServiceRole,
+    http: &reqwest::Client,
+) -> Result<Dump, String> {
     let response = http
         .get(&spec.url)
         .timeout(READ_TIMEOUT)
@@ -226,37 +258,62 @@ async fn read_http(spec: &HttpBooks, role: ServiceRole, http: &reqwest::Client) 
     let array = |pointer: &str, what: &str| -> Result<Vec<Value>, String> {
         match body.pointer(pointer) {
             Some(Value::Array(items)) => Ok(items.clone()),
-            Some(_) => Err(format!("books.{}.http.{what}: `{pointer}` is not an array", role.as_str())),
-            None => Err(format!("books.{}.http.{what}: `{pointer}` matches nothing", role.as_str())),
+            Some(_) => Err(format!(
+                "books.{}.http.{what}: `{pointer}` is not an array",
+                role.as_str()
+            )),
+            None => Err(format!(
+                "books.{}.http.{what}: `{pointer}` matches nothing",
+                role.as_str()
+            )),
         }
     };
     let field = |item: &Value, pointer: &str, what: &str| -> Result<Value, String> {
-        item.pointer(pointer)
-            .cloned()
-            .ok_or_else(|| format!("books.{}.http.{what}: `{pointer}` matches nothing in an item", role.as_str()))
+        item.pointer(pointer).cloned().ok_or_else(|| {
+            format!(
+                "books.{}.http.{what}: `{pointer}` matches nothing in an item",
+                role.as_str()
+            )
+        })
     };
     let as_text = |v: Value, what: &str| match v {
         Value::String(s) => Ok(s),
         Value::Number(n) => Ok(n.to_string()),
-        other => Err(format!("books.{}.http.{what}: {other} is not text", role.as_str())),
+        other => Err(format!(
+            "books.{}.http.{what}: {other} is not text",
+            role.as_str()
+        )),
     };
     let as_integer = |v: Value, what: &str| {
-        v.as_i64()
-            .ok_or_else(|| format!("books.{}.http.{what}: {v} is not an integer of minor units", role.as_str()))
+        v.as_i64().ok_or_else(|| {
+            format!(
+                "books.{}.http.{what}: {v} is not an integer of minor units",
+                role.as_str()
+            )
+        })
     };
     let mut balances = Vec::new();
     for item in array(&spec.accounts, "accounts")? {
         balances.push((
             as_text(field(&item, &spec.account_id, "account_id")?, "account_id")?,
-            as_integer(field(&item, &spec.balance_cents, "balance_cents")?, "balance_cents")?,
+            as_integer(
+                field(&item, &spec.balance_cents, "balance_cents")?,
+                "balance_cents",
+            )?,
         ));
     }
     let mut entries = Vec::new();
     for item in array(&spec.entries, "entries")? {
         entries.push((
             as_text(field(&item, &spec.reference, "reference")?, "reference")?,
-            as_text(field(&item, &spec.entry_account_id, "entry_account_id")?, "entry_account_id")?,
-            as_integer(field(&item, &spec.amount_cents, "amount_cents")?, "amount_cents")?,
+            as_text(
+                field(&item, &spec.entry_account_id, "entry_account_id")?,
+                "entry_account_id",
+            )?,
+            as_integer(
+                field(&item, &spec.amount_cents, "amount_cents")?,
+                "amount_cents",
+            )?,
         ));
     }
     dump_of(role, balances, entries)
@@ -336,7 +393,18 @@ mod tests {
             ],
         )
         .expect("reads");
-        let kinds: Vec<_> = external.entries.iter().map(|e| (e.seq, e.kind, e.amount_cents.get(), e.balance_after_cents.get())).collect();
+        let kinds: Vec<_> = external
+            .entries
+            .iter()
+            .map(|e| {
+                (
+                    e.seq,
+                    e.kind,
+                    e.amount_cents.get(),
+                    e.balance_after_cents.get(),
+                )
+            })
+            .collect();
         assert_eq!(
             kinds,
             [
@@ -345,10 +413,15 @@ mod tests {
                 (3, EntryKind::Reversal, 300, 900)
             ]
         );
-        let ledger = dump_of(ServiceRole::Ledger, vec![("u-1".into(), 300)], vec![("t-1".into(), "u-1".into(), 300)])
-            .expect("reads");
+        let ledger = dump_of(
+            ServiceRole::Ledger,
+            vec![("u-1".into(), 300)],
+            vec![("t-1".into(), "u-1".into(), 300)],
+        )
+        .expect("reads");
         assert_eq!(ledger.entries[0].kind, EntryKind::Credit);
-        let below = dump_of(ServiceRole::Ledger, vec![("u-1".into(), -1)], vec![]).expect_err("negative");
+        let below =
+            dump_of(ServiceRole::Ledger, vec![("u-1".into(), -1)], vec![]).expect_err("negative");
         assert!(below.contains("below zero"), "{below}");
     }
 
@@ -363,6 +436,9 @@ mod tests {
         let unset = dsn_with_password(&sql).expect_err("unset");
         assert!(unset.contains("BOOKS_TEST_PASSWORD_UNSET"), "{unset}");
         let dsn = "postgres://bank:s3cret@127.0.0.1:5432/ledger";
-        assert_eq!(scrub(&format!("cannot reach {dsn}"), dsn), "cannot reach (the DSN)");
+        assert_eq!(
+            scrub(&format!("cannot reach {dsn}"), dsn),
+            "cannot reach (the DSN)"
+        );
     }
 }

@@ -47,7 +47,11 @@ impl TransferLookup {
 
     /// The transfer `record` asked for, known by `id` when one is: Ok(None) when the system
     /// does not know it; Err when the lookup could not be made or answered nothing usable.
-    pub async fn look(&self, record: &HistoryRecord, id: Option<&str>) -> Result<Option<Looked>, String> {
+    pub async fn look(
+        &self,
+        record: &HistoryRecord,
+        id: Option<&str>,
+    ) -> Result<Option<Looked>, String> {
         let Some(api) = &self.api else {
             let id = id.ok_or("no transfer id to ask about")?;
             let view = self
@@ -60,15 +64,24 @@ impl TransferLookup {
                 transfer_id: Some(v.transfer_id.to_string()),
             }));
         };
-        let (template, rules) = api.status.as_ref().ok_or("the api: section has no status lookup")?;
+        let (template, rules) = api
+            .status
+            .as_ref()
+            .ok_or("the api: section has no status lookup")?;
         if template.uses(var::TRANSFER_ID) && id.is_none() {
             return Err("no transfer id to ask about".into());
         }
         let mut vars = Vars::default()
             .with(var::USER_ID, record.user_id.as_str())
-            .with(var::EXTERNAL_ACCOUNT_ID, record.external_account_id.as_str())
+            .with(
+                var::EXTERNAL_ACCOUNT_ID,
+                record.external_account_id.as_str(),
+            )
             .with(var::AMOUNT_CENTS, record.amount_cents)
-            .with(var::AMOUNT, decimal(record.amount_cents, api.currency_exponent))
+            .with(
+                var::AMOUNT,
+                decimal(record.amount_cents, api.currency_exponent),
+            )
             .with(var::CURRENCY, api.currency.as_str())
             .with(var::IDEMPOTENCY_KEY, record.key.as_str())
             .with(var::REQUEST_N, record.op);
@@ -87,8 +100,17 @@ impl TransferLookup {
             Some(MappedOutcome::Failed) => ClientStatus::Failed,
             Some(MappedOutcome::Pending) => ClientStatus::Pending,
             Some(MappedOutcome::NotFound) => return Ok(None),
-            Some(other) => return Err(format!("the status lookup answered {status}, `{}`", other.as_str())),
-            None => return Err(format!("the status lookup's answer {status} matches no rule")),
+            Some(other) => {
+                return Err(format!(
+                    "the status lookup answered {status}, `{}`",
+                    other.as_str()
+                ))
+            }
+            None => {
+                return Err(format!(
+                    "the status lookup's answer {status} matches no rule"
+                ))
+            }
         };
         Ok(Some(Looked {
             status,

@@ -42,12 +42,17 @@ enum Role {
     Issuer {
         #[arg(long)]
         db: String,
+        /// A file holding the database's password, put into `--db`'s URL.
+        #[arg(long)]
+        db_password_file: Option<std::path::PathBuf>,
         #[arg(long)]
         listen: String,
     },
     Psp {
         #[arg(long)]
         db: String,
+        #[arg(long)]
+        db_password_file: Option<std::path::PathBuf>,
         #[arg(long)]
         listen: String,
         /// The bank's URL (through the harness's hop, for faults).
@@ -61,6 +66,18 @@ enum Role {
         #[arg(long)]
         ledger_write_fails: bool,
     },
+}
+
+/// `dsn` with the password `file` holds, when one is given.
+fn with_password(dsn: &str, file: Option<&std::path::Path>) -> anyhow::Result<String> {
+    let Some(file) = file else {
+        return Ok(dsn.to_owned());
+    };
+    let password = std::fs::read_to_string(file)?;
+    let mut url = url::Url::parse(dsn)?;
+    url.set_password(Some(password.trim()))
+        .map_err(|()| anyhow::anyhow!("{dsn} cannot carry a password"))?;
+    Ok(url.into())
 }
 
 fn postgres(dsn: &str) -> bool {
@@ -85,7 +102,9 @@ async fn open(dsn: &str, tables: &[&str]) -> anyhow::Result<AnyPool> {
         .connect(dsn)
         .await?;
     if sqlite {
-        sqlx::raw_sql("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        sqlx::raw_sql("PRAGMA journal_mode = WAL")
+            .execute(&pool)
+            .await?;
     }
     let serial = if sqlite {
         "INTEGER PRIMARY KEY AUTOINCREMENT"
@@ -148,7 +167,9 @@ async fn open_account(State(db): State<AnyPool>, Json(account): Json<NewAccount>
     .execute(&db)
     .await;
     match inserted {
-        Ok(done) if done.rows_affected() == 1 => answer(StatusCode::CREATED, json!({"id": account.id})),
+        Ok(done) if done.rows_affected() == 1 => {
+            answer(StatusCode::CREATED, json!({"id": account.id}))
+        }
         Ok(_) => error(StatusCode::CONFLICT, "account_exists"),
         Err(e) => internal(e),
     }
@@ -253,7 +274,13 @@ enum Charged {
 }
 
 impl Psp {
-    async fn charge(&self, id: &str, account: &str, amount_cents: i64, timeout: Duration) -> Charged {
+    async fn charge(
+        &self,
+        id: &str,
+        account: &str,
+        amount_cents: i64,
+        timeout: Duration,
+    ) -> Charged {
         let sent = self
             .http
             .post(format!("{}/charges", self.issuer))
@@ -271,10 +298,12 @@ impl Psp {
     /// Settles a processing payment: its state and its two ledger lines in one transaction.
     async fn settle(&self, id: &str, customer: &str, amount_cents: i64) -> Result<(), sqlx::Error> {
         let mut tx = self.db.begin().await?;
-        let moved = sqlx::query("UPDATE payments SET state = 'settled' WHERE id = $1 AND state = 'processing'")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
+        let moved = sqlx::query(
+            "UPDATE payments SET state = 'settled' WHERE id = $1 AND state = 'processing'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
         if moved.rows_affected() == 1 && !self.ledger_write_fails {
             for (account, amount) in [(customer, amount_cents), (CLEARING, -amount_cents)] {
                 sqlx::query("INSERT INTO ledger_lines (payment_id, account, amount_cents) VALUES ($1, $2, $3)")
@@ -297,7 +326,14 @@ impl Psp {
     }
 
     /// Charges a processing payment and records what the bank said.
-    async fn drive(&self, id: &str, customer: &str, account: &str, amount_cents: i64, timeout: Duration) -> Result<(), sqlx::Error> {
+    async fn drive(
+        &self,
+        id: &str,
+        customer: &str,
+        account: &str,
+        amount_cents: i64,
+        timeout: Duration,
+    ) -> Result<(), sqlx::Error> {
         match self.charge(id, account, amount_cents, timeout).await {
             Charged::Debited => self.settle(id, customer, amount_cents).await,
             Charged::Declined => self.decline(id).await,
@@ -337,14 +373,27 @@ struct NewCustomer {
 /// Cents from a decimal string with at most two places (`12.05`).
 fn cents(amount: &str) -> Option<i64> {
     let (major, minor) = amount.split_once('.').unwrap_or((amount, ""));
-    if major.is_empty() || minor.len() > 2 || !major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit()) {
+    if major.is_empty()
+        || minor.len() > 2
+        || !major
+            .bytes()
+            .chain(minor.bytes())
+            .all(|b| b.is_ascii_digit())
+    {
         return None;
     }
     let minor: i64 = format!("{minor:0<2}").parse().ok()?;
-    major.parse::<i64>().ok()?.checked_mul(100)?.checked_add(minor)
+    major
+        .parse::<i64>()
+        .ok()?
+        .checked_mul(100)?
+        .checked_add(minor)
 }
 
-async fn create_customer(State(psp): State<Arc<Psp>>, Json(customer): Json<NewCustomer>) -> Response {
+async fn create_customer(
+    State(psp): State<Arc<Psp>>,
+    Json(customer): Json<NewCustomer>,
+) -> Response {
     let Some(balance_cents) = cents(&customer.opening_balance) else {
         return error(StatusCode::BAD_REQUEST, "bad_amount");
     };
@@ -356,23 +405,37 @@ async fn create_customer(State(psp): State<Arc<Psp>>, Json(customer): Json<NewCu
         .await;
     match opened.map(|r| r.status()) {
         Ok(StatusCode::CREATED | StatusCode::CONFLICT) => {}
-        Ok(status) => return error(StatusCode::BAD_GATEWAY, &format!("bank_answered_{}", status.as_u16())),
+        Ok(status) => {
+            return error(
+                StatusCode::BAD_GATEWAY,
+                &format!("bank_answered_{}", status.as_u16()),
+            )
+        }
         Err(e) => return internal(e),
     }
-    let inserted = sqlx::query("INSERT INTO customers (id, bank_account) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-        .bind(&customer.customer_id)
-        .bind(&customer.bank_account)
-        .execute(&psp.db)
-        .await;
+    let inserted = sqlx::query(
+        "INSERT INTO customers (id, bank_account) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+    )
+    .bind(&customer.customer_id)
+    .bind(&customer.bank_account)
+    .execute(&psp.db)
+    .await;
     match inserted {
-        Ok(done) if done.rows_affected() == 1 => answer(StatusCode::CREATED, json!({"customer": {"id": customer.customer_id}})),
+        Ok(done) if done.rows_affected() == 1 => answer(
+            StatusCode::CREATED,
+            json!({"customer": {"id": customer.customer_id}}),
+        ),
         Ok(_) => error(StatusCode::CONFLICT, "customer_exists"),
         Err(e) => internal(e),
     }
 }
 
 async fn create_payment(State(psp): State<Arc<Psp>>, Json(body): Json<Value>) -> Response {
-    let text = |pointer: &str| body.pointer(pointer).and_then(Value::as_str).map(str::to_owned);
+    let text = |pointer: &str| {
+        body.pointer(pointer)
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+    };
     let (Some(customer), Some(account), Some(amount), Some(currency), Some(reference)) = (
         text("/payment/customer"),
         text("/payment/source/account"),
@@ -441,7 +504,10 @@ async fn create_payment(State(psp): State<Arc<Psp>>, Json(body): Json<Value>) ->
         }
         Err(e) => return internal(e),
     }
-    if let Err(e) = psp.drive(&id, &customer, &account, amount_cents, psp.issuer_timeout).await {
+    if let Err(e) = psp
+        .drive(&id, &customer, &account, amount_cents, psp.issuer_timeout)
+        .await
+    {
         return internal(e);
     }
     match psp.state_of(&id).await {
@@ -467,7 +533,10 @@ async fn find_payment(State(psp): State<Arc<Psp>>, Query(lookup): Query<Lookup>)
         Ok(Some(row)) => {
             let id: String = row.try_get(0).unwrap_or_default();
             let state: String = row.try_get(1).unwrap_or_default();
-            answer(StatusCode::OK, json!({"payment": {"id": id, "state": state}}))
+            answer(
+                StatusCode::OK,
+                json!({"payment": {"id": id, "state": state}}),
+            )
         }
         Ok(None) => error(StatusCode::NOT_FOUND, "no_such_payment"),
         Err(e) => internal(e),
@@ -492,7 +561,10 @@ async fn recover(psp: Arc<Psp>) {
                 row.try_get::<i64, _>(3).unwrap_or_default(),
             );
             async move {
-                if let Err(e) = psp.drive(&id, &customer, &account, amount, Duration::from_secs(1)).await {
+                if let Err(e) = psp
+                    .drive(&id, &customer, &account, amount, Duration::from_secs(1))
+                    .await
+                {
                     eprintln!("recovery of {id}: {e}");
                 }
             }
@@ -515,7 +587,12 @@ async fn healthz() -> &'static str {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().role {
-        Role::Issuer { db, listen } => {
+        Role::Issuer {
+            db,
+            db_password_file,
+            listen,
+        } => {
+            let db = with_password(&db, db_password_file.as_deref())?;
             let db = open(&db, &ISSUER_TABLES).await?;
             let app = Router::new()
                 .route("/healthz", get(healthz))
@@ -526,12 +603,14 @@ async fn main() -> anyhow::Result<()> {
         }
         Role::Psp {
             db,
+            db_password_file,
             listen,
             issuer,
             issuer_timeout_ms,
             ignore_key,
             ledger_write_fails,
         } => {
+            let db = with_password(&db, db_password_file.as_deref())?;
             let psp = Arc::new(Psp {
                 db: open(&db, &PSP_TABLES).await?,
                 issuer: issuer.trim_end_matches('/').to_owned(),

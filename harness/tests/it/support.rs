@@ -101,6 +101,11 @@ pub fn write_profile(dir: &Path, text: &str) -> PathBuf {
 
 /// Runs the harness to completion on `text` with extra command-line arguments.
 pub fn run(text: &str, args: &[&str]) -> Run {
+    run_with_env(text, args, &[])
+}
+
+/// [`run`] with variables set in the harness's environment (a password it reads from one).
+pub fn run_with_env(text: &str, args: &[&str], env: &[(&str, &str)]) -> Run {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write_profile(dir.path(), text);
     let output = Command::new(HARNESS)
@@ -110,6 +115,7 @@ pub fn run(text: &str, args: &[&str]) -> Run {
         .arg(dir.path().join("out"))
         .arg("--quiet")
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .expect("run harness");
     Run { dir, output }

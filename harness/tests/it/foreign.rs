@@ -1,0 +1,295 @@
+//! A system that does not speak `docs/contract.md` (`foreign-bank`, in the tests' tree), driven
+//! and reconciled through a target file's `api:` and `books:` sections alone: its own paths,
+//! amounts as decimal strings, the key in the body, statuses 201/202/409/422, its id nested
+//! in the answer, its ledger as double-entry rows in SQL. It passes faulted library profiles,
+//! and each of its two broken variants is caught from its SQL books.
+
+use crate::postgres::{self, Postgres};
+use crate::support::{exclusive, free_port, run_with_env, Run};
+use crate::target_file::{sh, wait_answering, ByPidFile};
+use std::path::{Path, PathBuf};
+
+pub(crate) const FOREIGN_BANK: &str = env!("CARGO_BIN_EXE_foreign-bank");
+
+/// A library profile's text.
+fn library(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../chaos-profiles")
+        .join(format!("{name}.yaml"));
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Where the foreign system keeps its two databases.
+pub(crate) enum Engine<'a> {
+    /// A SQLite file per service in the system's folder.
+    Sqlite,
+    /// A database per service in a running PostgreSQL; the harness reads the books with
+    /// the password from `BOOKS_PASSWORD`.
+    Postgres(&'a Postgres),
+}
+
+/// The variable the target file names for the books' password.
+const PASSWORD_VAR: &str = "BOOKS_PASSWORD";
+
+/// The foreign system, started by hand as its owner would: the bank, the payment service
+/// reaching it through the external hop, and the target file that describes both.
+pub(crate) struct Foreign {
+    pub dir: tempfile::TempDir,
+    pub target: PathBuf,
+    _issuer: ByPidFile,
+    _psp: ByPidFile,
+}
+
+impl Foreign {
+    /// Starts the system on `engine`; `psp_flags` break the payment service on purpose.
+    pub(crate) fn start(engine: &Engine<'_>, psp_flags: &str) -> Foreign {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let d = dir.path();
+        let (psp_port, issuer_port, hop_port) = (free_port(), free_port(), free_port());
+        // The system's own connections, and the harness's (read-only for SQLite; a
+        // password from the environment for PostgreSQL).
+        let dsn = |name: &str, books: bool| match engine {
+            Engine::Sqlite => format!(
+                "sqlite://{}?mode={}",
+                d.join(format!("{name}.db")).display(),
+                if books { "ro" } else { "rwc" }
+            ),
+            Engine::Postgres(server) => format!("{}/{name}", server.url()),
+        };
+        // The system reads its password from a file; the harness from its variable.
+        let password_file = d.join("db-password");
+        let db_password = match engine {
+            Engine::Sqlite => String::new(),
+            Engine::Postgres(_) => {
+                std::fs::write(&password_file, postgres::PASSWORD).expect("password file");
+                format!(" --db-password-file {}", password_file.display())
+            }
+        };
+        let password_env = match engine {
+            Engine::Sqlite => String::new(),
+            Engine::Postgres(_) => format!("\n      password_env: {PASSWORD_VAR}"),
+        };
+        let start = |role: &str, args: String| {
+            format!(
+                "{FOREIGN_BANK} {role} {args} >> {log} 2>&1 & echo $! > {pid}",
+                log = d.join(format!("{role}.log")).display(),
+                pid = d.join(format!("{role}.pid")).display(),
+            )
+        };
+        let issuer = ByPidFile(d.join("issuer.pid"));
+        sh(&start(
+            "issuer",
+            format!(
+                "--db '{}'{db_password} --listen 127.0.0.1:{issuer_port}",
+                dsn("issuer", false)
+            ),
+        ));
+        wait_answering(&format!("http://127.0.0.1:{issuer_port}"));
+        let start_psp = start(
+            "psp",
+            format!(
+                "--db '{}'{db_password} --listen 127.0.0.1:{psp_port} --issuer http://127.0.0.1:{hop_port} {psp_flags}",
+                dsn("psp", false)
+            ),
+        );
+        let psp = ByPidFile(d.join("psp.pid"));
+        sh(&start_psp);
+        wait_answering(&format!("http://127.0.0.1:{psp_port}"));
+        let text = format!(
+            r#"coordinator: http://127.0.0.1:{psp_port}
+hops:
+  external: {{listen: 127.0.0.1:{hop_port}, upstream: 127.0.0.1:{issuer_port}}}
+coordinator_settings: {{design: saga, deadline_ms: 150}}
+commands:
+  coordinator:
+    kill: kill -9 $(cat {pid})
+    start: {start_psp}
+{API}
+books:
+  external:
+    sql:
+      dsn: "{issuer_books}"{password_env}
+      balances: SELECT id, balance_cents FROM accounts ORDER BY id
+      entries: SELECT ref, account, amount_cents FROM postings ORDER BY n
+  ledger:
+    sql:
+      dsn: "{psp_books}"{password_env}
+      balances: >-
+        SELECT c.id, CAST(COALESCE(SUM(l.amount_cents), 0) AS BIGINT)
+        FROM customers c LEFT JOIN ledger_lines l ON l.account = c.id
+        GROUP BY c.id ORDER BY c.id
+      entries: >-
+        SELECT payment_id, account, amount_cents FROM ledger_lines
+        WHERE account <> 'clearing' ORDER BY n
+"#,
+            pid = d.join("psp.pid").display(),
+            issuer_books = dsn("issuer", true),
+            psp_books = dsn("psp", true),
+        );
+        let target = d.join("target.yaml");
+        std::fs::write(&target, text).expect("write the target file");
+        Foreign {
+            dir,
+            target,
+            _issuer: issuer,
+            _psp: psp,
+        }
+    }
+
+    /// Runs `profile` against the system.
+    pub(crate) fn run(&self, profile: &str, extra: &[&str]) -> Run {
+        let target = self.target.display().to_string();
+        let mut args = vec!["--target-file", target.as_str()];
+        args.extend_from_slice(extra);
+        run_with_env(profile, &args, &[(PASSWORD_VAR, postgres::PASSWORD)])
+    }
+
+    /// The system's own logs, for a failure message.
+    pub(crate) fn logs(&self) -> String {
+        ["issuer.log", "psp.log"]
+            .iter()
+            .map(|name| {
+                let text = std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default();
+                let tail: String = text.lines().rev().take(20).collect::<Vec<_>>().join("\n");
+                format!("{name} (last lines, newest first):\n{tail}")
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+/// The payment service's API, as its target file describes it.
+const API: &str = r#"api:
+  submit:
+    path: /v1/payments
+    body:
+      payment:
+        customer: "{{ user_id }}"
+        source: {account: "{{ external_account_id }}"}
+        amount: {value: "{{ amount }}", currency: "{{ currency }}"}
+        reference: "{{ idempotency_key }}"
+  outcome:
+    - {status: 201, outcome: succeeded}
+    - {status: 202, outcome: pending}
+    - {status: 422, pointer: /payment/state, equals: declined, outcome: failed}
+    - {status: [400, 409], outcome: rejected}
+    - {status: 503, outcome: shed}
+  transfer_id: /payment/id
+  status:
+    path: "/v1/payments?customer={{ user_id | urlencode }}&reference={{ idempotency_key | urlencode }}"
+    outcome:
+      - {status: 200, pointer: /payment/state, equals: settled, outcome: succeeded}
+      - {status: 200, pointer: /payment/state, equals: declined, outcome: failed}
+      - {status: 200, pointer: /payment/state, equals: processing, outcome: pending}
+      - {status: 404, outcome: not_found}
+  users:
+    create:
+      path: /v1/customers
+      body:
+        customer_id: "{{ user_id }}"
+        bank_account: "{{ external_account_id }}"
+        opening_balance: "{{ opening_balance }}"
+"#;
+
+/// Every invariant of money and of the client's answers holds, none is left unknown, and
+/// the books were read. Latency is the machine's (two cores shared with the other tests):
+/// `slo_latency` is left out.
+pub(crate) fn assert_passes(run: &Run, foreign: &Foreign) {
+    let summary = run.summary();
+    let context = || format!("{}\n{}", run.printed(), foreign.logs());
+    let not_holding: Vec<&serde_json::Value> = summary["invariants"]
+        .as_array()
+        .expect("invariants")
+        .iter()
+        .filter(|i| i["name"] != "slo_latency" && i["holds"] != serde_json::Value::Bool(true))
+        .collect();
+    assert!(not_holding.is_empty(), "{not_holding:?}\n{}", context());
+    assert_eq!(summary["anomalies"], serde_json::json!({}), "{}", context());
+    assert_eq!(summary["money"]["lost_cents"], 0, "{summary}");
+    assert!(
+        summary["money"]["final_total_cents"].as_u64().unwrap_or(0) > 0,
+        "the books were read: {summary}"
+    );
+}
+
+/// The classes of `run`'s anomalies.
+fn classes(run: &Run) -> Vec<String> {
+    let summary = run.summary();
+    summary["anomalies"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn the_foreign_system_passes_faulted_library_profiles_on_sqlite() {
+    let _serial = exclusive();
+    let foreign = Foreign::start(&Engine::Sqlite, "");
+    let timeout = foreign.run(&library("external-timeout"), &[]);
+    assert_passes(&timeout, &foreign);
+    // The second run finds its users there (409) and takes them as they are.
+    let crash = foreign.run(&library("coordinator-crash"), &[]);
+    assert_passes(&crash, &foreign);
+    let summary = crash.summary();
+    assert!(
+        summary["requests"]["errors"].as_u64().unwrap_or(0) > 0,
+        "the crashes cost answers: {summary}"
+    );
+}
+
+#[test]
+fn the_foreign_system_passes_faulted_library_profiles_on_postgresql() {
+    let _serial = exclusive();
+    let server = Postgres::start();
+    for name in ["issuer", "psp"] {
+        server.create_database(name);
+    }
+    let foreign = Foreign::start(&Engine::Postgres(&server), "");
+    let timeout = foreign.run(&library("external-timeout"), &[]);
+    assert_passes(&timeout, &foreign);
+    let crash = foreign.run(&library("coordinator-crash"), &[]);
+    assert_passes(&crash, &foreign);
+    // The password went only where it was asked: never into the run folder.
+    for run in [&timeout, &crash] {
+        for entry in std::fs::read_dir(run.out()).expect("run folder").flatten() {
+            let text = std::fs::read(entry.path()).unwrap_or_default();
+            let text = String::from_utf8_lossy(&text);
+            assert!(
+                !text.contains(postgres::PASSWORD),
+                "{}",
+                entry.path().display()
+            );
+        }
+    }
+}
+
+#[test]
+fn a_foreign_system_that_ignores_the_key_on_retries_is_caught_double_charging() {
+    let _serial = exclusive();
+    let foreign = Foreign::start(&Engine::Sqlite, "--ignore-key");
+    // button-mash sets the reference ledger's antifraud, which this system has no route for.
+    let mashed = foreign.run(&library("button-mash"), &["--ignore-service-settings"]);
+    assert_eq!(mashed.code(), Some(1), "{}", mashed.printed());
+    assert!(
+        classes(&mashed).iter().any(|c| c == "double_charge"),
+        "{:?}\n{}",
+        classes(&mashed),
+        mashed.printed()
+    );
+}
+
+#[test]
+fn a_foreign_system_that_answers_201_while_its_ledger_write_fails_is_caught() {
+    let _serial = exclusive();
+    let foreign = Foreign::start(&Engine::Sqlite, "--ledger-write-fails");
+    let profile =
+        crate::support::profile("ledger-write-fails", 100, 1, 4, crate::support::LENIENT_SLO);
+    let broken = foreign.run(&profile, &[]);
+    assert_eq!(broken.code(), Some(1), "{}", broken.printed());
+    let found = classes(&broken);
+    assert!(
+        found.iter().any(|c| c == "lost_debit") && found.iter().any(|c| c == "contract_broken"),
+        "{found:?}\n{}",
+        broken.printed()
+    );
+}
