@@ -102,6 +102,11 @@ async fn seed_load_and_check(
     } = *cx;
     let seed_mode = target.map_or(SeedMode::Create, |t| t.seed);
     let dumps_readable = endpoints.books_readable();
+    // Books read from a `books:` source are read once before anything is written: a query
+    // that fails or returns the wrong columns stops the run here, before any user exists.
+    if endpoints.books.given() {
+        admin.books(endpoints).await?;
+    }
     if seed_mode == SeedMode::Create && (target.is_none() || dumps_readable) {
         let existing = match options.take_existing_accounts {
             true => admin.books(endpoints).await?,

@@ -43,6 +43,11 @@ impl From<&BooksSpec> for BookSources {
 }
 
 impl BookSources {
+    /// Whether the target gives any institution's books a source of its own.
+    pub fn given(&self) -> bool {
+        self.external.is_some() || self.ledger.is_some()
+    }
+
     pub fn of(&self, role: ServiceRole) -> Option<&BookSource> {
         match role {
             ServiceRole::External => self.external.as_ref(),
@@ -164,6 +169,17 @@ async fn read_sql(sql: &SqlBooks, role: ServiceRole) -> Result<Dump, String> {
         .execute(&mut connection)
         .await
         .map_err(|e| format!("opening a snapshot: {e}"))?;
+    // The columns are checked on the prepared statements, so an empty table cannot hide a
+    // query of the wrong shape.
+    prepared_columns(
+        &mut connection,
+        &sql.balances,
+        2,
+        "balances",
+        BALANCES_SHAPE,
+    )
+    .await?;
+    prepared_columns(&mut connection, &sql.entries, 3, "entries", ENTRIES_SHAPE).await?;
     let balances = sqlx::query(AssertSqlSafe(sql.balances.clone()))
         .fetch_all(&mut connection)
         .await
@@ -177,19 +193,14 @@ async fn read_sql(sql: &SqlBooks, role: ServiceRole) -> Result<Dump, String> {
     let balances = balances
         .iter()
         .map(|row| {
-            columns(row, 2, "balances", "(account, balance in minor units)")?;
+            columns(row.len(), 2, "balances", BALANCES_SHAPE)?;
             Ok((text(row, 0, "balances")?, integer(row, 1, "balances")?))
         })
         .collect::<Result<Vec<_>, String>>()?;
     let entries = entries
         .iter()
         .map(|row| {
-            columns(
-                row,
-                3,
-                "entries",
-                "(transfer reference, account, signed amount in minor units)",
-            )?;
+            columns(row.len(), 3, "entries", ENTRIES_SHAPE)?;
             Ok((
                 text(row, 0, "entries")?,
                 text(row, 1, "entries")?,
@@ -204,18 +215,33 @@ fn scrub(message: &str, dsn: &str) -> String {
     message.replace(dsn, "(the DSN)")
 }
 
-fn columns(
-    row: &sqlx::any::AnyRow,
-    expected: usize,
-    query: &str,
-    shape: &str,
-) -> Result<(), String> {
-    match row.len() {
+/// What each query returns, for its errors.
+const BALANCES_SHAPE: &str = "(account, balance in minor units)";
+const ENTRIES_SHAPE: &str = "(transfer reference, account, signed amount in minor units)";
+
+fn columns(found: usize, expected: usize, query: &str, shape: &str) -> Result<(), String> {
+    match found {
         n if n == expected => Ok(()),
         n => Err(format!(
             "the {query} query returns {n} columns; it must return {expected}: {shape}"
         )),
     }
+}
+
+/// Prepares `text` and checks how many columns it returns.
+async fn prepared_columns(
+    connection: &mut sqlx::AnyConnection,
+    text: &str,
+    expected: usize,
+    query: &str,
+    shape: &str,
+) -> Result<(), String> {
+    use sqlx::{Executor, SqlSafeStr, Statement};
+    let statement = connection
+        .prepare(AssertSqlSafe(text.to_owned()).into_sql_str())
+        .await
+        .map_err(|e| format!("the {query} query failed: {e}"))?;
+    columns(statement.columns().len(), expected, query, shape)
 }
 
 /// Column `i` as text: a text column, or an integer one written out.

@@ -430,6 +430,21 @@ async fn create_customer(
     }
 }
 
+async fn find_customer(
+    State(psp): State<Arc<Psp>>,
+    axum::extract::Path(id): axum::extract::Path<String>,
+) -> Response {
+    let row = sqlx::query("SELECT bank_account FROM customers WHERE id = $1")
+        .bind(&id)
+        .fetch_optional(&psp.db)
+        .await;
+    match row {
+        Ok(Some(_)) => answer(StatusCode::OK, json!({"customer": {"id": id}})),
+        Ok(None) => error(StatusCode::NOT_FOUND, "no_such_customer"),
+        Err(e) => internal(e),
+    }
+}
+
 async fn create_payment(State(psp): State<Arc<Psp>>, Json(body): Json<Value>) -> Response {
     let text = |pointer: &str| {
         body.pointer(pointer)
@@ -623,6 +638,7 @@ async fn main() -> anyhow::Result<()> {
             let app = Router::new()
                 .route("/healthz", get(healthz))
                 .route("/v1/customers", post(create_customer))
+                .route("/v1/customers/{id}", get(find_customer))
                 .route("/v1/payments", post(create_payment).get(find_payment))
                 .with_state(psp);
             serve(&listen, app).await

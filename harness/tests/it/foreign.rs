@@ -293,3 +293,69 @@ fn a_foreign_system_that_answers_201_while_its_ledger_write_fails_is_caught() {
         broken.printed()
     );
 }
+
+#[test]
+fn a_broken_mapping_stops_the_run_with_exit_2_before_any_user_exists() {
+    let _serial = exclusive();
+    let foreign = Foreign::start(&Engine::Sqlite, "");
+    let text = std::fs::read_to_string(&foreign.target).expect("the target file");
+    let profile = crate::support::profile("broken", 50, 0, 2, crate::support::LENIENT_SLO);
+    let cases = [
+        (
+            text.replace("{{ amount }}", "{{ amout }}"),
+            "api.submit.body.payment.amount.value: unknown variable `amout`",
+        ),
+        (
+            text.replace("transfer_id: /payment/id", "transfer_id: payment/id"),
+            "api.transfer_id: `payment/id` is not a JSON Pointer",
+        ),
+        (
+            text.replace(
+                "SELECT id, balance_cents FROM accounts",
+                "SELECT id, balance_cents, 0 FROM accounts",
+            ),
+            "the balances query returns 3 columns; it must return 2",
+        ),
+    ];
+    for (broken, expected) in cases {
+        assert_ne!(broken, text, "{expected}: the case changes the file");
+        std::fs::write(&foreign.target, &broken).expect("write the target file");
+        let run = foreign.run(&profile, &[]);
+        assert_eq!(run.code(), Some(2), "{expected}\n{}", run.printed());
+        assert!(
+            run.stderr().contains(expected),
+            "{expected}\n{}",
+            run.printed()
+        );
+        assert!(
+            !run.out().join("summary.json").exists(),
+            "{expected}: no run"
+        );
+    }
+    // Nothing reached the system: it does not know the run's first user.
+    let coordinator = text
+        .lines()
+        .find_map(|l| l.strip_prefix("coordinator: http://"))
+        .expect("the coordinator's address");
+    assert_eq!(
+        status_of(coordinator, "GET", "/v1/customers/u-0"),
+        Some(404)
+    );
+}
+
+/// `METHOD path` at `host:port` over HTTP/1.0: the answer's status.
+fn status_of(address: &str, method: &str, path: &str) -> Option<u16> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(address).ok()?;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .ok()?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n\r\n"
+    )
+    .ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    answer.split_whitespace().nth(1)?.parse().ok()
+}
