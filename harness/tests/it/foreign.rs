@@ -5,7 +5,7 @@
 //! and each of its two broken variants is caught from its SQL books.
 
 use crate::postgres::{self, Postgres};
-use crate::support::{exclusive, free_port, run_with_env, Run};
+use crate::support::{exclusive, free_port, run, run_with_env, Run};
 use crate::target_file::{sh, wait_answering, ByPidFile};
 use std::path::{Path, PathBuf};
 
@@ -358,4 +358,89 @@ fn status_of(address: &str, method: &str, path: &str) -> Option<u16> {
     let mut answer = String::new();
     stream.read_to_string(&mut answer).ok()?;
     answer.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The reference system started by hand, fresh: its target file's first lines (addresses
+/// and hops), and its processes.
+fn reference_by_hand(dir: &Path) -> (String, Vec<ByPidFile>) {
+    use crate::target_file::serve_command;
+    let ports: Vec<u16> = (0..5).map(|_| free_port()).collect();
+    let (coordinator, external, ledger, external_hop, ledger_hop) =
+        (ports[0], ports[1], ports[2], ports[3], ports[4]);
+    let guards = ["external", "ledger", "coordinator"]
+        .iter()
+        .map(|role| ByPidFile(dir.join(format!("{role}.pid"))))
+        .collect();
+    sh(&serve_command(dir, "external", external, ""));
+    sh(&serve_command(dir, "ledger", ledger, ""));
+    sh(&serve_command(
+        dir,
+        "coordinator",
+        coordinator,
+        &format!(
+            "--external-url http://127.0.0.1:{external_hop} --ledger-url http://127.0.0.1:{ledger_hop}"
+        ),
+    ));
+    for port in [external, ledger, coordinator] {
+        wait_answering(&format!("http://127.0.0.1:{port}"));
+    }
+    let head = format!(
+        "coordinator: http://127.0.0.1:{coordinator}
+external: http://127.0.0.1:{external}
+ledger: http://127.0.0.1:{ledger}
+hops:
+  external: {{listen: 127.0.0.1:{external_hop}}}
+  ledger: {{listen: 127.0.0.1:{ledger_hop}}}
+"
+    );
+    (head, guards)
+}
+
+#[test]
+fn the_contract_described_as_a_mapping_earns_what_the_native_path_earns() {
+    let _serial = exclusive();
+    let example = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/target-contract-as-api.yaml"),
+    )
+    .expect("docs/target-contract-as-api.yaml");
+    let api = &example[example.find("\napi:").expect("an api: section") + 1..];
+    // Balances for five transfers of one amount each, and about eleven asked per user: the
+    // rest fail for want of funds, the same ones whatever order the system meets them in.
+    // 1,100 answers, enough for a p99.
+    let profile = "name: contract-as-api
+seed: 36
+warmup_s: 0
+duration_s: 11
+arrival: {rate_per_s: 100}
+users: {count: 100, opening_balance_cents: 5000}
+amounts: {min_cents: 1000, max_cents: 1000}
+client: {timeout_ms: 5000}
+slo: {p99_ms: 10000}
+";
+    let mut judged = Vec::new();
+    for mapped in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (head, _guards) = reference_by_hand(dir.path());
+        let text = match mapped {
+            false => head,
+            true => format!("{head}{api}"),
+        };
+        let target = dir.path().join("target.yaml");
+        std::fs::write(&target, text).expect("write the target file");
+        let done = run(profile, &["--target-file", &target.display().to_string()]);
+        assert_eq!(done.code(), Some(0), "mapped: {mapped}\n{}", done.printed());
+        let summary = done.summary();
+        judged.push((
+            summary["verdict"].clone(),
+            summary["requests"].clone(),
+            summary["anomalies"].clone(),
+            summary["money"]["final_total_cents"].clone(),
+        ));
+    }
+    assert_eq!(judged[0], judged[1], "native, then through the mapping");
+    assert!(
+        judged[0].1["failed"].as_u64().unwrap_or(0) > 0,
+        "some transfers failed for want of funds: {:?}",
+        judged[0]
+    );
 }
