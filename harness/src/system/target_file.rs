@@ -421,6 +421,32 @@ mod tests {
     }
 
     #[test]
+    fn the_documented_mappings_parse_and_compile() {
+        for text in [
+            include_str!("../../../docs/target-api-example.yaml"),
+            include_str!("../../../docs/target-contract-as-api.yaml"),
+        ] {
+            let target = parsed(text).expect("a documented target file is valid");
+            let api = target.compiled_api().expect("its api: compiles");
+            assert!(api.status.is_some() && api.create_user.is_some());
+        }
+    }
+
+    #[test]
+    fn a_mapping_error_names_its_line_and_field() {
+        let text = "coordinator: http://127.0.0.1:1\napi:\n  submit:\n    path: /p\n    body:\n      k: '{{ idempotency_key }}'\n      amount: '{{ amout }}'\n  outcome:\n    - {status: 201, outcome: succeeded}\n";
+        let err = parsed(text).expect_err("amout");
+        assert_eq!(err.field, "api.submit.body.amount", "{err}");
+        assert_eq!(err.line, Some(7), "{err}");
+        let books = "coordinator: http://127.0.0.1:1\nbooks:\n  ledger:\n    sql:\n      dsn: postgres://u:secret@h:5432/db\n      balances: SELECT 1\n      entries: SELECT 1\n";
+        let err = parsed(books).expect_err("a password in the DSN");
+        assert_eq!(err.field, "books.ledger.sql.dsn", "{err}");
+        assert_eq!(err.line, Some(5), "{err}");
+        let both = "coordinator: http://127.0.0.1:1\nbooks:\n  ledger: {}\n";
+        assert_eq!(parsed(both).expect_err("no source").field, "books.ledger");
+    }
+
+    #[test]
     fn a_typo_names_its_line_and_field() {
         let err =
             parsed("coordinator: http://127.0.0.1:1\ncommands:\n  coordinator:\n    kil: x\n")
