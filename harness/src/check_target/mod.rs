@@ -8,6 +8,7 @@
 //! - `probe`: the URLs, the HTTP client, how answers are read, and the findings.
 //! - `rules`: the contract's rules, walked in order.
 
+mod mapped;
 mod probe;
 mod rules;
 
@@ -59,6 +60,11 @@ pub fn render(findings: &[Finding]) -> String {
 /// could not start. With a target file, its hops are up while the probe runs (the
 /// coordinator reaches its upstreams through them).
 pub async fn run(args: CheckTargetArgs) -> i32 {
+    if let Ok(target) = args.target() {
+        if let Some(api) = target.compiled_api() {
+            return run_mapped(&target, &api).await;
+        }
+    }
     let target = match args
         .target()
         .and_then(|t| CheckedUrls::of(&t).map(|u| (t, u)))
@@ -91,6 +97,46 @@ pub async fn run(args: CheckTargetArgs) -> i32 {
         }
         Err(e) => {
             eprintln!("harness check-target: error: {e}");
+            2
+        }
+    }
+}
+
+/// `check-target` on a system described by a mapping: its rules (`mapped`), exit 0, 1, or 2
+/// for a fault of the mapping itself.
+async fn run_mapped(
+    target: &crate::system::target_file::TargetFile,
+    api: &crate::mapping::CompiledApi,
+) -> i32 {
+    let attached =
+        match crate::system::attach::attach(target, 1, None, crate::profile::plan::Shard::WHOLE)
+            .await
+        {
+            Ok(attached) => attached,
+            Err(e) => {
+                eprintln!("harness check-target: error: the target's hops: {e}");
+                return 2;
+            }
+        };
+    let http = match reqwest::Client::builder().no_proxy().build() {
+        Ok(http) => http,
+        Err(e) => {
+            eprintln!("harness check-target: error: {e}");
+            return 2;
+        }
+    };
+    let admin = crate::system::admin::AdminClient::new(http);
+    match mapped::check(&admin, &attached.endpoints, api).await {
+        Ok(findings) => {
+            print!("{}", render(&findings));
+            i32::from(
+                findings
+                    .iter()
+                    .any(|f| f.conformance == Conformance::Violates),
+            )
+        }
+        Err(e) => {
+            eprintln!("harness check-target: error: the mapping: {e}");
             2
         }
     }

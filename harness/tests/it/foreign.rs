@@ -34,10 +34,12 @@ const PASSWORD_VAR: &str = "BOOKS_PASSWORD";
 /// The foreign system, started by hand as its owner would: the bank, the payment service
 /// reaching it through the external hop, and the target file that describes both.
 pub(crate) struct Foreign {
-    pub dir: tempfile::TempDir,
-    pub target: PathBuf,
-    _issuer: ByPidFile,
+    // Fields drop in order: the processes are killed through their pid files before the
+    // folder holding those files goes.
     _psp: ByPidFile,
+    _issuer: ByPidFile,
+    pub target: PathBuf,
+    pub dir: tempfile::TempDir,
 }
 
 impl Foreign {
@@ -100,6 +102,7 @@ impl Foreign {
 hops:
   external: {{listen: 127.0.0.1:{hop_port}, upstream: 127.0.0.1:{issuer_port}}}
 coordinator_settings: {{design: saga, deadline_ms: 150}}
+settle_s: 1
 commands:
   coordinator:
     kill: kill -9 $(cat {pid})
@@ -129,10 +132,10 @@ books:
         let target = d.join("target.yaml");
         std::fs::write(&target, text).expect("write the target file");
         Foreign {
-            dir,
-            target,
-            _issuer: issuer,
             _psp: psp,
+            _issuer: issuer,
+            target,
+            dir,
         }
     }
 
@@ -442,5 +445,86 @@ slo: {p99_ms: 10000}
         judged[0].1["failed"].as_u64().unwrap_or(0) > 0,
         "some transfers failed for want of funds: {:?}",
         judged[0]
+    );
+}
+
+#[test]
+fn check_target_walks_the_mapping_and_names_each_broken_one() {
+    let _serial = exclusive();
+    let foreign = Foreign::start(&Engine::Sqlite, "");
+    let text = std::fs::read_to_string(&foreign.target).expect("the target file");
+    let check = |text: &str| {
+        std::fs::write(&foreign.target, text).expect("write the target file");
+        std::process::Command::new(crate::support::HARNESS)
+            .arg("check-target")
+            .arg("--target-file")
+            .arg(&foreign.target)
+            .output()
+            .expect("run check-target")
+    };
+    let conforming = check(&text);
+    let printed = String::from_utf8_lossy(&conforming.stdout).into_owned();
+    assert_eq!(
+        conforming.status.code(),
+        Some(0),
+        "{printed}\n{}",
+        foreign.logs()
+    );
+    for rule in [
+        "books readable",
+        "user created",
+        "transfer",
+        "idempotent replay",
+        "key reused with another payload",
+        "status lookup",
+        "exact amounts",
+    ] {
+        assert!(
+            printed
+                .lines()
+                .any(|l| l.starts_with(rule) && l.contains("conforms")),
+            "{rule}: {printed}"
+        );
+    }
+    let cases = [
+        (
+            text.replace("{{ amount }}", "{{ amout }}"),
+            "api.submit.body.payment.amount.value: unknown variable `amout`",
+        ),
+        (
+            text.replace("transfer_id: /payment/id", "transfer_id: /payment/ident"),
+            "api.transfer_id matches nothing in the first answer",
+        ),
+        (
+            text.replace(
+                "SELECT id, balance_cents FROM accounts",
+                "SELECT id FROM accounts",
+            ),
+            "the balances query returns 1 columns; it must return 2",
+        ),
+    ];
+    for (broken, expected) in cases {
+        assert_ne!(broken, text, "{expected}: the case changes the file");
+        let output = check(&broken);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{expected}\n{stderr}");
+        assert!(stderr.contains(expected), "{expected}\n{stderr}");
+    }
+    // A system that ignores the key is told so.
+    drop(foreign);
+    let careless = Foreign::start(&Engine::Sqlite, "--ignore-key");
+    let output = std::process::Command::new(crate::support::HARNESS)
+        .arg("check-target")
+        .arg("--target-file")
+        .arg(&careless.target)
+        .output()
+        .expect("run check-target");
+    let printed = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(
+        printed
+            .lines()
+            .any(|l| l.starts_with("idempotent replay") && l.contains("VIOLATES")),
+        "{printed}"
     );
 }
