@@ -307,6 +307,11 @@ pub struct GeneratorBenchArgs {
     /// Skip the oha comparison.
     #[arg(long)]
     pub no_oha: bool,
+    /// Rounds of the generator speaking the contract and the same generator through a
+    /// mapping (`docs/target-contract-as-api.yaml`'s `api:`: requests rendered from templates,
+    /// answers sorted by rules), back to back; the ratio is printed per round. 0: none.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=20))]
+    pub mapping_rounds: u32,
 }
 
 // `harness bench-proxy`.
@@ -352,6 +357,15 @@ pub struct ReconcileBenchArgs {
     /// moves single figures by a third).
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub repeat: u32,
+    /// A database to read the books from (`postgres://user@host:port/db`, or MySQL or
+    /// SQLite): the synthetic books are written into tables of their own there first
+    /// (`bench_books_*`, replaced), then every reconciliation reads them back through a
+    /// `books: sql` source, in one snapshot, and the read is timed with it.
+    #[arg(long)]
+    pub books_dsn: Option<String>,
+    /// The environment variable holding `--books-dsn`'s password.
+    #[arg(long)]
+    pub books_password_env: Option<String>,
 }
 
 // `harness reconcile DIR` and `harness report DIR`: a finished run's folder.

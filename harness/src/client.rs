@@ -63,7 +63,7 @@ pub struct TransferClient {
 }
 
 /// How much of an unmapped answer's body its record keeps, as an example.
-const UNMAPPED_EXAMPLE_BYTES: usize = 160;
+pub const UNMAPPED_EXAMPLE_BYTES: usize = 160;
 
 impl TransferClient {
     /// A client for the coordinator at `coordinator`: over `http2_connections` HTTP/2
@@ -335,6 +335,30 @@ mod tests {
         let http1 = TransferClient::new(&url, 0, 100).expect("client");
         let answer = http1.send("k-1", &request, 1, timeout).await;
         assert_eq!(answer.outcome, Outcome::Error, "{answer:?}");
+    }
+
+    #[test]
+    fn an_answer_no_rule_matches_is_unmapped_with_its_body_as_an_example() {
+        let text = "coordinator: http://127.0.0.1:1\napi:\n  submit:\n    path: /p\n    headers: {K: '{{ idempotency_key }}'}\n  outcome:\n    - {status: 201, outcome: succeeded}\n  transfer_id: /id\n";
+        let target = crate::system::target_file::parse(std::path::Path::new("t.yaml"), text)
+            .expect("a mapping");
+        let api = target.compiled_api().expect("compiles");
+        let created = sort_mapped(&api, 201, br#"{"id": "p-1"}"#);
+        assert_eq!(created.outcome, Outcome::Completed);
+        assert_eq!(created.transfer_id.as_deref(), Some("p-1"));
+        let long = vec![b'x'; UNMAPPED_EXAMPLE_BYTES + 1];
+        let unmapped = sort_mapped(&api, 200, &long);
+        assert_eq!(unmapped.outcome, Outcome::Error);
+        assert_eq!(unmapped.error_kind.as_deref(), Some(kind::UNMAPPED));
+        assert!(
+            kind::indeterminate(kind::UNMAPPED),
+            "never taken as success or failure"
+        );
+        let example = unmapped.reason.expect("an example");
+        assert_eq!(
+            example,
+            format!("200 {}", "x".repeat(UNMAPPED_EXAMPLE_BYTES))
+        );
     }
 
     #[test]

@@ -89,7 +89,7 @@ fn main() {
                 2
             }
         },
-        Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&args),
+        Some(Command::BenchReconcile(args)) => harness::bench::reconcile::run(&runtime, &args),
         Some(Command::Replay(args)) => replay(&runtime, args),
         Some(Command::Shrink(args)) => shrink(&runtime, args),
         Some(Command::Mutants(args)) => runtime.block_on(harness::mutants::run(args)),

@@ -12,6 +12,7 @@ use crate::cli::GeneratorBenchArgs;
 use crate::client::TransferClient;
 use crate::history::{HistoryWriter, Outcome};
 use crate::loadgen;
+use crate::mapping::CompiledApi;
 use crate::profile;
 use crate::schedule::Schedule;
 use crate::stats::{self, LiveStats};
@@ -32,7 +33,10 @@ pub async fn run(args: GeneratorBenchArgs) -> anyhow::Result<i32> {
         "bench-generator: {} req/s for {} s, {} connections; generator on core {}, stub on core {}",
         args.rate, args.duration, args.connections, args.generator_core, args.endpoint_core
     );
-    let ours = generator(&args, &stub.url, &dir).await?;
+    if args.mapping_rounds > 0 {
+        through_mapping(&args, &stub.url, &dir).await?;
+    }
+    let ours = generator(&args, &stub.url, &dir, None).await?;
     println!(
         "harness generator: {:.0} req/s on schedule ({})",
         ours.rate_per_s, ours.detail
@@ -54,10 +58,54 @@ pub async fn run(args: GeneratorBenchArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
+/// The contract described as a mapping, compiled: what the mapped rounds send through.
+fn contract_as_mapping() -> anyhow::Result<Arc<CompiledApi>> {
+    let text = include_str!("../../../docs/target-contract-as-api.yaml");
+    let target = crate::system::target_file::parse(
+        std::path::Path::new("docs/target-contract-as-api.yaml"),
+        text,
+    )?;
+    target
+        .compiled_api()
+        .map(Arc::new)
+        .context("docs/target-contract-as-api.yaml has no api: section")
+}
+
+/// Rounds of the native generator and the generator through a mapping, back to back: each
+/// round's ratio, then their median and range.
+async fn through_mapping(
+    args: &GeneratorBenchArgs,
+    url: &str,
+    dir: &std::path::Path,
+) -> anyhow::Result<()> {
+    let api = contract_as_mapping()?;
+    let mut ratios = Vec::new();
+    for round in 1..=args.mapping_rounds {
+        let native = generator(args, url, dir, None).await?;
+        let mapped = generator(args, url, dir, Some(api.clone())).await?;
+        let ratio = mapped.rate_per_s / native.rate_per_s.max(f64::EPSILON);
+        println!(
+            "round {round}: native {:.0} req/s, through the mapping {:.0} req/s: ratio {ratio:.3} ({})",
+            native.rate_per_s, mapped.rate_per_s, mapped.detail
+        );
+        ratios.push(ratio);
+    }
+    ratios.sort_by(f64::total_cmp);
+    let median = ratios[ratios.len() / 2];
+    println!(
+        "ratio mapping/native: median {median:.3}, range {:.3}–{:.3} over {} rounds",
+        ratios[0],
+        ratios[ratios.len() - 1],
+        ratios.len()
+    );
+    Ok(())
+}
+
 async fn generator(
     args: &GeneratorBenchArgs,
     url: &str,
     dir: &std::path::Path,
+    api: Option<Arc<CompiledApi>>,
 ) -> anyhow::Result<Figures> {
     let text = format!(
         "name: bench-generator\nseed: 1\nwarmup_s: 1\nduration_s: {}\narrival: {{rate_per_s: {}}}\nusers: {{count: 1000, opening_balance_cents: 1000000}}\namounts: {{min_cents: 1, max_cents: 100}}\nclient: {{timeout_ms: 2000, max_in_flight: {}}}\nslo: {{p99_ms: 200}}\n",
@@ -66,7 +114,7 @@ async fn generator(
     let (_, plan) = profile::parse(std::path::Path::new("(bench-generator)"), &text)?;
     let writer = HistoryWriter::create(&dir.join("history.jsonl"))?;
     let config = loadgen::LoadConfig {
-        client: TransferClient::new(url, 0, args.connections as usize)?,
+        client: TransferClient::new(url, 0, args.connections as usize)?.through(api),
         start: tokio::time::Instant::now() + Duration::from_millis(100),
         warmup: plan.warmup,
         timeout: plan.client_timeout,

@@ -194,3 +194,31 @@ impl ApiMapping {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping(exponent: u8) -> ApiMapping {
+        let text = format!(
+            "currency_exponent: {exponent}\nsubmit: {{path: /p, headers: {{K: '{{{{ idempotency_key }}}}'}}}}\noutcome: [{{status: 201, outcome: succeeded}}]\n"
+        );
+        serde_yaml::from_str(&text).expect("a mapping")
+    }
+
+    #[test]
+    fn the_currency_exponent_takes_its_ceiling_and_refuses_one_past() {
+        assert!(mapping(MAX_CURRENCY_EXPONENT).compile().is_ok());
+        let refused = mapping(MAX_CURRENCY_EXPONENT + 1)
+            .compile()
+            .expect_err("19");
+        assert_eq!(refused.0, "api.currency_exponent");
+    }
+
+    #[test]
+    fn a_submission_that_carries_no_key_is_refused() {
+        let text = "submit: {path: /p}\noutcome: [{status: 201, outcome: succeeded}]\n";
+        let api: ApiMapping = serde_yaml::from_str(text).expect("a mapping");
+        assert_eq!(api.compile().expect_err("no key").0, "api.submit");
+    }
+}

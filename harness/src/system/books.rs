@@ -23,7 +23,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 /// How long one read of the books may take.
-const READ_TIMEOUT: Duration = Duration::from_secs(120);
+pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// The books of both institutions, each read as the target says: from its `/admin/dump`
 /// (the contract), or from its `books:` source.
@@ -126,7 +126,7 @@ pub async fn totals(
 }
 
 /// A connection to the books' database, the password taken from its variable.
-async fn connect(sql: &SqlBooks) -> Result<sqlx::AnyConnection, String> {
+pub async fn connect(sql: &SqlBooks) -> Result<sqlx::AnyConnection, String> {
     static DRIVERS: Once = Once::new();
     DRIVERS.call_once(sqlx::any::install_default_drivers);
     let dsn = dsn_with_password(sql)?;

@@ -25,7 +25,7 @@ fn the_limits_page_states_each_figure_the_code_defines() {
     use service::ids::{IdempotencyKey, TransferId};
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/limits.md");
     let page = std::fs::read_to_string(&path).expect("docs/limits.md");
-    let limits: [(&str, u64); 15] = [
+    let limits: [(&str, u64); 18] = [
         (
             "json_body::MAX_BODY_BYTES",
             service::json_body::MAX_BODY_BYTES as u64,
@@ -76,6 +76,18 @@ fn the_limits_page_states_each_figure_the_code_defines() {
             harness::proxy::MAX_LINKS_PER_PROXY as u64,
         ),
         ("profile::plan::MAX_RATE_PER_S", MAX_RATE_PER_S),
+        (
+            "mapping::MAX_CURRENCY_EXPONENT",
+            u64::from(harness::mapping::MAX_CURRENCY_EXPONENT),
+        ),
+        (
+            "client::UNMAPPED_EXAMPLE_BYTES",
+            harness::client::UNMAPPED_EXAMPLE_BYTES as u64,
+        ),
+        (
+            "system::books::READ_TIMEOUT",
+            harness::system::books::READ_TIMEOUT.as_secs(),
+        ),
         (
             "profile::plan::Shard::MAX_COUNT",
             u64::from(Shard::MAX_COUNT),
