@@ -3,7 +3,8 @@
 //! file's `api:` and `books:` sections alone.
 //!
 //! - `issuer`: the customer's bank. `POST /accounts`, `POST /charges` (idempotent by `ref`),
-//!   its books in SQL: `accounts` and signed `postings` (a charge is negative).
+//!   its books in SQL: `accounts` and signed `postings` (a charge is negative), also served
+//!   as a statement export (`GET /export`).
 //! - `psp`: the payment service. `POST /v1/customers`, `POST /v1/payments` (amounts as
 //!   decimal strings in major units, the idempotency key in the body as `reference`, the id
 //!   nested at `/payment/id`, answers 201, 202, 409 and 422), `GET /v1/payments?customer=&reference=`.
@@ -241,6 +242,41 @@ async fn apply_charge(db: &AnyPool, charge: &Charge) -> Result<String, sqlx::Err
         .await?;
     tx.commit().await?;
     Ok(state.to_owned())
+}
+
+/// `GET /export`: the bank's statement export, every account and posting read in one
+/// transaction (amounts in minor units, a charge negative).
+async fn export(State(db): State<AnyPool>) -> Response {
+    let read = async {
+        let mut tx = db.begin().await?;
+        let accounts = sqlx::query("SELECT id, balance_cents FROM accounts ORDER BY id")
+            .fetch_all(&mut *tx)
+            .await?;
+        let postings = sqlx::query("SELECT ref, account, amount_cents FROM postings ORDER BY n")
+            .fetch_all(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        let accounts: Vec<Value> = accounts
+            .iter()
+            .map(|r| {
+                json!({"id": r.try_get::<String, _>(0).unwrap_or_default(),
+                       "balance_minor": r.try_get::<i64, _>(1).unwrap_or_default()})
+            })
+            .collect();
+        let postings: Vec<Value> = postings
+            .iter()
+            .map(|r| {
+                json!({"payment_ref": r.try_get::<String, _>(0).unwrap_or_default(),
+                       "account": r.try_get::<String, _>(1).unwrap_or_default(),
+                       "amount_minor": r.try_get::<i64, _>(2).unwrap_or_default()})
+            })
+            .collect();
+        Ok::<_, sqlx::Error>(json!({"statement": {"accounts": accounts, "postings": postings}}))
+    };
+    match read.await {
+        Ok(body) => answer(StatusCode::OK, body),
+        Err(e) => internal(e),
+    }
 }
 
 // ---------------------------------------------------------------- psp
@@ -613,6 +649,7 @@ async fn main() -> anyhow::Result<()> {
                 .route("/healthz", get(healthz))
                 .route("/accounts", post(open_account))
                 .route("/charges", post(charge))
+                .route("/export", get(export))
                 .with_state(db);
             serve(&listen, app).await
         }

@@ -510,7 +510,7 @@ settle_s: 1
     let shrink_into = |out: &Path| {
         Command::new(HARNESS)
             .args([
-                "shrink", "--tries", "1", "--budget", "60s", "--quiet", "--out",
+                "shrink", "--tries", "1", "--budget", "40s", "--quiet", "--out",
             ])
             .arg(out)
             .arg(original.out())
