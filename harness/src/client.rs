@@ -150,12 +150,12 @@ impl TransferClient {
 }
 
 /// The variables of a submission.
-pub fn submission_vars(
-    api: &CompiledApi,
-    key: &str,
-    request: &TransferRequest,
+pub fn submission_vars<'a>(
+    api: &'a CompiledApi,
+    key: &'a str,
+    request: &'a TransferRequest,
     request_n: u64,
-) -> Vars {
+) -> Vars<'a> {
     let cents = request.amount_cents.balance().map_or(0, |a| a.get());
     Vars::default()
         .with(var::USER_ID, request.user_id.as_str())

@@ -79,19 +79,71 @@ pub fn decimal(cents: u64, exponent: u8) -> String {
     format!("{major}.{minor}")
 }
 
-/// The values of one request's variables.
-#[derive(Debug, Clone, Default)]
-pub struct Vars {
-    values: Vec<(&'static str, Value)>,
+/// One variable's value: text (borrowed where it can be) or a whole number.
+#[derive(Debug, Clone)]
+pub enum VarValue<'a> {
+    Text(std::borrow::Cow<'a, str>),
+    Number(u64),
 }
 
-impl Vars {
-    pub fn with(mut self, name: &'static str, value: impl Into<Value>) -> Vars {
+impl<'a> From<&'a str> for VarValue<'a> {
+    fn from(text: &'a str) -> VarValue<'a> {
+        VarValue::Text(std::borrow::Cow::Borrowed(text))
+    }
+}
+
+impl From<String> for VarValue<'_> {
+    fn from(text: String) -> Self {
+        VarValue::Text(std::borrow::Cow::Owned(text))
+    }
+}
+
+impl From<u64> for VarValue<'_> {
+    fn from(n: u64) -> Self {
+        VarValue::Number(n)
+    }
+}
+
+impl VarValue<'_> {
+    fn text(&self) -> String {
+        match self {
+            VarValue::Text(s) => s.to_string(),
+            VarValue::Number(n) => n.to_string(),
+        }
+    }
+
+    /// Its JSON, appended to `out`: a string or a number.
+    fn write_json(&self, out: &mut Vec<u8>) -> Result<(), String> {
+        match self {
+            VarValue::Text(s) => serde_json::to_writer(out, s.as_ref()).map_err(|e| e.to_string()),
+            VarValue::Number(n) => {
+                out.extend_from_slice(n.to_string().as_bytes());
+                Ok(())
+            }
+        }
+    }
+
+    fn engine_value(&self) -> minijinja::Value {
+        match self {
+            VarValue::Text(s) => minijinja::Value::from(s.as_ref()),
+            VarValue::Number(n) => minijinja::Value::from(*n),
+        }
+    }
+}
+
+/// The values of one request's variables.
+#[derive(Debug, Clone, Default)]
+pub struct Vars<'a> {
+    values: Vec<(&'static str, VarValue<'a>)>,
+}
+
+impl<'a> Vars<'a> {
+    pub fn with(mut self, name: &'static str, value: impl Into<VarValue<'a>>) -> Vars<'a> {
         self.values.push((name, value.into()));
         self
     }
 
-    fn get(&self, name: &str) -> Option<&Value> {
+    fn get(&self, name: &str) -> Option<&VarValue<'a>> {
         self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 
@@ -99,23 +151,8 @@ impl Vars {
         minijinja::Value::from_pairs(
             self.values
                 .iter()
-                .map(|(name, value)| (*name, engine_value(value))),
+                .map(|(name, value)| (*name, value.engine_value())),
         )
-    }
-}
-
-/// A variable's value as the template engine holds it: text or an integer (no variable
-/// holds anything else).
-fn engine_value(value: &Value) -> minijinja::Value {
-    match value {
-        Value::String(s) => minijinja::Value::from(s.as_str()),
-        Value::Number(n) => match (n.as_u64(), n.as_i64()) {
-            (Some(u), _) => minijinja::Value::from(u),
-            (None, Some(i)) => minijinja::Value::from(i),
-            (None, None) => minijinja::Value::from(n.to_string()),
-        },
-        Value::Bool(b) => minijinja::Value::from(*b),
-        other => minijinja::Value::from(other.to_string()),
     }
 }
 
@@ -309,14 +346,13 @@ impl RequestTemplate {
         self.uses.contains(variable)
     }
 
-    fn render_text(&self, text: &Text, vars: &Vars) -> Result<String, String> {
+    fn render_text(&self, text: &Text, vars: &Vars<'_>) -> Result<String, String> {
         match text {
             Text::Fixed(s) => Ok(s.clone()),
-            Text::Var(name) => match vars.get(name) {
-                Some(Value::String(s)) => Ok(s.clone()),
-                Some(other) => Ok(other.to_string()),
-                None => Err(format!("`{name}` has no value here")),
-            },
+            Text::Var(name) => vars
+                .get(name)
+                .map(VarValue::text)
+                .ok_or_else(|| format!("`{name}` has no value here")),
             Text::Template(name) => self
                 .env
                 .get_template(name)
@@ -325,31 +361,46 @@ impl RequestTemplate {
         }
     }
 
-    fn render_node(&self, node: &Node, vars: &Vars) -> Result<Value, String> {
-        Ok(match node {
-            Node::Literal(v) => v.clone(),
+    /// Writes `node` as JSON into `out`, straight from the variables (no tree is built).
+    fn write_node(&self, node: &Node, vars: &Vars<'_>, out: &mut Vec<u8>) -> Result<(), String> {
+        fn json<T: serde::Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<(), String> {
+            serde_json::to_writer(out, v).map_err(|e| e.to_string())
+        }
+        match node {
+            Node::Literal(v) => json(out, v)?,
             Node::Text(Text::Var(name)) => vars
                 .get(name)
-                .cloned()
-                .ok_or_else(|| format!("`{name}` has no value here"))?,
-            Node::Text(text) => Value::String(self.render_text(text, vars)?),
-            Node::Array(items) => Value::Array(
-                items
-                    .iter()
-                    .map(|n| self.render_node(n, vars))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Node::Object(fields) => Value::Object(
-                fields
-                    .iter()
-                    .map(|(k, n)| Ok((k.clone(), self.render_node(n, vars)?)))
-                    .collect::<Result<_, String>>()?,
-            ),
-        })
+                .ok_or_else(|| format!("`{name}` has no value here"))?
+                .write_json(out)?,
+            Node::Text(text) => json(out, &self.render_text(text, vars)?)?,
+            Node::Array(items) => {
+                out.push(b'[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    self.write_node(item, vars, out)?;
+                }
+                out.push(b']');
+            }
+            Node::Object(fields) => {
+                out.push(b'{');
+                for (i, (key, value)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        out.push(b',');
+                    }
+                    json(out, key)?;
+                    out.push(b':');
+                    self.write_node(value, vars, out)?;
+                }
+                out.push(b'}');
+            }
+        }
+        Ok(())
     }
 
     /// The request for `vars`; an error says which part could not be rendered.
-    pub fn render(&self, vars: &Vars) -> Result<Rendered, String> {
+    pub fn render(&self, vars: &Vars<'_>) -> Result<Rendered, String> {
         let path = self.render_text(&self.path, vars)?;
         if !path.starts_with('/') || path.parse::<http::uri::PathAndQuery>().is_err() {
             return Err(format!(
@@ -366,8 +417,9 @@ impl RequestTemplate {
         let body = match &self.body {
             None => None,
             Some(node) => {
-                let value = self.render_node(node, vars)?;
-                Some(serde_json::to_vec(&value).map_err(|e| e.to_string())?)
+                let mut out = Vec::with_capacity(256);
+                self.write_node(node, vars, &mut out)?;
+                Some(out)
             }
         };
         Ok(Rendered {
@@ -388,15 +440,15 @@ mod tests {
         serde_yaml::from_str(yaml).expect("a request spec")
     }
 
-    fn vars() -> Vars {
+    fn vars() -> Vars<'static> {
         Vars::default()
             .with(var::USER_ID, "u-1")
             .with(var::EXTERNAL_ACCOUNT_ID, "a-1")
-            .with(var::AMOUNT_CENTS, 1205)
+            .with(var::AMOUNT_CENTS, 1205u64)
             .with(var::AMOUNT, decimal(1205, 2))
             .with(var::CURRENCY, "EUR")
             .with(var::IDEMPOTENCY_KEY, "k-7")
-            .with(var::REQUEST_N, 7)
+            .with(var::REQUEST_N, 7u64)
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl AdminClient {
             let user = population::user_id(n);
             let cents = plan.opening_balance.get();
             let vars = Vars::default()
-                .with(var::USER_ID, user.as_str())
+                .with(var::USER_ID, user.clone())
                 .with(var::EXTERNAL_ACCOUNT_ID, population::account_id(n))
                 .with(var::OPENING_BALANCE_CENTS, cents)
                 .with(var::OPENING_BALANCE, decimal(cents, api.currency_exponent))
