@@ -9,7 +9,8 @@
 //! generator's back.
 
 use crate::history::Outcome;
-use crate::mapping::outcome::MappedOutcome;
+use crate::mapping::first_answers::FirstAnswers;
+use crate::mapping::outcome::{MappedOutcome, Sorted};
 use crate::mapping::template::{decimal, var, Vars};
 use crate::mapping::CompiledApi;
 use service::contract::{routes, ErrorBody, TransferRequest, TransferView};
@@ -60,6 +61,8 @@ pub struct TransferClient {
     key_header: http::HeaderName,
     /// The system's own API, when it does not speak the contract.
     api: Option<Arc<CompiledApi>>,
+    /// The watch over the first answers of the mapped API, which judges its rules.
+    first_answers: Option<Arc<FirstAnswers>>,
 }
 
 /// How much of an unmapped answer's body its record keeps, as an example.
@@ -80,13 +83,22 @@ impl TransferClient {
             http,
             key_header: http::HeaderName::from_bytes(routes::IDEMPOTENCY_KEY_HEADER.as_bytes())?,
             api: None,
+            first_answers: None,
         })
     }
 
     /// The same client speaking the system's own API instead of the contract.
     pub fn through(mut self, api: Option<Arc<CompiledApi>>) -> TransferClient {
+        self.first_answers = api
+            .as_ref()
+            .map(|api| Arc::new(FirstAnswers::new(api.submit_rules.transfer_id_pointer())));
         self.api = api;
         self
+    }
+
+    /// The watch over the mapped API's first answers (None on the contract).
+    pub fn first_answers(&self) -> Option<Arc<FirstAnswers>> {
+        self.first_answers.clone()
     }
 
     /// Asks for the transfer `request` under idempotency key `key`, the `request_n`-th of the
@@ -141,7 +153,13 @@ impl TransferClient {
             .http
             .send(&rendered.method, &path, &rendered.headers, body.into());
         match tokio::time::timeout(timeout, exchange).await {
-            Ok(Ok(reply)) => sort_mapped(api, reply.status, &reply.body),
+            Ok(Ok(reply)) => {
+                let sorted = api.submit_rules.sort(reply.status, &reply.body);
+                if let Some(watch) = &self.first_answers {
+                    watch.see(reply.status, &sorted, &reply.body);
+                }
+                answer_of(sorted, reply.status, &reply.body)
+            }
             Ok(Err(Failure::Connect)) => Answer::failed(kind::CONNECT),
             Ok(Err(Failure::Transport)) => Answer::failed(kind::TRANSPORT),
             Err(_) => Answer::failed(kind::TIMEOUT),
@@ -170,10 +188,9 @@ pub fn submission_vars<'a>(
         .with(var::REQUEST_N, request_n)
 }
 
-/// Sorts an answer of the mapped API by its rules. An answer no rule matches is an error of
-/// kind `unmapped`, with the start of its body kept as an example; it is never a success.
-fn sort_mapped(api: &CompiledApi, status: u16, body: &[u8]) -> Answer {
-    let sorted = api.submit_rules.sort(status, body);
+/// An answer of the mapped API as its rules sorted it. An answer no rule matches is an error
+/// of kind `unmapped`, with the start of its body kept as an example; it is never a success.
+fn answer_of(sorted: Sorted, status: u16, body: &[u8]) -> Answer {
     let (outcome, error_kind, reason) = match sorted.outcome {
         Some(MappedOutcome::Succeeded) => (Outcome::Completed, None, None),
         Some(MappedOutcome::Failed) => (Outcome::Failed, None, None),
@@ -250,6 +267,10 @@ fn classify(status: u16, body: &[u8]) -> Answer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn sort_mapped(api: &CompiledApi, status: u16, body: &[u8]) -> Answer {
+        answer_of(api.submit_rules.sort(status, body), status, body)
+    }
     use bytes::Bytes;
     use http_body_util::Full;
     use hyper::service::service_fn;
@@ -317,7 +338,7 @@ mod tests {
     #[tokio::test]
     async fn with_http2_connections_requests_go_over_http2_and_share_them() {
         let (url, accepted) = h2_only_server().await;
-        let request = crate::population::transfer_request(1, AmountCents::new(5));
+        let request = crate::population::Names::default().transfer_request(1, AmountCents::new(5));
         let timeout = Duration::from_secs(30);
         let client = TransferClient::new(&url, 2, 100).expect("client");
         let sends = (0..20).map(|n| {

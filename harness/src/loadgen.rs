@@ -36,6 +36,8 @@ pub struct LoadConfig {
     pub workers: usize,
     /// Prefix of every idempotency key, unique to the run.
     pub key_prefix: String,
+    /// How the users are named.
+    pub names: population::Names,
 }
 
 /// Everything the generator measured.
@@ -84,7 +86,10 @@ impl Context {
         if job.scheduled > Instant::now() {
             tokio::time::sleep_until(job.scheduled).await;
         }
-        let request = population::transfer_request(job.op.user, job.op.amount);
+        let request = self
+            .config
+            .names
+            .transfer_request(job.op.user, job.op.amount);
         let sent = Instant::now();
         let answer = self
             .config
@@ -112,6 +117,7 @@ impl Context {
                 done.answer.outcome,
                 latency_us,
                 done.answer.error_kind.as_deref(),
+                done.answer.reason.as_deref(),
             );
             self.live.record(done.answer.outcome, latency_us);
         }
@@ -146,8 +152,8 @@ impl Context {
             op: op.index,
             attempt: 0,
             key: format!("{}-{}", self.config.key_prefix, op.index),
-            user_id: population::user_id(op.user),
-            external_account_id: population::account_id(op.user),
+            user_id: self.config.names.user_id(op.user),
+            external_account_id: self.config.names.account_id(op.user),
             amount_cents: op.amount.get(),
             scheduled_us: micros(op.offset),
             sent_us: None,

@@ -77,6 +77,8 @@ pub struct WorkerStats {
     pub intervals: BTreeMap<u64, Histogram<u64>>,
     pub outcomes: BTreeMap<Outcome, u64>,
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// The first reason each error kind came with (an unmapped answer's status and body).
+    pub error_examples: BTreeMap<String, String>,
     pub retries: u64,
 }
 
@@ -87,15 +89,30 @@ impl WorkerStats {
             intervals: BTreeMap::new(),
             outcomes: BTreeMap::new(),
             errors_by_kind: BTreeMap::new(),
+            error_examples: BTreeMap::new(),
             retries: 0,
         }
     }
 
-    pub fn record(&mut self, outcome: Outcome, latency_us: u64, error_kind: Option<&str>) {
+    /// One measured answer; an error's `reason` is kept as its kind's example when it is
+    /// the first of its kind.
+    pub fn record(
+        &mut self,
+        outcome: Outcome,
+        latency_us: u64,
+        error_kind: Option<&str>,
+        reason: Option<&str>,
+    ) {
         self.latency.saturating_record(latency_us);
         *self.outcomes.entry(outcome).or_insert(0) += 1;
         if let Some(kind) = error_kind {
             *self.errors_by_kind.entry(kind.to_owned()).or_insert(0) += 1;
+            if let Some(reason) = reason {
+                if !self.error_examples.contains_key(kind) {
+                    self.error_examples
+                        .insert(kind.to_owned(), reason.to_owned());
+                }
+            }
         }
     }
 
@@ -132,6 +149,12 @@ pub fn merge(workers: &[WorkerStats]) -> Merged {
         }
         for (kind, n) in &w.errors_by_kind {
             *merged.errors_by_kind.entry(kind.clone()).or_insert(0) += n;
+        }
+        for (kind, example) in &w.error_examples {
+            merged
+                .error_examples
+                .entry(kind.clone())
+                .or_insert_with(|| example.clone());
         }
         merged.retries += w.retries;
     }
@@ -307,4 +330,23 @@ pub struct LiveSnapshot {
     /// In the order of [`Outcome::ALL`].
     pub outcomes: [u64; 6],
     pub p99_ms: Option<f64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_error_kind_keeps_its_first_reason_as_its_example_through_a_merge() {
+        let mut first = WorkerStats::new();
+        first.record(Outcome::Error, 10, Some("unmapped"), Some("200 {\"a\":1}"));
+        first.record(Outcome::Error, 10, Some("unmapped"), Some("200 {\"a\":2}"));
+        first.record(Outcome::Error, 10, Some("timeout"), None);
+        let mut second = WorkerStats::new();
+        second.record(Outcome::Error, 10, Some("unmapped"), Some("418 tea"));
+        let merged = merge(&[first, second]);
+        assert_eq!(merged.errors_by_kind["unmapped"], 3);
+        assert_eq!(merged.error_examples["unmapped"], "200 {\"a\":1}");
+        assert!(!merged.error_examples.contains_key("timeout"));
+    }
 }

@@ -46,6 +46,10 @@ pub struct Summary {
     pub throughput_rps: f64,
     pub requests: Requests,
     pub errors_by_kind: BTreeMap<String, u64>,
+    /// For each error kind, the reason its first measured answer came with: for `unmapped`,
+    /// the status and the start of the body no rule matched.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub error_examples: BTreeMap<String, String>,
     pub latency_ms: Latency,
     /// The latency before, during and after the faults (empty in a summary written before
     /// phases were measured).

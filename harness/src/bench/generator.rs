@@ -122,6 +122,7 @@ async fn generator(
         max_in_flight: args.connections as usize,
         workers: 1,
         key_prefix: "bench".into(),
+        names: Default::default(),
     };
     // On a runtime thread, beside the workers: no cross-thread hand-over per request.
     let history = writer.sender();

@@ -476,7 +476,7 @@ mod sql_books {
         let Some(spec) = &external.sql else {
             return Err("no SQL source".into());
         };
-        let mut connection = crate::system::books::connect(spec).await?;
+        let mut connection = crate::system::sql::connect(spec.database()).await?;
         for (side, dump) in [
             ("external", &books.external_after),
             ("ledger", &books.ledger_after),

@@ -7,14 +7,17 @@
 //! nothing in the first answers) is an error: exit 2, naming it.
 
 use super::probe::{conforms, violates, Finding};
+use crate::client::submission_vars;
 use crate::history::{HistoryRecord, Outcome};
 use crate::mapping::outcome::MappedOutcome;
-use crate::mapping::template::{decimal, var, Vars};
+use crate::mapping::users::{user_vars, UserSource};
 use crate::mapping::CompiledApi;
 use crate::system::admin::AdminClient;
 use crate::system::lookup::TransferLookup;
+use crate::system::sql;
 use crate::system::Endpoints;
-use service::contract::{ClientStatus, Dump};
+use service::contract::{ClientStatus, Dump, TransferRequest};
+use service::money::AmountCents;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// The probe's transfer, in minor units, and its balance.
@@ -40,17 +43,12 @@ struct Sorted {
 
 impl MappedProbe<'_> {
     async fn submit(&self, key: &str, amount_cents: u64) -> Result<Sorted, String> {
-        let vars = Vars::default()
-            .with(var::USER_ID, self.user.as_str())
-            .with(var::EXTERNAL_ACCOUNT_ID, self.account.as_str())
-            .with(var::AMOUNT_CENTS, amount_cents)
-            .with(
-                var::AMOUNT,
-                decimal(amount_cents, self.api.currency_exponent),
-            )
-            .with(var::CURRENCY, self.api.currency.as_str())
-            .with(var::IDEMPOTENCY_KEY, key)
-            .with(var::REQUEST_N, 0u64);
+        let request = TransferRequest {
+            user_id: self.user.clone(),
+            external_account_id: self.account.clone(),
+            amount_cents: AmountCents::new(amount_cents).into(),
+        };
+        let vars = submission_vars(self.api, key, &request, 0);
         let rendered = self.api.submit.render(&vars)?;
         let (status, body) = self
             .admin
@@ -147,38 +145,38 @@ pub async fn check(
             "neither books: nor a dump URL for both institutions",
         ),
     });
-    // The probe's user.
-    match &api.create_user {
-        Some(template) => {
-            let vars = Vars::default()
-                .with(var::USER_ID, probe.user.as_str())
-                .with(var::EXTERNAL_ACCOUNT_ID, probe.account.as_str())
-                .with(var::OPENING_BALANCE_CENTS, OPENING_CENTS)
-                .with(
-                    var::OPENING_BALANCE,
-                    decimal(OPENING_CENTS, api.currency_exponent),
-                )
-                .with(var::CURRENCY, api.currency.as_str());
-            let rendered = template.render(&vars)?;
-            let (status, body) = admin
-                .exchange(&endpoints.coordinator, rendered)
-                .await
-                .map_err(|e| format!("api.users.create: {e}"))?;
-            if !(200..300).contains(&status) {
-                let body = String::from_utf8_lossy(&body);
-                out.push(violates(
-                    "user created",
-                    format!("answered {status}: {body}"),
-                ));
+    // The probe's user: created as the mapping creates users, or the first it reuses.
+    match &api.users {
+        Some(UserSource::Http(template)) => {
+            let vars = user_vars(api, &probe.user, &probe.account, OPENING_CENTS);
+            let created = admin
+                .create_user(&endpoints.coordinator, template, &vars)
+                .await;
+            if let Err(why) = created {
+                out.push(violates("user created", why));
                 return Ok(out);
             }
             out.push(conforms(
                 "user created",
-                format!("{} answered {status}", probe.user),
+                format!("{} over HTTP", probe.user),
             ));
         }
-        None => {
-            return Err("api.users.create is needed for the probe to have a user of its own".into())
+        Some(UserSource::Sql(databases)) => {
+            for statements in databases {
+                let vars = user_vars(api, &probe.user, &probe.account, OPENING_CENTS);
+                let user = [(probe.user.clone(), vars)];
+                if let Err((_, why)) = sql::create_users(statements, user).await {
+                    out.push(violates("user created", why));
+                    return Ok(out);
+                }
+            }
+            out.push(conforms("user created", format!("{} by SQL", probe.user)));
+        }
+        Some(UserSource::Reuse(_)) | None => {
+            return Err(
+                "api.users.create or create_sql is needed for the probe to have a user of its own"
+                    .into(),
+            )
         }
     }
     // A transfer: it must succeed (or be pending and settle), naming its id.

@@ -380,6 +380,7 @@ mod tests {
             throughput_rps,
             requests: Requests::default(),
             errors_by_kind: BTreeMap::new(),
+            error_examples: BTreeMap::new(),
             latency_ms: Latency::default(),
             phases: Default::default(),
             slo: SloResult {

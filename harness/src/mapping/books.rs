@@ -128,6 +128,35 @@ impl HttpBooks {
 }
 
 impl SqlBooks {
+    /// The database the queries run on.
+    pub fn database(&self) -> Database<'_> {
+        Database {
+            dsn: &self.dsn,
+            password_env: self.password_env.as_deref(),
+        }
+    }
+
+    fn validate(&self, field: &str) -> Result<(), FieldError> {
+        self.database().validate(field)?;
+        for (name, query) in [("balances", &self.balances), ("entries", &self.entries)] {
+            if query.trim().is_empty() {
+                return err(format!("{field}.{name}"), "is empty");
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where a SQL database is reached: a DSN with no password in it, and the environment
+/// variable that holds the password. The books' queries and the users' statements name
+/// their database the same way.
+#[derive(Debug, Clone, Copy)]
+pub struct Database<'a> {
+    pub dsn: &'a str,
+    pub password_env: Option<&'a str>,
+}
+
+impl Database<'_> {
     /// The engine the DSN names (`postgres`, `mysql`, `sqlite`).
     pub fn engine(&self) -> &str {
         match self.dsn.split_once(':').map(|(scheme, _)| scheme) {
@@ -137,7 +166,8 @@ impl SqlBooks {
         }
     }
 
-    fn validate(&self, field: &str) -> Result<(), FieldError> {
+    /// Checks the DSN and the variable's name; `field` holds `dsn` and `password_env`.
+    pub fn validate(&self, field: &str) -> Result<(), FieldError> {
         let dsn_field = format!("{field}.dsn");
         let Some((scheme, rest)) = self.dsn.split_once(':') else {
             return err(
@@ -149,7 +179,7 @@ impl SqlBooks {
             return err(
                 dsn_field,
                 format!(
-                    "`{scheme}` is not an engine the books are read from: {}",
+                    "`{scheme}` is not an engine the harness reaches: {}",
                     SQL_SCHEMES.join(", ")
                 ),
             );
@@ -170,17 +200,12 @@ impl SqlBooks {
                 );
             }
         }
-        if let Some(name) = &self.password_env {
+        if let Some(name) = self.password_env {
             if name.is_empty() || name.contains('=') {
                 return err(
                     format!("{field}.password_env"),
                     "is not an environment variable's name",
                 );
-            }
-        }
-        for (name, query) in [("balances", &self.balances), ("entries", &self.entries)] {
-            if query.trim().is_empty() {
-                return err(format!("{field}.{name}"), "is empty");
             }
         }
         Ok(())

@@ -6,13 +6,17 @@
 //!
 //! - `template`: requests as templates (`{{ amount }}`), rendered per request;
 //! - `outcome`: the ordered rules that turn an answer into an outcome;
-//! - `books`: where each institution's books are read when it has no `/admin/dump`.
+//! - `books`: where each institution's books are read when it has no `/admin/dump`;
+//! - `users`: how the run's users come to exist (HTTP, SQL, or a CSV file of existing ones);
+//! - `first_answers`: the rules judged on a run's first answers, where only answers can.
 //!
 //! `docs/your-own-system.md` documents every field.
 
 pub mod books;
+pub mod first_answers;
 pub mod outcome;
 pub mod template;
+pub mod users;
 
 use crate::profile::locate::{err, FieldError};
 use outcome::{MappedOutcome, OutcomeRule, Rules};
@@ -20,6 +24,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use template::{RequestTemplate, Scope};
+use users::{UserSource, UsersSpec};
 
 /// `api:`: the coordinator's own API.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -105,17 +110,6 @@ impl StatusSpec {
     }
 }
 
-/// `api.users`: how the run's users come to exist.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct UsersSpec {
-    /// A request sent once per user before the load, with the user's variables and
-    /// `opening_balance_cents` / `opening_balance`. Any 2xx is success; 409 means the user
-    /// exists already and is taken as it is.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub create: Option<RequestSpec>,
-}
-
 /// The mapping compiled: every template parsed and checked against the variables its
 /// request has, every pointer and rule checked.
 #[derive(Debug, Clone)]
@@ -125,7 +119,7 @@ pub struct CompiledApi {
     pub submit: RequestTemplate,
     pub submit_rules: Rules,
     pub status: Option<(RequestTemplate, Rules)>,
-    pub create_user: Option<RequestTemplate>,
+    pub users: Option<UserSource>,
 }
 
 impl ApiMapping {
@@ -175,22 +169,14 @@ impl ApiMapping {
                 Some((request, rules))
             }
         };
-        let create_user = match &self.users.create {
-            None => None,
-            Some(spec) => Some(RequestTemplate::compile(
-                "api.users.create",
-                spec,
-                "POST",
-                Scope::User,
-            )?),
-        };
+        let users = self.users.compile()?;
         Ok(CompiledApi {
             currency: self.currency.clone(),
             currency_exponent: self.currency_exponent,
             submit,
             submit_rules,
             status,
-            create_user,
+            users,
         })
     }
 }

@@ -143,7 +143,8 @@ impl<'a> Vars<'a> {
         self
     }
 
-    fn get(&self, name: &str) -> Option<&VarValue<'a>> {
+    /// The value of variable `name`, when it has one.
+    pub fn get(&self, name: &str) -> Option<&VarValue<'a>> {
         self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 

@@ -162,6 +162,22 @@ fn figures(out: &mut String, s: &Summary) {
             ": the generator could not keep up, the figures say nothing about the system"
         }
     );
+    if !s.errors_by_kind.is_empty() {
+        let kinds: Vec<String> = s
+            .errors_by_kind
+            .iter()
+            .map(|(kind, n)| format!("{} {n}", escape(kind)))
+            .collect();
+        let _ = writeln!(out, "<p>Errors by kind: {}.</p>", kinds.join(", "));
+    }
+    for (kind, example) in &s.error_examples {
+        let _ = writeln!(
+            out,
+            "<p class=\"small\">The first <code>{}</code> answer: <code>{}</code></p>",
+            escape(kind),
+            escape(example)
+        );
+    }
 }
 
 fn charts_of(out: &mut String, record: &RunRecord<'_>) {

@@ -94,6 +94,13 @@ fn load(out: &mut String, s: &Summary) {
             .collect();
         let _ = writeln!(out, "Errors by kind: {}.\n", kinds.join(", "));
     }
+    for (kind, example) in &s.error_examples {
+        let _ = writeln!(
+            out,
+            "The first `{kind}` answer: `{}`\n",
+            example.replace('`', "'")
+        );
+    }
     if let Some(by_hop) = &s.connections_by_hop {
         let each: Vec<String> = by_hop.iter().map(|(hop, n)| format!("{hop} {n}")).collect();
         let _ = writeln!(

@@ -20,7 +20,7 @@ pub enum RunError {
     SettingsNotApplied(String),
     #[error("the target's settings: {0}")]
     Settings(#[from] KnobsError),
-    #[error("seed: reuse, but {0}; run once with seed: create, or seed the users by the names docs/contract.md gives")]
+    #[error("the users to reuse: {0}; with seed: reuse, run once with seed: create or seed the users by the names docs/contract.md gives; with api.users.reuse, list users the books hold")]
     NothingToReuse(String),
     #[error("cannot write {path}: {source}")]
     Output {
@@ -51,4 +51,6 @@ pub enum RunError {
     AdminToken(String),
     #[error("--start-at was {0:.1} s ago when this process was ready to load: start the shards with an instant far enough ahead for every one to start its system and seed")]
     LateStart(f64),
+    #[error("the mapping does not describe the system's answers: {0}; the load was stopped (run check-target for the whole walk)")]
+    Mapping(String),
 }

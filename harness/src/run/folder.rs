@@ -95,8 +95,43 @@ fn write_system_as_run(options: &RunOptions, out: &Path) -> Result<(), RunError>
     if let Some(file) = &options.target_file {
         let copy = out.join(TARGET_FILE_COPY);
         std::fs::copy(file, &copy).map_err(|source| RunError::Output { path: copy, source })?;
+        copy_users_to_reuse(file, out)?;
     }
     write_json(&out.join(SYSTEM_FILE), &SystemAsRun::of(options))
+}
+
+/// The list of users a target file reuses, when it names it relative to its folder: copied
+/// to the same place beside the file's copy, so that the run's folder replays as it is.
+fn copy_users_to_reuse(target_file: &Path, out: &Path) -> Result<(), RunError> {
+    let Ok(text) = std::fs::read_to_string(target_file) else {
+        return Ok(());
+    };
+    let Ok(target) = crate::system::target_file::parse(target_file, &text) else {
+        return Ok(());
+    };
+    let Some(relative) = target.api.and_then(|api| api.users.reuse) else {
+        return Ok(());
+    };
+    let inside = relative
+        .components()
+        .all(|c| matches!(c, std::path::Component::Normal(_)));
+    if !inside {
+        return Ok(());
+    }
+    let from = target_file
+        .parent()
+        .unwrap_or(Path::new("."))
+        .join(&relative);
+    let to = out.join(&relative);
+    let output = |source| RunError::Output {
+        path: to.clone(),
+        source,
+    };
+    if let Some(folder) = to.parent() {
+        std::fs::create_dir_all(folder).map_err(output)?;
+    }
+    std::fs::copy(&from, &to).map_err(output)?;
+    Ok(())
 }
 
 /// `services.json`: where the services answer, their first process ids (of a system the

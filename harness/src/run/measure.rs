@@ -101,6 +101,12 @@ async fn seed_load_and_check(
         settle,
     } = *cx;
     let seed_mode = target.map_or(SeedMode::Create, |t| t.seed);
+    let names = population::Names::of(plan, endpoints.api.as_deref()).map_err(|detail| {
+        RunError::Input {
+            path: "api.users.reuse".into(),
+            detail,
+        }
+    })?;
     let dumps_readable = endpoints.books_readable();
     // Books read from a `books:` source are read once before anything is written: a query
     // that fails or returns the wrong columns stops the run here, before any user exists.
@@ -112,11 +118,14 @@ async fn seed_load_and_check(
             true => admin.books(endpoints).await?,
             false => None,
         };
-        admin.seed(endpoints, plan, existing.as_ref()).await?;
+        admin
+            .seed(endpoints, plan, &names, existing.as_ref())
+            .await?;
     }
     let before = admin.books(endpoints).await?;
-    if let (SeedMode::Reuse, Some((external, ledger))) = (seed_mode, &before) {
-        if let Some(missing) = population::missing_accounts(plan, external, ledger) {
+    let reused = seed_mode == SeedMode::Reuse || names.is_listed();
+    if let (true, Some((external, ledger))) = (reused, &before) {
+        if let Some(missing) = population::missing_accounts(plan, &names, external, ledger) {
             return Err(RunError::NothingToReuse(missing));
         }
     }
@@ -134,7 +143,7 @@ async fn seed_load_and_check(
     let cpu_before = CpuReading::take(admin, endpoints).await;
     let connections_before = connections.as_ref().map(|c| c.read());
     let (load, faults, samples) =
-        load_under_faults(plan, endpoints, out, started_at, control, options).await?;
+        load_under_faults(plan, endpoints, &names, out, started_at, control, options).await?;
     let cpu_after = CpuReading::take(admin, endpoints).await;
     let connections_by_hop = connections
         .as_ref()
@@ -253,6 +262,7 @@ async fn flush_pending_writes() {
 async fn load_under_faults(
     plan: &RunPlan,
     endpoints: &Endpoints,
+    names: &population::Names,
     out: &Path,
     started_at: SystemTime,
     control: FaultControl,
@@ -272,14 +282,25 @@ async fn load_under_faults(
         })?;
     let live = Arc::new(LiveStats::new());
     let progress = Progress::start(live.clone(), plan.total(), options.display());
+    let client = TransferClient::new(
+        &endpoints.gateway,
+        plan.client_http2_connections as usize,
+        plan.client_max_in_flight as usize,
+    )
+    .map_err(RunError::Gateway)?
+    .through(endpoints.api.clone());
+    // A mapping its first answers show wrong stops the load as an interrupt would (healing
+    // every fault), and the run ends with exit 2.
+    let first_answers = client.first_answers();
+    let mapping_watch = first_answers.clone().map(|watch| {
+        let interrupt = options.interrupt.clone();
+        tokio::spawn(async move {
+            watch.faulted().await;
+            interrupt.request();
+        })
+    });
     let config = loadgen::LoadConfig {
-        client: TransferClient::new(
-            &endpoints.gateway,
-            plan.client_http2_connections as usize,
-            plan.client_max_in_flight as usize,
-        )
-        .map_err(RunError::Gateway)?
-        .through(endpoints.api.clone()),
+        client,
         start,
         warmup: plan.warmup,
         timeout: plan.client_timeout,
@@ -287,6 +308,7 @@ async fn load_under_faults(
         max_in_flight: plan.client_max_in_flight as usize,
         workers: 2,
         key_prefix: format!("{}-{}", plan.name, provenance::compact(started_at)),
+        names: names.clone(),
     };
     let sampler = tokio::spawn(sampler::sample(
         AdminClient::new(control.http.clone()),
@@ -333,5 +355,12 @@ async fn load_under_faults(
         }
     };
     writer.finish().map_err(RunError::History)?;
+    if let Some(watch) = mapping_watch {
+        watch.abort();
+    }
+    if let Some(fault) = first_answers.as_ref().and_then(|w| w.fault()) {
+        sampler.abort();
+        return Err(RunError::Mapping(fault.to_owned()));
+    }
     Ok((report, faults, sampler.await?))
 }

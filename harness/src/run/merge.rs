@@ -377,6 +377,12 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, RunError> {
     for (kind, n) in shards.iter().flat_map(|s| &s.summary.errors_by_kind) {
         *errors_by_kind.entry(kind.clone()).or_insert(0) += n;
     }
+    let mut error_examples = BTreeMap::new();
+    for (kind, example) in shards.iter().flat_map(|s| &s.summary.error_examples) {
+        error_examples
+            .entry(kind.clone())
+            .or_insert_with(|| example.clone());
+    }
     let duration_s = owner.summary.duration_s;
     let summary = Summary {
         verdict: judged.verdict,
@@ -385,6 +391,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, RunError> {
         latency_ms: latency_of(&latency),
         requests,
         errors_by_kind,
+        error_examples,
         phases,
         slo: judged_slo.result,
         generator: judged.generator,

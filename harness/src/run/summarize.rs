@@ -175,6 +175,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         phases: m.phases,
         requests,
         errors_by_kind: m.merged.errors_by_kind.clone(),
+        error_examples: m.merged.error_examples.clone(),
         slo: slo.result,
         generator: judged.generator,
         cpu: m.cpu,

@@ -2,10 +2,11 @@
 //! `docs/contract.md` and never through the hops' proxies (faults never touch the
 //! evidence): health, seeding, both institutions' dumps, the saga log, and `/metrics`.
 
-use super::{books, Endpoints};
-use crate::mapping::template::{decimal, var, Rendered, Vars};
+use super::{books, sql, Endpoints};
+use crate::mapping::template::{Rendered, RequestTemplate, Vars};
+use crate::mapping::users::{user_vars, UserSource};
 use crate::mapping::CompiledApi;
-use crate::population;
+use crate::population::{self, Names};
 use crate::profile::plan::RunPlan;
 use crate::topology::ServiceRole;
 use futures_util::stream::StreamExt;
@@ -168,6 +169,7 @@ impl AdminClient {
         &self,
         endpoints: &Endpoints,
         plan: &RunPlan,
+        names: &Names,
         existing: Option<&(Dump, Dump)>,
     ) -> Result<(), AdminError> {
         let missing = |accounts, held: Option<&Dump>| match held {
@@ -210,53 +212,74 @@ impl AdminClient {
                 self.post("linking users", url, &population::links(plan))
                     .await
             }
-            Some(api) => self.create_users(&endpoints.coordinator, api, plan).await,
+            Some(api) => {
+                self.create_users(&endpoints.coordinator, api, plan, names)
+                    .await
+            }
         }
     }
 
-    /// The plan's users created through the mapped API's `users.create`, when it has one: a
-    /// 2xx creates, a 409 finds the user there already.
+    /// The plan's users created as the mapped API's `users` says: over HTTP (a 2xx creates,
+    /// a 409 finds the user there already), or by SQL statements (a unique violation finds
+    /// it there). A list of existing users, or nothing said, creates none.
     async fn create_users(
         &self,
         coordinator: &str,
         api: &CompiledApi,
         plan: &RunPlan,
+        names: &Names,
     ) -> Result<(), AdminError> {
-        let Some(template) = &api.create_user else {
-            return Ok(());
-        };
-        let requests = population::users_of(plan).map(|n| {
-            let user = population::user_id(n);
-            let cents = plan.opening_balance.get();
-            let vars = Vars::default()
-                .with(var::USER_ID, user.clone())
-                .with(var::EXTERNAL_ACCOUNT_ID, population::account_id(n))
-                .with(var::OPENING_BALANCE_CENTS, cents)
-                .with(var::OPENING_BALANCE, decimal(cents, api.currency_exponent))
-                .with(var::CURRENCY, api.currency.as_str());
-            async move {
-                let failed = |message: String| AdminError::CreateUser {
-                    user: user.clone(),
-                    message,
-                };
-                let rendered = template.render(&vars).map_err(failed)?;
-                let path = rendered.path.clone();
-                let (status, body) = self
-                    .exchange(coordinator, rendered)
-                    .await
-                    .map_err(|e| failed(e.to_string()))?;
-                if (200..300).contains(&status) || status == 409 {
-                    return Ok(());
-                }
-                let body = String::from_utf8_lossy(&body);
-                Err(failed(format!("{path} answered {status}: {body}")))
+        let cents = plan.opening_balance.get();
+        let users = population::users_of(plan).map(|n| (names.user_id(n), names.account_id(n)));
+        match &api.users {
+            Some(UserSource::Http(template)) => {
+                let requests = users.map(|(user, account)| async move {
+                    let vars = user_vars(api, &user, &account, cents);
+                    self.create_user(coordinator, template, &vars)
+                        .await
+                        .map_err(|message| AdminError::CreateUser { user, message })
+                });
+                let results: Vec<Result<(), AdminError>> = futures_util::stream::iter(requests)
+                    .buffer_unordered(USER_CREATIONS_AT_ONCE)
+                    .collect()
+                    .await;
+                results.into_iter().collect()
             }
-        });
-        let results: Vec<Result<(), AdminError>> = futures_util::stream::iter(requests)
-            .buffer_unordered(USER_CREATIONS_AT_ONCE)
-            .collect()
-            .await;
-        results.into_iter().collect()
+            Some(UserSource::Sql(databases)) => {
+                let users: Vec<(String, String)> = users.collect();
+                for statements in databases {
+                    let each = users.iter().map(|(user, account)| {
+                        (user.clone(), user_vars(api, user, account, cents))
+                    });
+                    sql::create_users(statements, each)
+                        .await
+                        .map_err(|(user, message)| AdminError::CreateUser { user, message })?;
+                }
+                Ok(())
+            }
+            Some(UserSource::Reuse(_)) | None => Ok(()),
+        }
+    }
+
+    /// One user created by `template` with its variables `vars`: a 2xx creates, a 409 finds
+    /// the user there already; anything else is the answer shown.
+    pub async fn create_user(
+        &self,
+        coordinator: &str,
+        template: &RequestTemplate,
+        vars: &Vars<'_>,
+    ) -> Result<(), String> {
+        let rendered = template.render(vars)?;
+        let path = rendered.path.clone();
+        let (status, body) = self
+            .exchange(coordinator, rendered)
+            .await
+            .map_err(|e| e.to_string())?;
+        if (200..300).contains(&status) || status == 409 {
+            return Ok(());
+        }
+        let body = String::from_utf8_lossy(&body);
+        Err(format!("{path} answered {status}: {body}"))
     }
 
     pub async fn dump(&self, base: &str) -> Result<Dump, AdminError> {

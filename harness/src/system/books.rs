@@ -12,6 +12,7 @@
 //! read (the queries order them), and each one's balance after it is worked back from the
 //! account's balance.
 
+use super::sql::connect;
 use crate::mapping::books::{BookRead, BookSource, BooksSpec, HttpBooks, SqlBooks};
 use crate::topology::ServiceRole;
 use serde_json::Value;
@@ -19,7 +20,6 @@ use service::contract::{AccountBalance, Dump, Entry, EntryKind, Totals};
 use service::money::AmountCents;
 use sqlx::{AssertSqlSafe, Connection, Row};
 use std::collections::HashMap;
-use std::sync::Once;
 use std::time::Duration;
 
 /// How long one read of the books may take.
@@ -91,7 +91,7 @@ pub async fn totals(
     let read = async {
         let balances = match source.read() {
             Some(BookRead::Sql(sql)) => {
-                let mut connection = connect(sql).await?;
+                let mut connection = connect(sql.database()).await?;
                 let rows = sqlx::query(AssertSqlSafe(sql.balances.clone()))
                     .fetch_all(&mut connection)
                     .await
@@ -125,34 +125,6 @@ pub async fn totals(
     })?
 }
 
-/// A connection to the books' database, the password taken from its variable.
-pub async fn connect(sql: &SqlBooks) -> Result<sqlx::AnyConnection, String> {
-    static DRIVERS: Once = Once::new();
-    DRIVERS.call_once(sqlx::any::install_default_drivers);
-    let dsn = dsn_with_password(sql)?;
-    // The error of a failed connection never shows the DSN (it may hold the password).
-    sqlx::AnyConnection::connect(&dsn).await.map_err(|e| {
-        format!(
-            "connecting to {}: {}",
-            sql.engine(),
-            scrub(&e.to_string(), &dsn)
-        )
-    })
-}
-
-/// The DSN with the password from its variable, when the file names one.
-fn dsn_with_password(sql: &SqlBooks) -> Result<String, String> {
-    let Some(name) = &sql.password_env else {
-        return Ok(sql.dsn.clone());
-    };
-    let password = std::env::var(name)
-        .map_err(|_| format!("books: password_env names {name}, which is not set"))?;
-    let mut url = url::Url::parse(&sql.dsn).map_err(|e| format!("the DSN: {e}"))?;
-    url.set_password(Some(&password))
-        .map_err(|()| "the DSN cannot carry a password".to_owned())?;
-    Ok(url.into())
-}
-
 /// The statement that opens one snapshot for both queries, on `engine`.
 fn snapshot_begin(engine: &str) -> &'static str {
     match engine {
@@ -164,8 +136,8 @@ fn snapshot_begin(engine: &str) -> &'static str {
 }
 
 async fn read_sql(sql: &SqlBooks, role: ServiceRole) -> Result<Dump, String> {
-    let mut connection = connect(sql).await?;
-    sqlx::raw_sql(snapshot_begin(sql.engine()))
+    let mut connection = connect(sql.database()).await?;
+    sqlx::raw_sql(snapshot_begin(sql.database().engine()))
         .execute(&mut connection)
         .await
         .map_err(|e| format!("opening a snapshot: {e}"))?;
@@ -209,10 +181,6 @@ async fn read_sql(sql: &SqlBooks, role: ServiceRole) -> Result<Dump, String> {
         })
         .collect::<Result<Vec<_>, String>>()?;
     dump_of(role, balances, entries)
-}
-
-fn scrub(message: &str, dsn: &str) -> String {
-    message.replace(dsn, "(the DSN)")
 }
 
 /// What each query returns, for its errors.
@@ -449,22 +417,5 @@ mod tests {
         let below =
             dump_of(ServiceRole::Ledger, vec![("u-1".into(), -1)], vec![]).expect_err("negative");
         assert!(below.contains("below zero"), "{below}");
-    }
-
-    #[test]
-    fn the_password_comes_from_its_variable_and_never_shows() {
-        let sql = SqlBooks {
-            dsn: "postgres://bank@127.0.0.1:5432/ledger".into(),
-            password_env: Some("BOOKS_TEST_PASSWORD_UNSET".into()),
-            balances: "SELECT 1".into(),
-            entries: "SELECT 1".into(),
-        };
-        let unset = dsn_with_password(&sql).expect_err("unset");
-        assert!(unset.contains("BOOKS_TEST_PASSWORD_UNSET"), "{unset}");
-        let dsn = "postgres://bank:s3cret@127.0.0.1:5432/ledger";
-        assert_eq!(
-            scrub(&format!("cannot reach {dsn}"), dsn),
-            "cannot reach (the DSN)"
-        );
     }
 }

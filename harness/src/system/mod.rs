@@ -12,6 +12,7 @@ pub mod hops;
 pub mod knobs;
 pub mod launch;
 pub mod lookup;
+pub mod sql;
 pub mod target_file;
 pub mod target_settings;
 

@@ -372,7 +372,15 @@ pub fn load(path: &Path) -> Result<TargetFile, ProfileError> {
         field: "(target file)".into(),
         message: format!("cannot read: {e}"),
     })?;
-    parse(path, &text)
+    let mut target = parse(path, &text)?;
+    // A list of users to reuse is named relative to the target file's folder.
+    let reuse = target.api.as_mut().and_then(|api| api.users.reuse.as_mut());
+    if let (Some(reuse), Some(folder)) = (reuse, path.parent()) {
+        if reuse.is_relative() {
+            *reuse = folder.join(&*reuse);
+        }
+    }
+    Ok(target)
 }
 
 pub fn parse(file: &Path, text: &str) -> Result<TargetFile, ProfileError> {
@@ -428,7 +436,7 @@ mod tests {
         ] {
             let target = parsed(text).expect("a documented target file is valid");
             let api = target.compiled_api().expect("its api: compiles");
-            assert!(api.status.is_some() && api.create_user.is_some());
+            assert!(api.status.is_some() && api.users.is_some());
         }
     }
 

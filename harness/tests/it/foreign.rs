@@ -46,6 +46,10 @@ pub(crate) struct Foreign {
     _psp: ByPidFile,
     _issuer: ByPidFile,
     pub target: PathBuf,
+    /// The DSNs the system writes with, the bank's and the payment service's, and the
+    /// line that names the password's variable (empty on SQLite).
+    pub databases: [String; 2],
+    pub password_env: String,
     pub dir: tempfile::TempDir,
 }
 
@@ -159,6 +163,8 @@ books:
             _psp: psp,
             _issuer: issuer,
             target,
+            databases: [dsn("issuer", false), dsn("psp", false)],
+            password_env,
             dir,
         }
     }
@@ -218,6 +224,76 @@ const API: &str = r#"api:
         opening_balance: "{{ opening_balance }}"
 "#;
 
+/// The users' part of `API`.
+const USERS_OVER_HTTP: &str = r#"  users:
+    create:
+      path: /v1/customers
+      body:
+        customer_id: "{{ user_id }}"
+        bank_account: "{{ external_account_id }}"
+        opening_balance: "{{ opening_balance }}"
+"#;
+
+impl Foreign {
+    /// The target file with `users` in place of the users' HTTP creation.
+    fn with_users(&self, users: &str) -> String {
+        let text = std::fs::read_to_string(&self.target).expect("the target file");
+        assert!(text.contains(USERS_OVER_HTTP), "{text}");
+        text.replace(USERS_OVER_HTTP, users)
+    }
+
+    /// Customers `cust-N` with accounts `acct-N` (N below `count`), written straight into
+    /// the system's tables as its own back office would, each account holding 1,000,000.00.
+    fn add_customers(&self, count: u32) {
+        use sqlx::Connection;
+        let [bank, psp] = &self.databases;
+        let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+        runtime.block_on(async {
+            sqlx::any::install_default_drivers();
+            let mut bank = sqlx::AnyConnection::connect(bank)
+                .await
+                .expect("the bank's db");
+            let mut psp = sqlx::AnyConnection::connect(psp)
+                .await
+                .expect("the psp's db");
+            for n in 0..count {
+                sqlx::query("INSERT INTO accounts (id, balance_cents) VALUES ($1, $2)")
+                    .bind(format!("acct-{n}"))
+                    .bind(100_000_000_i64)
+                    .execute(&mut bank)
+                    .await
+                    .expect("an account");
+                sqlx::query("INSERT INTO customers (id, bank_account) VALUES ($1, $2)")
+                    .bind(format!("cust-{n}"))
+                    .bind(format!("acct-{n}"))
+                    .execute(&mut psp)
+                    .await
+                    .expect("a customer");
+            }
+        });
+    }
+
+    /// The users created by SQL statements, in the bank's database and then the payment
+    /// service's.
+    fn users_by_sql(&self) -> String {
+        let [bank, psp] = &self.databases;
+        format!(
+            r#"  users:
+    create_sql:
+      - dsn: "{bank}"{password_env}
+        statements:
+          - sql: INSERT INTO accounts (id, balance_cents) VALUES ($1, $2)
+            binds: [external_account_id, opening_balance_cents]
+      - dsn: "{psp}"{password_env}
+        statements:
+          - sql: INSERT INTO customers (id, bank_account) VALUES ($1, $2)
+            binds: [user_id, external_account_id]
+"#,
+            password_env = self.password_env.replace("\n      ", "\n        ")
+        )
+    }
+}
+
 /// Every invariant of money and of the client's answers holds, none is left unknown, and
 /// the books were read. Latency is the machine's (two cores shared with the other tests):
 /// `slo_latency` is left out.
@@ -257,17 +333,41 @@ fn the_foreign_system_passes_faulted_library_profiles_on_sqlite() {
         &["--duration", EXTERNAL_TIMEOUT_S],
     );
     assert_passes(&timeout, &foreign);
-    // The second run finds its users there (409) and takes them as they are.
-    let crash = foreign.run(
-        &library("coordinator-crash"),
-        &["--duration", COORDINATOR_CRASH_S],
-    );
+    // The second run drives users the system had already, by the names a CSV file lists
+    // (relative to the target file), as a team's existing customers.
+    let crash_profile = library("coordinator-crash");
+    let users = crash_profile
+        .lines()
+        .skip_while(|l| !l.starts_with("users:"))
+        .find_map(|l| l.trim().strip_prefix("count: "))
+        .and_then(|n| n.parse::<u32>().ok())
+        .expect("the profile's user count");
+    foreign.add_customers(users);
+    let mut listed = String::from("user_id,external_account_id\n");
+    for n in 0..users {
+        listed.push_str(&format!("cust-{n},acct-{n}\n"));
+    }
+    std::fs::write(foreign.dir.path().join("users.csv"), listed).expect("the list");
+    let reusing = foreign.with_users("  users:\n    reuse: users.csv\n");
+    std::fs::write(&foreign.target, reusing).expect("write the target file");
+    let crash = foreign.run(&crash_profile, &["--duration", COORDINATOR_CRASH_S]);
     assert_passes(&crash, &foreign);
     let summary = crash.summary();
     assert!(
         summary["requests"]["errors"].as_u64().unwrap_or(0) > 0,
         "the crashes cost answers: {summary}"
     );
+    let history = std::fs::read_to_string(crash.out().join("history.jsonl")).expect("history");
+    let first: serde_json::Value =
+        serde_json::from_str(history.lines().next().expect("a record")).expect("json");
+    assert!(
+        first["user_id"]
+            .as_str()
+            .is_some_and(|u| u.starts_with("cust-")),
+        "the listed users were driven: {first}"
+    );
+    // The list travels with the run's folder, so that it replays.
+    assert!(crash.out().join("users.csv").is_file());
 }
 
 #[test]
@@ -278,6 +378,10 @@ fn the_foreign_system_passes_faulted_library_profiles_on_postgresql() {
         server.create_database(name);
     }
     let foreign = Foreign::start(&Engine::Postgres(&server), "");
+    // The users are created by SQL statements in both databases; the second run finds them
+    // there (a unique violation) and takes them as they are.
+    let by_sql = foreign.with_users(&foreign.users_by_sql());
+    std::fs::write(&foreign.target, by_sql).expect("write the target file");
     let timeout = foreign.run(
         &library("external-timeout"),
         &["--duration", EXTERNAL_TIMEOUT_S],
@@ -334,6 +438,27 @@ fn a_foreign_system_that_answers_201_while_its_ledger_write_fails_is_caught() {
         "{found:?}\n{}",
         broken.printed()
     );
+    // Its folder replays through the mapping it keeps a copy of, and the bug shows again.
+    let replay = foreign.dir.path().join("replay");
+    let replayed = std::process::Command::new(crate::support::HARNESS)
+        .arg("replay")
+        .arg(broken.out())
+        .arg("--out")
+        .arg(&replay)
+        .arg("--quiet")
+        .env(PASSWORD_VAR, postgres::PASSWORD)
+        .output()
+        .expect("run harness replay");
+    let said = String::from_utf8_lossy(&replayed.stdout);
+    assert!(said.contains("lost_debit"), "{said}{replayed:?}");
+    let summary: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(replay.join("summary.json")).expect("the replay's summary"),
+    )
+    .expect("JSON");
+    assert!(
+        summary["anomalies"]["lost_debit"].as_u64().unwrap_or(0) > 0,
+        "{summary}"
+    );
 }
 
 #[test]
@@ -359,9 +484,10 @@ fn a_broken_mapping_stops_the_run_with_exit_2_before_any_user_exists() {
             "the entries query returns 4 columns; it must return 3",
         ),
     ];
-    for (broken, expected) in cases {
+    // Each broken file stops its run with exit 2, naming the fault, and judges nothing.
+    let stops = |broken: &str, expected: &str| {
         assert_ne!(broken, text, "{expected}: the case changes the file");
-        std::fs::write(&foreign.target, &broken).expect("write the target file");
+        std::fs::write(&foreign.target, broken).expect("write the target file");
         let run = foreign.run(&profile, &[]);
         assert_eq!(run.code(), Some(2), "{expected}\n{}", run.printed());
         assert!(
@@ -371,22 +497,52 @@ fn a_broken_mapping_stops_the_run_with_exit_2_before_any_user_exists() {
         );
         assert!(
             !run.out().join("summary.json").exists(),
-            "{expected}: no run"
+            "{expected}: no verdict"
         );
+    };
+    for (broken, expected) in cases {
+        stops(&broken, expected);
     }
     // Nothing reached the system: it does not know the run's first user.
-    let coordinator = text
-        .lines()
-        .find_map(|l| l.strip_prefix("coordinator: http://"))
-        .expect("the coordinator's address");
+    let coordinator = coordinator_of(&foreign);
     assert_eq!(
-        status_of(coordinator, "GET", "/v1/customers/u-0"),
+        exchange(&coordinator, "GET", "/v1/customers/u-0", ""),
         Some(404)
     );
+    // What only answers show is judged on the run's first answers: the load stops, exit 2.
+    let cases = [
+        (
+            text.replace("transfer_id: /payment/id", "transfer_id: /payment/ident"),
+            "api.transfer_id: `/payment/ident` matches nothing in the first",
+        ),
+        (
+            text.replace(
+                "{status: 201, outcome: succeeded}",
+                "{status: 299, outcome: succeeded}",
+            )
+            .replace(
+                "{status: 202, outcome: pending}",
+                "{status: 298, outcome: pending}",
+            ),
+            "api.outcome: no rule matches any of the first 20 answers",
+        ),
+    ];
+    for (broken, expected) in cases {
+        stops(&broken, expected);
+    }
 }
 
-/// `METHOD path` at `host:port` over HTTP/1.0: the answer's status.
-fn status_of(address: &str, method: &str, path: &str) -> Option<u16> {
+/// The payment service's `host:port`, from the target file.
+fn coordinator_of(foreign: &Foreign) -> String {
+    let text = std::fs::read_to_string(&foreign.target).expect("the target file");
+    text.lines()
+        .find_map(|l| l.strip_prefix("coordinator: http://"))
+        .expect("the coordinator's address")
+        .to_owned()
+}
+
+/// `METHOD path` with a JSON `body` at `host:port` over HTTP/1.0: the answer's status.
+fn exchange(address: &str, method: &str, path: &str, body: &str) -> Option<u16> {
     use std::io::{Read, Write};
     let mut stream = std::net::TcpStream::connect(address).ok()?;
     stream
@@ -394,7 +550,8 @@ fn status_of(address: &str, method: &str, path: &str) -> Option<u16> {
         .ok()?;
     write!(
         stream,
-        "{method} {path} HTTP/1.0\r\nHost: {address}\r\n\r\n"
+        "{method} {path} HTTP/1.0\r\nHost: {address}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
     .ok()?;
     let mut answer = String::new();
