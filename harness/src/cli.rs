@@ -248,6 +248,11 @@ pub struct CapacityArgs {
     /// 1-64 for that many HTTP/2 connections (the coordinator must speak h2c).
     #[arg(long)]
     pub client_http2_connections: Option<u32>,
+    /// Searches a system the harness did not start, described by a target file (its `api:`
+    /// and `books:` too), instead of starting the reference system for each step. The
+    /// accounts the first step creates are taken as they are by the next ones.
+    #[arg(long)]
+    pub target_file: Option<PathBuf>,
 }
 
 // `harness mutants`.

@@ -506,7 +506,10 @@ mod sql_books {
         }
         execute(
             connection,
-            format!("CREATE TABLE {accounts} (id TEXT PRIMARY KEY, balance_cents BIGINT NOT NULL)"),
+            // VARCHAR, not TEXT: MySQL keys no TEXT column without a length.
+            format!(
+                "CREATE TABLE {accounts} (id VARCHAR(64) PRIMARY KEY, balance_cents BIGINT NOT NULL)"
+            ),
         )
         .await?;
         execute(

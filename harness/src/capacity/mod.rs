@@ -242,6 +242,9 @@ fn step_options(args: &CapacityArgs, rate: u32, duration_s: u32, out: PathBuf) -
             .clone()
             .map_or(FaultsOverride::None, FaultsOverride::Hold),
         silent: true,
+        target_file: args.target_file.clone(),
+        // A target keeps the accounts an earlier step created.
+        take_existing_accounts: args.target_file.is_some(),
         ..RunOptions::default()
     }
 }

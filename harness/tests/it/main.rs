@@ -13,6 +13,7 @@ mod fuzz;
 mod layers;
 mod limits;
 mod mutants;
+mod mysql;
 mod postgres;
 mod profiles;
 mod proxy;

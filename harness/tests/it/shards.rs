@@ -309,16 +309,21 @@ fn three_shards_merged_are_judged_as_one_process_run_of_the_same_profile() {
 }
 
 /// Through a Toxiproxy server both shards share (shard 0's upstream hops, each shard's
-/// gateway), which the shards leave as they found it.
+/// gateway), which the shards leave as they found it, and through a mapping (`api:`).
 #[test]
 fn a_mutant_is_caught_in_a_sharded_run_through_a_shared_toxiproxy() {
     let _serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
+    // Through the contract described as a mapping: sharded runs and their merge work
+    // through a mapping as they do on the native client.
     let system = start_system(
         d,
         "--design no-idempotency --deadline-ms 150",
-        "coordinator_settings: {design: no-idempotency, deadline_ms: 150}\n",
+        &format!(
+            "coordinator_settings: {{design: no-idempotency, deadline_ms: 150}}\n{}",
+            crate::foreign::contract_as_api()
+        ),
     );
     let profile =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../chaos-profiles/button-mash.yaml");

@@ -225,3 +225,25 @@ pub fn toxiproxy_server() -> (Child, String) {
     }
     (server, api)
 }
+
+/// Stops a database server: `signal` to the pid its pid file holds (the server's own, not a
+/// `runuser` in between), then up to 10 s for `server` to end, then SIGKILL.
+pub fn stop_server(pid_file: &Path, signal: nix::sys::signal::Signal, server: &mut Child) {
+    let pid = std::fs::read_to_string(pid_file).ok().and_then(|text| {
+        text.lines()
+            .next()
+            .and_then(|l| l.trim().parse::<i32>().ok())
+    });
+    if let Some(pid) = pid {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal);
+    }
+    let until = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < until {
+        if matches!(server.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = server.kill();
+    let _ = server.wait();
+}

@@ -446,7 +446,10 @@ faults:
 
 /// A target whose file says `seed: create` still replays and shrinks: its accounts, made by
 /// the original run, are taken as they are (creating them again would be refused). A shrink
-/// whose candidates cannot run says so and exits 2, never "no cut kept the class".
+/// whose candidates cannot run says so and exits 2, never "no cut kept the class". The
+/// target is driven through the contract described as a mapping (`api:`), so replay and
+/// shrink are shown to work through a mapping; the native client earns the same
+/// (`foreign::the_contract_described_as_a_mapping_earns_what_the_native_path_earns`).
 #[test]
 fn a_target_seeded_by_its_run_replays_and_shrinks_and_a_search_that_cannot_run_exits_2() {
     let _serial = exclusive();
@@ -480,7 +483,8 @@ hops:
   external: {{listen: 127.0.0.1:{external_hop}}}
 seed: create
 settle_s: 1
-"
+{}",
+            crate::foreign::contract_as_api()
         ),
     );
     let original = run(KEY_IGNORED, &["--target-file", &file.display().to_string()]);
