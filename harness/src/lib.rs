@@ -4,10 +4,11 @@
 //! Its modules stand in layers, input to output: shared parts (`topology`, `proxy`,
 //! `provenance`, `history`, `stats`) → what a run is told (`profile`, `cli`) → `population`
 //! and `schedule` → the `system` → what drives it (`client`, `loadgen`, `faults`, `progress`,
-//! `cpu`) → evidence (`reconcile`, `phases`) → judgement (`slo`, `verdict`) → `summary` and
-//! `schemas` → `report` and `compare` → `run` → the commands built on runs (`baseline`,
-//! `capacity`, `mutants`, `check_target`, `bench`). `ARCHITECTURE.md` gives each module's
-//! job; its Layers block is the order, which `tests/it/layers.rs` holds every import to.
+//! `cpu`) → evidence (`reconcile`, `phases`) → judgement (`slo`, `verdict`, `regression`)
+//! → `summary` and `schemas` → `report` and `compare` → `run` → the commands built on runs
+//! (`baseline`, `capacity`, `mutants`, `check_target`, `bench`). `ARCHITECTURE.md` gives
+//! each module's job; its Layers block is the order, which `tests/it/layers.rs` holds every
+//! import to.
 
 pub mod baseline;
 pub mod bench;
@@ -30,6 +31,7 @@ pub mod progress;
 pub mod provenance;
 pub mod proxy;
 pub mod reconcile;
+pub mod regression;
 pub mod replay;
 pub mod report;
 pub mod run;

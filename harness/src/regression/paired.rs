@@ -1,0 +1,212 @@
+//! A paired, distribution-free judgement of one metric between two builds run interleaved
+//! (A B B A …): each round gives a pair, and the effect is the median of the pairs' ratios
+//! B/A, with a percentile bootstrap interval of that median (resampling whole pairs, so the
+//! noise both arms met in a round cancels) and a two-sided sign test over the pairs. Nothing
+//! is assumed of the metric's distribution.
+//!
+//! A metric is worse when it grows (CPU per transfer, p99); for one that is worse when it
+//! falls (throughput), judge its reciprocal.
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Bootstrap resamples: enough that the interval's ends move by well under 0.1 % between
+/// seeds.
+pub const BOOTSTRAP_RESAMPLES: usize = 10_000;
+
+/// The fewest pairs a judgement is made on: the sign test cannot reach 5 % with fewer.
+pub const MIN_PAIRS: usize = 6;
+
+/// What the pairs say of B against A.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PairedJudgement {
+    pub pairs: usize,
+    /// The median of B/A over the pairs.
+    pub median_ratio: f64,
+    /// The bootstrap interval of the median ratio, at `confidence`.
+    pub interval: (f64, f64),
+    pub confidence: f64,
+    /// The two-sided sign test's p-value: how often pairs leaning one way this much would
+    /// happen if neither arm were slower.
+    pub sign_test_p: f64,
+    pub decision: Decision,
+}
+
+/// The judgement against a threshold (a growth of `threshold` is a regression).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// B is worse by at least the threshold, and the interval excludes no change.
+    Regression,
+    /// The interval lies below the threshold: no regression that size.
+    NoRegression,
+    /// The interval straddles a bound: about this many pairs in all would tell.
+    CannotTell { pairs_needed: usize },
+}
+
+/// The median of `values` (which must not be empty); sorts them.
+fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    if n % 2 == 1 {
+        values[n / 2]
+    } else {
+        (values[n / 2 - 1] + values[n / 2]) / 2.0
+    }
+}
+
+/// P(X >= k) + P(X <= n-k) for X ~ Binomial(n, 1/2), k >= n/2: the sign test's two-sided
+/// p-value for k pairs of n leaning one way.
+fn sign_test(leaning: usize, n: usize) -> f64 {
+    if n == 0 {
+        return 1.0;
+    }
+    let k = leaning.max(n - leaning);
+    // ln C(n, i) built up term by term; n is a count of rounds, small.
+    let mut ln_choose = 0.0_f64;
+    let mut tail = 0.0_f64;
+    for i in 0..=n {
+        if i > 0 {
+            ln_choose += ((n - i + 1) as f64).ln() - (i as f64).ln();
+        }
+        if i >= k {
+            tail += (ln_choose - n as f64 * std::f64::consts::LN_2).exp();
+        }
+    }
+    (2.0 * tail).min(1.0)
+}
+
+/// Judges the pairs `(a, b)` of one metric, each a round's value in arm A and in arm B;
+/// pairs with a value that is not positive and finite are left out. `threshold` is the
+/// growth that counts as a regression (0.10 for 10 %), `seed` fixes the resampling.
+/// None with fewer than `MIN_PAIRS` usable pairs.
+pub fn judge(
+    pairs: &[(f64, f64)],
+    threshold: f64,
+    confidence: f64,
+    seed: u64,
+) -> Option<PairedJudgement> {
+    let mut ratios: Vec<f64> = pairs
+        .iter()
+        .filter(|(a, b)| a.is_finite() && b.is_finite() && *a > 0.0 && *b > 0.0)
+        .map(|(a, b)| b / a)
+        .collect();
+    let n = ratios.len();
+    if n < MIN_PAIRS {
+        return None;
+    }
+    let median_ratio = median(&mut ratios);
+    let mut rng = StdRng::seed_from_u64(seed);
+    let mut sample = vec![0.0; n];
+    let mut medians: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
+        .map(|_| {
+            for slot in sample.iter_mut() {
+                *slot = ratios[rng.gen_range(0..n)];
+            }
+            median(&mut sample)
+        })
+        .collect();
+    medians.sort_by(f64::total_cmp);
+    let tail = (1.0 - confidence) / 2.0;
+    let at = |q: f64| {
+        medians[((q * (medians.len() - 1) as f64).round() as usize).min(medians.len() - 1)]
+    };
+    let interval = (at(tail), at(1.0 - tail));
+    let slower = ratios.iter().filter(|r| **r > 1.0).count();
+    let faster = ratios.iter().filter(|r| **r < 1.0).count();
+    let sign_test_p = sign_test(slower, slower + faster);
+    let bound = 1.0 + threshold;
+    let decision = if interval.0 > 1.0 && median_ratio >= bound {
+        Decision::Regression
+    } else if interval.1 < bound {
+        Decision::NoRegression
+    } else {
+        // The interval must shrink until it clears the bound it straddles: past 1 when the
+        // median is over the threshold, under the threshold otherwise. Its width falls as
+        // one over the square root of the pairs.
+        let half_width = (interval.1 - interval.0) / 2.0;
+        let room = if median_ratio >= bound {
+            median_ratio - 1.0
+        } else {
+            bound - median_ratio
+        };
+        let pairs_needed = if room <= 0.0 {
+            usize::MAX
+        } else {
+            let scale = (half_width / room).powi(2);
+            ((n as f64 * scale).ceil() as usize).max(n + 1)
+        };
+        Decision::CannotTell { pairs_needed }
+    };
+    Some(PairedJudgement {
+        pairs: n,
+        median_ratio,
+        interval,
+        confidence,
+        sign_test_p,
+        decision,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Pairs of a metric near 100 with round-to-round noise both arms share, and noise of
+    /// their own, B scaled by `effect`.
+    fn rounds(n: usize, effect: f64, own_noise: f64, seed: u64) -> Vec<(f64, f64)> {
+        let mut rng = StdRng::seed_from_u64(seed);
+        (0..n)
+            .map(|_| {
+                let shared = 100.0 * rng.gen_range(0.7..1.3);
+                let a = shared * (1.0 + rng.gen_range(-own_noise..own_noise));
+                let b = shared * effect * (1.0 + rng.gen_range(-own_noise..own_noise));
+                (a, b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_ten_percent_slowdown_under_shared_noise_is_a_regression() {
+        let judged = judge(&rounds(12, 1.10, 0.02, 1), 0.05, 0.95, 7).expect("judged");
+        assert_eq!(judged.decision, Decision::Regression, "{judged:?}");
+        assert!(
+            judged.interval.0 > 1.0 && judged.interval.1 < 1.2,
+            "{judged:?}"
+        );
+        assert!(judged.sign_test_p < 0.01, "{judged:?}");
+    }
+
+    #[test]
+    fn the_same_build_twice_is_no_regression() {
+        for seed in 0..20 {
+            let judged = judge(&rounds(12, 1.0, 0.02, seed), 0.05, 0.95, seed).expect("judged");
+            assert_eq!(judged.decision, Decision::NoRegression, "{judged:?}");
+        }
+    }
+
+    #[test]
+    fn noise_as_large_as_the_effect_cannot_tell_and_says_how_many_pairs_would() {
+        let judged = judge(&rounds(6, 1.06, 0.15, 3), 0.05, 0.95, 3).expect("judged");
+        let Decision::CannotTell { pairs_needed } = judged.decision else {
+            panic!("{judged:?}");
+        };
+        assert!(pairs_needed > 6, "{judged:?}");
+    }
+
+    #[test]
+    fn too_few_pairs_or_unusable_values_are_not_judged() {
+        assert_eq!(judge(&rounds(5, 1.5, 0.01, 1), 0.05, 0.95, 1), None);
+        let mut pairs = rounds(6, 1.5, 0.01, 1);
+        pairs[0].0 = 0.0;
+        assert_eq!(judge(&pairs, 0.05, 0.95, 1), None);
+    }
+
+    #[test]
+    fn the_sign_test_matches_the_binomial_tails() {
+        // 6 of 6 one way: 2 / 64.
+        assert!((sign_test(6, 6) - 0.03125).abs() < 1e-12);
+        // 5 of 6: 2 * 7 / 64.
+        assert!((sign_test(5, 6) - 0.21875).abs() < 1e-12);
+        assert!((sign_test(3, 6) - 1.0).abs() < 1e-12);
+    }
+}
