@@ -47,6 +47,9 @@ pub enum Command {
     /// client error, idempotent replay, a reused key, GET /transfers/{id}, the admin routes.
     /// Exit 0 conforms, 1 a rule violated.
     CheckTarget(CheckTargetArgs),
+    /// Find change points in a history of runs (every summary.json under the folders
+    /// given), per profile and figure, by E-Divisive means; writes trend.json and trend.md.
+    Trend(TrendArgs),
     /// Find the highest arrival rate that meets the profile's SLO and error budget (the
     /// knee), show it is stable, and drive the system past it; writes capacity.md and
     /// capacity.html. Exit 0 with a knee, 1 when even the first step missed.
@@ -170,6 +173,26 @@ pub struct CompareArgs {
     /// How to print the comparison.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+// `harness trend DIR…`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrendArgs {
+    /// Run folders, or folders holding them (searched a few levels down for summary.json).
+    #[arg(required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where trend.json and trend.md go (default: ./trend).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// A change point is kept when its permutation test's p-value is below this.
+    #[arg(long, default_value_t = 0.05)]
+    pub significance: f64,
+    /// The fewest runs on each side of a change point.
+    #[arg(long, default_value_t = 3)]
+    pub min_segment: usize,
+    /// Seeds the permutations: the same runs and seed give the same change points.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 /// How much worse the current run may be before it is a regression.

@@ -6,7 +6,7 @@
 //! and `schedule` → the `system` → what drives it (`client`, `loadgen`, `faults`, `progress`,
 //! `cpu`) → evidence (`reconcile`, `phases`) → judgement (`slo`, `verdict`, `regression`)
 //! → `summary` and `schemas` → `report` and `compare` → `run` → the commands built on runs
-//! (`baseline`, `capacity`, `mutants`, `check_target`, `bench`). `ARCHITECTURE.md` gives
+//! (`baseline`, `capacity`, `mutants`, `check_target`, `bench`, `trend`). `ARCHITECTURE.md` gives
 //! each module's job; its Layers block is the order, which `tests/it/layers.rs` holds every
 //! import to.
 
@@ -43,4 +43,5 @@ pub mod stats;
 pub mod summary;
 pub mod system;
 pub mod topology;
+pub mod trend;
 pub mod verdict;

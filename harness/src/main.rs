@@ -94,6 +94,13 @@ fn main() {
         Some(Command::Shrink(args)) => shrink(&runtime, args),
         Some(Command::Mutants(args)) => runtime.block_on(harness::mutants::run(args)),
         Some(Command::Compare(args)) => harness::compare::run(&args),
+        Some(Command::Trend(args)) => match harness::trend::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("harness trend: error: {e}");
+                2
+            }
+        },
         Some(Command::Baseline(args)) => match runtime.block_on(harness::baseline::record(args)) {
             Ok(kept) => {
                 println!("baseline kept in {}", kept.display());

@@ -85,3 +85,69 @@ pub struct Summary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interrupted_at_s: Option<f64>,
 }
+
+/// A passing summary of the smoke profile, for the tests of what reads summaries.
+#[cfg(test)]
+pub(crate) mod example {
+    use super::Summary;
+    use crate::reconcile::{Invariant, InvariantName, Money};
+    use crate::slo::SloResult;
+    use crate::stats::{Latency, Requests};
+    use crate::verdict::{Generator, Verdict};
+    use std::collections::BTreeMap;
+
+    pub(crate) fn summary(throughput_rps: f64, error_rate: f64) -> Summary {
+        Summary {
+            schema_version: 1,
+            profile: "smoke".to_owned(),
+            profile_file: "chaos-profiles/smoke.yaml".to_owned(),
+            seed: 42,
+            design: "saga".to_owned(),
+            git_revision: "unknown".to_owned(),
+            started_at: "2026-11-25T00:00:00Z".to_owned(),
+            target: "launched".to_owned(),
+            settings_not_applied: Vec::new(),
+            verdict: Verdict::Pass,
+            verdict_reasons: Vec::new(),
+            duration_s: 12.0,
+            warmup_s: 2.0,
+            throughput_rps,
+            requests: Requests::default(),
+            errors_by_kind: BTreeMap::new(),
+            error_examples: BTreeMap::new(),
+            latency_ms: Latency::default(),
+            phases: Default::default(),
+            slo: SloResult {
+                p99_ms: 200,
+                met: Some(true),
+                percentiles: Vec::new(),
+                error_budget: 0.0,
+                error_rate,
+                error_budget_met: true,
+                shed_budget: None,
+                shed_rate: 0.0,
+            },
+            generator: Generator {
+                send_lag_ms_p99: 1.0,
+                send_lag_ms_max: 2.0,
+                usable: true,
+                reason: None,
+            },
+            cpu: Default::default(),
+            connections_by_hop: None,
+            money: Money::default(),
+            invariants: vec![Invariant {
+                name: InvariantName::Conservation,
+                holds: Some(true),
+                violations: 0,
+                detail: String::new(),
+            }],
+            anomalies: BTreeMap::new(),
+            convergence_ms: Some(10),
+            faults: Vec::new(),
+            shard: None,
+            shards: None,
+            interrupted_at_s: None,
+        }
+    }
+}
