@@ -25,3 +25,4 @@ mod signals;
 mod support;
 mod target;
 mod target_file;
+mod trend;
