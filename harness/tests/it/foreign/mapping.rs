@@ -255,7 +255,14 @@ fn check_target_walks_the_mapping_and_names_each_broken_one() {
 fn a_capacity_search_and_a_comparison_run_through_the_mapping() {
     let _serial = exclusive();
     let foreign = Foreign::start(&Engine::Sqlite, "");
-    let profile = crate::support::profile("cap-foreign", 400, 1, 2, crate::support::LENIENT_SLO);
+    // Budgets of a few %, as the capacity tests of the reference system have: a stall of a
+    // busy CI machine may time out a handful of a step's requests, which is not what this
+    // test is about.
+    let slo = format!(
+        "{}  error_budget: 0.05\n  shed_budget: 0.05\n",
+        crate::support::LENIENT_SLO
+    );
+    let profile = crate::support::profile("cap-foreign", 400, 1, 2, &slo);
     let file = crate::support::write_profile(foreign.dir.path(), &profile);
     let out = foreign.dir.path().join("capacity");
     let output = std::process::Command::new(crate::support::HARNESS)
@@ -304,7 +311,9 @@ fn a_capacity_search_and_a_comparison_run_through_the_mapping() {
             "{summary}"
         );
     }
-    // Two runs through the mapping compare as any two runs do.
+    // Two runs through the mapping compare as any two runs do. Whether the repeat is
+    // judged slower is the machine's business (a stall of a busy machine can raise one
+    // step's p99): the comparison must read both runs and judge every figure.
     let compared = std::process::Command::new(crate::support::HARNESS)
         .arg("compare")
         .args(&steps)
@@ -312,8 +321,13 @@ fn a_capacity_search_and_a_comparison_run_through_the_mapping() {
         .expect("run harness compare");
     let said = String::from_utf8_lossy(&compared.stdout);
     assert!(
-        matches!(compared.status.code(), Some(0 | 2)),
-        "one step against its repeat is no regression: {said}{compared:?}"
+        matches!(compared.status.code(), Some(0..=2)),
+        "{said}{compared:?}"
     );
-    assert!(said.contains("p99"), "{said}");
+    for figure in ["latency p99", "throughput", "error rate"] {
+        assert!(
+            said.lines().any(|l| l.starts_with(figure)),
+            "{figure}: {said}"
+        );
+    }
 }
