@@ -59,6 +59,8 @@ pub enum Role {
         ledger_url: String,
         #[command(flatten)]
         settings: CoordinatorSettings,
+        #[command(flatten)]
+        knobs: FaultKnobs,
     },
 }
 
@@ -147,8 +149,10 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             external_url,
             ledger_url,
             settings,
+            knobs,
         } => {
             let settings = checked(settings)?;
+            let faults = crate::fault_injection::FaultInjector::new(checked(knobs)?, common.seed);
             let durability = match settings.design {
                 coordinator::Design::AckBeforeDurable => Durability::AckBeforeCommit {
                     commit_every: std::time::Duration::from_millis(200),
@@ -166,7 +170,7 @@ pub async fn run(role: Role) -> anyhow::Result<()> {
             )?;
             tracing::info!(?settings, "coordinator starting");
             let config = CoordinatorConfig::from_settings(&settings);
-            let coord = coordinator::start(config, store, remote)
+            let coord = coordinator::start(config, store, remote, faults)
                 .await
                 .context("reading the saga log")?;
             let app = coordinator::app(coord, common.guard());
@@ -233,6 +237,7 @@ mod tests {
             error_after_mode: crate::knobs::LostAnswer::Drop,
             service_time_ms: 20,
             service_jitter_ms: 7,
+            cpu_burn_us: 150,
         });
         round_trip(LedgerPolicy::default());
         round_trip(LedgerPolicy {

@@ -5,7 +5,7 @@
 use crate::api_error::ApiError;
 use crate::book::{self, BookError};
 use crate::contract::{routes, Created, Dump, ErrorCode, SeedAccounts, Totals, TransferRecord};
-use crate::fault_injection::{self, SeededRng};
+use crate::fault_injection::FaultInjector;
 use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES};
 use crate::knobs::FaultKnobs;
 use crate::metrics::Counters;
@@ -24,10 +24,8 @@ pub struct Institution {
     /// `external` or `ledger`: labels metrics and logs.
     pub name: &'static str,
     pub store: Store,
-    /// Current fault knobs; read on every operation, patched by `PUT /admin/knobs`.
-    pub knobs: Arc<Live<FaultKnobs>>,
-    /// Seeded source for every random fault decision of this process.
-    pub rng: SeededRng,
+    /// The fault knobs and the seeded source of every random decision of this process.
+    pub faults: FaultInjector,
     pub counters: Counters,
 }
 
@@ -36,39 +34,17 @@ impl Institution {
         Institution {
             name,
             store,
-            knobs: Arc::new(Live::new(knobs)),
-            rng: SeededRng::new(seed),
+            faults: FaultInjector::new(knobs, seed),
             counters: Counters::default(),
         }
     }
 
-    /// Runs a money-moving operation under the fault knobs: service time first, then maybe
-    /// an error before any work, then the work, then maybe a lost answer (only for work that
-    /// took effect or recorded an outcome: 2xx, 422, 429).
+    /// Runs a money-moving operation under the fault knobs (`FaultInjector::run`).
     pub async fn with_faults<Fut>(&self, operation: &'static str, work: Fut) -> Response
     where
         Fut: std::future::Future<Output = Result<Response, ApiError>>,
     {
-        let plan = self.knobs.get().plan(&self.rng);
-        if !plan.delay.is_zero() {
-            tokio::time::sleep(plan.delay).await;
-        }
-        if plan.fail_before {
-            self.counters.inc(operation, "injected_error_before");
-            return fault_injection::injected_error_before();
-        }
-        let response = work.await.unwrap_or_else(IntoResponse::into_response);
-        let status = response.status();
-        let recorded = status.is_success()
-            || status == StatusCode::UNPROCESSABLE_ENTITY
-            || status == StatusCode::TOO_MANY_REQUESTS;
-        match plan.lose_answer {
-            Some(mode) if recorded => {
-                self.counters.inc(operation, "injected_lost_answer");
-                fault_injection::lost_answer(mode)
-            }
-            _ => response,
-        }
+        self.faults.run(&self.counters, operation, work).await
     }
 }
 
@@ -205,7 +181,7 @@ pub async fn healthz() -> &'static str {
 
 /// `/healthz`, `/metrics` and the guarded `/admin/{accounts,dump,knobs}` routes.
 pub fn common_routes(inst: Arc<Institution>, guard: AdminGuard) -> Router {
-    let knobs = settings_route(inst.knobs.clone(), ErrorCode::InvalidKnob);
+    let knobs = settings_route(inst.faults.knobs.clone(), ErrorCode::InvalidKnob);
     let admin = Router::new()
         .route(routes::ADMIN_ACCOUNTS, axum::routing::post(seed))
         .route(routes::ADMIN_DUMP, get(dump))

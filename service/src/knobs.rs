@@ -1,8 +1,9 @@
-//! The fault knobs of the simulated external institution and the ledger, defined once (see
-//! `settings`): errors before the work, errors after the work committed (the "applied but
-//! the answer was lost" case) and service time. They are the institutions' flags, the body
-//! of `GET|PUT /admin/knobs`, a profile's `service.external` / `service.ledger` fields and a
-//! knobs fault's `set:`. `fault_injection` applies them to each operation.
+//! The fault knobs of every service, defined once (see `settings`): errors before the work,
+//! errors after the work committed (the "applied but the answer was lost" case), service
+//! time, and CPU burnt per request (a known slowdown, as a slow release would bring). They
+//! are each service's flags, the body of `GET|PUT /admin/knobs`, a profile's
+//! `service.<role>` fields and a knobs fault's `set:`. `fault_injection` applies them to each
+//! money-moving operation (the coordinator's: each `POST /transfers` it admits).
 
 use crate::settings::{check_fraction, check_range, SettingError, Settings};
 use schemars::JsonSchema;
@@ -25,6 +26,9 @@ pub enum LostAnswer {
 /// The longest service time a knob may ask for; anything longer is a mistake.
 pub const MAX_SERVICE_TIME_MS: u64 = 60_000;
 
+/// The most CPU time a knob may burn per request: a second is already a mistake.
+pub const MAX_CPU_BURN_US: u64 = 1_000_000;
+
 /// Faults a service injects into its own money-moving operations.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default, clap::Args, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
@@ -45,6 +49,11 @@ pub struct FaultKnobs {
     /// Uniform extra time, 0..=this many ms, on top of service_time_ms (at most 60000).
     #[arg(long, default_value_t)]
     pub service_jitter_ms: u64,
+    /// CPU time burnt on the request's own thread before every money-moving operation, in
+    /// µs (at most 1000000): a known CPU regression, for proving that regression checks see
+    /// one.
+    #[arg(long, default_value_t)]
+    pub cpu_burn_us: u64,
 }
 
 impl Settings for FaultKnobs {
@@ -62,6 +71,7 @@ impl Settings for FaultKnobs {
             self.service_jitter_ms,
             0,
             MAX_SERVICE_TIME_MS,
-        )
+        )?;
+        check_range("cpu_burn_us", self.cpu_burn_us, 0, MAX_CPU_BURN_US)
     }
 }

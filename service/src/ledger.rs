@@ -130,7 +130,7 @@ impl Ledger {
                 return Some(REASON_ANTIFRAUD);
             }
         }
-        if self.inst.rng.chance(policy.antifraud_refusal_rate) {
+        if self.inst.faults.rng.chance(policy.antifraud_refusal_rate) {
             return Some(REASON_ANTIFRAUD);
         }
         if let Some(limit) = policy.rate_limit_per_user_per_s {

@@ -188,12 +188,6 @@ fn knobs_action(
     change: Option<&Map<String, Value>>,
     service: ServiceRole,
 ) -> Result<(FaultAction, String), FieldError> {
-    if service == ServiceRole::Coordinator {
-        return err(
-            at("target"),
-            "the coordinator has no knobs; use external or ledger",
-        );
-    }
     let Some(change) = change else {
         return err(at("set"), "a knobs fault says what to set");
     };

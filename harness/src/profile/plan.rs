@@ -48,6 +48,7 @@ pub struct RunPlan {
     pub retries: Option<RetryPlan>,
     /// Each service's settings at start (`service:`, over the services' defaults).
     pub coordinator: CoordinatorSettings,
+    pub coordinator_knobs: FaultKnobs,
     pub external_knobs: FaultKnobs,
     pub ledger_knobs: FaultKnobs,
     pub ledger_policy: LedgerPolicy,
@@ -407,6 +408,7 @@ pub fn validate(p: &Profile) -> Result<RunPlan, FieldError> {
         client_http2_connections: p.client.http2_connections,
         retries,
         coordinator: services.coordinator,
+        coordinator_knobs: services.coordinator_knobs,
         service_section: p.service.clone(),
         external_knobs: services.external_knobs,
         ledger_knobs: services.ledger_knobs,

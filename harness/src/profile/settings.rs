@@ -16,7 +16,8 @@ use service::settings::{Patch, SettingError};
 #[serde(deny_unknown_fields)]
 pub struct ServiceSettings {
     /// The coordinator's settings: `design`, `deadline_ms`, `max_in_flight`,
-    /// `recovery_call_timeout_ms` (`bank-service coordinator --help`).
+    /// `recovery_call_timeout_ms` (`bank-service coordinator --help`), and its fault knobs
+    /// (`GET /admin/knobs`), in one map.
     #[serde(default)]
     pub coordinator: Map<String, Value>,
     /// The external institution's fault knobs (`GET /admin/knobs`).
@@ -32,6 +33,7 @@ pub struct ServiceSettings {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartSettings {
     pub coordinator: CoordinatorSettings,
+    pub coordinator_knobs: FaultKnobs,
     pub external_knobs: FaultKnobs,
     pub ledger_knobs: FaultKnobs,
     pub ledger_policy: LedgerPolicy,
@@ -40,9 +42,15 @@ pub struct StartSettings {
 impl ServiceSettings {
     /// Checks every service's section; an error names its field under `service.`.
     pub fn start_settings(&self) -> Result<StartSettings, SettingError> {
-        let coordinator = Patch::<CoordinatorSettings>::new(self.coordinator.clone())
-            .apply(&CoordinatorSettings::default())
-            .map_err(|e| e.under("service.coordinator"))?;
+        let (coordinator_knobs, coordinator) =
+            Patch::<FaultKnobs>::split::<CoordinatorSettings>(&self.coordinator)
+                .and_then(|(knobs, settings)| {
+                    Ok((
+                        knobs.apply(&FaultKnobs::default())?,
+                        settings.apply(&CoordinatorSettings::default())?,
+                    ))
+                })
+                .map_err(|e| e.under("service.coordinator"))?;
         let external_knobs = patches_of(ServiceRole::External, &self.external)
             .and_then(|(knobs, _)| knobs.apply(&FaultKnobs::default()))
             .map_err(|e| e.under("service.external"))?;
@@ -56,6 +64,7 @@ impl ServiceSettings {
             .map_err(|e| e.under("service.ledger"))?;
         Ok(StartSettings {
             coordinator,
+            coordinator_knobs,
             external_knobs,
             ledger_knobs,
             ledger_policy,
@@ -67,28 +76,31 @@ impl ServiceSettings {
     pub fn written_out(settings: &StartSettings) -> ServiceSettings {
         let mut ledger = Patch::of_value(&settings.ledger_knobs).fields().clone();
         ledger.extend(Patch::of_value(&settings.ledger_policy).fields().clone());
+        let mut coordinator = Patch::of_value(&settings.coordinator).fields().clone();
+        coordinator.extend(
+            Patch::of_value(&settings.coordinator_knobs)
+                .fields()
+                .clone(),
+        );
         ServiceSettings {
-            coordinator: Patch::of_value(&settings.coordinator).fields().clone(),
+            coordinator,
             external: Patch::of_value(&settings.external_knobs).fields().clone(),
             ledger,
         }
     }
 }
 
-/// `fields` of `role`'s section as a patch of its fault knobs and one of its policy (the
-/// ledger's alone has a policy), each checked against the service's defaults.
+/// `fields` of `role`'s knobs fault as a patch of its fault knobs and one of its policy (the
+/// ledger's alone has a policy), each checked against the service's defaults. The
+/// coordinator's settings other than its knobs are fixed at start, so they are not here.
 pub fn patches_of(
     role: ServiceRole,
     fields: &Map<String, Value>,
 ) -> Result<(Patch<FaultKnobs>, Patch<LedgerPolicy>), SettingError> {
     let (knobs, policy) = match role {
         ServiceRole::Ledger => Patch::<FaultKnobs>::split::<LedgerPolicy>(fields)?,
-        ServiceRole::External => (Patch::new(fields.clone()), Patch::default()),
-        ServiceRole::Coordinator => {
-            return Err(SettingError::Unknown {
-                field: fields.keys().next().cloned().unwrap_or_default(),
-                known: "none: the coordinator has no knobs".into(),
-            })
+        ServiceRole::External | ServiceRole::Coordinator => {
+            (Patch::new(fields.clone()), Patch::default())
         }
     };
     knobs.apply(&FaultKnobs::default())?;

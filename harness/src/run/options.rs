@@ -186,6 +186,7 @@ pub fn plan(options: &RunOptions) -> Result<(Profile, RunPlan), ProfileError> {
         profile.service =
             profile::ServiceSettings::written_out(&profile::settings::StartSettings {
                 coordinator: plan.coordinator.clone(),
+                coordinator_knobs: plan.coordinator_knobs.clone(),
                 external_knobs: plan.external_knobs.clone(),
                 ledger_knobs: plan.ledger_knobs.clone(),
                 ledger_policy: plan.ledger_policy.clone(),

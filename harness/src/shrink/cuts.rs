@@ -51,6 +51,7 @@ impl Role {
 fn defaults() -> ServiceSettings {
     ServiceSettings::written_out(&StartSettings {
         coordinator: Default::default(),
+        coordinator_knobs: Default::default(),
         external_knobs: Default::default(),
         ledger_knobs: Default::default(),
         ledger_policy: Default::default(),

@@ -247,6 +247,7 @@ pub fn launch_coordinator(
         format!("--ledger-url={ledger_url}"),
     ];
     flags.extend(plan.coordinator.to_flags());
+    flags.extend(plan.coordinator_knobs.to_flags());
     let (coordinator_spec, coordinator) = serve(
         dir,
         ServiceRole::Coordinator,

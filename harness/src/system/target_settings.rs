@@ -1,8 +1,8 @@
-//! A profile's `service:` section on a system the harness did not start. The institutions'
-//! settings are fault knobs and the ledger's policy: they are set through `PUT /admin/knobs`
-//! and `PUT /admin/policy` where the institution answers them, read back, and put back as
-//! they were after the run. The coordinator's are start-up settings the contract has no
-//! route for: one counts only when the target file states the coordinator runs with it.
+//! A profile's `service:` section on a system the harness did not start. Fault knobs (every
+//! service's) and the ledger's policy are set through `PUT /admin/knobs` and `PUT
+//! /admin/policy` where the service answers them, read back, and put back as they were after
+//! the run. The coordinator's other settings are start-up settings the contract has no route
+//! for: one counts only when the target file states the coordinator runs with it.
 //! Whatever cannot be applied is named: the run refuses the profile, or, with
 //! `--ignore-service-settings`, lists it in the summary and both reports.
 
@@ -13,6 +13,7 @@ use crate::system::knobs::{self, KnobsError};
 use crate::topology::ServiceRole;
 use serde_json::{Map, Value};
 use service::contract::routes;
+use service::coordinator::CoordinatorSettings;
 use service::knobs::FaultKnobs;
 use service::ledger_policy::LedgerPolicy;
 use service::settings::{Patch, Settings};
@@ -69,7 +70,11 @@ impl SettingsOnTarget {
         target: &TargetFile,
     ) -> Result<SettingsOnTarget, KnobsError> {
         let mut done = SettingsOnTarget::default();
-        for (name, value) in &section.coordinator {
+        // Valid by now: the profile was checked against the same types.
+        let (coordinator_knobs, coordinator_settings) =
+            Patch::<FaultKnobs>::split::<CoordinatorSettings>(&section.coordinator)
+                .unwrap_or_default();
+        for (name, value) in coordinator_settings.fields() {
             if target.coordinator_settings.get(name) != Some(value) {
                 done.not_applied.push(format!(
                     "service.coordinator.{name}: {value}: no route sets it on a running \
@@ -78,7 +83,13 @@ impl SettingsOnTarget {
                 ));
             }
         }
+        let coordinator_knobs = coordinator_knobs.fields().clone();
         for (role, fields, base) in [
+            (
+                ServiceRole::Coordinator,
+                &coordinator_knobs,
+                Some(target.coordinator.as_str()),
+            ),
             (
                 ServiceRole::External,
                 &section.external,

@@ -27,6 +27,7 @@ use crate::api_error::ApiError;
 use crate::contract::{
     routes, ClientStatus, Created, ErrorCode, SagaDump, TransferRequest, TransferView, UserLinks,
 };
+use crate::fault_injection::FaultInjector;
 use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
 use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES, MAX_BODY_BYTES};
 use crate::metrics::Counters;
@@ -88,6 +89,8 @@ pub struct Coordinator {
     recovery: Option<Arc<Recovery>>,
     /// Present only for the naive design.
     naive: Option<Naive>,
+    /// The fault knobs applied to each admitted transfer (`PUT /admin/knobs`).
+    faults: FaultInjector,
 }
 
 /// Builds the coordinator and starts its background work (the recovery worker for `saga`,
@@ -97,6 +100,7 @@ pub async fn start(
     config: CoordinatorConfig,
     store: Store,
     remote: Remote,
+    faults: FaultInjector,
 ) -> Result<Arc<Coordinator>, crate::store::StoreError> {
     let counters = Arc::new(Counters::default());
     let in_flight = store.read(saga_log::in_flight).await?;
@@ -134,6 +138,7 @@ pub async fn start(
         counters,
         recovery,
         naive,
+        faults,
     }))
 }
 
@@ -227,10 +232,13 @@ async fn post_transfer(
         coord.counters.inc("transfer", "shed");
         return Err(ApiError::new(ErrorCode::Overloaded, why));
     }
-    let response = match &coord.naive {
-        Some(naive) => naive_transfer(&coord, naive, intent, deadline).await,
-        None => saga_transfer(coord.clone(), intent, deadline).await,
+    let work = async {
+        match &coord.naive {
+            Some(naive) => naive_transfer(&coord, naive, intent, deadline).await,
+            None => saga_transfer(coord.clone(), intent, deadline).await,
+        }
     };
+    let response = coord.faults.run(&coord.counters, "transfer", work).await;
     if let Some(arrived) = deadline.checked_sub(coord.config.deadline) {
         coord.admission.record(arrived.elapsed());
     }
@@ -239,7 +247,7 @@ async fn post_transfer(
         coord.counters.inc("transfer", "shed");
         return Err(ApiError::new(ErrorCode::Overloaded, why));
     }
-    response
+    Ok(response)
 }
 
 async fn naive_transfer(
@@ -430,6 +438,10 @@ pub fn app(coord: Arc<Coordinator>, guard: AdminGuard) -> Router {
         .route(
             routes::ADMIN_DISK,
             crate::institution::disk_route(&coord.store),
+        )
+        .route(
+            routes::ADMIN_KNOBS,
+            crate::institution::settings_route(coord.faults.knobs.clone(), ErrorCode::InvalidKnob),
         )
         .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES))
         .route_layer(axum::middleware::from_fn_with_state(guard, require_admin));
