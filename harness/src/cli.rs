@@ -50,6 +50,12 @@ pub enum Command {
     /// Find change points in a history of runs (every summary.json under the folders
     /// given), per profile and figure, by E-Divisive means; writes trend.json and trend.md.
     Trend(TrendArgs),
+    /// Run two builds (folders of release binaries, or git revisions built into
+    /// target/ab/) interleaved, A B B A …, on one profile, and judge every figure with a
+    /// paired test: CPU per transfer of each process, throughput, p50, p99, the verdicts.
+    /// Writes ab.json and ab.md. Exit 1 a regression, 2 the rounds cannot tell (saying how
+    /// many would), 0 none.
+    Ab(AbArgs),
     /// Find the highest arrival rate that meets the profile's SLO and error budget (the
     /// knee), show it is stable, and drive the system past it; writes capacity.md and
     /// capacity.html. Exit 0 with a knee, 1 when even the first step missed.
@@ -173,6 +179,48 @@ pub struct CompareArgs {
     /// How to print the comparison.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+}
+
+// `harness ab --a BUILD --b BUILD --profile FILE`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AbArgs {
+    /// Build A, the base: a folder holding a `harness` binary, the binary, or a git revision.
+    #[arg(long)]
+    pub a: String,
+    /// Build B, the change: as --a.
+    #[arg(long)]
+    pub b: String,
+    /// The profile both arms run.
+    #[arg(long)]
+    pub profile: PathBuf,
+    /// Rounds; each runs both arms once.
+    #[arg(long, default_value_t = 8)]
+    pub rounds: usize,
+    /// Seed of round 0 (round i runs this plus i in both arms); default: the profile's in
+    /// every round.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Overrides the profile's measured duration, in seconds, in both arms.
+    #[arg(long)]
+    pub duration: Option<u32>,
+    /// Overrides the profile's arrival with a constant rate, in both arms.
+    #[arg(long)]
+    pub rate: Option<u32>,
+    /// Where ab.json, ab.md and the rounds' run folders go (default: ./ab).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Growth of CPU per transfer (any process) that counts as a regression, in percent.
+    #[arg(long, default_value_t = 5.0)]
+    pub cpu_threshold_pct: f64,
+    /// Growth of p50 or p99 that counts as a regression, in percent.
+    #[arg(long, default_value_t = 10.0)]
+    pub latency_threshold_pct: f64,
+    /// Fall of throughput that counts as a regression, in percent (of its reciprocal).
+    #[arg(long, default_value_t = 5.0)]
+    pub throughput_threshold_pct: f64,
+    /// Confidence of each figure's interval.
+    #[arg(long, default_value_t = 0.95)]
+    pub confidence: f64,
 }
 
 // `harness trend DIR…`.

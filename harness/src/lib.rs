@@ -6,10 +6,11 @@
 //! and `schedule` → the `system` → what drives it (`client`, `loadgen`, `faults`, `progress`,
 //! `cpu`) → evidence (`reconcile`, `phases`) → judgement (`slo`, `verdict`, `regression`)
 //! → `summary` and `schemas` → `report` and `compare` → `run` → the commands built on runs
-//! (`baseline`, `capacity`, `mutants`, `check_target`, `bench`, `trend`). `ARCHITECTURE.md` gives
+//! (`baseline`, `capacity`, `mutants`, `check_target`, `bench`, `trend`, `ab`). `ARCHITECTURE.md` gives
 //! each module's job; its Layers block is the order, which `tests/it/layers.rs` holds every
 //! import to.
 
+pub mod ab;
 pub mod baseline;
 pub mod bench;
 pub mod capacity;

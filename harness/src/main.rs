@@ -27,6 +27,13 @@ fn main() {
         }
     };
     let code = match cli.command {
+        Some(Command::Ab(args)) => match harness::ab::run(&args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("harness ab: error: {e}");
+                2
+            }
+        },
         Some(Command::Serve { role }) => {
             die_with_parent();
             service::server::init_logging();

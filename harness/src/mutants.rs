@@ -45,7 +45,10 @@ fn library() -> Vec<PathBuf> {
         .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
         .filter(|p| {
             let stem = p.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
-            !matches!(stem, "everything" | "steady" | "throughput" | "overload")
+            !matches!(
+                stem,
+                "everything" | "steady" | "throughput" | "overload" | "regression"
+            )
         })
         .collect();
     found.sort();
@@ -90,8 +93,7 @@ struct Cell {
 }
 
 fn read_summary(dir: &Path) -> Option<Summary> {
-    let text = std::fs::read_to_string(dir.join(crate::summary::SUMMARY_FILE)).ok()?;
-    serde_json::from_str(&text).ok()
+    Summary::read_file(&dir.join(crate::summary::SUMMARY_FILE)).ok()
 }
 
 pub async fn run(args: MutantsArgs) -> i32 {

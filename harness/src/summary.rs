@@ -86,6 +86,45 @@ pub struct Summary {
     pub interrupted_at_s: Option<f64>,
 }
 
+/// One figure of a run that a regression check follows over builds or over time.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Figure {
+    /// `throughput_rps`, `p50_ms`, `p99_ms` or `cpu_ms_per_transfer.<process>`.
+    pub name: String,
+    /// Whether a higher value is worse.
+    pub higher_is_worse: bool,
+    pub value: f64,
+}
+
+impl Summary {
+    /// Reads a `summary.json` file; the error says why it is not one.
+    pub fn read_file(path: &std::path::Path) -> Result<Summary, String> {
+        let text = std::fs::read_to_string(path).map_err(|e| e.to_string())?;
+        serde_json::from_str(&text).map_err(|e| format!("not a summary: {e}"))
+    }
+
+    /// The figures a regression check follows: throughput, p50 and p99, and the CPU a
+    /// transfer cost each process measured.
+    pub fn figures(&self) -> Vec<Figure> {
+        let figure = |name: String, higher_is_worse: bool, value: f64| Figure {
+            name,
+            higher_is_worse,
+            value,
+        };
+        let mut out = vec![figure("throughput_rps".into(), false, self.throughput_rps)];
+        let latency = &self.latency_ms;
+        for (name, value) in [("p50_ms", latency.p50), ("p99_ms", latency.p99)] {
+            if let Some(value) = value {
+                out.push(figure(name.into(), true, value));
+            }
+        }
+        for (process, ms) in &self.cpu.ms_per_operation {
+            out.push(figure(format!("cpu_ms_per_transfer.{process}"), true, *ms));
+        }
+        out
+    }
+}
+
 /// A passing summary of the smoke profile, for the tests of what reads summaries.
 #[cfg(test)]
 pub(crate) mod example {

@@ -37,9 +37,11 @@ pub struct PairedJudgement {
 pub enum Decision {
     /// B is worse by at least the threshold, and the interval excludes no change.
     Regression,
-    /// The interval lies below the threshold: no regression that size.
+    /// The median ratio is under the threshold: no regression that size was seen (the
+    /// interval says how large a one the pairs could have missed).
     NoRegression,
-    /// The interval straddles a bound: about this many pairs in all would tell.
+    /// The median ratio is over the threshold but the interval still holds no change: about
+    /// this many pairs in all would tell.
     CannotTell { pairs_needed: usize },
 }
 
@@ -115,26 +117,17 @@ pub fn judge(
     let faster = ratios.iter().filter(|r| **r < 1.0).count();
     let sign_test_p = sign_test(slower, slower + faster);
     let bound = 1.0 + threshold;
-    let decision = if interval.0 > 1.0 && median_ratio >= bound {
-        Decision::Regression
-    } else if interval.1 < bound {
+    let decision = if median_ratio < bound {
         Decision::NoRegression
+    } else if interval.0 > 1.0 {
+        Decision::Regression
     } else {
-        // The interval must shrink until it clears the bound it straddles: past 1 when the
-        // median is over the threshold, under the threshold otherwise. Its width falls as
-        // one over the square root of the pairs.
-        let half_width = (interval.1 - interval.0) / 2.0;
-        let room = if median_ratio >= bound {
-            median_ratio - 1.0
-        } else {
-            bound - median_ratio
-        };
-        let pairs_needed = if room <= 0.0 {
-            usize::MAX
-        } else {
-            let scale = (half_width / room).powi(2);
-            ((n as f64 * scale).ceil() as usize).max(n + 1)
-        };
+        // The interval's lower end must clear 1; its width falls as one over the square
+        // root of the pairs.
+        let half_width = (median_ratio - interval.0).max(f64::EPSILON);
+        let room = median_ratio - 1.0;
+        let scale = (half_width / room).powi(2);
+        let pairs_needed = ((n as f64 * scale).ceil() as usize).max(n + 1);
         Decision::CannotTell { pairs_needed }
     };
     Some(PairedJudgement {
@@ -185,12 +178,23 @@ mod tests {
     }
 
     #[test]
-    fn noise_as_large_as_the_effect_cannot_tell_and_says_how_many_pairs_would() {
-        let judged = judge(&rounds(6, 1.06, 0.15, 3), 0.05, 0.95, 3).expect("judged");
+    fn an_effect_over_the_threshold_that_noise_hides_cannot_tell_and_says_how_many_pairs_would() {
+        // Ratios 0.96 to 1.16: the median (1.10) is over 5 % but two pairs lean the other way.
+        let pairs: Vec<(f64, f64)> = [1.14, 0.96, 1.12, 0.98, 1.16, 1.08]
+            .iter()
+            .map(|r| (100.0, 100.0 * r))
+            .collect();
+        let judged = judge(&pairs, 0.05, 0.95, 3).expect("judged");
         let Decision::CannotTell { pairs_needed } = judged.decision else {
             panic!("{judged:?}");
         };
         assert!(pairs_needed > 6, "{judged:?}");
+    }
+
+    #[test]
+    fn an_effect_under_the_threshold_is_no_regression_of_that_size() {
+        let judged = judge(&rounds(12, 1.02, 0.02, 5), 0.10, 0.95, 5).expect("judged");
+        assert_eq!(judged.decision, Decision::NoRegression, "{judged:?}");
     }
 
     #[test]

@@ -8,7 +8,7 @@
 
 use crate::cli::TrendArgs;
 use crate::regression::change_points::{self, ChangePoint};
-use crate::summary::{Summary, SUMMARY_FILE};
+use crate::summary::{Figure, Summary, SUMMARY_FILE};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -63,21 +63,6 @@ pub struct Series {
     pub changes: Vec<Change>,
 }
 
-/// The figures a run gives, by name, each with whether higher is worse.
-fn figures(summary: &Summary) -> Vec<(String, bool, f64)> {
-    let mut out = vec![("throughput_rps".to_owned(), false, summary.throughput_rps)];
-    let latency = &summary.latency_ms;
-    for (name, value) in [("p50_ms", latency.p50), ("p99_ms", latency.p99)] {
-        if let Some(value) = value {
-            out.push((name.to_owned(), true, value));
-        }
-    }
-    for (process, ms) in &summary.cpu.ms_per_operation {
-        out.push((format!("cpu_ms_per_transfer.{process}"), true, *ms));
-    }
-    out
-}
-
 /// Every `summary.json` under `dir`, `depth` folders down at most.
 fn summaries_under(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
     let file = dir.join(SUMMARY_FILE);
@@ -103,12 +88,10 @@ fn summaries_under(dir: &Path, depth: usize, found: &mut Vec<PathBuf>) {
 }
 
 fn read(path: &Path) -> Result<Summary, TrendError> {
-    let input = |detail: String| TrendError::Input {
+    Summary::read_file(path).map_err(|detail| TrendError::Input {
         path: path.to_owned(),
         detail,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| input(e.to_string()))?;
-    serde_json::from_str(&text).map_err(|e| input(format!("not a summary: {e}")))
+    })
 }
 
 /// The series of every profile and figure of `summaries`, each searched for change points.
@@ -132,7 +115,12 @@ pub fn analyse(
         });
         let mut series: BTreeMap<String, Series> = BTreeMap::new();
         for run in &runs {
-            for (metric, higher_is_worse, value) in figures(run) {
+            for Figure {
+                name: metric,
+                higher_is_worse,
+                value,
+            } in run.figures()
+            {
                 series
                     .entry(metric.clone())
                     .or_insert_with(|| Series {

@@ -1,6 +1,7 @@
 //! Integration tests of the harness binary: real runs on loopback, real child processes,
 //! real signals.
 
+mod ab;
 mod baseline;
 mod browser;
 mod capacity;

@@ -1,0 +1,160 @@
+//! `harness ab` on two builds: the test's own harness as A, and as B the same binary behind a
+//! script that gives every profile it runs a coordinator burning 250 µs of CPU per transfer
+//! (the `cpu_burn_us` knob baked in, as a slower release would be). Six short rounds tell a
+//! regression that size; A/A and the power at 10 % are measured by `harness ab` itself (see
+//! docs/regression-ci.md), not here, where the machine is also running other tests.
+
+use crate::support::HARNESS;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn regression_profile() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../chaos-profiles/regression.yaml")
+}
+
+/// A build folder whose `harness` runs the real one with the coordinator's `cpu_burn_us`
+/// appended to the profile it is given.
+fn slower_build(dir: &Path, burn_us: u32) -> PathBuf {
+    let build = dir.join("slower");
+    std::fs::create_dir_all(&build).expect("a build folder");
+    let script = format!(
+        r#"#!/bin/sh
+profile=""
+prev=""
+for a in "$@"; do
+  [ "$prev" = "--profile" ] && profile="$a"
+  prev="$a"
+done
+tmp="{dir}/profile-$$.yaml"
+cat "$profile" > "$tmp"
+printf 'service:\n  coordinator: {{cpu_burn_us: {burn_us}}}\n' >> "$tmp"
+for a in "$@"; do
+  if [ "$a" = "$profile" ]; then set -- "$@" "$tmp"; else set -- "$@" "$a"; fi
+  shift
+done
+exec "{harness}" "$@"
+"#,
+        dir = dir.display(),
+        harness = HARNESS,
+    );
+    let path = build.join("harness");
+    std::fs::write(&path, script).expect("the script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    build
+}
+
+fn ab(args: &[&str]) -> (Option<i32>, String) {
+    let output = Command::new(HARNESS)
+        .arg("ab")
+        .args(args)
+        .output()
+        .expect("run harness ab");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), printed)
+}
+
+#[test]
+fn a_build_whose_coordinator_burns_cpu_is_flagged_and_the_coordinator_named() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Path::new(HARNESS).parent().expect("the build folder");
+    let b = slower_build(dir.path(), 250);
+    let out = dir.path().join("ab");
+    let (code, printed) = ab(&[
+        "--a",
+        &a.display().to_string(),
+        "--b",
+        &b.display().to_string(),
+        "--profile",
+        &regression_profile().display().to_string(),
+        "--rounds",
+        "6",
+        "--duration",
+        "3",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code, Some(1), "{printed}");
+    let json: Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("ab.json")).expect("ab.json"))
+            .expect("JSON");
+    assert_eq!(json["decision"], "regression", "{json}");
+    assert_eq!(json["runs"].as_array().map(Vec::len), Some(12), "{json}");
+    // A B, then B A.
+    let arms: Vec<&str> = json["runs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .take(4)
+        .filter_map(|r| r["arm"].as_str())
+        .collect();
+    assert_eq!(arms, ["A", "B", "B", "A"], "{json}");
+    let figure = |name: &str| {
+        json["figures"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|f| f["figure"] == name)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+    let coordinator = figure("cpu_ms_per_transfer.coordinator");
+    assert_eq!(coordinator["decision"], "regression", "{json}");
+    assert!(
+        coordinator["interval"][0]
+            .as_f64()
+            .is_some_and(|low| low > 1.0),
+        "{coordinator}"
+    );
+    assert_eq!(
+        figure("cpu_ms_per_transfer.ledger")["decision"],
+        "no_regression"
+    );
+    let page = std::fs::read_to_string(out.join("ab.md")).expect("ab.md");
+    let regressed = page.find("### Regressed").expect("a regressed section");
+    let table = page.find("| figure |").expect("a table");
+    assert!(
+        page[regressed..table].contains("cpu_ms_per_transfer.coordinator"),
+        "{page}"
+    );
+}
+
+#[test]
+fn too_few_rounds_or_an_unknown_build_exit_2_before_any_run() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let a = Path::new(HARNESS).parent().expect("the build folder");
+    let profile = regression_profile().display().to_string();
+    let out = dir.path().join("ab");
+    let (code, printed) = ab(&[
+        "--a",
+        &a.display().to_string(),
+        "--b",
+        &a.display().to_string(),
+        "--profile",
+        &profile,
+        "--rounds",
+        "3",
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(printed.contains("at least 6 rounds"), "{printed}");
+    let (code, printed) = ab(&[
+        "--a",
+        &a.display().to_string(),
+        "--b",
+        "no-such-revision-or-folder",
+        "--profile",
+        &profile,
+        "--out",
+        &out.display().to_string(),
+    ]);
+    assert_eq!(code, Some(2), "{printed}");
+    assert!(printed.contains("neither a harness binary"), "{printed}");
+    assert!(!out.exists(), "nothing was run");
+}
