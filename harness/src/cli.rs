@@ -265,6 +265,12 @@ pub struct Tolerances {
     /// runs measured it).
     #[arg(long = "cpu-growth-pct", default_value_t = 50.0)]
     pub cpu_pct: f64,
+    /// How much a process's CPU per operation may grow beyond the machine's drift, in
+    /// percent: its growth over the median growth of every process both runs measured (at
+    /// least three). A machine slower or busier than the baseline's moves every process
+    /// alike; a regression in one process's code moves it alone. Not judged when absent.
+    #[arg(long = "cpu-share-growth-pct")]
+    pub cpu_share_pct: Option<f64>,
 }
 
 impl Default for Tolerances {
@@ -276,6 +282,7 @@ impl Default for Tolerances {
             throughput_pct: 25.0,
             error_rate_rise: 0.01,
             cpu_pct: 50.0,
+            cpu_share_pct: None,
         }
     }
 }

@@ -238,6 +238,7 @@ mod tests {
             service_time_ms: 20,
             service_jitter_ms: 7,
             cpu_burn_us: 150,
+            stall_us: 300,
         });
         round_trip(LedgerPolicy::default());
         round_trip(LedgerPolicy {

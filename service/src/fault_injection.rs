@@ -21,6 +21,8 @@ pub struct FaultPlan {
     pub delay: Duration,
     /// CPU time to burn on the request's thread before the work.
     pub cpu_burn: Duration,
+    /// Time the request's thread sleeps, blocked, before the work.
+    pub stall: Duration,
     pub fail_before: bool,
     pub lose_answer: Option<LostAnswer>,
 }
@@ -42,7 +44,7 @@ impl FaultInjector {
     }
 
     /// Runs a money-moving operation under the knobs: service time first, then maybe an
-    /// error before any work, then the CPU burn, then the work, then maybe a lost answer
+    /// error before any work, then the CPU burn and the stall, then the work, then maybe a lost answer
     /// (only for work that took effect or recorded an outcome: 2xx, 422, 429).
     pub async fn run<Fut>(
         &self,
@@ -62,6 +64,10 @@ impl FaultInjector {
             return injected_error_before();
         }
         burn_cpu(plan.cpu_burn);
+        if !plan.stall.is_zero() {
+            // Blocking on purpose: what a lock or a blocking call in async code costs.
+            std::thread::sleep(plan.stall);
+        }
         let response = work.await.unwrap_or_else(IntoResponse::into_response);
         let status = response.status();
         let recorded = status.is_success()
@@ -148,12 +154,14 @@ impl FaultKnobs {
     pub fn plan(&self, rng: &SeededRng) -> FaultPlan {
         let delay_ms = self.service_time_ms + rng.up_to(self.service_jitter_ms);
         let cpu_burn = Duration::from_micros(self.cpu_burn_us);
+        let stall = Duration::from_micros(self.stall_us);
         let fail_before = rng.chance(self.error_before_rate);
         let lose_answer =
             (!fail_before && rng.chance(self.error_after_rate)).then_some(self.error_after_mode);
         FaultPlan {
             delay: Duration::from_millis(delay_ms),
             cpu_burn,
+            stall,
             fail_before,
             lose_answer,
         }

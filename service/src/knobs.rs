@@ -1,6 +1,7 @@
 //! The fault knobs of every service, defined once (see `settings`): errors before the work,
 //! errors after the work committed (the "applied but the answer was lost" case), service
-//! time, and CPU burnt per request (a known slowdown, as a slow release would bring). They
+//! time, and CPU burnt or a thread stalled per request (a known slowdown, as a slow release
+//! would bring). They
 //! are each service's flags, the body of `GET|PUT /admin/knobs`, a profile's
 //! `service.<role>` fields and a knobs fault's `set:`. `fault_injection` applies them to each
 //! money-moving operation (the coordinator's: each `POST /transfers` it admits).
@@ -26,7 +27,8 @@ pub enum LostAnswer {
 /// The longest service time a knob may ask for; anything longer is a mistake.
 pub const MAX_SERVICE_TIME_MS: u64 = 60_000;
 
-/// The most CPU time a knob may burn per request: a second is already a mistake.
+/// The most CPU time a knob may burn, or a thread stall, per request: a second is already
+/// a mistake.
 pub const MAX_CPU_BURN_US: u64 = 1_000_000;
 
 /// Faults a service injects into its own money-moving operations.
@@ -54,6 +56,11 @@ pub struct FaultKnobs {
     /// one.
     #[arg(long, default_value_t)]
     pub cpu_burn_us: u64,
+    /// Time the request's thread is blocked, asleep, before every money-moving operation,
+    /// in µs (at most 1000000): a slow release that waits on a lock or a blocking call. The
+    /// other requests that thread serves wait too; no CPU is spent.
+    #[arg(long, default_value_t)]
+    pub stall_us: u64,
 }
 
 impl Settings for FaultKnobs {
@@ -72,6 +79,7 @@ impl Settings for FaultKnobs {
             0,
             MAX_SERVICE_TIME_MS,
         )?;
-        check_range("cpu_burn_us", self.cpu_burn_us, 0, MAX_CPU_BURN_US)
+        check_range("cpu_burn_us", self.cpu_burn_us, 0, MAX_CPU_BURN_US)?;
+        check_range("stall_us", self.stall_us, 0, MAX_CPU_BURN_US)
     }
 }

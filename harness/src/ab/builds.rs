@@ -14,6 +14,9 @@ const BINARY: &str = "harness";
 /// Where revisions are built, under the repository's root.
 const BUILD_ROOT: &str = "target/ab";
 
+/// Names the cargo target folder revisions are built in, instead of `target/ab/cargo`.
+pub const TARGET_DIR_ENV: &str = "HARNESS_AB_TARGET_DIR";
+
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(
@@ -112,8 +115,11 @@ fn build_revision(commit: &str) -> Result<PathBuf, BuildError> {
         return Err(failed(format!("git archive {commit} failed")));
     }
     eprintln!("harness ab: building {commit} (cargo build --release --bin harness)");
-    // One target folder for every revision: the dependencies are built once.
-    let target = build_root.join("cargo");
+    // One target folder for every revision, so the dependencies are built once; or the one
+    // HARNESS_AB_TARGET_DIR names (a CI's own, its dependencies built already).
+    let target = std::env::var_os(TARGET_DIR_ENV)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| build_root.join("cargo"));
     let status = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args(["build", "--release", "--locked", "--bin", BINARY])
         .arg("--manifest-path")

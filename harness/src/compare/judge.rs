@@ -47,7 +47,7 @@ pub struct Row {
 
 impl Row {
     /// A row judged against a plain threshold: a regression, saying `why`, or ok.
-    fn against_threshold(
+    pub(super) fn against_threshold(
         metric: String,
         (baseline, current): (String, String),
         change: String,
@@ -111,7 +111,7 @@ fn ms(us: u64) -> f64 {
     us as f64 / 1000.0
 }
 
-fn pct(ratio: f64) -> String {
+pub(super) fn pct(ratio: f64) -> String {
     format!("{:+.1} %", (ratio - 1.0) * 100.0)
 }
 
@@ -237,29 +237,6 @@ fn error_rate_row(base: &Run, cur: &Run, rise: f64) -> Row {
     )
 }
 
-/// A row per process whose CPU per operation both runs measured. A mean over every
-/// operation of the load, so it carries no sampling bounds: the tolerance is the noise.
-fn cpu_rows(base: &Run, cur: &Run, tolerance_pct: f64) -> Vec<Row> {
-    let (b, c) = (
-        &base.summary.cpu.ms_per_operation,
-        &cur.summary.cpu.ms_per_operation,
-    );
-    b.iter()
-        .filter_map(|(process, before)| Some((process, *before, *c.get(process)?)))
-        .map(|(process, before, now)| {
-            let ratio = if before > 0.0 { now / before } else { 1.0 };
-            Row::against_threshold(
-                format!("cpu {process}"),
-                (format!("{before:.3} ms/op"), format!("{now:.3} ms/op")),
-                pct(ratio),
-                format!("+{tolerance_pct} %"),
-                ratio > 1.0 + tolerance_pct / 100.0,
-                || format!("{process}'s CPU per operation grew beyond its tolerance"),
-            )
-        })
-        .collect()
-}
-
 /// A row per invariant the current run fails: always a regression.
 fn invariant_rows(base: &Run, cur: &Run) -> Vec<Row> {
     cur.summary
@@ -314,7 +291,7 @@ pub fn compare(base: &Run, cur: &Run, tolerances: &Tolerances) -> Comparison {
         throughput_row(base, cur, tolerances.throughput_pct),
         error_rate_row(base, cur, tolerances.error_rate_rise),
     ];
-    rows.extend(cpu_rows(base, cur, tolerances.cpu_pct));
+    rows.extend(super::cpu::rows(base, cur, tolerances));
     rows.extend(invariant_rows(base, cur));
     let mut notes = Vec::new();
     if base.summary.cpu.ms_per_operation.is_empty() || cur.summary.cpu.ms_per_operation.is_empty() {

@@ -3,6 +3,7 @@
 //!
 //! - `load`: a run's summary and its measured latency histogram.
 //! - `judge`: every metric with its change, judged against the tolerances.
+//! - `cpu`: each process's CPU per operation, alone and against the machine's drift.
 //! - `distributions`: the two latency distributions side by side.
 //! - `render`: the comparison as text or as Markdown (for a CI job summary).
 //!
@@ -10,6 +11,7 @@
 //! change inside the sampling noise, another profile, an unusable generator) or cannot be
 //! read.
 
+pub mod cpu;
 pub mod distributions;
 pub mod judge;
 pub mod load;

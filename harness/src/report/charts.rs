@@ -17,7 +17,13 @@ pub const HEIGHT: u32 = 340;
 #[error("chart not drawn: {0}")]
 pub struct ChartError(String);
 
-fn drawn<T, E: std::fmt::Debug>(result: Result<T, E>) -> Result<T, ChartError> {
+impl ChartError {
+    pub(super) fn new(why: &str) -> Self {
+        ChartError(why.to_owned())
+    }
+}
+
+pub(super) fn drawn<T, E: std::fmt::Debug>(result: Result<T, E>) -> Result<T, ChartError> {
     result.map_err(|e| ChartError(format!("{e:?}")))
 }
 
@@ -40,7 +46,7 @@ fn outcome_colour(outcome: Outcome) -> RGBColor {
 }
 
 /// Draws into an SVG string of the report's size.
-fn svg(
+pub(super) fn svg(
     draw: impl FnOnce(&DrawingArea<SVGBackend, Shift>) -> Result<(), ChartError>,
 ) -> Result<String, ChartError> {
     let mut out = String::new();
@@ -88,7 +94,7 @@ where
     Ok(())
 }
 
-fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
+pub(super) fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
     chart: &mut ChartContext<'a, DB, CT>,
 ) -> Result<(), ChartError> {
     drawn(
@@ -103,26 +109,27 @@ fn legend<'a, DB: DrawingBackend + 'a, CT: CoordTranslate>(
 }
 
 /// What a chart's frame says: its caption and what each axis holds.
-struct Frame<'t> {
-    caption: &'t str,
-    x_desc: &'t str,
-    y_desc: &'t str,
+pub(super) struct Frame<'t> {
+    pub(super) caption: &'t str,
+    pub(super) x_desc: &'t str,
+    pub(super) y_desc: &'t str,
     /// Room for the y axis's labels, in pixels (wider for large numbers).
-    y_labels_px: u32,
+    pub(super) y_labels_px: u32,
 }
 
-type Chart<'a, 'b, X, Y> = ChartContext<
+pub(super) type Chart<'a, 'b, X, Y> = ChartContext<
     'a,
     SVGBackend<'b>,
     Cartesian2d<<X as AsRangedCoord>::CoordDescType, <Y as AsRangedCoord>::CoordDescType>,
 >;
 
 /// How the labels of an axis over `X` are written.
-type LabelFormat<X> = dyn Fn(&<<X as AsRangedCoord>::CoordDescType as Ranged>::ValueType) -> String;
+pub(super) type LabelFormat<X> =
+    dyn Fn(&<<X as AsRangedCoord>::CoordDescType as Ranged>::ValueType) -> String;
 
 /// A chart on `root` over `x` and `y`, its mesh drawn (with `x_labels` formatting the x
 /// axis's labels, when given).
-fn frame<'a, 'b, X, Y>(
+pub(super) fn frame<'a, 'b, X, Y>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     f: &Frame<'_>,
     x: X,
@@ -155,7 +162,7 @@ where
 }
 
 /// A named series: a line of the series' width, in the legend.
-fn line<'a, DB, X, Y>(
+pub(super) fn line<'a, DB, X, Y>(
     chart: &mut ChartContext<'a, DB, Cartesian2d<X, Y>>,
     points: Vec<(X::ValueType, Y::ValueType)>,
     name: &str,

@@ -8,6 +8,7 @@ pub mod html;
 pub mod markdown;
 pub mod table;
 pub mod timeline;
+pub mod trend_chart;
 
 use crate::history::{self, HistoryRecord};
 use crate::phases::PhaseFigures;

@@ -3,8 +3,10 @@
 //! in order of their start time (then revision), and each figure (throughput, p50, p99, the
 //! CPU a transfer cost each process) is searched for change points by E-Divisive means
 //! (`regression::change_points`) at a significance level. A change that makes a figure
-//! worse is a regression, named with the first commit after it. Writes `trend.json` and
-//! `trend.md`.
+//! worse is a regression, named with the first commit after it. Writes `trend.json`,
+//! `trend.md` and `trend.html` (every figure drawn, its change points marked).
+
+pub mod html;
 
 use crate::cli::TrendArgs;
 use crate::regression::change_points::{self, ChangePoint};
@@ -232,6 +234,8 @@ pub fn run(args: &TrendArgs) -> Result<i32, TrendError> {
     std::fs::write(out.join("trend.json"), json).map_err(output(out.join("trend.json")))?;
     let page = markdown(&series, args.significance);
     std::fs::write(out.join("trend.md"), &page).map_err(output(out.join("trend.md")))?;
+    let html = html::page(&series, args.significance);
+    std::fs::write(out.join(html::FILE), html).map_err(output(out.join(html::FILE)))?;
     print!("{page}");
     println!("\n{} runs read; written to {}", files.len(), out.display());
     Ok(0)

@@ -158,3 +158,43 @@ fn too_few_rounds_or_an_unknown_build_exit_2_before_any_run() {
     assert!(printed.contains("neither a harness binary"), "{printed}");
     assert!(!out.exists(), "nothing was run");
 }
+
+/// `.ci/regression-check` as CI runs it when no parent build fits in the time: against the
+/// committed baseline. A build whose coordinator costs 25 % more a transfer fails it, in
+/// both runs. (That an unchanged tree passes is what every CI run shows: `.ci/run` ends with
+/// this check on the build under test, on a machine no longer running tests.)
+#[test]
+fn the_ci_check_against_the_baseline_fails_a_coordinator_a_quarter_costlier() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let baseline = root.join("results/baselines/regression/summary.json");
+    let summary: Value =
+        serde_json::from_str(&std::fs::read_to_string(&baseline).expect("the baseline"))
+            .expect("JSON");
+    let coordinator_ms = summary["cpu"]["ms_per_operation"]["coordinator"]
+        .as_f64()
+        .expect("the coordinator's CPU per transfer");
+    let burn_us = (coordinator_ms * 1000.0 * 0.25).round() as u32;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let slower = slower_build(dir.path(), burn_us);
+    let output = Command::new("bash")
+        .arg(root.join(".ci/regression-check"))
+        .arg(&slower)
+        .arg("--baseline")
+        .output()
+        .expect("run .ci/regression-check");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert!(
+        printed.contains("against the committed baseline"),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("coordinator's CPU per operation grew beyond the machine's drift"),
+        "{printed}"
+    );
+    assert!(printed.contains("in two runs"), "{printed}");
+}

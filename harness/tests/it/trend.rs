@@ -90,6 +90,24 @@ fn a_fifteen_percent_step_is_found_at_its_commit_and_a_flat_history_has_none() {
         md.contains("| smoke | cpu_ms_per_transfer.coordinator | 15"),
         "{md}"
     );
+    // The page, as a browser lays it out: every figure drawn, and only the coordinator's
+    // with a second line, its change point's marker.
+    let page = dir.path().join("out-stepped/trend.html");
+    let rendered = crate::browser::render(&page);
+    assert!(rendered.script_errors.is_empty(), "{rendered:?}");
+    assert!(rendered.missing.is_empty(), "{rendered:?}");
+    let series = json.as_array().map_or(0, Vec::len);
+    assert_eq!(rendered.charts.len(), series, "{rendered:?}");
+    for chart in &rendered.charts {
+        assert!(chart.width > 300.0 && chart.height > 100.0, "{chart:?}");
+        let marked = chart.name == "smoke/cpu_ms_per_transfer.coordinator";
+        assert_eq!(chart.lines, if marked { 2 } else { 1 }, "{chart:?}");
+    }
+    let html = std::fs::read_to_string(&page).expect("trend.html");
+    assert!(
+        html.contains("regression from run 15"),
+        "the marker's legend"
+    );
 
     let flat = dir.path().join("flat");
     history(&flat, 1.0);
