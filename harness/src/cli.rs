@@ -185,16 +185,20 @@ pub struct CompareArgs {
 #[derive(clap::Args, Debug, Clone)]
 pub struct AbArgs {
     /// Build A, the base: a folder holding a `harness` binary, the binary, or a git revision.
-    #[arg(long)]
-    pub a: String,
+    #[arg(long, required_unless_present = "from")]
+    pub a: Option<String>,
     /// Build B, the change: as --a.
-    #[arg(long)]
-    pub b: String,
+    #[arg(long, required_unless_present = "from")]
+    pub b: Option<String>,
     /// The profile both arms run.
-    #[arg(long)]
-    pub profile: PathBuf,
+    #[arg(long, required_unless_present = "from")]
+    pub profile: Option<PathBuf>,
+    /// Judge again the rounds an earlier `harness ab` left in this folder (with these
+    /// thresholds), running nothing; writes ab.json and ab.md there unless --out says.
+    #[arg(long, conflicts_with_all = ["a", "b", "profile"])]
+    pub from: Option<PathBuf>,
     /// Rounds; each runs both arms once.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 16)]
     pub rounds: usize,
     /// Seed of round 0 (round i runs this plus i in both arms); default: the profile's in
     /// every round.

@@ -3,8 +3,8 @@
 //! code. A figure that is worse when it falls (throughput) is judged by its reciprocal, so
 //! every ratio reads "B costs this many times A".
 
+use crate::compare::load::Run;
 use crate::regression::paired::{self, Decision};
-use crate::summary::Summary;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -37,6 +37,25 @@ pub struct ArmRun {
     pub verdict: String,
     /// Why the verdict is not a pass.
     pub reasons: Vec<String>,
+    /// The invariants it failed, by name.
+    pub failed_invariants: Vec<String>,
+}
+
+/// The invariant a run of a shared machine can fail without a fault of the build: a stall of
+/// the machine lifts one short run's p99 past any SLO. The latency figures judge latency.
+const LATENCY_INVARIANT: &str = "slo_latency";
+
+impl ArmRun {
+    /// Whether the run failed on more than its latency bounds: money, the books, a promise
+    /// to a client, or a verdict no failed invariant explains.
+    pub fn failed_beyond_latency(&self) -> bool {
+        self.verdict == "fail"
+            && (self.failed_invariants.is_empty()
+                || self
+                    .failed_invariants
+                    .iter()
+                    .any(|n| n != LATENCY_INVARIANT))
+    }
 }
 
 /// One figure judged over the pairs.
@@ -88,9 +107,9 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Judges the rounds: `pairs` holds each round's summaries of A and of B.
+/// Judges the rounds: `pairs` holds each round's runs of A and of B.
 pub fn judge(
-    pairs: &[(Summary, Summary)],
+    pairs: &[(Run, Run)],
     runs: &[ArmRun],
     thresholds: Thresholds,
     confidence: f64,
@@ -105,8 +124,8 @@ pub fn judge(
     // of that pair.
     let mut by_figure: BTreeMap<String, (bool, Vec<(f64, f64)>)> = BTreeMap::new();
     for (a, b) in pairs {
-        let b_figures = b.figures();
-        for fa in a.figures() {
+        let b_figures = b.summary.figures();
+        for fa in a.summary.figures() {
             if let Some(fb) = b_figures.iter().find(|f| f.name == fa.name) {
                 by_figure
                     .entry(fa.name.clone())
@@ -155,8 +174,14 @@ pub fn judge(
             pairs_needed,
         });
     }
-    let b_failed_where_a_passed =
-        failed_runs.iter().any(|r| r.arm == 'B') && !failed_runs.iter().any(|r| r.arm == 'A');
+    // A run of B that broke more than its latency bounds, where no run of A did, is a
+    // regression whatever the timings say.
+    let broke = |arm: char| {
+        failed_runs
+            .iter()
+            .any(|r| r.arm == arm && r.failed_beyond_latency())
+    };
+    let b_failed_where_a_passed = broke('B') && !broke('A');
     let regressed = figures.iter().any(|f| f.decision == "regression");
     let unsure: Vec<usize> = figures.iter().filter_map(|f| f.pairs_needed).collect();
     let too_few = figures.is_empty();
@@ -197,7 +222,7 @@ pub fn markdown(j: &AbJudgement, title: &str) -> String {
         for r in &j.failed_runs {
             let _ = writeln!(
                 out,
-                "- arm {} round {}: **{}** ({}){}",
+                "- arm {} round {}: **{}** ({}){}{}",
                 r.arm,
                 r.round,
                 r.verdict,
@@ -206,6 +231,11 @@ pub fn markdown(j: &AbJudgement, title: &str) -> String {
                     String::new()
                 } else {
                     format!(": {}", r.reasons.join("; "))
+                },
+                if r.verdict == "fail" && !r.failed_beyond_latency() {
+                    " (latency only: judged by p50 and p99 below)"
+                } else {
+                    ""
                 }
             );
         }
@@ -256,6 +286,10 @@ pub fn markdown(j: &AbJudgement, title: &str) -> String {
             decision
         );
     }
+    out.push_str(
+        "\nB/A cost: the median over the rounds of B's figure over A's (throughput: A's \
+         over B's); the interval is a percentile bootstrap over whole rounds.\n",
+    );
     out
 }
 
@@ -271,14 +305,18 @@ mod tests {
         throughput: 0.05,
     };
 
-    /// A summary whose coordinator costs `coordinator_ms` a transfer.
-    fn run(coordinator_ms: f64) -> Summary {
+    /// A run whose coordinator costs `coordinator_ms` a transfer (no latency log).
+    fn run(coordinator_ms: f64) -> Run {
         let mut s = example::summary(200.0, 0.0);
         s.cpu
             .ms_per_operation
             .insert("coordinator".into(), coordinator_ms);
         s.cpu.ms_per_operation.insert("ledger".into(), 0.2);
-        s
+        Run {
+            source: "run".into(),
+            summary: s,
+            histogram: None,
+        }
     }
 
     fn arm_runs(rounds: usize) -> Vec<ArmRun> {
@@ -290,13 +328,14 @@ mod tests {
                     folder: format!("round-{round}-{arm}"),
                     verdict: "pass".into(),
                     reasons: Vec::new(),
+                    failed_invariants: Vec::new(),
                 })
             })
             .collect()
     }
 
     /// Eight rounds whose noise both arms share, B's coordinator `factor` times A's.
-    fn rounds(factor: f64) -> Vec<(Summary, Summary)> {
+    fn rounds(factor: f64) -> Vec<(Run, Run)> {
         let noise = [1.0, 1.03, 0.98, 1.01, 0.97, 1.02, 0.99, 1.0];
         noise
             .iter()
@@ -345,7 +384,7 @@ mod tests {
     #[test]
     fn a_regression_the_noise_hides_asks_for_more_rounds() {
         // B's coordinator costs 10 % more at the median, but two rounds lean the other way.
-        let pairs: Vec<(Summary, Summary)> = [1.14, 0.96, 1.12, 0.98, 1.16, 1.08]
+        let pairs: Vec<(Run, Run)> = [1.14, 0.96, 1.12, 0.98, 1.16, 1.08]
             .iter()
             .map(|r| (run(0.5), run(0.5 * r)))
             .collect();
@@ -360,11 +399,24 @@ mod tests {
         let mut runs = arm_runs(8);
         runs[3].verdict = Verdict::Fail.as_str().into();
         runs[3].reasons = vec!["money lost: 500 cents".into()];
+        runs[3].failed_invariants = vec!["conservation".into()];
         let j = judge(&rounds(1.0), &runs, THRESHOLDS, 0.95, 1);
         assert_eq!((j.decision, j.exit_code), ("regression", 1), "{j:?}");
         let page = markdown(&j, "t");
         let failed = page.find("did not pass").expect("failed runs listed");
         assert!(failed < page.find("| figure |").expect("a table"), "{page}");
         assert!(page.contains("money lost: 500 cents"), "{page}");
+    }
+
+    #[test]
+    fn a_run_of_b_that_failed_its_latency_bound_alone_is_listed_but_judged_by_the_figures() {
+        let mut runs = arm_runs(8);
+        runs[3].verdict = Verdict::Fail.as_str().into();
+        runs[3].reasons = vec!["slo_latency fails: p99 336.38 ms against 200 ms".into()];
+        runs[3].failed_invariants = vec!["slo_latency".into()];
+        let j = judge(&rounds(1.0), &runs, THRESHOLDS, 0.95, 1);
+        assert_eq!((j.decision, j.exit_code), ("no_regression", 0), "{j:?}");
+        let page = markdown(&j, "t");
+        assert!(page.contains("latency only"), "{page}");
     }
 }

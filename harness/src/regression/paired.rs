@@ -56,6 +56,13 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
+/// The sign test's p-value of `ratios` (B/A): how many lean above 1 against below.
+fn sign_test_of(ratios: &[f64]) -> f64 {
+    let slower = ratios.iter().filter(|r| **r > 1.0).count();
+    let faster = ratios.iter().filter(|r| **r < 1.0).count();
+    sign_test(slower, slower + faster)
+}
+
 /// P(X >= k) + P(X <= n-k) for X ~ Binomial(n, 1/2), k >= n/2: the sign test's two-sided
 /// p-value for k pairs of n leaning one way.
 fn sign_test(leaning: usize, n: usize) -> f64 {
@@ -75,6 +82,34 @@ fn sign_test(leaning: usize, n: usize) -> f64 {
         }
     }
     (2.0 * tail).min(1.0)
+}
+
+/// The decision on an effect `estimate` (B/A) with its `interval`, from `n` pairs, against
+/// `threshold`: a regression when the estimate is at least 1 + threshold and the interval
+/// lies above 1; none when the estimate is under it; else about how many pairs would tell.
+fn decide(estimate: f64, interval: (f64, f64), n: usize, threshold: f64) -> Decision {
+    if estimate < 1.0 + threshold {
+        Decision::NoRegression
+    } else if interval.0 > 1.0 {
+        Decision::Regression
+    } else {
+        // The interval's lower end must clear 1; its width falls as one over the square
+        // root of the pairs.
+        let half_width = (estimate - interval.0).max(f64::EPSILON);
+        let room = estimate - 1.0;
+        let scale = (half_width / room).powi(2);
+        Decision::CannotTell {
+            pairs_needed: ((n as f64 * scale).ceil() as usize).max(n + 1),
+        }
+    }
+}
+
+/// The `(tail, 1 - tail)` percentiles of sorted `values`.
+fn percentile_interval(sorted: &[f64], confidence: f64) -> (f64, f64) {
+    let tail = (1.0 - confidence) / 2.0;
+    let at =
+        |q: f64| sorted[((q * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)];
+    (at(tail), at(1.0 - tail))
 }
 
 /// Judges the pairs `(a, b)` of one metric, each a round's value in arm A and in arm B;
@@ -108,28 +143,9 @@ pub fn judge(
         })
         .collect();
     medians.sort_by(f64::total_cmp);
-    let tail = (1.0 - confidence) / 2.0;
-    let at = |q: f64| {
-        medians[((q * (medians.len() - 1) as f64).round() as usize).min(medians.len() - 1)]
-    };
-    let interval = (at(tail), at(1.0 - tail));
-    let slower = ratios.iter().filter(|r| **r > 1.0).count();
-    let faster = ratios.iter().filter(|r| **r < 1.0).count();
-    let sign_test_p = sign_test(slower, slower + faster);
-    let bound = 1.0 + threshold;
-    let decision = if median_ratio < bound {
-        Decision::NoRegression
-    } else if interval.0 > 1.0 {
-        Decision::Regression
-    } else {
-        // The interval's lower end must clear 1; its width falls as one over the square
-        // root of the pairs.
-        let half_width = (median_ratio - interval.0).max(f64::EPSILON);
-        let room = median_ratio - 1.0;
-        let scale = (half_width / room).powi(2);
-        let pairs_needed = ((n as f64 * scale).ceil() as usize).max(n + 1);
-        Decision::CannotTell { pairs_needed }
-    };
+    let interval = percentile_interval(&medians, confidence);
+    let sign_test_p = sign_test_of(&ratios);
+    let decision = decide(median_ratio, interval, n, threshold);
     Some(PairedJudgement {
         pairs: n,
         median_ratio,

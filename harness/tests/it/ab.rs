@@ -4,7 +4,7 @@
 //! regression that size; A/A and the power at 10 % are measured by `harness ab` itself (see
 //! docs/regression-ci.md), not here, where the machine is also running other tests.
 
-use crate::support::HARNESS;
+use crate::support::{finished, HARNESS};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -46,17 +46,7 @@ exec "{harness}" "$@"
 }
 
 fn ab(args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(HARNESS)
-        .arg("ab")
-        .args(args)
-        .output()
-        .expect("run harness ab");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), printed)
+    finished(Command::new(HARNESS).arg("ab").args(args))
 }
 
 #[test]
@@ -75,7 +65,7 @@ fn a_build_whose_coordinator_burns_cpu_is_flagged_and_the_coordinator_named() {
         "--rounds",
         "6",
         "--duration",
-        "3",
+        "2",
         "--out",
         &out.display().to_string(),
     ]);
@@ -176,18 +166,13 @@ fn the_ci_check_against_the_baseline_fails_a_coordinator_a_quarter_costlier() {
     let burn_us = (coordinator_ms * 1000.0 * 0.25).round() as u32;
     let dir = tempfile::tempdir().expect("tempdir");
     let slower = slower_build(dir.path(), burn_us);
-    let output = Command::new("bash")
-        .arg(root.join(".ci/regression-check"))
-        .arg(&slower)
-        .arg("--baseline")
-        .output()
-        .expect("run .ci/regression-check");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
+    let (code, printed) = finished(
+        Command::new("bash")
+            .arg(root.join(".ci/regression-check"))
+            .arg(&slower)
+            .arg("--baseline"),
     );
-    assert_eq!(output.status.code(), Some(1), "{printed}");
+    assert_eq!(code, Some(1), "{printed}");
     assert!(
         printed.contains("against the committed baseline"),
         "{printed}"

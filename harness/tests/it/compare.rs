@@ -2,24 +2,18 @@
 //! regression of one that did not; a run compared with itself is not; a short run cannot
 //! be judged.
 
-use crate::support::{exclusive, profile, run, HARNESS, LENIENT_SLO};
+use crate::support::{exclusive, finished, profile, run, HARNESS, LENIENT_SLO};
 use std::path::Path;
 use std::process::Command;
 
 fn compare(baseline: &Path, current: &Path, args: &[&str]) -> (Option<i32>, String) {
-    let output = Command::new(HARNESS)
-        .arg("compare")
-        .arg(baseline)
-        .arg(current)
-        .args(args)
-        .output()
-        .expect("run harness compare");
-    let printed = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (output.status.code(), printed)
+    finished(
+        Command::new(HARNESS)
+            .arg("compare")
+            .arg(baseline)
+            .arg(current)
+            .args(args),
+    )
 }
 
 #[test]

@@ -25,7 +25,7 @@ fn the_limits_page_states_each_figure_the_code_defines() {
     use service::ids::{IdempotencyKey, TransferId};
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/limits.md");
     let page = std::fs::read_to_string(&path).expect("docs/limits.md");
-    let limits: [(&str, u64); 18] = [
+    let limits: [(&str, u64); 20] = [
         (
             "json_body::MAX_BODY_BYTES",
             service::json_body::MAX_BODY_BYTES as u64,
@@ -50,6 +50,11 @@ fn the_limits_page_states_each_figure_the_code_defines() {
         (
             "knobs::MAX_SERVICE_TIME_MS",
             service::knobs::MAX_SERVICE_TIME_MS,
+        ),
+        ("knobs::MAX_CPU_BURN_US", service::knobs::MAX_CPU_BURN_US),
+        (
+            "regression::paired::MIN_PAIRS",
+            harness::regression::paired::MIN_PAIRS as u64,
         ),
         (
             "store::WRITE_QUEUE_CAPACITY",

@@ -93,6 +93,17 @@ impl Run {
     }
 }
 
+/// Runs `command` to its end: its exit code, and what it printed on both streams.
+pub fn finished(command: &mut std::process::Command) -> (Option<i32>, String) {
+    let output = command.output().expect("run the command");
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (output.status.code(), printed)
+}
+
 pub fn write_profile(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("profile.yaml");
     std::fs::write(&path, text).expect("write profile");

@@ -531,7 +531,7 @@ settle_s: 1
     let shrink_into = |out: &Path| {
         Command::new(HARNESS)
             .args([
-                "shrink", "--tries", "1", "--budget", "40s", "--quiet", "--out",
+                "shrink", "--tries", "1", "--budget", "30s", "--quiet", "--out",
             ])
             .arg(out)
             .arg(original.out())

@@ -7,7 +7,7 @@ use service::contract::routes;
 use service::ids::{IdempotencyKey, UserId};
 use service::institution::MAX_SEED_ACCOUNTS;
 use service::json_body::{MAX_ADMIN_BODY_BYTES, MAX_BODY_BYTES};
-use service::knobs::MAX_SERVICE_TIME_MS;
+use service::knobs::{MAX_CPU_BURN_US, MAX_SERVICE_TIME_MS};
 use service::money::AmountCents;
 
 /// `value`'s JSON text padded with spaces after its last field to exactly `bytes` bytes.
@@ -206,4 +206,28 @@ async fn a_knob_at_its_ceiling_is_taken_and_one_more_is_400() {
     );
     let (status, answer) = system.put_json(url, &json!({"service_jitter_ms": 0})).await;
     assert_eq!(status, 200, "{answer}");
+    // The coordinator's knobs, the CPU burn and the stall alike.
+    let url = system.url(&system.coordinator, routes::ADMIN_KNOBS);
+    let (status, answer) = system
+        .put_json(url.clone(), &json!({"cpu_burn_us": MAX_CPU_BURN_US + 1}))
+        .await;
+    assert_eq!((status, code(&answer)), (400, "invalid_knob"), "{answer}");
+    let (status, answer) = system
+        .put_json(url.clone(), &json!({"stall_us": MAX_CPU_BURN_US + 1}))
+        .await;
+    assert_eq!((status, code(&answer)), (400, "invalid_knob"), "{answer}");
+    let (status, answer) = system
+        .put_json(url.clone(), &json!({"cpu_burn_us": MAX_CPU_BURN_US}))
+        .await;
+    assert_eq!(
+        (status, answer["cpu_burn_us"].as_u64()),
+        (200, Some(MAX_CPU_BURN_US)),
+        "{answer}"
+    );
+    let (status, answer) = system.put_json(url, &json!({"cpu_burn_us": 0})).await;
+    assert_eq!(
+        (status, answer["cpu_burn_us"].as_u64()),
+        (200, Some(0)),
+        "{answer}"
+    );
 }
