@@ -5,8 +5,8 @@
 //! moves that process alone. The drift cannot tell a change that slows every process alike
 //! from a slower machine: the plain tolerance is what judges that.
 
-use super::judge::{pct, Row};
 use super::load::Run;
+use super::row::{pct, Row};
 use crate::cli::Tolerances;
 
 /// The fewest processes whose median growth stands for the machine's drift.
@@ -86,7 +86,7 @@ pub fn rows(base: &Run, cur: &Run, tolerances: &Tolerances) -> Vec<Row> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compare::judge::Judgement;
+    use crate::compare::row::Judgement;
     use crate::summary::example::summary;
 
     fn run_with(cpu: &[(&str, f64)]) -> Run {

@@ -4,6 +4,7 @@
 //! - `load`: a run's summary and its measured latency histogram.
 //! - `judge`: every metric with its change, judged against the tolerances.
 //! - `cpu`: each process's CPU per operation, alone and against the machine's drift.
+//! - `row`: one line of the comparison and its judgement.
 //! - `distributions`: the two latency distributions side by side.
 //! - `render`: the comparison as text or as Markdown (for a CI job summary).
 //!
@@ -16,8 +17,10 @@ pub mod distributions;
 pub mod judge;
 pub mod load;
 pub mod render;
+pub mod row;
 
-pub use judge::{compare, Comparison, Judgement};
+pub use judge::{compare, Comparison};
+pub use row::Judgement;
 
 use crate::cli::{CompareArgs, Format};
 

@@ -1,8 +1,9 @@
 //! A comparison as text (aligned columns, for a terminal) or as Markdown (for a CI job
 //! summary): the verdict first, then every metric, the two distributions, and the notes.
 
-use super::judge::{Comparison, Judgement};
+use super::judge::Comparison;
 use super::load::Run;
+use super::row::Judgement;
 use std::fmt::Write;
 
 /// The verdict in one sentence.
