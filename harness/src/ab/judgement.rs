@@ -288,7 +288,8 @@ pub fn markdown(j: &AbJudgement, title: &str) -> String {
     }
     out.push_str(
         "\nB/A cost: the median over the rounds of B's figure over A's (throughput: A's \
-         over B's); the interval is a percentile bootstrap over whole rounds.\n",
+         over B's); the interval is a percentile bootstrap over whole rounds. A regression is over \
+         its threshold with the interval clear of 1 and the sign test under 1 - confidence.\n",
     );
     out
 }

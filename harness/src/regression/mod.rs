@@ -1,6 +1,6 @@
 //! Telling a regression from noise, without assuming how the figures are distributed:
 //! - `paired`: two builds run interleaved, judged pair by pair (the median ratio with a
-//!   bootstrap interval, and a sign test);
+//!   bootstrap interval, and a sign test; a regression needs both to agree);
 //! - `change_points`: where a history of runs' figures changed level (E-Divisive means).
 
 pub mod change_points;

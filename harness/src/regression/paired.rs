@@ -4,6 +4,11 @@
 //! noise both arms met in a round cancels) and a two-sided sign test over the pairs. Nothing
 //! is assumed of the metric's distribution.
 //!
+//! A regression needs both: the interval clear of 1 and the sign test under 1 - confidence.
+//! At 16 pairs the percentile interval of a median is narrower than its confidence says: an
+//! A/A trial's p99 had 12 pairs of 16 lean one way, its interval 1.02-1.40 but its sign test
+//! p 0.077, and the interval alone called it a regression.
+//!
 //! A metric is worse when it grows (CPU per transfer, p99); for one that is worse when it
 //! falls (throughput), judge its reciprocal.
 
@@ -35,13 +40,14 @@ pub struct PairedJudgement {
 /// The judgement against a threshold (a growth of `threshold` is a regression).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {
-    /// B is worse by at least the threshold, and the interval excludes no change.
+    /// B is worse by at least the threshold, the interval excludes no change, and the
+    /// sign test is significant.
     Regression,
     /// The median ratio is under the threshold: no regression that size was seen (the
     /// interval says how large a one the pairs could have missed).
     NoRegression,
-    /// The median ratio is over the threshold but the interval still holds no change: about
-    /// this many pairs in all would tell.
+    /// The median ratio is over the threshold but the interval still holds no change, or
+    /// the sign test is not significant: about this many pairs in all would tell.
     CannotTell { pairs_needed: usize },
 }
 
@@ -56,11 +62,23 @@ fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// The sign test's p-value of `ratios` (B/A): how many lean above 1 against below.
-fn sign_test_of(ratios: &[f64]) -> f64 {
+/// How many of `ratios` (B/A) lean above 1, and how many differ from 1 at all.
+fn leaning_up(ratios: &[f64]) -> (usize, usize) {
     let slower = ratios.iter().filter(|r| **r > 1.0).count();
     let faster = ratios.iter().filter(|r| **r < 1.0).count();
-    sign_test(slower, slower + faster)
+    (slower, slower + faster)
+}
+
+/// About how many pairs the sign test would need to reach `alpha` if they kept leaning up
+/// as `slower` of `differing` do now (`cap` when it never would).
+fn pairs_for_sign_test(slower: usize, differing: usize, alpha: f64, cap: usize) -> usize {
+    if differing == 0 {
+        return cap;
+    }
+    let share = slower as f64 / differing as f64;
+    (differing..cap)
+        .find(|&m| sign_test((share * m as f64).floor() as usize, m) < alpha)
+        .unwrap_or(cap)
 }
 
 /// P(X >= k) + P(X <= n-k) for X ~ Binomial(n, 1/2), k >= n/2: the sign test's two-sided
@@ -84,22 +102,34 @@ fn sign_test(leaning: usize, n: usize) -> f64 {
     (2.0 * tail).min(1.0)
 }
 
-/// The decision on an effect `estimate` (B/A) with its `interval`, from `n` pairs, against
-/// `threshold`: a regression when the estimate is at least 1 + threshold and the interval
-/// lies above 1; none when the estimate is under it; else about how many pairs would tell.
-fn decide(estimate: f64, interval: (f64, f64), n: usize, threshold: f64) -> Decision {
+/// The decision on an effect `estimate` (B/A) with its `interval` and the sign test over
+/// `leaning` (pairs up, pairs that differ), from `n` pairs, against `threshold`: a
+/// regression when the estimate is at least 1 + threshold, the interval lies above 1 and the
+/// sign test is under `alpha`; none when the estimate is under the threshold; else about how
+/// many pairs would tell.
+fn decide(
+    estimate: f64,
+    interval: (f64, f64),
+    leaning: (usize, usize),
+    alpha: f64,
+    n: usize,
+    threshold: f64,
+) -> Decision {
+    let (slower, differing) = leaning;
     if estimate < 1.0 + threshold {
         Decision::NoRegression
-    } else if interval.0 > 1.0 {
+    } else if interval.0 > 1.0 && sign_test(slower, differing) < alpha {
         Decision::Regression
     } else {
         // The interval's lower end must clear 1; its width falls as one over the square
-        // root of the pairs.
+        // root of the pairs. The sign test must reach `alpha` at the share leaning up now.
         let half_width = (estimate - interval.0).max(f64::EPSILON);
         let room = estimate - 1.0;
         let scale = (half_width / room).powi(2);
+        let for_interval = (n as f64 * scale).ceil() as usize;
+        let for_sign_test = pairs_for_sign_test(slower, differing, alpha, n * 64);
         Decision::CannotTell {
-            pairs_needed: ((n as f64 * scale).ceil() as usize).max(n + 1),
+            pairs_needed: for_interval.max(for_sign_test).max(n + 1),
         }
     }
 }
@@ -144,8 +174,16 @@ pub fn judge(
         .collect();
     medians.sort_by(f64::total_cmp);
     let interval = percentile_interval(&medians, confidence);
-    let sign_test_p = sign_test_of(&ratios);
-    let decision = decide(median_ratio, interval, n, threshold);
+    let leaning = leaning_up(&ratios);
+    let sign_test_p = sign_test(leaning.0, leaning.1);
+    let decision = decide(
+        median_ratio,
+        interval,
+        leaning,
+        1.0 - confidence,
+        n,
+        threshold,
+    );
     Some(PairedJudgement {
         pairs: n,
         median_ratio,
@@ -219,6 +257,38 @@ mod tests {
         let mut pairs = rounds(6, 1.5, 0.01, 1);
         pairs[0].0 = 0.0;
         assert_eq!(judge(&pairs, 0.05, 0.95, 1), None);
+    }
+
+    #[test]
+    fn an_interval_clear_of_one_without_a_significant_sign_test_cannot_tell() {
+        // The p99 of an A/A trial (the same build in both arms), 16 rounds on the shared
+        // machine: 12 pairs lean up, 4 down (sign test p 0.077), the median ratio 1.23.
+        let pairs = [
+            (6.095, 6.527),
+            (4.247, 6.219),
+            (4.851, 6.135),
+            (6.787, 7.931),
+            (7.267, 6.127),
+            (4.467, 5.963),
+            (7.687, 6.351),
+            (6.151, 6.295),
+            (4.183, 4.987),
+            (4.415, 4.035),
+            (4.271, 5.703),
+            (4.319, 6.039),
+            (3.847, 7.331),
+            (3.741, 5.975),
+            (4.199, 5.951),
+            (6.679, 6.159),
+        ];
+        let judged = judge(&pairs, 0.10, 0.95, 11).expect("judged");
+        assert!((judged.sign_test_p - 0.0768).abs() < 1e-3, "{judged:?}");
+        assert!(judged.median_ratio > 1.10, "{judged:?}");
+        let Decision::CannotTell { pairs_needed } = judged.decision else {
+            panic!("{judged:?}");
+        };
+        // 3 of 4 leaning up reaches 5 % at 15 of 20.
+        assert_eq!(pairs_needed, 20, "{judged:?}");
     }
 
     #[test]
