@@ -96,6 +96,17 @@ pub struct Figure {
     pub value: f64,
 }
 
+/// The latency figures a regression check follows, each with the quantile of latency it is.
+pub const LATENCY_FIGURES: [(&str, f64); 2] = [("p50_ms", 0.50), ("p99_ms", 0.99)];
+
+/// The quantile of latency a figure is, if it is a latency figure.
+pub fn latency_quantile(figure: &str) -> Option<f64> {
+    LATENCY_FIGURES
+        .iter()
+        .find(|(name, _)| *name == figure)
+        .map(|(_, quantile)| *quantile)
+}
+
 impl Summary {
     /// Reads a `summary.json` file; the error says why it is not one.
     pub fn read_file(path: &std::path::Path) -> Result<Summary, String> {
@@ -113,9 +124,9 @@ impl Summary {
         };
         let mut out = vec![figure("throughput_rps".into(), false, self.throughput_rps)];
         let latency = &self.latency_ms;
-        for (name, value) in [("p50_ms", latency.p50), ("p99_ms", latency.p99)] {
+        for ((name, _), value) in LATENCY_FIGURES.iter().zip([latency.p50, latency.p99]) {
             if let Some(value) = value {
-                out.push(figure(name.into(), true, value));
+                out.push(figure((*name).into(), true, value));
             }
         }
         for (process, ms) in &self.cpu.ms_per_operation {

@@ -1,10 +1,16 @@
-//! What the rounds of `harness ab` say: each figure's pairs judged by the paired test
-//! (`regression::paired`) against its threshold, the verdicts of both arms, and the exit
-//! code. A figure that is worse when it falls (throughput) is judged by its reciprocal, so
-//! every ratio reads "B costs this many times A".
+//! What the rounds of `harness ab` say: each figure judged against its threshold, the
+//! verdicts of both arms, and the exit code. CPU and throughput are judged pair by pair
+//! (`regression::paired`); p50 and p99, when every run kept its latency log, by the
+//! quantile of each arm's latencies pooled over the rounds (`regression::pooled`), since
+//! one stall of the machine carries a short round's own p99. A figure that is worse when it
+//! falls (throughput) is judged by its reciprocal, so every ratio reads "B costs this many
+//! times A".
 
 use crate::compare::load::Run;
-use crate::regression::paired::{self, Decision};
+use crate::regression::paired::{self, Decision, PairedJudgement};
+use crate::regression::pooled;
+use crate::summary::{latency_quantile, LATENCY_FIGURES};
+use hdrhistogram::Histogram;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -65,14 +71,20 @@ pub struct FigureJudgement {
     pub higher_is_worse: bool,
     /// The growth that counts as a regression, in percent.
     pub threshold_pct: f64,
-    pub a_median: f64,
-    pub b_median: f64,
+    /// `median_of_round_ratios` or `pooled_quantile` (see `ratio`).
+    pub method: &'static str,
+    /// A's and B's figure: the median over the rounds, or for a pooled quantile that
+    /// quantile of all the arm's latencies.
+    pub a_value: f64,
+    pub b_value: f64,
     pub pairs: usize,
-    /// The median over the pairs of B's cost over A's (throughput: A over B).
-    pub median_ratio: f64,
+    /// B's cost over A's (throughput: A over B): the median of the rounds' ratios, or the
+    /// ratio of the pooled quantiles.
+    pub ratio: f64,
     pub interval: (f64, f64),
     pub confidence: f64,
-    pub sign_test_p: f64,
+    /// The sign test over the rounds, where the decision needs it (median of ratios).
+    pub sign_test_p: Option<f64>,
     /// `regression`, `no_regression` or `cannot_tell`.
     pub decision: &'static str,
     /// For `cannot_tell`: about how many pairs in all would tell.
@@ -107,6 +119,10 @@ fn median(values: &[f64]) -> f64 {
     }
 }
 
+/// How a figure's ratio was found.
+const MEDIAN_OF_ROUND_RATIOS: &str = "median_of_round_ratios";
+const POOLED_QUANTILE: &str = "pooled_quantile";
+
 /// Judges the rounds: `pairs` holds each round's runs of A and of B.
 pub fn judge(
     pairs: &[(Run, Run)],
@@ -135,6 +151,20 @@ pub fn judge(
             }
         }
     }
+    // Every round's latency histograms, when every run kept them.
+    let histograms: Option<Vec<(&Histogram<u64>, &Histogram<u64>)>> = pairs
+        .iter()
+        .map(|(a, b)| Some((a.histogram.as_ref()?, b.histogram.as_ref()?)))
+        .collect();
+    // With every log at hand the latency figures are judged on the pooled rounds, even
+    // where each run alone was too short to report its own p99.
+    if histograms.is_some() {
+        for (name, _) in LATENCY_FIGURES {
+            by_figure
+                .entry(name.to_owned())
+                .or_insert_with(|| (true, Vec::new()));
+        }
+    }
     let mut figures = Vec::new();
     for (name, (higher_is_worse, values)) in by_figure {
         let threshold = thresholds.of(&name);
@@ -149,24 +179,43 @@ pub fn judge(
                 }
             })
             .collect();
-        let Some(j) = paired::judge(&costs, threshold, confidence, seed) else {
-            continue;
+        let pooled =
+            latency_quantile(&name)
+                .zip(histograms.as_deref())
+                .and_then(|(quantile, rounds)| {
+                    pooled::judge(rounds, quantile, threshold, confidence, seed)
+                });
+        let column =
+            |pick: fn(&(f64, f64)) -> f64| median(&values.iter().map(pick).collect::<Vec<_>>());
+        let (j, method, a_value, b_value): (PairedJudgement, _, _, _) = match pooled {
+            // The histograms hold µs; the figures are in ms.
+            Some(p) => (
+                p.judgement,
+                POOLED_QUANTILE,
+                p.a_value as f64 / 1000.0,
+                p.b_value as f64 / 1000.0,
+            ),
+            None => {
+                let Some(j) = paired::judge(&costs, threshold, confidence, seed) else {
+                    continue;
+                };
+                (j, MEDIAN_OF_ROUND_RATIOS, column(|p| p.0), column(|p| p.1))
+            }
         };
         let (decision, pairs_needed) = match j.decision {
             Decision::Regression => ("regression", None),
             Decision::NoRegression => ("no_regression", None),
             Decision::CannotTell { pairs_needed } => ("cannot_tell", Some(pairs_needed)),
         };
-        let column =
-            |pick: fn(&(f64, f64)) -> f64| median(&values.iter().map(pick).collect::<Vec<_>>());
         figures.push(FigureJudgement {
             figure: name,
             higher_is_worse,
             threshold_pct: threshold * 100.0,
-            a_median: column(|p| p.0),
-            b_median: column(|p| p.1),
+            method,
+            a_value,
+            b_value,
             pairs: j.pairs,
-            median_ratio: j.median_ratio,
+            ratio: j.ratio,
             interval: j.interval,
             confidence: j.confidence,
             sign_test_p: j.sign_test_p,
@@ -253,7 +302,7 @@ pub fn markdown(j: &AbJudgement, title: &str) -> String {
                 out,
                 "- **{}**: B costs {:+.1} % (interval {:+.1} % to {:+.1} %), over its {:.0} % threshold",
                 f.figure,
-                (f.median_ratio - 1.0) * 100.0,
+                (f.ratio - 1.0) * 100.0,
                 (f.interval.0 - 1.0) * 100.0,
                 (f.interval.1 - 1.0) * 100.0,
                 f.threshold_pct
@@ -263,33 +312,42 @@ pub fn markdown(j: &AbJudgement, title: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "| figure | A (median) | B (median) | B/A cost | {:.0} % interval | sign test p | threshold | decision |",
+        "| figure | judged by | A | B | B/A cost | {:.0} % interval | sign test p | threshold | decision |",
         j.figures.first().map_or(95.0, |f| f.confidence * 100.0)
     );
-    let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---|");
+    let _ = writeln!(out, "|---|---|---:|---:|---:|---:|---:|---:|---|");
     for f in &j.figures {
         let decision = match f.pairs_needed {
             Some(n) => format!("cannot tell (~{n} rounds)"),
             None => f.decision.replace('_', " "),
         };
+        let judged_by = match f.method {
+            POOLED_QUANTILE => "pooled quantile",
+            _ => "median of rounds",
+        };
+        let sign_test = f
+            .sign_test_p
+            .map_or_else(|| "—".to_owned(), |p| format!("{p:.3}"));
         let _ = writeln!(
             out,
-            "| {} | {:.3} | {:.3} | {:.3} | {:.3}–{:.3} | {:.3} | {:.0} % | {} |",
+            "| {} | {judged_by} | {:.3} | {:.3} | {:.3} | {:.3}–{:.3} | {sign_test} | {:.0} % | {} |",
             f.figure,
-            f.a_median,
-            f.b_median,
-            f.median_ratio,
+            f.a_value,
+            f.b_value,
+            f.ratio,
             f.interval.0,
             f.interval.1,
-            f.sign_test_p,
             f.threshold_pct,
             decision
         );
     }
     out.push_str(
-        "\nB/A cost: the median over the rounds of B's figure over A's (throughput: A's \
-         over B's); the interval is a percentile bootstrap over whole rounds. A regression is over \
-         its threshold with the interval clear of 1 and the sign test under 1 - confidence.\n",
+        "\nB/A cost: B's figure over A's (throughput: A's over B's). Median of rounds: A and B \
+         are the medians over the rounds, the cost the median of the rounds' ratios, and a \
+         regression is over its threshold with the interval clear of 1 and the sign test under \
+         1 - confidence. Pooled quantile (p50, p99): A and B are that quantile of all the arm's \
+         latencies over the rounds, and a regression is over its threshold with the interval \
+         clear of 1. Intervals are percentile bootstraps over whole rounds.\n",
     );
     out
 }
@@ -358,10 +416,7 @@ mod tests {
             .find(|f| f.figure == "cpu_ms_per_transfer.coordinator")
             .expect("judged");
         assert_eq!(coordinator.decision, "regression");
-        assert!(
-            (coordinator.median_ratio - 1.10).abs() < 0.02,
-            "{coordinator:?}"
-        );
+        assert!((coordinator.ratio - 1.10).abs() < 0.02, "{coordinator:?}");
         let ledger = j
             .figures
             .iter()
@@ -419,5 +474,66 @@ mod tests {
         assert_eq!((j.decision, j.exit_code), ("no_regression", 0), "{j:?}");
         let page = markdown(&j, "t");
         assert!(page.contains("latency only"), "{page}");
+    }
+
+    /// A run whose latency log holds 1,600 latencies near 3 ms, 2 % of them near `tail_us`,
+    /// and whose p99 figure is `own_p99_ms` (a round's own p99, which a stall can carry).
+    fn run_with_latency(tail_us: u64, own_p99_ms: f64) -> Run {
+        let mut r = run(0.5);
+        r.summary.latency_ms.p50 = Some(3.0);
+        r.summary.latency_ms.p99 = Some(own_p99_ms);
+        let mut h = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+        for i in 0..1_600_u64 {
+            let value = if i % 50 == 0 { tail_us + i } else { 3_000 + i };
+            h.record(value).expect("in bounds");
+        }
+        r.histogram = Some(h);
+        r
+    }
+
+    fn figure<'a>(j: &'a AbJudgement, name: &str) -> &'a FigureJudgement {
+        j.figures.iter().find(|f| f.figure == name).expect("judged")
+    }
+
+    #[test]
+    fn latency_from_every_round_s_log_is_judged_by_the_pooled_quantile() {
+        // B's tail is a fifth slower in every round, but the rounds' own p99 figures (which
+        // stalls carried) lean up in only half of them: the pooled p99 still sees it.
+        let pairs: Vec<(Run, Run)> = (0..8)
+            .map(|i| {
+                let (own_a, own_b) = if i % 2 == 0 { (9.0, 7.0) } else { (6.0, 7.5) };
+                (
+                    run_with_latency(6_000, own_a),
+                    run_with_latency(7_200, own_b),
+                )
+            })
+            .collect();
+        let j = judge(&pairs, &arm_runs(8), THRESHOLDS, 0.95, 1);
+        let p99 = figure(&j, "p99_ms");
+        assert_eq!(
+            (p99.method, p99.decision, p99.sign_test_p),
+            (POOLED_QUANTILE, "regression", None),
+            "{p99:?}"
+        );
+        assert!(
+            (p99.b_value / p99.a_value - p99.ratio).abs() < 1e-9,
+            "{p99:?}"
+        );
+        let p50 = figure(&j, "p50_ms");
+        assert_eq!(p50.decision, "no_regression", "{p50:?}");
+        assert!(markdown(&j, "t").contains("| p99_ms | pooled quantile |"));
+        // Without the logs, the same rounds are judged by their own p99 figures.
+        let bare: Vec<(Run, Run)> = pairs
+            .into_iter()
+            .map(|(mut a, mut b)| {
+                a.histogram = None;
+                b.histogram = None;
+                (a, b)
+            })
+            .collect();
+        let j = judge(&bare, &arm_runs(8), THRESHOLDS, 0.95, 1);
+        let p99 = figure(&j, "p99_ms");
+        assert_eq!(p99.method, MEDIAN_OF_ROUND_RATIOS, "{p99:?}");
+        assert_ne!(p99.decision, "regression", "{p99:?}");
     }
 }

@@ -9,8 +9,9 @@
 //! A/A trial's p99 had 12 pairs of 16 lean one way, its interval 1.02-1.40 but its sign test
 //! p 0.077, and the interval alone called it a regression.
 //!
-//! A metric is worse when it grows (CPU per transfer, p99); for one that is worse when it
-//! falls (throughput), judge its reciprocal.
+//! A metric is worse when it grows (CPU per transfer); for one that is worse when it falls
+//! (throughput), judge its reciprocal. A latency quantile with the rounds' latencies at hand
+//! is better judged pooled (`pooled`): a round's own p99 is carried by one stall.
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -26,14 +27,15 @@ pub const MIN_PAIRS: usize = 6;
 #[derive(Debug, Clone, PartialEq)]
 pub struct PairedJudgement {
     pub pairs: usize,
-    /// The median of B/A over the pairs.
-    pub median_ratio: f64,
-    /// The bootstrap interval of the median ratio, at `confidence`.
+    /// B's figure over A's: the median of the pairs' ratios here, the ratio of the pooled
+    /// quantiles in `pooled`.
+    pub ratio: f64,
+    /// The bootstrap interval of the ratio, at `confidence`.
     pub interval: (f64, f64),
     pub confidence: f64,
     /// The two-sided sign test's p-value: how often pairs leaning one way this much would
-    /// happen if neither arm were slower.
-    pub sign_test_p: f64,
+    /// happen if neither arm were slower (None where the decision does not use it).
+    pub sign_test_p: Option<f64>,
     pub decision: Decision,
 }
 
@@ -102,23 +104,24 @@ fn sign_test(leaning: usize, n: usize) -> f64 {
     (2.0 * tail).min(1.0)
 }
 
-/// The decision on an effect `estimate` (B/A) with its `interval` and the sign test over
-/// `leaning` (pairs up, pairs that differ), from `n` pairs, against `threshold`: a
-/// regression when the estimate is at least 1 + threshold, the interval lies above 1 and the
-/// sign test is under `alpha`; none when the estimate is under the threshold; else about how
-/// many pairs would tell.
-fn decide(
+/// The decision on an effect `estimate` (B/A) with its `interval` and, where given, the
+/// sign test over `leaning` (pairs up, pairs that differ), from `n` pairs, against
+/// `threshold`: a regression when the estimate is at least 1 + threshold, the interval lies
+/// above 1 and the sign test is under `alpha`; none when the estimate is under the
+/// threshold; else about how many pairs would tell.
+pub(super) fn decide(
     estimate: f64,
     interval: (f64, f64),
-    leaning: (usize, usize),
+    leaning: Option<(usize, usize)>,
     alpha: f64,
     n: usize,
     threshold: f64,
 ) -> Decision {
-    let (slower, differing) = leaning;
+    let signs_agree =
+        leaning.is_none_or(|(slower, differing)| sign_test(slower, differing) < alpha);
     if estimate < 1.0 + threshold {
         Decision::NoRegression
-    } else if interval.0 > 1.0 && sign_test(slower, differing) < alpha {
+    } else if interval.0 > 1.0 && signs_agree {
         Decision::Regression
     } else {
         // The interval's lower end must clear 1; its width falls as one over the square
@@ -127,7 +130,9 @@ fn decide(
         let room = estimate - 1.0;
         let scale = (half_width / room).powi(2);
         let for_interval = (n as f64 * scale).ceil() as usize;
-        let for_sign_test = pairs_for_sign_test(slower, differing, alpha, n * 64);
+        let for_sign_test = leaning.map_or(0, |(slower, differing)| {
+            pairs_for_sign_test(slower, differing, alpha, n * 64)
+        });
         Decision::CannotTell {
             pairs_needed: for_interval.max(for_sign_test).max(n + 1),
         }
@@ -135,7 +140,7 @@ fn decide(
 }
 
 /// The `(tail, 1 - tail)` percentiles of sorted `values`.
-fn percentile_interval(sorted: &[f64], confidence: f64) -> (f64, f64) {
+pub(super) fn percentile_interval(sorted: &[f64], confidence: f64) -> (f64, f64) {
     let tail = (1.0 - confidence) / 2.0;
     let at =
         |q: f64| sorted[((q * (sorted.len() - 1) as f64).round() as usize).min(sorted.len() - 1)];
@@ -161,7 +166,7 @@ pub fn judge(
     if n < MIN_PAIRS {
         return None;
     }
-    let median_ratio = median(&mut ratios);
+    let ratio = median(&mut ratios);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut sample = vec![0.0; n];
     let mut medians: Vec<f64> = (0..BOOTSTRAP_RESAMPLES)
@@ -177,19 +182,19 @@ pub fn judge(
     let leaning = leaning_up(&ratios);
     let sign_test_p = sign_test(leaning.0, leaning.1);
     let decision = decide(
-        median_ratio,
+        ratio,
         interval,
-        leaning,
+        Some(leaning),
         1.0 - confidence,
         n,
         threshold,
     );
     Some(PairedJudgement {
         pairs: n,
-        median_ratio,
+        ratio,
         interval,
         confidence,
-        sign_test_p,
+        sign_test_p: Some(sign_test_p),
         decision,
     })
 }
@@ -220,7 +225,7 @@ mod tests {
             judged.interval.0 > 1.0 && judged.interval.1 < 1.2,
             "{judged:?}"
         );
-        assert!(judged.sign_test_p < 0.01, "{judged:?}");
+        assert!(judged.sign_test_p.is_some_and(|p| p < 0.01), "{judged:?}");
     }
 
     #[test]
@@ -282,13 +287,36 @@ mod tests {
             (6.679, 6.159),
         ];
         let judged = judge(&pairs, 0.10, 0.95, 11).expect("judged");
-        assert!((judged.sign_test_p - 0.0768).abs() < 1e-3, "{judged:?}");
-        assert!(judged.median_ratio > 1.10, "{judged:?}");
+        assert!(
+            judged
+                .sign_test_p
+                .is_some_and(|p| (p - 0.0768).abs() < 1e-3),
+            "{judged:?}"
+        );
+        assert!(judged.ratio > 1.10, "{judged:?}");
         let Decision::CannotTell { pairs_needed } = judged.decision else {
             panic!("{judged:?}");
         };
         // 3 of 4 leaning up reaches 5 % at 15 of 20.
         assert_eq!(pairs_needed, 20, "{judged:?}");
+    }
+
+    #[test]
+    fn without_a_sign_test_the_interval_alone_decides() {
+        // As `pooled` decides: no pairs to count, the interval must clear 1.
+        assert_eq!(
+            decide(1.2, (1.05, 1.4), None, 0.05, 16, 0.10),
+            Decision::Regression
+        );
+        let Decision::CannotTell { pairs_needed } = decide(1.2, (0.98, 1.4), None, 0.05, 16, 0.10)
+        else {
+            panic!("an interval holding 1 cannot tell");
+        };
+        assert!(pairs_needed > 16, "{pairs_needed}");
+        assert_eq!(
+            decide(1.05, (1.01, 1.1), None, 0.05, 16, 0.10),
+            Decision::NoRegression
+        );
     }
 
     #[test]
