@@ -128,6 +128,10 @@ pub struct RunArgs {
     /// applied to it, listing each in the summary and both reports.
     #[arg(long)]
     pub ignore_service_settings: bool,
+    /// Keep the started services' SQLite files (`service-data/` in the run folder) after a
+    /// run that passes; a run that does not pass always keeps them.
+    #[arg(long)]
+    pub keep_service_data: bool,
     /// Use this Toxiproxy server (Shopify's, or `harness toxiproxy`) for the hops' proxies
     /// instead of the embedded one.
     #[arg(long)]

@@ -1,11 +1,12 @@
 //! The client history: one JSON line per operation the generator scheduled or retried, with
 //! Jepsen's meaning of each outcome (`ok`: it happened; `fail`: it did not; `info`: unknown).
 
+use crate::compressed::{self, LinesWriter};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use service::contract::ClientStatus;
-use std::io::{BufWriter, Write};
-use std::path::Path;
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 service::named_enum! {
@@ -50,7 +51,7 @@ impl From<ClientStatus> for Outcome {
     }
 }
 
-/// One line of `history.jsonl` (schema: `harness/schema/history-line.schema.json`). Times are
+/// One line of `history.jsonl.zst` (schema: `harness/schema/history-line.schema.json`). Times are
 /// µs from the start of the load.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[schemars(deny_unknown_fields)]
@@ -114,6 +115,12 @@ pub fn test_record(
 const FLUSH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 const POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(5);
 
+/// The history's file in a run folder: zstd-compressed JSON lines, a frame a second.
+pub const HISTORY_FILE: &str = "history.jsonl.zst";
+
+/// The history's file in folders written before it was compressed.
+pub const PLAIN_HISTORY_FILE: &str = "history.jsonl";
+
 /// Writes history lines on a thread of its own, off the async runtime.
 pub struct HistoryWriter {
     tx: mpsc::Sender<HistoryRecord>,
@@ -121,26 +128,25 @@ pub struct HistoryWriter {
 }
 
 impl HistoryWriter {
-    pub fn create(path: &Path) -> std::io::Result<HistoryWriter> {
-        let file = std::fs::File::create(path)?;
+    /// Writes `history.jsonl.zst` into the folder `dir`.
+    pub fn create(dir: &Path) -> std::io::Result<HistoryWriter> {
+        let mut out = LinesWriter::create(&dir.join(HISTORY_FILE))?;
         let (tx, rx) = mpsc::channel::<HistoryRecord>();
         let thread = std::thread::Builder::new()
             .name("history-writer".into())
             .spawn(move || {
-                let mut out = BufWriter::with_capacity(1 << 20, file);
                 let mut lines = 0;
                 let mut flushed = std::time::Instant::now();
                 // The writer polls instead of blocking in `recv`: a blocked receiver makes
                 // every send a futex wake-up and a context switch on the generator's core.
-                // It drains what arrived every few milliseconds and flushes once a second,
-                // so the history can be followed live.
+                // It drains what arrived every few milliseconds and ends a frame once a
+                // second, so the history can be followed live.
                 loop {
                     let mut closed = false;
                     loop {
                         match rx.try_recv() {
                             Ok(record) => {
-                                serde_json::to_writer(&mut out, &record)?;
-                                out.write_all(b"\n")?;
+                                out.write(&record)?;
                                 lines += 1;
                             }
                             Err(mpsc::TryRecvError::Empty) => break,
@@ -159,7 +165,7 @@ impl HistoryWriter {
                     }
                     std::thread::sleep(POLL_EVERY);
                 }
-                out.flush()?;
+                out.finish()?;
                 Ok(lines)
             })?;
         Ok(HistoryWriter { tx, thread })
@@ -178,9 +184,52 @@ impl HistoryWriter {
     }
 }
 
-pub fn read(path: &Path) -> std::io::Result<Vec<HistoryRecord>> {
-    let text = std::fs::read_to_string(path)?;
-    text.lines()
-        .map(|line| serde_json::from_str(line).map_err(std::io::Error::other))
-        .collect()
+/// The history file of the run folder `dir`: the compressed one, or the plain one of a
+/// folder written before.
+pub fn file_in(dir: &Path) -> PathBuf {
+    let plain = dir.join(PLAIN_HISTORY_FILE);
+    match !dir.join(HISTORY_FILE).exists() && plain.exists() {
+        true => plain,
+        false => dir.join(HISTORY_FILE),
+    }
+}
+
+/// Calls `each` with every record of the run folder `dir`'s history, in order, as a stream.
+pub fn each_in(
+    dir: &Path,
+    mut each: impl FnMut(HistoryRecord) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let path = file_in(dir);
+    let named =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    if path.extension().is_some_and(|x| x == "zst") {
+        return compressed::each_line(&path, each).map_err(named);
+    }
+    let reader = std::io::BufReader::new(std::fs::File::open(&path).map_err(named)?);
+    for (number, line) in (1u64..).zip(reader.lines()) {
+        let line = line.map_err(named)?;
+        let record = serde_json::from_str(&line)
+            .map_err(|e| named(std::io::Error::other(format!("line {number}: {e}"))))?;
+        each(record)?;
+    }
+    Ok(())
+}
+
+/// The history of the run folder `dir`, whole.
+pub fn read_in(dir: &Path) -> std::io::Result<Vec<HistoryRecord>> {
+    let mut history = Vec::new();
+    each_in(dir, |record| {
+        history.push(record);
+        Ok(())
+    })?;
+    Ok(history)
+}
+
+/// Writes `history` as the run folder `dir`'s history, whole (a merged run's).
+pub fn write_in(dir: &Path, history: &[HistoryRecord]) -> std::io::Result<()> {
+    let mut out = LinesWriter::create(&dir.join(HISTORY_FILE))?;
+    for record in history {
+        out.write(record)?;
+    }
+    out.finish()
 }

@@ -2,7 +2,7 @@
 //! system that follows `docs/contract.md`) and writes a verdict.
 //!
 //! Its modules stand in layers, input to output: shared parts (`topology`, `proxy`,
-//! `provenance`, `history`, `stats`) → what a run is told (`profile`, `cli`) → `population`
+//! `provenance`, `compressed`, `history`, `stats`) → what a run is told (`profile`, `cli`) → `population`
 //! and `schedule` → the `system` → what drives it (`client`, `loadgen`, `faults`, `progress`,
 //! `cpu`) → evidence (`reconcile`, `phases`) → judgement (`slo`, `verdict`, `regression`)
 //! → `summary` and `schemas` → `report` and `compare` → `run` → the commands built on runs
@@ -18,6 +18,7 @@ pub mod check_target;
 pub mod cli;
 pub mod client;
 pub mod compare;
+pub mod compressed;
 pub mod cpu;
 pub mod faults;
 pub mod history;

@@ -1,5 +1,5 @@
 //! The JSON Schemas of the files a run writes, generated from the types that write them:
-//! `summary.json`, one line of `history.jsonl`, and `reconciliation.json`. They are committed
+//! `summary.json`, one line of `history.jsonl.zst`, and `reconciliation.json`. They are committed
 //! under `harness/schema/`; a test fails when the committed files and the types differ (run
 //! it with `UPDATE_SCHEMAS=1` to write them again).
 

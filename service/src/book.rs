@@ -5,7 +5,8 @@
 //! are read into the contract's types (`contract::books`), which the dump answers with.
 
 use crate::contract::{
-    AccountBalance, Dump, Entry, EntryKind, Totals, TransferRecord, TransferStatus,
+    AccountBalance, Dump, DumpCursor, DumpPage, Entry, EntryKind, Totals, TransferRecord,
+    TransferStatus,
 };
 use crate::ids::TransferId;
 use crate::money::AmountCents;
@@ -15,7 +16,9 @@ use rusqlite::{params, Connection, OptionalExtension};
 /// Tables keyed by text are `WITHOUT ROWID`: one B-tree each, where a rowid table keeps a
 /// second one for its primary key and every write and lookup walks both. `entries.seq` is the
 /// rowid: nothing is ever deleted, so it grows with every entry without `AUTOINCREMENT`, which
-/// would also write `sqlite_sequence` on every insert.
+/// would also write `sqlite_sequence` on every insert. `transfers.change_seq` numbers the
+/// writes to a record (its insert and every change of status), so a reader can ask for the
+/// records changed after the last it saw (`dump_page`).
 pub const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS accounts (
     account_id    TEXT PRIMARY KEY,
@@ -26,8 +29,10 @@ CREATE TABLE IF NOT EXISTS transfers (
     account_id   TEXT,
     amount_cents INTEGER,
     status       TEXT NOT NULL,
-    reason       TEXT
+    reason       TEXT,
+    change_seq   INTEGER NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS transfers_by_change ON transfers (change_seq);
 CREATE TABLE IF NOT EXISTS entries (
     seq                 INTEGER PRIMARY KEY,
     transfer_id         TEXT NOT NULL,
@@ -137,8 +142,8 @@ fn record_from_row(row: TransferRow) -> Result<TransferRecord, BookError> {
 
 pub fn insert_transfer(conn: &Connection, record: &TransferRecord) -> Result<(), BookError> {
     conn.prepare_cached(
-        "INSERT INTO transfers (transfer_id, account_id, amount_cents, status, reason)
-         VALUES (?1, ?2, ?3, ?4, ?5)",
+        "INSERT INTO transfers (transfer_id, account_id, amount_cents, status, reason, change_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM transfers))",
     )?
     .execute(params![
         record.transfer_id,
@@ -155,8 +160,12 @@ pub fn set_status(
     id: &TransferId,
     status: TransferStatus,
 ) -> Result<(), BookError> {
-    conn.prepare_cached("UPDATE transfers SET status = ?2 WHERE transfer_id = ?1")?
-        .execute(params![id.as_str(), status.as_str()])?;
+    conn.prepare_cached(
+        "UPDATE transfers SET status = ?2,
+             change_seq = (SELECT COALESCE(MAX(change_seq), 0) + 1 FROM transfers)
+         WHERE transfer_id = ?1",
+    )?
+    .execute(params![id.as_str(), status.as_str()])?;
     Ok(())
 }
 
@@ -233,12 +242,33 @@ fn dump_tables(conn: &Connection) -> Result<Dump, BookError> {
         })
         .collect::<Result<Vec<_>, BookError>>()?;
 
+    let entries = entries_after(conn, 0, i64::MAX)?;
     let mut stmt = conn.prepare(
+        "SELECT transfer_id, account_id, amount_cents, status, reason
+         FROM transfers ORDER BY transfer_id",
+    )?;
+    let transfers = stmt
+        .query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?
+        .map(|row| record_from_row(row?))
+        .collect::<Result<Vec<_>, BookError>>()?;
+
+    Ok(Dump {
+        accounts,
+        entries,
+        transfers,
+    })
+}
+
+/// The entries after `after_seq`, in order, at most `limit`.
+fn entries_after(conn: &Connection, after_seq: i64, limit: i64) -> Result<Vec<Entry>, BookError> {
+    let mut stmt = conn.prepare_cached(
         "SELECT seq, transfer_id, account_id, kind, amount_cents, balance_after_cents, at_ms
-         FROM entries ORDER BY seq",
+         FROM entries WHERE seq > ?1 ORDER BY seq LIMIT ?2",
     )?;
     let entries = stmt
-        .query_map([], |r| {
+        .query_map([after_seq, limit], |r| {
             Ok((
                 r.get::<_, i64>(0)?,
                 r.get::<_, String>(1)?,
@@ -262,20 +292,47 @@ fn dump_tables(conn: &Connection) -> Result<Dump, BookError> {
             })
         })
         .collect::<Result<Vec<_>, BookError>>()?;
+    Ok(entries)
+}
 
-    let mut stmt = conn.prepare(
-        "SELECT transfer_id, account_id, amount_cents, status, reason
-         FROM transfers ORDER BY transfer_id",
+/// What changed after a cursor (`GET /admin/dump?after_seq=…&after_change=…`): the entries
+/// after `after_seq` and the transfer records written after `after_change`, each at most
+/// `limit`, in one read transaction (one snapshot).
+pub fn dump_page(conn: &Connection, after: DumpCursor, limit: u32) -> Result<DumpPage, BookError> {
+    conn.execute_batch("BEGIN")?;
+    let result = page_tables(conn, after, limit);
+    let _ = conn.execute_batch("COMMIT");
+    result
+}
+
+fn page_tables(conn: &Connection, after: DumpCursor, limit: u32) -> Result<DumpPage, BookError> {
+    let limit = i64::from(limit);
+    let entries = entries_after(conn, after.after_seq, limit)?;
+    let mut stmt = conn.prepare_cached(
+        "SELECT transfer_id, account_id, amount_cents, status, reason, change_seq
+         FROM transfers WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2",
     )?;
+    let mut last_change = after.after_change;
     let transfers = stmt
-        .query_map([], |r| {
-            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        .query_map([after.after_change, limit], |r| {
+            Ok((
+                (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?),
+                r.get::<_, i64>(5)?,
+            ))
         })?
-        .map(|row| record_from_row(row?))
+        .map(|row| {
+            let (row, change) = row?;
+            last_change = change;
+            record_from_row(row)
+        })
         .collect::<Result<Vec<_>, BookError>>()?;
-
-    Ok(Dump {
-        accounts,
+    let full = |n: usize| i64::try_from(n).unwrap_or(i64::MAX) >= limit;
+    Ok(DumpPage {
+        more: full(entries.len()) || full(transfers.len()),
+        next: DumpCursor {
+            after_seq: entries.last().map_or(after.after_seq, |e| e.seq),
+            after_change: last_change,
+        },
         entries,
         transfers,
     })

@@ -4,7 +4,9 @@
 
 use crate::api_error::ApiError;
 use crate::book::{self, BookError};
-use crate::contract::{routes, Created, Dump, ErrorCode, SeedAccounts, Totals, TransferRecord};
+use crate::contract::{
+    routes, Created, Dump, DumpPage, DumpQuery, ErrorCode, SeedAccounts, Totals, TransferRecord,
+};
 use crate::fault_injection::FaultInjector;
 use crate::json_body::{JsonBody, MAX_ADMIN_BODY_BYTES};
 use crate::knobs::FaultKnobs;
@@ -12,7 +14,8 @@ use crate::metrics::Counters;
 use crate::server::{require_admin, AdminGuard};
 use crate::settings::{Live, Patch, Settings};
 use crate::store::Store;
-use axum::extract::{DefaultBodyLimit, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, MethodRouter};
@@ -112,12 +115,30 @@ async fn seed(
     Ok((StatusCode::CREATED, Json(Created { created })).into_response())
 }
 
-async fn dump(State(inst): State<Arc<Institution>>) -> Result<Json<Dump>, ApiError> {
-    let dump = inst
+/// `GET /admin/dump`: the whole books, or with a query a page of what changed after a
+/// cursor.
+async fn dump(
+    State(inst): State<Arc<Institution>>,
+    query: Result<Query<DumpQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let sqlite = |e: BookError| crate::store::StoreError::Sqlite(e.to_string());
+    if !query.asks_for_page() {
+        let dump = inst
+            .store
+            .read(move |conn| book::dump(conn).map_err(sqlite))
+            .await?;
+        return Ok(Json::<Dump>(dump).into_response());
+    }
+    let limit = query
+        .page_limit()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
+    let cursor = query.cursor();
+    let page = inst
         .store
-        .read(|conn| book::dump(conn).map_err(|e| crate::store::StoreError::Sqlite(e.to_string())))
+        .read(move |conn| book::dump_page(conn, cursor, limit).map_err(sqlite))
         .await?;
-    Ok(Json(dump))
+    Ok(Json::<DumpPage>(page).into_response())
 }
 
 async fn totals(State(inst): State<Arc<Institution>>) -> Result<Json<Totals>, ApiError> {

@@ -112,7 +112,7 @@ async fn generator(
         args.duration, args.rate, args.connections
     );
     let (_, plan) = profile::parse(std::path::Path::new("(bench-generator)"), &text)?;
-    let writer = HistoryWriter::create(&dir.join("history.jsonl"))?;
+    let writer = HistoryWriter::create(dir)?;
     let config = loadgen::LoadConfig {
         client: TransferClient::new(url, 0, args.connections as usize)?.through(api),
         start: tokio::time::Instant::now() + Duration::from_millis(100),

@@ -4,10 +4,13 @@
 //! folder, so `harness reconcile DIR` can check the run again without running it.
 
 use super::Convergence;
+use crate::compressed;
 use crate::history::{self, HistoryRecord, Outcome};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use service::contract::{ClientStatus, Dump};
+use service::contract::{
+    AccountBalance, ClientStatus, Dump, Entry, TransferRecord, TransferStatus,
+};
 use std::path::{Path, PathBuf};
 
 /// The books before and after the run (absent for a system whose dumps are not reachable).
@@ -87,15 +90,26 @@ pub struct Evidence {
     pub samples: Vec<Sample>,
 }
 
-/// The files of a run folder that hold the evidence (beside `history.jsonl`).
-pub const BOOKS_FILE: &str = "books.json";
-pub const CONVERGENCE_FILE: &str = "convergence.json";
+/// The files of a run folder that hold the evidence (beside the history). The books and the
+/// saga log are zstd-compressed JSON; folders written before hold them plain
+/// (`books.json`, `convergence.json`) and still read.
+pub const BOOKS_FILE: &str = "books.json.zst";
+pub const CONVERGENCE_FILE: &str = "convergence.json.zst";
 pub const RESOLUTIONS_FILE: &str = "resolutions.json";
 pub const SAMPLES_FILE: &str = "samples.json";
-pub const HISTORY_FILE: &str = "history.jsonl";
+pub use crate::history::HISTORY_FILE;
+
+/// A compressed file's name in folders written before it was compressed.
+fn plain_name(file: &str) -> &str {
+    file.strip_suffix(".zst").unwrap_or(file)
+}
 
 fn write<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), EvidenceError> {
     let path = dir.join(file);
+    if file.ends_with(".zst") {
+        return compressed::write_json(&path, value)
+            .map_err(|source| EvidenceError::Io { path, source });
+    }
     let bytes = serde_json::to_vec(value).map_err(|source| EvidenceError::Json {
         path: path.clone(),
         source,
@@ -103,12 +117,17 @@ fn write<T: Serialize>(dir: &Path, file: &str, value: &T) -> Result<(), Evidence
     std::fs::write(&path, bytes).map_err(|source| EvidenceError::Io { path, source })
 }
 
-/// Reads the JSON file `file` of the run folder `dir`.
+/// Reads the JSON file `file` of the run folder `dir`: compressed when its name ends in
+/// `.zst`, or its plain form in a folder written before.
 pub fn read_json<T: serde::de::DeserializeOwned>(
     dir: &Path,
     file: &str,
 ) -> Result<T, EvidenceError> {
     let path = dir.join(file);
+    if file.ends_with(".zst") && (path.exists() || !dir.join(plain_name(file)).exists()) {
+        return compressed::read_json(&path).map_err(|source| EvidenceError::Io { path, source });
+    }
+    let path = dir.join(plain_name(file));
     let bytes = std::fs::read(&path).map_err(|source| EvidenceError::Io {
         path: path.clone(),
         source,
@@ -116,10 +135,75 @@ pub fn read_json<T: serde::de::DeserializeOwned>(
     serde_json::from_slice(&bytes).map_err(|source| EvidenceError::Json { path, source })
 }
 
+/// How the run folder keeps the books: each entry once. The dumps after the run hold the
+/// entries appended during it (the earlier ones are in the dumps before), and of the
+/// transfer records only the tombstones, the one record the checks read that no entry
+/// implies.
+#[derive(Serialize)]
+struct StoredBooks<'a> {
+    external_before: &'a Dump,
+    ledger_before: &'a Dump,
+    external_after: StoredDump<'a>,
+    ledger_after: StoredDump<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    read_again: Option<&'a super::read_again::ReadAgain>,
+}
+
+#[derive(Serialize)]
+struct StoredDump<'a> {
+    accounts: &'a [AccountBalance],
+    entries: &'a [Entry],
+    transfers: Vec<&'a TransferRecord>,
+}
+
+impl<'a> StoredDump<'a> {
+    fn of(after: &'a Dump, before: &Dump) -> StoredDump<'a> {
+        let last_before = super::effects::last_seq(before);
+        let first_new = after.entries.partition_point(|e| e.seq <= last_before);
+        StoredDump {
+            accounts: &after.accounts,
+            entries: &after.entries[first_new..],
+            transfers: after
+                .transfers
+                .iter()
+                .filter(|t| t.status == TransferStatus::Tombstone)
+                .collect(),
+        }
+    }
+}
+
+impl Books {
+    fn stored(&self) -> StoredBooks<'_> {
+        StoredBooks {
+            external_before: &self.external_before,
+            ledger_before: &self.ledger_before,
+            external_after: StoredDump::of(&self.external_after, &self.external_before),
+            ledger_after: StoredDump::of(&self.ledger_after, &self.ledger_before),
+            read_again: self.read_again.as_ref(),
+        }
+    }
+
+    /// The dumps after the run whole again, from the stored form: the entries before the run
+    /// put back in front of those appended during it.
+    fn restored(mut self) -> Books {
+        for (after, before) in [
+            (&mut self.external_after, &self.external_before),
+            (&mut self.ledger_after, &self.ledger_before),
+        ] {
+            let last_before = super::effects::last_seq(before);
+            if after.entries.first().is_none_or(|e| e.seq > last_before) {
+                let appended = std::mem::take(&mut after.entries);
+                after.entries = before.entries.iter().cloned().chain(appended).collect();
+            }
+        }
+        self
+    }
+}
+
 impl Evidence {
     /// Saves what the run folder does not hold yet (the history is written during the run).
     pub fn save(&self, dir: &Path) -> Result<(), EvidenceError> {
-        write(dir, BOOKS_FILE, &self.books)?;
+        write(dir, BOOKS_FILE, &self.books.as_ref().map(Books::stored))?;
         write(dir, CONVERGENCE_FILE, &self.convergence)?;
         write(dir, RESOLUTIONS_FILE, &self.resolutions)?;
         write(dir, SAMPLES_FILE, &self.samples)
@@ -127,10 +211,13 @@ impl Evidence {
 
     /// Reads a run folder's evidence back.
     pub fn load(dir: &Path) -> Result<Evidence, EvidenceError> {
-        let path = dir.join(HISTORY_FILE);
-        let history = history::read(&path).map_err(|source| EvidenceError::Io { path, source })?;
+        let history = history::read_in(dir).map_err(|source| EvidenceError::Io {
+            path: history::file_in(dir),
+            source,
+        })?;
+        let books: Option<Books> = read_json(dir, BOOKS_FILE)?;
         Ok(Evidence {
-            books: read_json(dir, BOOKS_FILE)?,
+            books: books.map(Books::restored),
             history,
             convergence: read_json(dir, CONVERGENCE_FILE)?,
             resolutions: read_json(dir, RESOLUTIONS_FILE)?,

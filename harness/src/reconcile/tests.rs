@@ -715,3 +715,64 @@ fn books_not_read_again_leave_the_check_unknown_never_passed() {
         "{settled:?}"
     );
 }
+
+#[test]
+fn the_folder_keeps_each_entry_once_and_reads_back_to_the_same_reconciliation() {
+    // A system that ran before: its books before the run already hold entries.
+    let mut w = World::new();
+    w.debit("t-old", 0, 100).credit("t-old", 0, 100);
+    w.before = (w.external.clone(), w.ledger.clone());
+    let mut w = {
+        let mut run = clean();
+        run.before = w.before.clone();
+        run.external.entries = [w.external.entries.clone(), run.external.entries].concat();
+        run.ledger.entries = [w.ledger.entries.clone(), run.ledger.entries].concat();
+        for (seq, e) in (1..).zip(run.external.entries.iter_mut()) {
+            e.seq = seq;
+        }
+        for (seq, e) in (1..).zip(run.ledger.entries.iter_mut()) {
+            e.seq = seq;
+        }
+        run
+    };
+    w.tombstone("t-9").debit("t-9", 1, 50);
+    w.external.transfers.push(TransferRecord {
+        transfer_id: "t-1".into(),
+        account_id: Some(account(1)),
+        amount_cents: Some(AmountCents::new(700)),
+        status: TransferStatus::Reversed,
+        reason: None,
+    });
+    let evidence = w.evidence();
+    let dir = tempfile::tempdir().expect("tempdir");
+    crate::history::write_in(dir.path(), &evidence.history).expect("history");
+    evidence.save(dir.path()).expect("save");
+    let stored: serde_json::Value =
+        crate::compressed::read_json(&dir.path().join(evidence::BOOKS_FILE)).expect("stored");
+    let stored_entries = stored["external_after"]["entries"]
+        .as_array()
+        .expect("entries");
+    assert_eq!(
+        stored_entries.len(),
+        w.external.entries.len() - w.before.0.entries.len(),
+        "the entries before the run are kept once, in the dump before"
+    );
+    assert_eq!(
+        stored["external_after"]["transfers"]
+            .as_array()
+            .map(Vec::len),
+        Some(1)
+    );
+
+    let back = Evidence::load(dir.path()).expect("load");
+    let books = back.books.as_ref().expect("books");
+    assert_eq!(books.external_after.entries, w.external.entries);
+    assert_eq!(books.ledger_after.entries, w.ledger.entries);
+    let json = |r: &Reconciliation| serde_json::to_value(r).expect("json");
+    let (first, again) = (reconcile(&evidence), reconcile(&back));
+    assert_eq!(json(&first), json(&again));
+    assert!(
+        classes(&first).contains(&ViolationClass::LateOriginal),
+        "{first:#?}"
+    );
+}

@@ -12,7 +12,7 @@ pub mod trend_chart;
 
 use crate::history::{self, HistoryRecord};
 use crate::phases::PhaseFigures;
-use crate::reconcile::evidence::{read_json, EvidenceError, HISTORY_FILE, SAMPLES_FILE};
+use crate::reconcile::evidence::{read_json, EvidenceError, SAMPLES_FILE};
 use crate::reconcile::{Reconciliation, Sample, Violation, RECONCILIATION_FILE};
 use crate::summary::{Summary, SUMMARY_FILE};
 use std::path::{Path, PathBuf};
@@ -132,8 +132,10 @@ fn write_text(path: PathBuf, text: String) -> Result<(), ReportError> {
 /// Writes `report.md` and `report.html` into the run folder `dir`, reading the history and
 /// the samples it holds.
 pub fn write(dir: &Path, summary: &Summary, violations: &[Violation]) -> Result<(), ReportError> {
-    let path = dir.join(HISTORY_FILE);
-    let history = history::read(&path).map_err(|source| EvidenceError::Io { path, source })?;
+    let history = history::read_in(dir).map_err(|source| EvidenceError::Io {
+        path: history::file_in(dir),
+        source,
+    })?;
     let samples: Vec<Sample> = read_json(dir, SAMPLES_FILE).unwrap_or_default();
     let record = RunRecord {
         summary,

@@ -150,7 +150,7 @@ async fn seed_load_and_check(
         .zip(connections_before.as_ref())
         .map(|(counter, before)| counter.since(before));
 
-    let history = history::read(&out.join("history.jsonl")).map_err(RunError::History)?;
+    let history = history::read_in(out).map_err(RunError::History)?;
     let cpu = cpu::per_operation(
         &cpu_before,
         &cpu_after,
@@ -275,11 +275,10 @@ async fn load_under_faults(
         },
         None => tokio::time::Instant::now() + Duration::from_millis(100),
     };
-    let writer =
-        HistoryWriter::create(&out.join("history.jsonl")).map_err(|source| RunError::Output {
-            path: out.join("history.jsonl"),
-            source,
-        })?;
+    let writer = HistoryWriter::create(out).map_err(|source| RunError::Output {
+        path: out.join(history::HISTORY_FILE),
+        source,
+    })?;
     let live = Arc::new(LiveStats::new());
     let progress = Progress::start(live.clone(), plan.total(), options.display());
     let client = TransferClient::new(

@@ -19,7 +19,7 @@ use super::error::RunError;
 use super::folder::{write_json, PROFILE_FILE, SYSTEM_FILE, TARGET_FILE_COPY};
 use super::summarize;
 use crate::cpu::CpuUse;
-use crate::history::HistoryRecord;
+use crate::history::{self, HistoryRecord};
 use crate::profile::plan::{RunPlan, Shard};
 use crate::reconcile::evidence::{read_json, HISTORY_FILE};
 use crate::reconcile::{self, Books, Convergence, Evidence, RECONCILIATION_FILE};
@@ -300,22 +300,6 @@ fn plan_of(owner: &ShardRun) -> Result<RunPlan, RunError> {
     Ok(profile::load(&owner.dir.join(PROFILE_FILE))?.1)
 }
 
-fn write_history(path: &Path, history: &[HistoryRecord]) -> Result<(), RunError> {
-    let mut text = String::new();
-    for record in history {
-        let line = serde_json::to_string(record).map_err(|e| RunError::Output {
-            path: path.to_owned(),
-            source: std::io::Error::other(e),
-        })?;
-        text.push_str(&line);
-        text.push('\n');
-    }
-    std::fs::write(path, text).map_err(|source| RunError::Output {
-        path: path.to_owned(),
-        source,
-    })
-}
-
 /// Merges the shards' folders `dirs` into the folder `out` (created), and returns the
 /// merged summary.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, RunError> {
@@ -334,7 +318,10 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, RunError> {
     let reconciliation = reconcile::reconcile(&evidence);
     let violations = reconciliation.violations.clone();
     evidence.save(out)?;
-    write_history(&out.join(HISTORY_FILE), &evidence.history)?;
+    history::write_in(out, &evidence.history).map_err(|source| RunError::Output {
+        path: out.join(HISTORY_FILE),
+        source,
+    })?;
     write_json(&out.join(RECONCILIATION_FILE), &reconciliation)?;
     let start = owner.log.start.unwrap_or_else(SystemTime::now);
     let log_path = out.join(LATENCY_LOG_FILE);

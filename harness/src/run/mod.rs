@@ -38,6 +38,7 @@ use crate::report;
 use crate::summary::{Summary, SUMMARY_FILE};
 use crate::system::attach::{self, AttachedSystem};
 use crate::system::hops;
+use crate::system::launch::SERVICE_DATA_DIR;
 use crate::system::target_file::TargetFile;
 use crate::system::{self, LaunchedSystem};
 use folder::{results_folder, write_json, write_services};
@@ -95,6 +96,8 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
         SystemUnderTest::Launched(s) => Some(s.launched.pids()),
         SystemUnderTest::Attached(..) => None,
     };
+    // The harness started the system, and owns its data files.
+    let started_here = pids.is_some();
     write_services(&out, &endpoints, hops, pids)?;
     let proxies = Some(ProxyControl::new(&hops.api, http.clone()));
     let (processes, launched, embedded, target) = match system {
@@ -156,6 +159,12 @@ pub async fn run(options: RunOptions) -> Result<i32, RunError> {
     report::write(&out, &summary, &violations)?;
     if options.display() != Display::Off {
         print_outcome(&summary, &out);
+    }
+    if started_here && summary.verdict.exit_code() == 0 && !options.keep_service_data {
+        let data = out.join(SERVICE_DATA_DIR);
+        if let Err(err) = std::fs::remove_dir_all(&data) {
+            tracing::warn!(%err, "could not remove {}", data.display());
+        }
     }
     if summary.interrupted_at_s.is_some() {
         return Ok(INTERRUPTED_EXIT);

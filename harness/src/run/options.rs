@@ -32,6 +32,8 @@ pub struct RunOptions {
     /// whatever the target file's `seed` says: a replay or a shrink runs again on a system
     /// its original run seeded (money is judged from the books read before each run).
     pub take_existing_accounts: bool,
+    /// Keep the started services' SQLite files after a run that passes.
+    pub keep_service_data: bool,
     /// An existing Toxiproxy server's API (`host:port` or URL) instead of the embedded one.
     pub toxiproxy: Option<String>,
     pub quiet: bool,
@@ -269,6 +271,7 @@ impl RunArgs {
             ledger_url: self.ledger_url,
             target_file: self.target_file,
             ignore_service_settings: self.ignore_service_settings,
+            keep_service_data: self.keep_service_data,
             toxiproxy: self.toxiproxy,
             quiet: self.quiet,
             ..RunOptions::default()

@@ -3,9 +3,8 @@
 //! transfer ids, next to the faults active while each transfer was in flight.
 
 use super::{cuts, Outcome, Size, Step};
-use crate::history::HistoryRecord;
+use crate::history::{self, HistoryRecord};
 use crate::profile::Profile;
-use crate::reconcile::evidence::HISTORY_FILE;
 use crate::reconcile::names::ViolationClass;
 use crate::reconcile::{Reconciliation, RECONCILIATION_FILE};
 use crate::summary::Summary;
@@ -90,13 +89,7 @@ pub fn step_line(n: usize, step: &Step) -> String {
 /// scheduled request to its last answer (or its last request, when none was answered).
 fn in_flight(run: &Path) -> HashMap<String, (f64, f64)> {
     let mut at: HashMap<String, (f64, f64)> = HashMap::new();
-    let Ok(text) = std::fs::read_to_string(run.join(HISTORY_FILE)) else {
-        return at;
-    };
-    for line in text.lines() {
-        let Ok(record) = serde_json::from_str::<HistoryRecord>(line) else {
-            continue;
-        };
+    let _unreadable = history::each_in(run, |record: HistoryRecord| {
         if let Some(id) = record.transfer_id {
             let from = record.scheduled_us as f64 / 1e6;
             let to = record.answered_us.unwrap_or(record.scheduled_us) as f64 / 1e6;
@@ -104,7 +97,9 @@ fn in_flight(run: &Path) -> HashMap<String, (f64, f64)> {
             span.0 = span.0.min(from);
             span.1 = span.1.max(to);
         }
-    }
+        Ok(())
+    });
+    // An unreadable history leaves the transfers it did not reach without their faults.
     at
 }
 

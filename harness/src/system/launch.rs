@@ -24,7 +24,16 @@ pub enum SystemError {
     Launcher,
     #[error("no start command kept for {0}")]
     NoSpec(&'static str),
+    #[error("{path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
+
+/// The run folder's subfolder that holds the services' SQLite files: the run removes it
+/// when it passes (the evidence holds what its verdict needs), unless asked to keep it.
+pub const SERVICE_DATA_DIR: &str = "service-data";
 
 /// The three services started by the harness. Dropping it kills them.
 pub struct Launched {
@@ -134,7 +143,10 @@ impl ServiceSpec {
         let name = role.as_str();
         let mut args = vec![
             "--db".to_owned(),
-            dir.join(format!("{name}.db")).display().to_string(),
+            dir.join(SERVICE_DATA_DIR)
+                .join(format!("{name}.db"))
+                .display()
+                .to_string(),
             format!("--seed={seed}"),
         ];
         args.extend(settings);
@@ -207,8 +219,11 @@ pub struct Institutions {
     specs: Vec<(ServiceRole, ServiceSpec)>,
 }
 
-/// Starts the external institution and the ledger with fresh SQLite files under `dir`.
+/// Starts the external institution and the ledger with fresh SQLite files under `dir`'s
+/// `service-data/`.
 pub fn launch_institutions(plan: &RunPlan, dir: &Path) -> Result<Institutions, SystemError> {
+    let data = dir.join(SERVICE_DATA_DIR);
+    std::fs::create_dir_all(&data).map_err(|source| SystemError::DataDir { path: data, source })?;
     let mut external_flags = plan.external_knobs.to_flags();
     if !plan.coordinator.design.external_keeps_tombstones() {
         // The no-tombstone mutant lives at the external institution.

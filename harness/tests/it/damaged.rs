@@ -13,12 +13,12 @@ use std::process::Command;
 /// The files a run folder holds that the commands read.
 pub const FILES: [&str; 8] = [
     "summary.json",
-    "books.json",
-    "convergence.json",
+    "books.json.zst",
+    "convergence.json.zst",
     "resolutions.json",
     "samples.json",
     "reconciliation.json",
-    "history.jsonl",
+    "history.jsonl.zst",
     "latency.hlog",
 ];
 

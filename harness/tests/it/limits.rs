@@ -3,7 +3,6 @@
 //! the load generator never has more requests in flight than `client.max_in_flight`.
 
 use crate::support::{exclusive, profile, run, LENIENT_SLO};
-use serde_json::Value;
 use std::path::Path;
 
 /// `n` written as docs/limits.md writes figures: `16,384`.
@@ -25,7 +24,7 @@ fn the_limits_page_states_each_figure_the_code_defines() {
     use service::ids::{IdempotencyKey, TransferId};
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/limits.md");
     let page = std::fs::read_to_string(&path).expect("docs/limits.md");
-    let limits: [(&str, u64); 20] = [
+    let limits: [(&str, u64); 21] = [
         (
             "json_body::MAX_BODY_BYTES",
             service::json_body::MAX_BODY_BYTES as u64,
@@ -37,6 +36,10 @@ fn the_limits_page_states_each_figure_the_code_defines() {
         (
             "institution::MAX_SEED_ACCOUNTS",
             service::institution::MAX_SEED_ACCOUNTS as u64,
+        ),
+        (
+            "contract::DUMP_PAGE_MAX",
+            u64::from(service::contract::DUMP_PAGE_MAX),
         ),
         (
             "money::AmountCents::MAX_TRANSFER",
@@ -136,11 +139,7 @@ fn a_profile_takes_each_load_limit_and_refuses_one_past() {
 /// The most requests a run's history shows in flight at one instant.
 fn most_in_flight(dir: &Path) -> usize {
     let mut edges: Vec<(u64, i64)> = Vec::new();
-    for line in std::fs::read_to_string(dir.join("history.jsonl"))
-        .expect("history")
-        .lines()
-    {
-        let r: Value = serde_json::from_str(line).expect("a history line");
+    for r in crate::support::history_lines(dir) {
         if let (Some(sent), Some(answered)) = (r["sent_us"].as_u64(), r["answered_us"].as_u64()) {
             edges.push((sent, 1));
             // An answer at the instant another leaves frees its place first.

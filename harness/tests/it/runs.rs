@@ -2,18 +2,14 @@
 //! the open-loop accuracy under a stall.
 
 use crate::support::{
-    exclusive, profile, run, schema_errors, service_pids, spawn, wait_for_file, LENIENT_SLO,
+    exclusive, profile, run, schema_errors, service_pids, spawn, wait_for_size, LENIENT_SLO,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 fn history(out: &std::path::Path) -> Vec<Value> {
-    std::fs::read_to_string(out.join("history.jsonl"))
-        .expect("history.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("history line is JSON"))
-        .collect()
+    crate::support::history_lines(out)
 }
 
 #[test]
@@ -208,9 +204,8 @@ fn a_finished_run_is_checked_again_from_its_folder() {
     );
 
     // Evidence that shows money lost: an external entry the ledger never matched.
-    let path = out.join("books.json");
-    let mut books: Value =
-        serde_json::from_str(&std::fs::read_to_string(&path).expect("books")).expect("JSON");
+    let path = out.join("books.json.zst");
+    let mut books: Value = harness::compressed::read_json(&path).expect("books");
     let entries = books["external_after"]["entries"]
         .as_array_mut()
         .expect("entries");
@@ -218,7 +213,7 @@ fn a_finished_run_is_checked_again_from_its_folder() {
     forged["seq"] = Value::from(forged["seq"].as_i64().expect("seq") + 1);
     forged["transfer_id"] = Value::from("t-forged");
     entries.push(forged);
-    std::fs::write(&path, books.to_string()).expect("write books");
+    harness::compressed::write_json(&path, &books).expect("write books");
     let tampered = std::process::Command::new(crate::support::HARNESS)
         .arg("reconcile")
         .arg(&out)
@@ -307,9 +302,12 @@ fn a_stall_shows_in_p99_as_the_open_loop_schedule_implies() {
     let out = dir.path().join("out");
     let pids = service_pids(&out);
     // Wait for the load to be under way, then a little into the measured window.
-    wait_for_file(&out.join("history.jsonl"), Duration::from_secs(30), |t| {
-        t.len() > 100_000
-    });
+    // A frame of history a second: two frames at 200/s are about 20 kB.
+    wait_for_size(
+        &out.join("history.jsonl.zst"),
+        Duration::from_secs(30),
+        20_000,
+    );
     let coordinator = pids
         .iter()
         .find(|(r, _)| r == "coordinator")

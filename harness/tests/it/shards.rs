@@ -145,10 +145,8 @@ fn summary(dir: &Path) -> Value {
 
 /// The measured latencies of a run folder's history, in µs.
 fn measured_samples(dir: &Path) -> Vec<u64> {
-    std::fs::read_to_string(dir.join("history.jsonl"))
-        .expect("history.jsonl")
-        .lines()
-        .map(|line| serde_json::from_str::<Value>(line).expect("a history line"))
+    crate::support::history_lines(dir)
+        .into_iter()
         .filter(|r| r["measured"] == true)
         .filter_map(|r| r["latency_us"].as_u64())
         .collect()
@@ -208,13 +206,10 @@ fn three_shards_merged_are_judged_as_one_process_run_of_the_same_profile() {
             .iter()
             .all(|f| f["applied_at_s"].is_number() && f["healed_at_s"].is_number());
         assert_eq!(applied, i == 0, "shard {i}: {}", s["faults"]);
-        let users: std::collections::BTreeSet<u64> =
-            std::fs::read_to_string(shard.join("history.jsonl"))
-                .expect("history")
-                .lines()
-                .map(|l| serde_json::from_str::<Value>(l).expect("line"))
-                .filter_map(|r| r["user_id"].as_str()?.strip_prefix("u-")?.parse().ok())
-                .collect();
+        let users: std::collections::BTreeSet<u64> = crate::support::history_lines(shard)
+            .into_iter()
+            .filter_map(|r| r["user_id"].as_str()?.strip_prefix("u-")?.parse().ok())
+            .collect();
         assert!(
             !users.is_empty() && users.iter().all(|u| u % 3 == i as u64),
             "shard {i} sent for users {users:?}"

@@ -128,5 +128,5 @@ fn sigterm_mid_run_heals_every_fault_and_writes_the_partial_run() {
             );
         }
     }
-    assert!(out.join("report.md").exists() && out.join("history.jsonl").exists());
+    assert!(out.join("report.md").exists() && out.join("history.jsonl.zst").exists());
 }

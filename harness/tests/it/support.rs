@@ -258,3 +258,27 @@ pub fn stop_server(pid_file: &Path, signal: nix::sys::signal::Signal, server: &m
     let _ = server.kill();
     let _ = server.wait();
 }
+
+/// A run folder's history, one JSON value a record (`history.jsonl.zst`).
+pub fn history_lines(out: &Path) -> Vec<Value> {
+    let path = out.join(harness::history::HISTORY_FILE);
+    let bytes = harness::compressed::read_bytes(&path).expect("history.jsonl.zst");
+    String::from_utf8(bytes)
+        .expect("UTF-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a history line is JSON"))
+        .collect()
+}
+
+/// Polls until `path` holds at least `bytes` bytes, up to `limit`.
+pub fn wait_for_size(path: &Path, limit: Duration, bytes: u64) {
+    let until = Instant::now() + limit;
+    while std::fs::metadata(path).map_or(0, |m| m.len()) < bytes {
+        assert!(
+            Instant::now() < until,
+            "{} not {bytes} bytes in {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

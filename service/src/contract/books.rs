@@ -93,6 +93,75 @@ pub struct Dump {
     pub transfers: Vec<TransferRecord>,
 }
 
+/// Where a reader of the books stands: the last entry and the last write to a transfer
+/// record it has seen. Both start at 0.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DumpCursor {
+    /// The `seq` of the last entry seen.
+    pub after_seq: i64,
+    /// The number of the last write to a transfer record seen (a record's insert and each
+    /// change of its status are numbered in order).
+    pub after_change: i64,
+}
+
+/// The most entries, and the most transfer records, one page of `GET /admin/dump` holds.
+pub const DUMP_PAGE_MAX: u32 = 100_000;
+
+/// The query of `GET /admin/dump?after_seq=N&after_change=M&limit=L`: a page of what
+/// changed after the cursor. Without a query the route answers the whole `Dump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DumpQuery {
+    /// `DumpCursor::after_seq` (0 when absent).
+    pub after_seq: Option<i64>,
+    /// `DumpCursor::after_change` (0 when absent).
+    pub after_change: Option<i64>,
+    /// At most this many entries and this many records (1 to `DUMP_PAGE_MAX`; that by
+    /// default).
+    pub limit: Option<u32>,
+}
+
+impl DumpQuery {
+    /// Whether the query asks for a page (any parameter given), not the whole dump.
+    pub fn asks_for_page(&self) -> bool {
+        self.after_seq.is_some() || self.after_change.is_some() || self.limit.is_some()
+    }
+
+    pub fn cursor(&self) -> DumpCursor {
+        DumpCursor {
+            after_seq: self.after_seq.unwrap_or(0),
+            after_change: self.after_change.unwrap_or(0),
+        }
+    }
+
+    /// The page's size, or why it is refused.
+    pub fn page_limit(&self) -> Result<u32, String> {
+        page_limit(self.limit)
+    }
+}
+
+/// A page's size from its `limit` parameter, or why it is refused.
+pub(crate) fn page_limit(limit: Option<u32>) -> Result<u32, String> {
+    match limit.unwrap_or(DUMP_PAGE_MAX) {
+        limit @ 1..=DUMP_PAGE_MAX => Ok(limit),
+        other => Err(format!("limit {other} is not within 1 to {DUMP_PAGE_MAX}")),
+    }
+}
+
+/// `GET /admin/dump?after_seq=…&after_change=…`: the entries after the cursor's and the
+/// transfer records written after its, in order, as one consistent snapshot. A record written
+/// twice since appears once, as it is now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct DumpPage {
+    pub entries: Vec<Entry>,
+    pub transfers: Vec<TransferRecord>,
+    /// The cursor to ask from next.
+    pub next: DumpCursor,
+    /// A list was cut at the limit: ask again from `next` for the rest.
+    pub more: bool,
+}
+
 /// `POST /admin/accounts`: accounts with their opening balances.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -42,6 +42,8 @@ crate::named_enum! {
         InvalidKnob = "invalid_knob",
         /// A ledger rule out of range (`PUT /admin/policy`).
         InvalidPolicy = "invalid_policy",
+        /// A query parameter the route does not know, not a number, or out of range.
+        InvalidQuery = "invalid_query",
         /// More accounts in one seeding call than a service takes.
         TooManyAccounts = "too_many_accounts",
         /// A body over the route's size limit.
@@ -91,6 +93,7 @@ impl ErrorCode {
             | InvalidIdempotencyKey
             | InvalidKnob
             | InvalidPolicy
+            | InvalidQuery
             | TooManyAccounts => 400,
             Forbidden => 403,
             UnknownUser | UnknownAccount | UnknownTransfer | UnknownRoute => 404,

@@ -31,12 +31,13 @@ pub mod transfer;
 pub mod wire_amount;
 
 pub use books::{
-    AccountBalance, Created, CreditRequest, DebitRequest, Dump, Entry, EntryKind, SeedAccount,
-    SeedAccounts, TransferRecord, TransferStatus,
+    AccountBalance, Created, CreditRequest, DebitRequest, Dump, DumpCursor, DumpPage, DumpQuery,
+    Entry, EntryKind, SeedAccount, SeedAccounts, TransferRecord, TransferStatus, DUMP_PAGE_MAX,
 };
 pub use error::{ErrorBody, ErrorCode, ErrorDetail};
 pub use sampling::{InFlight, Totals};
 pub use transfer::{
-    ClientStatus, Saga, SagaDump, SagaState, TransferRequest, TransferView, UserLink, UserLinks,
+    ClientStatus, Saga, SagaDump, SagaPage, SagaQuery, SagaState, TransferRequest, TransferView,
+    UserLink, UserLinks,
 };
 pub use wire_amount::WireAmount;

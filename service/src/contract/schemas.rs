@@ -10,16 +10,18 @@ use schemars::{schema_for, Schema};
 
 /// Each body's schema file name under `docs/schema/`, and its text.
 pub fn all() -> Vec<(&'static str, String)> {
-    let schemas: [(&'static str, Schema); 16] = [
+    let schemas: [(&'static str, Schema); 18] = [
         ("transfer-request.schema.json", schema_for!(TransferRequest)),
         ("transfer-view.schema.json", schema_for!(TransferView)),
         ("saga-dump.schema.json", schema_for!(SagaDump)),
+        ("saga-page.schema.json", schema_for!(SagaPage)),
         ("user-links.schema.json", schema_for!(UserLinks)),
         ("created.schema.json", schema_for!(Created)),
         ("debit-request.schema.json", schema_for!(DebitRequest)),
         ("credit-request.schema.json", schema_for!(CreditRequest)),
         ("transfer-record.schema.json", schema_for!(TransferRecord)),
         ("dump.schema.json", schema_for!(Dump)),
+        ("dump-page.schema.json", schema_for!(DumpPage)),
         ("seed-accounts.schema.json", schema_for!(SeedAccounts)),
         ("error-body.schema.json", schema_for!(ErrorBody)),
         ("fault-knobs.schema.json", schema_for!(FaultKnobs)),

@@ -115,6 +115,42 @@ pub struct SagaDump {
     pub sagas: Vec<Saga>,
 }
 
+/// The query of `GET /admin/sagas?after_change=M&limit=L`: a page of the sagas written after
+/// change `M`. Without a query the route answers the whole `SagaDump`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SagaQuery {
+    /// The number of the last write to the saga log already seen (0 when absent): each insert
+    /// and each change of state is numbered in order.
+    pub after_change: Option<i64>,
+    /// At most this many sagas (1 to `DUMP_PAGE_MAX`; that by default).
+    pub limit: Option<u32>,
+}
+
+impl SagaQuery {
+    /// Whether the query asks for a page (any parameter given), not the whole log.
+    pub fn asks_for_page(&self) -> bool {
+        self.after_change.is_some() || self.limit.is_some()
+    }
+
+    /// The page's size, or why it is refused.
+    pub fn page_limit(&self) -> Result<u32, String> {
+        super::books::page_limit(self.limit)
+    }
+}
+
+/// `GET /admin/sagas?after_change=…`: the sagas written after the cursor, in the order of
+/// their last write, as they are now. A saga written twice since appears once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct SagaPage {
+    pub design: String,
+    pub sagas: Vec<Saga>,
+    /// The `after_change` to ask from next.
+    pub next_change: i64,
+    /// The list was cut at the limit: ask again from `next_change` for the rest.
+    pub more: bool,
+}
+
 /// `POST /admin/users`: links our users to their external accounts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -25,7 +25,8 @@ pub mod settings;
 
 use crate::api_error::ApiError;
 use crate::contract::{
-    routes, ClientStatus, Created, ErrorCode, SagaDump, TransferRequest, TransferView, UserLinks,
+    routes, ClientStatus, Created, ErrorCode, SagaDump, SagaPage, SagaQuery, TransferRequest,
+    TransferView, UserLinks,
 };
 use crate::fault_injection::FaultInjector;
 use crate::ids::{AccountId, IdempotencyKey, TransferId, UserId};
@@ -34,7 +35,8 @@ use crate::metrics::Counters;
 use crate::server::{require_admin, AdminGuard};
 use crate::store::Store;
 use admission::Admission;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -388,12 +390,34 @@ async fn post_users(
     Ok((StatusCode::CREATED, Json(Created { created })).into_response())
 }
 
-async fn get_sagas(State(coord): State<Arc<Coordinator>>) -> Result<Json<SagaDump>, ApiError> {
-    let sagas = coord.store.read(saga_log::all_sagas).await?;
-    Ok(Json(SagaDump {
-        design: coord.config.design.as_str().to_owned(),
+/// `GET /admin/sagas`: the whole saga log, or with a query a page of what changed after a
+/// cursor.
+async fn get_sagas(
+    State(coord): State<Arc<Coordinator>>,
+    query: Result<Query<SagaQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e.body_text()))?;
+    let design = coord.config.design.as_str().to_owned();
+    if !query.asks_for_page() {
+        let sagas = coord.store.read(saga_log::all_sagas).await?;
+        return Ok(Json(SagaDump { design, sagas }).into_response());
+    }
+    let limit = query
+        .page_limit()
+        .map_err(|e| ApiError::new(ErrorCode::InvalidQuery, e))?;
+    let after = query.after_change.unwrap_or(0);
+    let (sagas, next_change) = coord
+        .store
+        .read(move |conn| saga_log::sagas_changed_after(conn, after, limit))
+        .await?;
+    let more = sagas.len() >= limit as usize;
+    Ok(Json(SagaPage {
+        design,
         sagas,
-    }))
+        next_change,
+        more,
+    })
+    .into_response())
 }
 
 async fn get_in_flight(

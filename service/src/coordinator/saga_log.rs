@@ -19,8 +19,10 @@ CREATE TABLE IF NOT EXISTS sagas (
     reason          TEXT,
     created_ms      INTEGER NOT NULL,
     updated_ms      INTEGER NOT NULL,
+    change_seq      INTEGER NOT NULL,
     UNIQUE (user_id, idempotency_key)
 );
+CREATE INDEX IF NOT EXISTS sagas_by_change ON sagas (change_seq);
 DROP INDEX IF EXISTS sagas_open;
 CREATE TABLE IF NOT EXISTS links (
     user_id    TEXT NOT NULL,
@@ -171,7 +173,8 @@ fn insert_intent(
         updated_ms: now,
     };
     conn.prepare_cached(&format!(
-        "INSERT INTO sagas ({SAGA_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?7)"
+        "INSERT INTO sagas ({SAGA_COLUMNS}, change_seq)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL, ?7, ?7, {NEXT_CHANGE})"
     ))?
     .execute(params![
         saga.transfer_id.as_str(),
@@ -221,10 +224,11 @@ pub fn compare_and_set(
         "saga transition {from:?} -> {to:?} is not allowed"
     );
     let changed = conn
-        .prepare_cached(
-            "UPDATE sagas SET state = ?3, reason = COALESCE(?4, reason), updated_ms = ?5
-         WHERE transfer_id = ?1 AND state = ?2",
-        )?
+        .prepare_cached(&format!(
+            "UPDATE sagas SET state = ?3, reason = COALESCE(?4, reason), updated_ms = ?5,
+                     change_seq = {NEXT_CHANGE}
+                 WHERE transfer_id = ?1 AND state = ?2"
+        ))?
         .execute(params![
             id.as_str(),
             from.as_str(),
@@ -243,10 +247,11 @@ pub fn mutant_fail_debited(
     reason: &str,
 ) -> Result<bool, StoreError> {
     let changed = conn
-        .prepare_cached(
-            "UPDATE sagas SET state = ?3, reason = ?4, updated_ms = ?5
-         WHERE transfer_id = ?1 AND state = ?2",
-        )?
+        .prepare_cached(&format!(
+            "UPDATE sagas SET state = ?3, reason = ?4, updated_ms = ?5,
+                     change_seq = {NEXT_CHANGE}
+                 WHERE transfer_id = ?1 AND state = ?2"
+        ))?
         .execute(params![
             id.as_str(),
             SagaState::Debited.as_str(),
@@ -303,6 +308,31 @@ pub fn in_flight(conn: &Connection) -> Result<InFlight, StoreError> {
         begun_sagas: count(begun),
         begun_amount_cents: count(begun_amount),
     })
+}
+
+/// The number of the next write to the saga log: each insert and each change of state is
+/// numbered in order, so a reader can ask for what changed after the last it saw.
+const NEXT_CHANGE: &str = "(SELECT COALESCE(MAX(change_seq), 0) + 1 FROM sagas)";
+
+/// The sagas written after change `after_change`, in order, at most `limit`, with the number
+/// of the last one (`after_change` when there is none).
+pub fn sagas_changed_after(
+    conn: &Connection,
+    after_change: i64,
+    limit: u32,
+) -> Result<(Vec<Saga>, i64), StoreError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {SAGA_COLUMNS}, change_seq FROM sagas WHERE change_seq > ?1
+         ORDER BY change_seq LIMIT ?2"
+    ))?;
+    let mut last = after_change;
+    let mut sagas = Vec::new();
+    let mut rows = stmt.query(params![after_change, i64::from(limit)])?;
+    while let Some(row) = rows.next()? {
+        sagas.push(saga_from_row(row)??);
+        last = row.get(9)?;
+    }
+    Ok((sagas, last))
 }
 
 pub fn all_sagas(conn: &Connection) -> Result<Vec<Saga>, StoreError> {

@@ -10,5 +10,6 @@ mod hang_up;
 mod limits;
 mod naive;
 mod overload;
+mod pages;
 mod saga;
 mod support;

@@ -54,9 +54,8 @@ fn the_foreign_system_passes_faulted_library_profiles_on_sqlite() {
         summary["requests"]["errors"].as_u64().unwrap_or(0) > 0,
         "the crashes cost answers: {summary}"
     );
-    let history = std::fs::read_to_string(crash.out().join("history.jsonl")).expect("history");
-    let first: serde_json::Value =
-        serde_json::from_str(history.lines().next().expect("a record")).expect("json");
+    let history = crate::support::history_lines(&crash.out());
+    let first = history.first().expect("a record");
     assert!(
         first["user_id"]
             .as_str()
