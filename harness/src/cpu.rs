@@ -170,10 +170,16 @@ fn host_between(before: Option<&CpuTicks>, after: Option<&CpuTicks>) -> Option<H
 /// The value of `process_cpu_seconds_total` in a Prometheus text exposition (the first
 /// sample, with or without labels); None when it has none.
 pub fn cpu_seconds_in(text: &str) -> Option<f64> {
+    metric_in(text, CPU_SECONDS_METRIC)
+}
+
+/// The value of the metric `name` in a Prometheus text exposition (the first sample, with
+/// or without labels), when it is a number at least 0; None when it has none.
+pub fn metric_in(text: &str, name: &str) -> Option<f64> {
     text.lines()
         .filter(|line| !line.starts_with('#'))
         .find_map(|line| {
-            let rest = line.strip_prefix(CPU_SECONDS_METRIC)?;
+            let rest = line.strip_prefix(name)?;
             let value = if let Some(labelled) = rest.strip_prefix('{') {
                 labelled.split_once('}')?.1
             } else if rest.starts_with(' ') {

@@ -4,7 +4,7 @@
 //! Its modules stand in layers, input to output: shared parts (`topology`, `proxy`,
 //! `provenance`, `compressed`, `history`, `stats`) → what a run is told (`profile`, `cli`) → `population`
 //! and `schedule` → the `system` → what drives it (`client`, `loadgen`, `faults`, `progress`,
-//! `cpu`) → evidence (`reconcile`, `phases`) → judgement (`slo`, `verdict`, `regression`)
+//! `cpu`, `usage`) → evidence (`reconcile`, `phases`) → judgement (`slo`, `verdict`, `regression`)
 //! → `summary` and `schemas` → `report` and `compare` → `run` → the commands built on runs
 //! (`baseline`, `capacity`, `mutants`, `check_target`, `bench`, `trend`, `ab`). `ARCHITECTURE.md` gives
 //! each module's job; its Layers block is the order, which `tests/it/layers.rs` holds every
@@ -46,4 +46,5 @@ pub mod summary;
 pub mod system;
 pub mod topology;
 pub mod trend;
+pub mod usage;
 pub mod verdict;

@@ -4,7 +4,7 @@
 
 use crate::history::Outcome;
 use hdrhistogram::serialization::interval_log::IntervalLogWriterBuilder;
-use hdrhistogram::serialization::V2DeflateSerializer;
+use hdrhistogram::serialization::{Serializer, V2DeflateSerializer};
 use hdrhistogram::Histogram;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -74,7 +74,7 @@ pub struct WorkerStats {
     /// Measured operations, µs from the scheduled time.
     pub latency: Histogram<u64>,
     /// All operations (warm-up too), by the second their answer came, from the load's start.
-    pub intervals: BTreeMap<u64, Histogram<u64>>,
+    pub intervals: Intervals,
     pub outcomes: BTreeMap<Outcome, u64>,
     pub errors_by_kind: BTreeMap<String, u64>,
     /// The first reason each error kind came with (an unmapped answer's status and body).
@@ -86,7 +86,7 @@ impl WorkerStats {
     pub fn new() -> Self {
         WorkerStats {
             latency: new_histogram(),
-            intervals: BTreeMap::new(),
+            intervals: Intervals::default(),
             outcomes: BTreeMap::new(),
             errors_by_kind: BTreeMap::new(),
             error_examples: BTreeMap::new(),
@@ -118,9 +118,7 @@ impl WorkerStats {
 
     pub fn record_interval(&mut self, second: u64, latency_us: u64) {
         self.intervals
-            .entry(second)
-            .or_insert_with(new_histogram)
-            .saturating_record(latency_us);
+            .with_second(second, |h| h.saturating_record(latency_us));
     }
 }
 
@@ -137,12 +135,10 @@ pub fn merge(workers: &[WorkerStats]) -> Merged {
     let mut merged = WorkerStats::new();
     for w in workers {
         let _ = merged.latency.add(&w.latency);
-        for (second, h) in &w.intervals {
-            let _ = merged
-                .intervals
-                .entry(*second)
-                .or_insert_with(new_histogram)
-                .add(h);
+        for (second, h) in w.intervals.iter() {
+            merged.intervals.with_second(second, |slot| {
+                let _ = slot.add(&h);
+            });
         }
         for (outcome, n) in &w.outcomes {
             *merged.outcomes.entry(*outcome).or_insert(0) += n;
@@ -161,6 +157,79 @@ pub fn merge(workers: &[WorkerStats]) -> Merged {
     merged
 }
 
+/// Histograms by the second, each kept serialized (V2, deflate) once a later second has
+/// begun. A histogram over the harness's bounds is some 380 kB, serialized about a kilobyte:
+/// an hour of seconds costs megabytes, not gigabytes. Seconds come in order, nearly always;
+/// one that comes late is decoded, added to and encoded again.
+#[derive(Default)]
+pub struct Intervals {
+    /// The latest second begun, whole.
+    newest: Option<(u64, Histogram<u64>)>,
+    /// Every earlier second, serialized.
+    earlier: BTreeMap<u64, Vec<u8>>,
+}
+
+impl Intervals {
+    /// Calls `change` on the histogram of `second` (a new, empty one if it has none).
+    pub fn with_second(&mut self, second: u64, change: impl FnOnce(&mut Histogram<u64>)) {
+        match &mut self.newest {
+            Some((newest, h)) if *newest == second => change(h),
+            Some((newest, h)) if *newest < second => {
+                let done = std::mem::replace(newest, second);
+                self.earlier.insert(done, encode(h));
+                h.reset();
+                change(h);
+            }
+            Some(_) => {
+                let mut h = self
+                    .earlier
+                    .get(&second)
+                    .and_then(|bytes| decode(bytes))
+                    .unwrap_or_else(new_histogram);
+                change(&mut h);
+                self.earlier.insert(second, encode(&h));
+            }
+            None => {
+                let mut h = new_histogram();
+                change(&mut h);
+                self.newest = Some((second, h));
+            }
+        }
+    }
+
+    /// Every second's histogram, in order.
+    pub fn iter(&self) -> impl Iterator<Item = (u64, Histogram<u64>)> + '_ {
+        let earlier = self
+            .earlier
+            .iter()
+            .filter_map(|(&second, bytes)| Some((second, decode(bytes)?)));
+        earlier.chain(self.newest.iter().map(|(second, h)| (*second, h.clone())))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.newest.is_none()
+    }
+
+    /// How many seconds hold a histogram.
+    pub fn len(&self) -> usize {
+        self.earlier.len() + usize::from(self.newest.is_some())
+    }
+}
+
+fn encode(h: &Histogram<u64>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    if let Err(err) = V2DeflateSerializer::new().serialize(h, &mut bytes) {
+        tracing::warn!(?err, "a second's latencies could not be kept");
+    }
+    bytes
+}
+
+fn decode(bytes: &[u8]) -> Option<Histogram<u64>> {
+    hdrhistogram::serialization::Deserializer::new()
+        .deserialize(&mut &bytes[..])
+        .ok()
+}
+
 /// The fewest samples a quantile needs to be reported: ten beyond it (1,000 for p99).
 pub fn min_samples_for(quantile: f64) -> u64 {
     (10.0 / (1.0 - quantile).max(1e-9)).ceil() as u64
@@ -175,7 +244,7 @@ pub fn quantile_ms(h: &Histogram<u64>, quantile: f64) -> Option<f64> {
 /// readable by `HistogramLogProcessor` and the other HdrHistogram tools. Values are µs.
 pub fn write_interval_log(
     path: &Path,
-    intervals: &BTreeMap<u64, Histogram<u64>>,
+    intervals: &Intervals,
     start: SystemTime,
 ) -> std::io::Result<()> {
     let mut file = std::io::BufWriter::new(std::fs::File::create(path)?);
@@ -186,11 +255,11 @@ pub fn write_interval_log(
         .with_base_time(start)
         .with_max_value_divisor(1000.0)
         .begin_log_with(&mut file, &mut serializer)?;
-    for (second, histogram) in intervals {
+    for (second, histogram) in intervals.iter() {
         writer
             .write_histogram(
-                histogram,
-                Duration::from_secs(*second),
+                &histogram,
+                Duration::from_secs(second),
                 Duration::from_secs(1),
                 None,
             )
@@ -204,7 +273,7 @@ pub fn write_interval_log(
 /// its histograms by the second they start at, from the start of the load.
 pub struct IntervalLog {
     pub start: Option<SystemTime>,
-    pub intervals: BTreeMap<u64, Histogram<u64>>,
+    pub intervals: Intervals,
 }
 
 impl IntervalLog {
@@ -215,7 +284,7 @@ impl IntervalLog {
         let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
         let mut log = IntervalLog {
             start: None,
-            intervals: BTreeMap::new(),
+            intervals: Intervals::default(),
         };
         let mut deserializer = hdrhistogram::serialization::Deserializer::new();
         for entry in IntervalLogIterator::new(&bytes) {
@@ -232,12 +301,11 @@ impl IntervalLog {
                         .deserialize(&mut encoded.as_slice())
                         .map_err(|e| format!("{e:?}"))?;
                     let second = interval.start_timestamp().as_secs();
-                    match log.intervals.get_mut(&second) {
-                        Some(h) => h.add(&histogram).map_err(|e| format!("{e:?}"))?,
-                        None => {
-                            log.intervals.insert(second, histogram);
-                        }
-                    }
+                    let mut added = Ok(());
+                    log.intervals.with_second(second, |h| {
+                        added = h.add(&histogram).map_err(|e| format!("{e:?}"));
+                    });
+                    added?;
                 }
             }
         }
@@ -247,8 +315,9 @@ impl IntervalLog {
     /// The intervals that start at or after `from`, merged.
     pub fn merged_from(&self, from: Duration) -> Result<Histogram<u64>, String> {
         let mut merged = new_histogram();
-        for (_, h) in self.intervals.range(from.as_secs_f64().ceil() as u64..) {
-            merged.add(h).map_err(|e| format!("{e:?}"))?;
+        let from = from.as_secs_f64().ceil() as u64;
+        for (_, h) in self.intervals.iter().filter(|(second, _)| *second >= from) {
+            merged.add(&h).map_err(|e| format!("{e:?}"))?;
         }
         Ok(merged)
     }
@@ -335,6 +404,43 @@ pub struct LiveSnapshot {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn seconds_kept_serialized_hold_what_was_recorded_even_a_late_one() {
+        let mut intervals = Intervals::default();
+        let mut plain: BTreeMap<u64, Histogram<u64>> = BTreeMap::new();
+        // Mostly in order; second 3 comes back after 5 has begun.
+        let records = (0..6_000u64)
+            .map(|i| (i / 1_000, 1 + i * 37 % 90_000))
+            .chain([(3, 777_777), (5, 12), (0, 2_000_000)]);
+        for (second, us) in records {
+            intervals.with_second(second, |h| h.saturating_record(us));
+            plain
+                .entry(second)
+                .or_insert_with(new_histogram)
+                .saturating_record(us);
+        }
+        let kept: Vec<_> = intervals.iter().collect();
+        assert_eq!(kept.len(), plain.len());
+        for ((second, h), (expected_second, expected)) in kept.iter().zip(&plain) {
+            assert_eq!(second, expected_second);
+            assert_eq!(h, expected, "second {second}");
+        }
+    }
+
+    #[test]
+    fn an_hour_of_seconds_costs_megabytes() {
+        let mut worker = WorkerStats::new();
+        for second in 0..3_600u64 {
+            for i in 0..200u64 {
+                worker.record_interval(second, 1_000 + (i * 7_919 + second) % 150_000);
+            }
+        }
+        let held: usize = worker.intervals.earlier.values().map(Vec::len).sum();
+        // A whole histogram a second would be over a gigabyte.
+        assert!(held < 16 << 20, "{held} bytes");
+        assert_eq!(worker.intervals.len(), 3_600);
+    }
 
     #[test]
     fn each_error_kind_keeps_its_first_reason_as_its_example_through_a_merge() {

@@ -69,12 +69,36 @@ impl Counters {
                 "# HELP {CPU_SECONDS_METRIC} User and system CPU time of the process since it started.\n# TYPE {CPU_SECONDS_METRIC} counter\n{CPU_SECONDS_METRIC}{{service=\"{service}\"}} {cpu_s:.3}"
             );
         }
+        if let Some(bytes) = process_resident_bytes() {
+            let _ = writeln!(
+                out,
+                "# HELP {RESIDENT_BYTES_METRIC} Resident memory size in bytes.\n# TYPE {RESIDENT_BYTES_METRIC} gauge\n{RESIDENT_BYTES_METRIC}{{service=\"{service}\"}} {bytes}"
+            );
+        }
         out
     }
 }
 
 /// Prometheus' standard name for a process's CPU time, in seconds.
 pub const CPU_SECONDS_METRIC: &str = "process_cpu_seconds_total";
+
+/// Prometheus' standard name for a process's resident memory, in bytes.
+pub const RESIDENT_BYTES_METRIC: &str = "process_resident_memory_bytes";
+
+/// The memory this process holds resident now, in bytes ([`RESIDENT_BYTES_METRIC`]), from
+/// `VmRSS` in `/proc/self/status`; None where the system does not say.
+pub fn process_resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    kib.checked_mul(1024)
+}
 
 /// User and system CPU time this process has used, in seconds ([`CPU_SECONDS_METRIC`]), so
 /// a run can tell the CPU each transfer cost.
@@ -83,4 +107,18 @@ pub fn process_cpu_seconds() -> Option<f64> {
     let usage = getrusage(UsageWho::RUSAGE_SELF).ok()?;
     let seconds = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
     Some(seconds(usage.user_time()) + seconds(usage.system_time()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_resident_size_counts_memory_the_process_writes() {
+        // 256 MB written, so resident: the process holds at least that.
+        let held = vec![1u8; 256 << 20];
+        let resident = process_resident_bytes().expect("VmRSS");
+        assert!(held.iter().step_by(4096).all(|&b| b == 1));
+        assert!(resident >= 256 << 20, "{resident} bytes");
+    }
 }

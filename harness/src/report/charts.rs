@@ -60,7 +60,7 @@ pub(super) fn svg(
 }
 
 /// Shades each fault window from `low` to `high` and writes its name at the top.
-fn shade<DB: DrawingBackend, Y: Ranged>(
+pub(super) fn shade<DB: DrawingBackend, Y: Ranged>(
     chart: &mut ChartContext<'_, DB, Cartesian2d<RangedCoordf64, Y>>,
     faults: &[FaultWindow],
     low: Y::ValueType,

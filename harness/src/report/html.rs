@@ -4,7 +4,7 @@
 
 use super::markdown::ms;
 use super::timeline::{self, FaultWindow};
-use super::{charts, phase_rows, RunRecord, PHASE_COLUMNS};
+use super::{charts, phase_rows, usage_charts, RunRecord, PHASE_COLUMNS};
 use crate::summary::Summary;
 use crate::verdict::Verdict;
 use std::fmt::Write;
@@ -216,6 +216,20 @@ fn charts_of(out: &mut String, record: &RunRecord<'_>) {
         ));
     } else {
         out.push_str("<p>No money-in-flight samples: the coordinator does not report them.</p>\n");
+    }
+    if record.usage.is_empty() {
+        return;
+    }
+    out.push_str(
+        "<p class=\"small\">Each process's memory and CPU, sampled until the evidence was \
+         reconciled: the harness's end-of-run work is the part past the load.</p>\n",
+    );
+    for (name, chart) in [
+        ("memory", usage_charts::Figure::Memory),
+        ("cpu", usage_charts::Figure::Cpu),
+    ] {
+        let drawn = usage_charts::chart(chart, record.usage, &windows, end_s);
+        out.push_str(&figure(name, drawn));
     }
 }
 

@@ -1,6 +1,7 @@
 //! The run's reports for people, written into its folder: `report.md` (`markdown`) and the
 //! self-contained `report.html` (`html`, with charts drawn by `charts` from the per-second
-//! `timeline`); `table` is what a run prints when it ends. Both are made from the folder's own files, so `harness report DIR` rebuilds
+//! `timeline`, and each process's memory and CPU by `usage_charts`); `table` is what a run
+//! prints when it ends. Both are made from the folder's own files, so `harness report DIR` rebuilds
 //! them from a finished run.
 
 pub mod charts;
@@ -9,12 +10,14 @@ pub mod markdown;
 pub mod table;
 pub mod timeline;
 pub mod trend_chart;
+pub mod usage_charts;
 
 use crate::history::{self, HistoryRecord};
 use crate::phases::PhaseFigures;
 use crate::reconcile::evidence::{read_json, EvidenceError, SAMPLES_FILE};
 use crate::reconcile::{Reconciliation, Sample, Violation, RECONCILIATION_FILE};
 use crate::summary::{Summary, SUMMARY_FILE};
+use crate::usage::{UsageSample, USAGE_FILE};
 use std::path::{Path, PathBuf};
 
 pub const MARKDOWN_FILE: &str = "report.md";
@@ -29,6 +32,8 @@ pub struct RunRecord<'a> {
     pub violations: &'a [Violation],
     pub history: &'a [HistoryRecord],
     pub samples: &'a [Sample],
+    /// Each process's memory and CPU over the run (none in folders written before).
+    pub usage: &'a [UsageSample],
 }
 
 /// One row of a table of phases: its name, its seconds and its figures.
@@ -137,11 +142,13 @@ pub fn write(dir: &Path, summary: &Summary, violations: &[Violation]) -> Result<
         source,
     })?;
     let samples: Vec<Sample> = read_json(dir, SAMPLES_FILE).unwrap_or_default();
+    let usage: Vec<UsageSample> = read_json(dir, USAGE_FILE).unwrap_or_default();
     let record = RunRecord {
         summary,
         violations,
         history: &history,
         samples: &samples,
+        usage: &usage,
     };
     write_text(
         dir.join(MARKDOWN_FILE),

@@ -25,7 +25,7 @@ use crate::system::lookup::TransferLookup;
 use crate::system::target_file::{SeedMode, TargetFile};
 use crate::system::target_settings::SettingsOnTarget;
 use crate::system::Endpoints;
-use crate::{phases, population, provenance};
+use crate::{phases, population, provenance, usage};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -142,8 +142,27 @@ async fn seed_load_and_check(
     let load_started_wall = options.start_at.unwrap_or_else(SystemTime::now);
     let cpu_before = CpuReading::take(admin, endpoints).await;
     let connections_before = connections.as_ref().map(|c| c.read());
-    let (load, faults, samples) =
-        load_under_faults(plan, endpoints, &names, out, started_at, control, options).await?;
+    let start = load_start(options)?;
+    // Memory and CPU per process, from the load's start until the evidence is reconciled
+    // (dropping `stop_usage` on an early return ends it too).
+    let (stop_usage, stopped) = tokio::sync::oneshot::channel();
+    let usage = tokio::spawn(usage::sample(
+        admin.clone(),
+        endpoints.clone(),
+        start,
+        usage::every(plan.total()),
+        stopped,
+    ));
+    let (load, faults, samples) = load_under_faults(
+        plan,
+        endpoints,
+        &names,
+        out,
+        (started_at, start),
+        control,
+        options,
+    )
+    .await?;
     let cpu_after = CpuReading::take(admin, endpoints).await;
     let connections_by_hop = connections
         .as_ref()
@@ -207,6 +226,9 @@ async fn seed_load_and_check(
     } else {
         Reconciliation::not_reconciled()
     };
+    let _ = stop_usage.send(());
+    let usage = usage.await?;
+    write_json(&out.join(usage::USAGE_FILE), &usage)?;
 
     let merged = stats::merge(&load.workers);
     let hlog = out.join("latency.hlog");
@@ -259,22 +281,26 @@ async fn flush_pending_writes() {
 /// The load, the fault timeline and the sampler, side by side from one start: a fault that
 /// does not apply stops the load at once; otherwise all run to their end (the timeline heals
 /// everything when the load's time is up). The history is closed when this returns.
+/// When the load starts: the agreed start (`--start-at`), or in a tenth of a second.
+fn load_start(options: &RunOptions) -> Result<tokio::time::Instant, RunError> {
+    match options.start_at {
+        Some(at) => match at.duration_since(SystemTime::now()) {
+            Ok(wait) => Ok(tokio::time::Instant::now() + wait),
+            Err(late) => Err(RunError::LateStart(late.duration().as_secs_f64())),
+        },
+        None => Ok(tokio::time::Instant::now() + Duration::from_millis(100)),
+    }
+}
+
 async fn load_under_faults(
     plan: &RunPlan,
     endpoints: &Endpoints,
     names: &population::Names,
     out: &Path,
-    started_at: SystemTime,
+    (started_at, start): (SystemTime, tokio::time::Instant),
     control: FaultControl,
     options: &RunOptions,
 ) -> Result<(LoadReport, Vec<FaultRecord>, Vec<Sample>), RunError> {
-    let start = match options.start_at {
-        Some(at) => match at.duration_since(SystemTime::now()) {
-            Ok(wait) => tokio::time::Instant::now() + wait,
-            Err(late) => return Err(RunError::LateStart(late.duration().as_secs_f64())),
-        },
-        None => tokio::time::Instant::now() + Duration::from_millis(100),
-    };
     let writer = HistoryWriter::create(out).map_err(|source| RunError::Output {
         path: out.join(history::HISTORY_FILE),
         source,

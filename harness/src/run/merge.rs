@@ -23,7 +23,7 @@ use crate::history::{self, HistoryRecord};
 use crate::profile::plan::{RunPlan, Shard};
 use crate::reconcile::evidence::{read_json, HISTORY_FILE};
 use crate::reconcile::{self, Books, Convergence, Evidence, RECONCILIATION_FILE};
-use crate::stats::{self, latency_of, new_histogram, IntervalLog, Requests};
+use crate::stats::{self, latency_of, new_histogram, IntervalLog, Intervals, Requests};
 use crate::summary::{Summary, SUMMARY_FILE};
 use crate::{phases, profile, provenance, report, slo, verdict};
 use hdrhistogram::Histogram;
@@ -232,12 +232,13 @@ fn measured_latency(history: &[HistoryRecord]) -> Histogram<u64> {
 }
 
 /// The interval logs added second by second.
-fn intervals_of(shards: &[ShardRun]) -> Result<BTreeMap<u64, Histogram<u64>>, RunError> {
-    let mut sum: BTreeMap<u64, Histogram<u64>> = BTreeMap::new();
+fn intervals_of(shards: &[ShardRun]) -> Result<Intervals, RunError> {
+    let mut sum = Intervals::default();
     for s in shards {
-        for (second, h) in &s.log.intervals {
-            let slot = sum.entry(*second).or_insert_with(new_histogram);
-            slot.add(h).map_err(|e| RunError::Input {
+        for (second, h) in s.log.intervals.iter() {
+            let mut added = Ok(());
+            sum.with_second(second, |slot| added = slot.add(&h));
+            added.map_err(|e| RunError::Input {
                 path: s.dir.join(LATENCY_LOG_FILE),
                 detail: format!("{e:?}"),
             })?;

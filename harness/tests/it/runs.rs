@@ -131,6 +131,31 @@ fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
     ] {
         assert!(run.out().join(file).exists(), "{file} missing");
     }
+    // A pass removes the services' data files; the evidence is kept once, compressed.
+    assert!(!run.out().join("service-data").exists());
+    assert!(!run.out().join("books.json").exists() && run.out().join("books.json.zst").exists());
+
+    // Each process's memory and CPU over the run: the services' from their /metrics, the
+    // harness's own; drawn in report.html.
+    let usage: Vec<Value> = serde_json::from_str(
+        &std::fs::read_to_string(run.out().join("usage.json")).expect("usage.json"),
+    )
+    .expect("JSON");
+    assert!(usage.len() >= 5, "a sample a second: {}", usage.len());
+    for process in ["harness", "coordinator", "external", "ledger"] {
+        let reported = usage
+            .iter()
+            .filter(|s| s["processes"][process]["resident_bytes"].as_u64() > Some(1_000_000))
+            .filter(|s| s["processes"][process]["cpu_s"].as_f64().is_some())
+            .count();
+        assert!(
+            reported * 2 > usage.len(),
+            "{process}: {reported} of {}",
+            usage.len()
+        );
+    }
+    let html = std::fs::read_to_string(run.out().join("report.html")).expect("report.html");
+    assert!(html.contains("Resident memory per process") && html.contains("CPU per process"));
 }
 
 #[test]
