@@ -12,7 +12,7 @@ use crate::topology::ServiceRole;
 use futures_util::stream::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use service::contract::{routes, Dump, InFlight, SagaDump, Totals, TransferView};
+use service::contract::{routes, Dump, InFlight, SagaDump, SagaPage, Totals, TransferView};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -293,6 +293,43 @@ impl AdminClient {
             format!("{coordinator}{}", routes::ADMIN_SAGAS),
         )
         .await
+    }
+
+    /// A page of the saga log: the sagas written after change `after_change`
+    /// (`GET /admin/sagas?after_change=…`). None when the coordinator keeps no log (404) or
+    /// does not page it (it refuses the query, or answers something else, like the whole
+    /// log): the caller then reads it whole.
+    pub async fn saga_page(
+        &self,
+        coordinator: &str,
+        after_change: i64,
+    ) -> Result<Option<SagaPage>, AdminError> {
+        const WHAT: &str = "reading the saga log by pages";
+        let url = format!(
+            "{coordinator}{}?after_change={after_change}",
+            routes::ADMIN_SAGAS
+        );
+        let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
+        match self.send(WHAT, &url, request).await {
+            Ok(response) => {
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(|source| AdminError::Transport {
+                        what: WHAT,
+                        url,
+                        source,
+                    })?;
+                Ok(serde_json::from_slice(&body).ok())
+            }
+            Err(AdminError::Refused { status, .. })
+                if status == reqwest::StatusCode::NOT_FOUND
+                    || status == reqwest::StatusCode::BAD_REQUEST =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
     }
 
     /// The saga log, or None when the coordinator keeps none (`GET /admin/sagas` answers

@@ -8,7 +8,7 @@ use crate::support::HARNESS;
 use std::path::Path;
 use std::process::Command;
 
-pub const CHARTS: [&str; 4] = ["latency", "outcomes", "spectrum", "money"];
+pub const CHARTS: [&str; 6] = ["latency", "outcomes", "spectrum", "money", "memory", "cpu"];
 
 /// Checks the reports of the finished run in `out`, whose faults include `fault`.
 pub fn check_reports(out: &Path, fault: &str) {
