@@ -148,11 +148,9 @@ fn a_profile_runs_end_to_end_and_its_files_match_their_schemas() {
             .filter(|s| s["processes"][process]["resident_bytes"].as_u64() > Some(1_000_000))
             .filter(|s| s["processes"][process]["cpu_s"].as_f64().is_some())
             .count();
-        assert!(
-            reported * 2 > usage.len(),
-            "{process}: {reported} of {}",
-            usage.len()
-        );
+        // The load lasts 5 s and each process reports in most of its seconds; after it the
+        // services are stopped to read the books again, for as long as a busy machine takes.
+        assert!(reported >= 3, "{process}: {reported} of {}", usage.len());
     }
     let html = std::fs::read_to_string(run.out().join("report.html")).expect("report.html");
     assert!(html.contains("Resident memory per process") && html.contains("CPU per process"));
