@@ -130,6 +130,15 @@ pub struct HistoryWriter {
 impl HistoryWriter {
     /// Writes `history.jsonl.zst` into the folder `dir`.
     pub fn create(dir: &Path) -> std::io::Result<HistoryWriter> {
+        HistoryWriter::create_with(dir, None)
+    }
+
+    /// Writes `history.jsonl.zst` into the folder `dir`, and hands each record to `tap`
+    /// once written (the live reconciler follows the history so).
+    pub fn create_with(
+        dir: &Path,
+        tap: Option<tokio::sync::mpsc::UnboundedSender<HistoryRecord>>,
+    ) -> std::io::Result<HistoryWriter> {
         let mut out = LinesWriter::create(&dir.join(HISTORY_FILE))?;
         let (tx, rx) = mpsc::channel::<HistoryRecord>();
         let thread = std::thread::Builder::new()
@@ -148,6 +157,11 @@ impl HistoryWriter {
                             Ok(record) => {
                                 out.write(&record)?;
                                 lines += 1;
+                                if let Some(tap) = &tap {
+                                    // A follower that stopped listening misses nothing the
+                                    // file does not keep.
+                                    let _ = tap.send(record);
+                                }
                             }
                             Err(mpsc::TryRecvError::Empty) => break,
                             Err(mpsc::TryRecvError::Disconnected) => {

@@ -12,7 +12,7 @@ use crate::client::{Answer, TransferClient};
 use crate::history::{HistoryRecord, Outcome};
 use crate::population;
 use crate::profile::plan::RetryPlan;
-use crate::profile::{RetryKey, RetryOn};
+use crate::profile::RetryKey;
 use crate::schedule::{Schedule, ScheduledOp};
 use crate::stats::{new_histogram, LiveStats, WorkerStats};
 use futures_util::stream::{FuturesUnordered, StreamExt};
@@ -172,14 +172,7 @@ impl Context {
     /// The impatient user's next attempt, if this answer makes them retry.
     fn retry_of(&self, done: Done) -> Option<Job> {
         let plan = self.config.retries.as_ref()?;
-        let trigger = match done.answer.outcome {
-            Outcome::Failed => RetryOn::Failed,
-            Outcome::Pending => RetryOn::Pending,
-            Outcome::Shed => RetryOn::Shed,
-            Outcome::Error => RetryOn::Error,
-            Outcome::Completed | Outcome::Overflow => return None,
-        };
-        if done.job.attempt >= plan.max || !plan.on.contains(&trigger) {
+        if !plan.retries(done.answer.outcome, done.job.attempt) {
             return None;
         }
         let attempt = done.job.attempt + 1;

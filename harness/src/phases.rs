@@ -141,60 +141,92 @@ fn windows(faults: &[FaultRecord], end_s: f64) -> Vec<(String, Window)> {
 /// Cuts the measured operations of `history` into phases by the windows of `faults`.
 /// `end_s` is the end of the load, in seconds from its start.
 pub fn phases(history: &[HistoryRecord], faults: &[FaultRecord], end_s: f64) -> Phases {
-    let windows = windows(faults, end_s);
-    let mut steady = Tally::new();
-    let mut during_faults = Tally::new();
-    let mut recovery = Tally::new();
-    let mut per_fault: Vec<(Tally, Tally)> = windows
-        .iter()
-        .map(|_| (Tally::new(), Tally::new()))
-        .collect();
-    for record in history.iter().filter(|r| r.measured) {
+    let mut tally = PhaseTally::new(faults, end_s);
+    for record in history {
+        tally.add(record);
+    }
+    tally.phases()
+}
+
+/// The phases tallied one operation at a time (a history read as a stream).
+pub struct PhaseTally {
+    windows: Vec<(String, Window)>,
+    steady: Tally,
+    during_faults: Tally,
+    recovery: Tally,
+    per_fault: Vec<(Tally, Tally)>,
+}
+
+impl PhaseTally {
+    pub fn new(faults: &[FaultRecord], end_s: f64) -> PhaseTally {
+        let windows = windows(faults, end_s);
+        let per_fault = windows
+            .iter()
+            .map(|_| (Tally::new(), Tally::new()))
+            .collect();
+        PhaseTally {
+            windows,
+            steady: Tally::new(),
+            during_faults: Tally::new(),
+            recovery: Tally::new(),
+            per_fault,
+        }
+    }
+
+    /// Counts `record` in its phases, when it is measured and answered.
+    pub fn add(&mut self, record: &HistoryRecord) {
+        if !record.measured {
+            return;
+        }
         let Some(latency_us) = record.latency_us else {
-            continue;
+            return;
         };
         let at_s = record.scheduled_us as f64 / 1e6;
         let mut active = false;
-        for ((_, w), (during, _)) in windows.iter().zip(per_fault.iter_mut()) {
+        for ((_, w), (during, _)) in self.windows.iter().zip(self.per_fault.iter_mut()) {
             if w.from_s <= at_s && at_s < w.to_s {
                 during.add(record.outcome, latency_us);
                 active = true;
             }
         }
         if active {
-            during_faults.add(record.outcome, latency_us);
-            continue;
+            self.during_faults.add(record.outcome, latency_us);
+            return;
         }
         let mut recovering = false;
-        for ((_, w), (_, after)) in windows.iter().zip(per_fault.iter_mut()) {
+        for ((_, w), (_, after)) in self.windows.iter().zip(self.per_fault.iter_mut()) {
             if w.to_s <= at_s && at_s < w.recovery_to_s {
                 after.add(record.outcome, latency_us);
                 recovering = true;
             }
         }
         if recovering {
-            recovery.add(record.outcome, latency_us);
+            self.recovery.add(record.outcome, latency_us);
         } else {
-            steady.add(record.outcome, latency_us);
+            self.steady.add(record.outcome, latency_us);
         }
     }
-    Phases {
-        recovery_window_s: RECOVERY_WINDOW_S,
-        steady: steady.figures(),
-        during_faults: during_faults.figures(),
-        recovery: recovery.figures(),
-        faults: windows
-            .into_iter()
-            .zip(per_fault)
-            .map(|((fault, w), (during, after))| FaultPhases {
-                fault,
-                from_s: w.from_s,
-                to_s: w.to_s,
-                recovery_to_s: w.recovery_to_s,
-                during: during.figures(),
-                recovery: after.figures(),
-            })
-            .collect(),
+
+    pub fn phases(self) -> Phases {
+        Phases {
+            recovery_window_s: RECOVERY_WINDOW_S,
+            steady: self.steady.figures(),
+            during_faults: self.during_faults.figures(),
+            recovery: self.recovery.figures(),
+            faults: self
+                .windows
+                .into_iter()
+                .zip(self.per_fault)
+                .map(|((fault, w), (during, after))| FaultPhases {
+                    fault,
+                    from_s: w.from_s,
+                    to_s: w.to_s,
+                    recovery_to_s: w.recovery_to_s,
+                    during: during.figures(),
+                    recovery: after.figures(),
+                })
+                .collect(),
+        }
     }
 }
 

@@ -23,8 +23,12 @@ fn line(live: &LiveStats, started: Instant, total: Duration) -> String {
         .filter(|(_, n)| **n > 0)
         .map(|(o, n)| format!("{} {n}", o.as_str()))
         .collect();
+    let violations = match live.violations() {
+        0 => String::new(),
+        n => format!("  VIOLATIONS {n}"),
+    };
     format!(
-        "{elapsed:>5.1}/{:.0}s  {rate:>7.0} req/s  p99 {}  {}  faults: {}",
+        "{elapsed:>5.1}/{:.0}s  {rate:>7.0} req/s  p99 {}  {}  faults: {}{violations}",
         total.as_secs_f64(),
         snap.p99_ms
             .map_or_else(|| "-".to_owned(), |p| format!("{p:.1} ms")),

@@ -329,6 +329,8 @@ pub struct LiveStats {
     outcomes: [AtomicU64; 6],
     latency: Mutex<Histogram<u64>>,
     active_faults: Mutex<Vec<String>>,
+    /// Violations the live reconciler found so far.
+    violations: AtomicU64,
 }
 
 impl LiveStats {
@@ -338,7 +340,17 @@ impl LiveStats {
             outcomes: Default::default(),
             latency: Mutex::new(new_histogram()),
             active_faults: Mutex::new(Vec::new()),
+            violations: AtomicU64::new(0),
         }
+    }
+
+    /// Violations found so far by the live reconciler (shown on the progress line).
+    pub fn set_violations(&self, count: u64) {
+        self.violations.store(count, Ordering::Relaxed);
+    }
+
+    pub fn violations(&self) -> u64 {
+        self.violations.load(Ordering::Relaxed)
     }
 
     /// The faults active now, by name (shown on the progress line).

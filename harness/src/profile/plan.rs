@@ -145,6 +145,21 @@ pub struct RetryPlan {
     pub on: Vec<RetryOn>,
 }
 
+impl RetryPlan {
+    /// Whether the impatient user tries again after attempt `attempt` ended in `outcome`.
+    pub fn retries(&self, outcome: crate::history::Outcome, attempt: u32) -> bool {
+        use crate::history::Outcome;
+        let trigger = match outcome {
+            Outcome::Failed => RetryOn::Failed,
+            Outcome::Pending => RetryOn::Pending,
+            Outcome::Shed => RetryOn::Shed,
+            Outcome::Error => RetryOn::Error,
+            Outcome::Completed | Outcome::Overflow => return false,
+        };
+        attempt < self.max && self.on.contains(&trigger)
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SloPlan {
     pub p99: Duration,

@@ -9,7 +9,7 @@ use crate::history::{self, HistoryRecord, Outcome};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use service::contract::{
-    AccountBalance, ClientStatus, Dump, Entry, TransferRecord, TransferStatus,
+    AccountBalance, ClientStatus, Dump, Entry, Saga, TransferRecord, TransferStatus,
 };
 use std::path::{Path, PathBuf};
 
@@ -98,6 +98,82 @@ pub const CONVERGENCE_FILE: &str = "convergence.json.zst";
 pub const RESOLUTIONS_FILE: &str = "resolutions.json";
 pub const SAMPLES_FILE: &str = "samples.json";
 pub use crate::history::HISTORY_FILE;
+
+/// The facts a run followed as it went, written as they were read: each institution's
+/// entries appended during the run, in commit order, and each saga as it was last seen. A
+/// folder with them keeps the books' and the saga log's lists here instead of in
+/// `books.json.zst` and `convergence.json.zst`.
+pub const EXTERNAL_ENTRIES_FILE: &str = "external-entries.jsonl.zst";
+pub const LEDGER_ENTRIES_FILE: &str = "ledger-entries.jsonl.zst";
+pub const SAGAS_FILE: &str = "sagas.jsonl.zst";
+
+/// The files of the facts followed during a run, being written.
+pub struct FactFiles {
+    external: compressed::LinesWriter,
+    ledger: compressed::LinesWriter,
+    sagas: compressed::LinesWriter,
+}
+
+impl FactFiles {
+    pub fn create(dir: &Path) -> Result<FactFiles, EvidenceError> {
+        let create = |file: &str| {
+            let path = dir.join(file);
+            compressed::LinesWriter::create(&path)
+                .map_err(|source| EvidenceError::Io { path, source })
+        };
+        Ok(FactFiles {
+            external: create(EXTERNAL_ENTRIES_FILE)?,
+            ledger: create(LEDGER_ENTRIES_FILE)?,
+            sagas: create(SAGAS_FILE)?,
+        })
+    }
+
+    /// Entries of the external side (`external`) or of the ledger, in commit order.
+    pub fn entries(&mut self, external: bool, entries: &[Entry]) -> std::io::Result<()> {
+        let out = if external {
+            &mut self.external
+        } else {
+            &mut self.ledger
+        };
+        entries.iter().try_for_each(|e| out.write(e))
+    }
+
+    /// Sagas in their final form (each written once).
+    pub fn sagas(&mut self, sagas: &[Saga]) -> std::io::Result<()> {
+        sagas.iter().try_for_each(|s| self.sagas.write(s))
+    }
+
+    /// Ends the frames, so that what was written so far reads back.
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.external.flush()?;
+        self.ledger.flush()?;
+        self.sagas.flush()
+    }
+
+    pub fn finish(self) -> std::io::Result<()> {
+        self.external.finish()?;
+        self.ledger.finish()?;
+        self.sagas.finish()
+    }
+}
+
+/// The lines of the compressed file `file` in `dir`, when it exists.
+fn lines_in<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &str,
+) -> Result<Option<Vec<T>>, EvidenceError> {
+    let path = dir.join(file);
+    if !path.exists() {
+        return Ok(None);
+    }
+    let mut all = Vec::new();
+    compressed::each_line(&path, |value| {
+        all.push(value);
+        Ok(())
+    })
+    .map_err(|source| EvidenceError::Io { path, source })?;
+    Ok(Some(all))
+}
 
 /// A compressed file's name in folders written before it was compressed.
 fn plain_name(file: &str) -> &str {
@@ -215,11 +291,25 @@ impl Evidence {
             path: history::file_in(dir),
             source,
         })?;
-        let books: Option<Books> = read_json(dir, BOOKS_FILE)?;
+        let mut books: Option<Books> = read_json(dir, BOOKS_FILE)?;
+        let mut convergence: Convergence = read_json(dir, CONVERGENCE_FILE)?;
+        if let Some(books) = &mut books {
+            for (file, dump) in [
+                (EXTERNAL_ENTRIES_FILE, &mut books.external_after),
+                (LEDGER_ENTRIES_FILE, &mut books.ledger_after),
+            ] {
+                if let Some(entries) = lines_in(dir, file)? {
+                    dump.entries = entries;
+                }
+            }
+        }
+        if let (Some(log), Some(sagas)) = (&mut convergence.sagas, lines_in(dir, SAGAS_FILE)?) {
+            log.sagas = sagas;
+        }
         Ok(Evidence {
             books: books.map(Books::restored),
             history,
-            convergence: read_json(dir, CONVERGENCE_FILE)?,
+            convergence,
             resolutions: read_json(dir, RESOLUTIONS_FILE)?,
             samples: read_json(dir, SAMPLES_FILE)?,
         })

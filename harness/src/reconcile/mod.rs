@@ -12,12 +12,14 @@
 //! - `client_checks`: the invariants that set the books against the client's answers.
 //! - `run_checks`: convergence and the samples taken during the run.
 //! - `read_again`: the books read again once nothing may move money, against the final read.
+//! - `live`: the same checks as the run goes, request by request, and the rest at the end.
 
 mod books_checks;
 mod client_checks;
 pub mod effects;
 pub mod evidence;
 pub mod ids;
+pub mod live;
 pub mod names;
 pub mod read_again;
 pub mod requests;
@@ -133,6 +135,24 @@ pub struct Reconciliation {
     /// Violations by class.
     pub anomalies: BTreeMap<ViolationClass, u64>,
     pub indeterminate: Indeterminate,
+    /// How the run was reconciled as it went; absent when it was reconciled whole at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub live: Option<LiveReconciliation>,
+}
+
+/// The run reconciled as it went (`reconcile::live`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default, JsonSchema)]
+#[schemars(deny_unknown_fields)]
+pub struct LiveReconciliation {
+    /// Requests judged and let go during the run, of all the requests judged.
+    pub requests_closed_during_run: u64,
+    pub requests: u64,
+    /// Facts that arrived for a request or transfer already judged; the first described.
+    pub late_facts: u64,
+    pub late_described: Vec<String>,
+    /// Why the verdict was taken from the whole run folder instead of the live one (a late
+    /// fact, balances the pages do not explain); None when the live verdict stands.
+    pub whole_because: Option<String>,
 }
 
 impl Reconciliation {
@@ -145,6 +165,7 @@ impl Reconciliation {
             violations: Vec::new(),
             anomalies: BTreeMap::new(),
             indeterminate: Indeterminate::default(),
+            live: None,
         }
     }
 }
@@ -206,6 +227,8 @@ pub struct Context<'a> {
     pub sagas: Option<&'a SagaDump>,
     /// The saga log by transfer slot (all None without one).
     pub saga_of: Vec<Option<&'a Saga>>,
+    /// Whether the coordinator keeps a saga log: an answer's transfer must then be in it.
+    pub log_kept: bool,
 }
 
 impl Context<'_> {
@@ -228,8 +251,9 @@ fn saga_index<'a>(
     by_slot
 }
 
-/// Checks every invariant the evidence can decide.
-pub fn reconcile(evidence: &Evidence) -> Reconciliation {
+/// Everything the checks read, indexed once from `evidence`. `log_kept`: whether the
+/// coordinator keeps a saga log (a run whose log is empty keeps none).
+fn context(evidence: &Evidence, log_kept: bool) -> Context<'_> {
     let sagas = evidence.convergence.sagas.as_ref();
     let books = evidence.books.as_ref();
     let entries = books.map_or(0, |b| b.external_after.entries.len());
@@ -254,7 +278,7 @@ pub fn reconcile(evidence: &Evidence) -> Reconciliation {
         (effects, requests, ids)
     });
     let saga_of = saga_index(sagas, &requests.saga_slots, ids.len());
-    let cx = Context {
+    Context {
         evidence,
         books,
         ids,
@@ -262,19 +286,66 @@ pub fn reconcile(evidence: &Evidence) -> Reconciliation {
         requests,
         sagas,
         saga_of,
-    };
+        log_kept,
+    }
+}
+
+/// A check of the books or the answers.
+type Check = for<'c> fn(&Context<'c>) -> (Invariant, Vec<Violation>);
+
+/// The checks that judge each transfer (and each request) on its own facts: a part of a run
+/// holding every fact of its transfers gets the verdicts the whole run gives them.
+const PER_TRANSFER_CHECKS: [Check; 6] = [
+    books_checks::atomicity,
+    books_checks::accounts_and_amounts,
+    books_checks::no_duplicate_effect,
+    books_checks::no_orphan_effect,
+    client_checks::idempotency,
+    client_checks::client_contract,
+];
+
+/// The violations of a part of a run that holds every fact of its transfers and requests
+/// (`reconcile::live` closes such parts as the run goes), by the checks that judge each
+/// transfer on its own, with what became of its indeterminate answers. The run-wide checks
+/// (conservation, overdraft, convergence, the samples, the second read) are the caller's.
+pub fn judge_part(evidence: &Evidence, log_kept: bool) -> (Vec<Violation>, Indeterminate) {
+    let cx = context(evidence, log_kept);
+    let mut violations = Vec::new();
+    for check in PER_TRANSFER_CHECKS {
+        violations.extend(check(&cx).1);
+    }
+    let (_, found, indeterminate) = client_checks::indeterminate_outcomes(&cx);
+    violations.extend(found);
+    (violations, indeterminate)
+}
+
+/// Checks every invariant the evidence can decide.
+pub fn reconcile(evidence: &Evidence) -> Reconciliation {
+    let log_kept = evidence
+        .convergence
+        .sagas
+        .as_ref()
+        .is_some_and(|d| !d.sagas.is_empty());
+    reconcile_with(evidence, log_kept)
+}
+
+/// Checks every invariant the evidence can decide, `log_kept` saying whether the coordinator
+/// keeps a saga log (the evidence may hold part of it).
+fn reconcile_with(evidence: &Evidence, log_kept: bool) -> Reconciliation {
+    let cx = context(evidence, log_kept);
     let money = books_checks::money(&cx);
     let mut invariants = Vec::new();
     let mut violations = Vec::new();
-    type Check = for<'c> fn(&Context<'c>) -> (Invariant, Vec<Violation>);
+    let [atomicity, accounts_and_amounts, no_duplicate_effect, no_orphan_effect, idempotency, client_contract] =
+        PER_TRANSFER_CHECKS;
     let checks: [Check; 7] = [
-        books_checks::atomicity,
-        books_checks::accounts_and_amounts,
+        atomicity,
+        accounts_and_amounts,
         books_checks::no_overdraft,
-        books_checks::no_duplicate_effect,
-        books_checks::no_orphan_effect,
-        client_checks::idempotency,
-        client_checks::client_contract,
+        no_duplicate_effect,
+        no_orphan_effect,
+        idempotency,
+        client_contract,
     ];
     match cx.books {
         Some(_) => {
@@ -330,8 +401,28 @@ pub fn reconcile(evidence: &Evidence) -> Reconciliation {
         invariants.push(invariant);
         violations.extend(found);
     }
-    // A check may find a violation of another invariant (a lost transfer while resolving an
-    // indeterminate answer): each invariant's count is taken from the whole list.
+    let (invariants, violations, anomalies) = counted(invariants, violations);
+    Reconciliation {
+        money,
+        invariants,
+        violations,
+        anomalies,
+        indeterminate,
+        live: None,
+    }
+}
+
+/// Each invariant's count taken from the whole list of violations (a check may find a
+/// violation of another invariant: a lost transfer while resolving an indeterminate answer),
+/// the violations in order, and their count by class.
+fn counted(
+    mut invariants: Vec<Invariant>,
+    mut violations: Vec<Violation>,
+) -> (
+    Vec<Invariant>,
+    Vec<Violation>,
+    BTreeMap<ViolationClass, u64>,
+) {
     for invariant in invariants
         .iter_mut()
         .filter(|i| i.holds.is_some() && i.name != InvariantName::Conservation)
@@ -348,13 +439,7 @@ pub fn reconcile(evidence: &Evidence) -> Reconciliation {
     for v in &violations {
         *anomalies.entry(v.class).or_insert(0) += 1;
     }
-    Reconciliation {
-        money,
-        invariants,
-        violations,
-        anomalies,
-        indeterminate,
-    }
+    (invariants, violations, anomalies)
 }
 
 #[cfg(test)]

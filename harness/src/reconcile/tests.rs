@@ -10,15 +10,15 @@ use service::contract::{
 use service::ids::{AccountId, IdempotencyKey, TransferId, UserId};
 use service::money::AmountCents;
 
-const OPENING: u64 = 10_000;
+pub(super) const OPENING: u64 = 10_000;
 const USERS: u32 = 3;
 
 /// Books, history, saga log and the rest, built one event at a time.
-struct World {
+pub(super) struct World {
     before: (Dump, Dump),
     external: Dump,
     ledger: Dump,
-    history: Vec<HistoryRecord>,
+    pub(super) history: Vec<HistoryRecord>,
     sagas: Vec<Saga>,
     resolutions: Vec<Resolution>,
     samples: Vec<Sample>,
@@ -50,7 +50,7 @@ fn user(n: u32) -> String {
 }
 
 impl World {
-    fn new() -> World {
+    pub(super) fn new() -> World {
         let external = dump((0..USERS).map(|n| (account(n), OPENING)).collect());
         let ledger = dump((0..USERS).map(|n| (user(n), 0)).collect());
         World {
@@ -91,7 +91,7 @@ impl World {
         });
     }
 
-    fn debit(&mut self, id: &str, n: u32, amount: u64) -> &mut Self {
+    pub(super) fn debit(&mut self, id: &str, n: u32, amount: u64) -> &mut Self {
         Self::entry(
             &mut self.external,
             id,
@@ -102,7 +102,7 @@ impl World {
         self
     }
 
-    fn reverse(&mut self, id: &str, n: u32, amount: u64) -> &mut Self {
+    pub(super) fn reverse(&mut self, id: &str, n: u32, amount: u64) -> &mut Self {
         Self::entry(
             &mut self.external,
             id,
@@ -113,12 +113,12 @@ impl World {
         self
     }
 
-    fn credit(&mut self, id: &str, n: u32, amount: u64) -> &mut Self {
+    pub(super) fn credit(&mut self, id: &str, n: u32, amount: u64) -> &mut Self {
         Self::entry(&mut self.ledger, id, &user(n), EntryKind::Credit, amount);
         self
     }
 
-    fn tombstone(&mut self, id: &str) -> &mut Self {
+    pub(super) fn tombstone(&mut self, id: &str) -> &mut Self {
         self.external.transfers.push(TransferRecord {
             transfer_id: id.to_owned(),
             account_id: None,
@@ -130,7 +130,7 @@ impl World {
     }
 
     /// The client's answer to operation `op` (key `k-op`).
-    fn answer(
+    pub(super) fn answer(
         &mut self,
         op: u64,
         n: u32,
@@ -160,7 +160,14 @@ impl World {
         self
     }
 
-    fn saga(&mut self, id: &str, op: u64, n: u32, amount: u64, state: SagaState) -> &mut Self {
+    pub(super) fn saga(
+        &mut self,
+        id: &str,
+        op: u64,
+        n: u32,
+        amount: u64,
+        state: SagaState,
+    ) -> &mut Self {
         self.sagas.push(Saga {
             transfer_id: TransferId::parse(id).expect("id"),
             user_id: UserId::parse(&user(n)).expect("id"),
@@ -176,14 +183,20 @@ impl World {
     }
 
     /// A transfer done right: both sides, a `completed` answer, a completed saga.
-    fn completed(&mut self, op: u64, id: &str, n: u32, amount: u64) -> &mut Self {
+    pub(super) fn completed(&mut self, op: u64, id: &str, n: u32, amount: u64) -> &mut Self {
         self.debit(id, n, amount)
             .credit(id, n, amount)
             .answer(op, n, amount, Outcome::Completed, Some(id))
             .saga(id, op, n, amount, SagaState::Completed)
     }
 
-    fn resolved(&mut self, op: u64, n: u32, id: &str, status: Option<ClientStatus>) -> &mut Self {
+    pub(super) fn resolved(
+        &mut self,
+        op: u64,
+        n: u32,
+        id: &str,
+        status: Option<ClientStatus>,
+    ) -> &mut Self {
         self.resolutions.push(Resolution {
             op,
             attempt: 0,
@@ -197,7 +210,7 @@ impl World {
         self
     }
 
-    fn sample(&mut self, ledger: u64, external: u64, in_flight: u64) -> &mut Self {
+    pub(super) fn sample(&mut self, ledger: u64, external: u64, in_flight: u64) -> &mut Self {
         self.samples.push(Sample {
             at_s: self.samples.len() as f64,
             ledger_total_cents: ledger,
@@ -209,7 +222,7 @@ impl World {
         self
     }
 
-    fn evidence(&self) -> Evidence {
+    pub(super) fn evidence(&self) -> Evidence {
         Evidence {
             books: Some(Books {
                 external_before: self.before.0.clone(),
@@ -265,7 +278,7 @@ fn holds(r: &Reconciliation, name: InvariantName) -> Option<bool> {
 
 /// A world where every invariant holds: a completed transfer, a reversed one answered
 /// failed, a pending one that became completed, and a sample within bounds.
-fn clean() -> World {
+pub(super) fn clean() -> World {
     let mut w = World::new();
     w.completed(0, "t-0", 0, 500);
     w.debit("t-1", 1, 700)

@@ -7,7 +7,7 @@ use super::error::RunError;
 use super::folder::write_json;
 use super::options::RunOptions;
 use super::settle::{self, Settle};
-use super::{converge, resolve, sampler, summarize};
+use super::{converge, follow, resolve, sampler, summarize};
 use crate::client::TransferClient;
 use crate::cpu::{self, CpuReading};
 use crate::faults::{FaultControl, FaultRecord, Timeline};
@@ -130,6 +130,27 @@ async fn seed_load_and_check(
         }
     }
 
+    let live = Arc::new(LiveStats::new());
+    let start = load_start(options)?;
+    // A whole run on a system whose books and saga log read by pages is reconciled as it
+    // goes; any other is read whole at the end.
+    let follower = match (&before, plan.shard.is_whole()) {
+        (Some(before), true) => {
+            follow::Follower::start(follow::Start {
+                admin,
+                endpoints,
+                before,
+                quiet: follow::quiet_for(plan),
+                retries: plan.retries.clone(),
+                out,
+                start,
+                stats: live.clone(),
+            })
+            .await?
+        }
+        _ => None,
+    };
+
     flush_pending_writes().await;
     if let Some(wait) = options
         .start_at
@@ -142,7 +163,6 @@ async fn seed_load_and_check(
     let load_started_wall = options.start_at.unwrap_or_else(SystemTime::now);
     let cpu_before = CpuReading::take(admin, endpoints).await;
     let connections_before = connections.as_ref().map(|c| c.read());
-    let start = load_start(options)?;
     // Memory and CPU per process, from the load's start until the evidence is reconciled
     // (dropping `stop_usage` on an early return ends it too).
     let (stop_usage, stopped) = tokio::sync::oneshot::channel();
@@ -153,7 +173,7 @@ async fn seed_load_and_check(
         usage::every(plan.total()),
         stopped,
     ));
-    let (load, faults, samples) = load_under_faults(
+    let loaded = load_under_faults(
         plan,
         endpoints,
         &names,
@@ -161,19 +181,26 @@ async fn seed_load_and_check(
         (started_at, start),
         control,
         options,
+        (live, follower),
     )
     .await?;
+    let Loaded {
+        load,
+        faults,
+        samples,
+        operations,
+        follower,
+    } = loaded;
     let cpu_after = CpuReading::take(admin, endpoints).await;
     let connections_by_hop = connections
         .as_ref()
         .zip(connections_before.as_ref())
         .map(|(counter, before)| counter.since(before));
 
-    let history = history::read_in(out).map_err(RunError::History)?;
     let cpu = cpu::per_operation(
         &cpu_before,
         &cpu_after,
-        history.len() as u64,
+        operations,
         &cpu::restarted_by(&plan.faults),
     );
     // An interrupted run gives the sagas a short while only: it is being asked to stop.
@@ -182,6 +209,100 @@ async fn seed_load_and_check(
     } else {
         plan.convergence_window
     };
+    let judged = match (follower, before) {
+        (Some(mut follower), Some(before)) => {
+            let convergence = follower.converge(window).await;
+            admin.save_metrics(endpoints, out).await;
+            let interrupted = options.interrupt.requested();
+            let followed = follower
+                .finish(before, convergence, samples, settle, interrupted, out)
+                .await?;
+            write_json(&out.join(RECONCILIATION_FILE), &followed.reconciliation)?;
+            let mut tally = phases::PhaseTally::new(&faults, plan.total().as_secs_f64());
+            history::each_in(out, |record| {
+                tally.add(&record);
+                Ok(())
+            })
+            .map_err(RunError::History)?;
+            Judged {
+                reconciliation: followed.reconciliation,
+                convergence_ms: followed.convergence_ms,
+                system_design: followed.design,
+                phases: tally.phases(),
+            }
+        }
+        (_, before) => whole_at_end(cx, admin, window, before, samples, &faults).await?,
+    };
+    let _ = stop_usage.send(());
+    let usage = usage.await?;
+    write_json(&out.join(usage::USAGE_FILE), &usage)?;
+
+    let merged = stats::merge(&load.workers);
+    let hlog = out.join("latency.hlog");
+    stats::write_interval_log(&hlog, &merged.intervals, load_started_wall).map_err(|e| {
+        RunError::Output {
+            path: hlog,
+            source: std::io::Error::other(e.to_string()),
+        }
+    })?;
+    let Judged {
+        reconciliation,
+        convergence_ms,
+        system_design,
+        phases,
+    } = judged;
+    let violations = reconciliation.violations.clone();
+    let summary = summarize::summarize(summarize::Measured {
+        options,
+        plan,
+        load: &load,
+        merged: &merged,
+        phases,
+        reconciliation,
+        convergence_ms,
+        system_design,
+        target: target.map(|t| t.coordinator.as_str()),
+        settings_not_applied,
+        faults,
+        cpu,
+        connections_by_hop,
+        started_at,
+        interrupted_at_s: options.interrupt.requested_at().map(|at| {
+            at.duration_since(load_started_wall)
+                .map_or(0.0, |d| d.as_secs_f64())
+        }),
+    });
+    Ok((summary, violations))
+}
+
+/// What the run's verdict rests on, however it was reached.
+struct Judged {
+    reconciliation: Reconciliation,
+    convergence_ms: Option<u64>,
+    system_design: Option<String>,
+    phases: phases::Phases,
+}
+
+/// Everything read at the end: the history, convergence from the saga log (or the transfers),
+/// the books whole, the indeterminate answers resolved, the books read again; the evidence
+/// saved and reconciled (a shard's is reconciled by `harness merge`).
+async fn whole_at_end(
+    cx: &Context<'_>,
+    admin: &AdminClient,
+    window: Duration,
+    before: Option<(service::contract::Dump, service::contract::Dump)>,
+    samples: Vec<Sample>,
+    faults: &[FaultRecord],
+) -> Result<Judged, RunError> {
+    let Context {
+        options,
+        plan,
+        endpoints,
+        out,
+        settle,
+        ..
+    } = *cx;
+    let history = history::read_in(out).map_err(RunError::History)?;
     let lookup = TransferLookup::new(admin, endpoints);
     let convergence = converge::converge(admin, &lookup, window, &history).await;
     let after = admin.books(endpoints).await?;
@@ -226,26 +347,8 @@ async fn seed_load_and_check(
     } else {
         Reconciliation::not_reconciled()
     };
-    let _ = stop_usage.send(());
-    let usage = usage.await?;
-    write_json(&out.join(usage::USAGE_FILE), &usage)?;
-
-    let merged = stats::merge(&load.workers);
-    let hlog = out.join("latency.hlog");
-    stats::write_interval_log(&hlog, &merged.intervals, load_started_wall).map_err(|e| {
-        RunError::Output {
-            path: hlog,
-            source: std::io::Error::other(e.to_string()),
-        }
-    })?;
-    let violations = reconciliation.violations.clone();
-    let phases = phases::phases(&evidence.history, &faults, plan.total().as_secs_f64());
-    let summary = summarize::summarize(summarize::Measured {
-        options,
-        plan,
-        load: &load,
-        merged: &merged,
-        phases,
+    let phases = phases::phases(&evidence.history, faults, plan.total().as_secs_f64());
+    Ok(Judged {
         reconciliation,
         convergence_ms: evidence.convergence.convergence_ms,
         system_design: evidence
@@ -253,18 +356,8 @@ async fn seed_load_and_check(
             .sagas
             .as_ref()
             .map(|dump| dump.design.clone()),
-        target: target.map(|t| t.coordinator.as_str()),
-        settings_not_applied,
-        faults,
-        cpu,
-        connections_by_hop,
-        started_at,
-        interrupted_at_s: options.interrupt.requested_at().map(|at| {
-            at.duration_since(load_started_wall)
-                .map_or(0.0, |d| d.as_secs_f64())
-        }),
-    });
-    Ok((summary, violations))
+        phases,
+    })
 }
 
 /// Has the kernel write out every pending write on the machine (sync(2)) before the load
@@ -292,6 +385,25 @@ fn load_start(options: &RunOptions) -> Result<tokio::time::Instant, RunError> {
     }
 }
 
+/// What the load left: its report, the faults, the samples, how many operations the
+/// history holds, and the follower handed back.
+struct Loaded {
+    load: LoadReport,
+    faults: Vec<FaultRecord>,
+    samples: Vec<Sample>,
+    operations: u64,
+    follower: Option<follow::Follower>,
+}
+
+type Following = (
+    Arc<LiveStats>,
+    Option<(
+        follow::Follower,
+        tokio::sync::mpsc::UnboundedSender<history::HistoryRecord>,
+    )>,
+);
+
+#[allow(clippy::too_many_arguments)]
 async fn load_under_faults(
     plan: &RunPlan,
     endpoints: &Endpoints,
@@ -300,12 +412,60 @@ async fn load_under_faults(
     (started_at, start): (SystemTime, tokio::time::Instant),
     control: FaultControl,
     options: &RunOptions,
-) -> Result<(LoadReport, Vec<FaultRecord>, Vec<Sample>), RunError> {
-    let writer = HistoryWriter::create(out).map_err(|source| RunError::Output {
+    (live, follower): Following,
+) -> Result<Loaded, RunError> {
+    let (follower, tap) = match follower {
+        Some((follower, tap)) => (Some(follower), Some(tap)),
+        None => (None, None),
+    };
+    let writer = HistoryWriter::create_with(out, tap).map_err(|source| RunError::Output {
         path: out.join(history::HISTORY_FILE),
         source,
     })?;
-    let live = Arc::new(LiveStats::new());
+    let (stop_following, following) = tokio::sync::oneshot::channel();
+    // The follower runs beside the load in this task, until the history is closed.
+    let follow = async move {
+        match follower {
+            Some(follower) => Some(follower.follow(following).await),
+            None => None,
+        }
+    };
+    let load = load_faults_and_samples(
+        plan,
+        endpoints,
+        names,
+        (started_at, start),
+        control,
+        options,
+        (live, writer, stop_following),
+    );
+    let (loaded, follower) = tokio::join!(load, follow);
+    let (load, faults, samples, operations) = loaded?;
+    Ok(Loaded {
+        load,
+        faults,
+        samples,
+        operations,
+        follower,
+    })
+}
+
+/// The load, the fault timeline and the sampler; the history closed at the end, and the
+/// follower told to stop then.
+#[allow(clippy::too_many_arguments)]
+async fn load_faults_and_samples(
+    plan: &RunPlan,
+    endpoints: &Endpoints,
+    names: &population::Names,
+    (started_at, start): (SystemTime, tokio::time::Instant),
+    control: FaultControl,
+    options: &RunOptions,
+    (live, writer, stop_following): (
+        Arc<LiveStats>,
+        HistoryWriter,
+        tokio::sync::oneshot::Sender<()>,
+    ),
+) -> Result<(LoadReport, Vec<FaultRecord>, Vec<Sample>, u64), RunError> {
     let progress = Progress::start(live.clone(), plan.total(), options.display());
     let client = TransferClient::new(
         &endpoints.gateway,
@@ -379,7 +539,8 @@ async fn load_under_faults(
             return Err(failed.into());
         }
     };
-    writer.finish().map_err(RunError::History)?;
+    let operations = writer.finish().map_err(RunError::History)?;
+    let _ = stop_following.send(());
     if let Some(watch) = mapping_watch {
         watch.abort();
     }
@@ -387,5 +548,5 @@ async fn load_under_faults(
         sampler.abort();
         return Err(RunError::Mapping(fault.to_owned()));
     }
-    Ok((report, faults, sampler.await?))
+    Ok((report, faults, sampler.await?, operations))
 }

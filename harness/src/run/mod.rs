@@ -16,6 +16,7 @@
 mod converge;
 mod error;
 pub mod folder;
+mod follow;
 mod measure;
 mod merge;
 pub mod options;

@@ -51,6 +51,25 @@ pub(crate) async fn read_again(
     books: &Books,
     interrupted: bool,
 ) -> ReadAgain {
+    let (when, read) = settled(settle, interrupted, || async {
+        admin.books(endpoints).await.map_err(|e| e.to_string())
+    })
+    .await;
+    judge(when, books, read)
+}
+
+/// Brings the books to rest as `settle` says, then runs `read`: when that was, and what it
+/// read. The services the harness started are up again, on their files only, while `read`
+/// runs.
+pub(crate) async fn settled<T, F, Fut>(
+    settle: &Settle,
+    interrupted: bool,
+    read: F,
+) -> (String, Result<T, String>)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<T, String>>,
+{
     let when = match settle {
         Settle::Stop(_) if interrupted => "after the services stopped".to_owned(),
         Settle::Stop(_) => format!(
@@ -72,20 +91,19 @@ pub(crate) async fn read_again(
             })
             .await;
             let read = match restarted {
-                Ok(Ok(())) => admin.books(endpoints).await.map_err(|e| e.to_string()),
+                Ok(Ok(())) => read().await,
                 Ok(Err(e)) => Err(format!("an institution did not start again: {e}")),
                 Err(e) => Err(e),
             };
             // Stopped again whatever happened; the run's own stop finds them stopped.
             let _ = with_services(launched, Launched::stop).await;
-            judge(when, books, read)
+            (when, read)
         }
         Settle::Quiet(quiet) => {
             if !interrupted {
                 tokio::time::sleep(*quiet).await;
             }
-            let read = admin.books(endpoints).await.map_err(|e| e.to_string());
-            judge(when, books, read)
+            (when, read().await)
         }
     }
 }

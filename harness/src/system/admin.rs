@@ -12,7 +12,9 @@ use crate::topology::ServiceRole;
 use futures_util::stream::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use service::contract::{routes, Dump, InFlight, SagaDump, SagaPage, Totals, TransferView};
+use service::contract::{
+    routes, Dump, DumpCursor, DumpPage, InFlight, SagaDump, SagaPage, Totals, TransferView,
+};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -308,6 +310,45 @@ impl AdminClient {
         let url = format!(
             "{coordinator}{}?after_change={after_change}",
             routes::ADMIN_SAGAS
+        );
+        let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
+        match self.send(WHAT, &url, request).await {
+            Ok(response) => {
+                let body = response
+                    .bytes()
+                    .await
+                    .map_err(|source| AdminError::Transport {
+                        what: WHAT,
+                        url,
+                        source,
+                    })?;
+                Ok(serde_json::from_slice(&body).ok())
+            }
+            Err(AdminError::Refused { status, .. })
+                if status == reqwest::StatusCode::NOT_FOUND
+                    || status == reqwest::StatusCode::BAD_REQUEST =>
+            {
+                Ok(None)
+            }
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A page of an institution's books: the entries and transfer records written after
+    /// `cursor` (`GET /admin/dump?after_seq=…&after_change=…`). None when the institution
+    /// does not page its books (it refuses the query, or answers something else, like the
+    /// whole dump): the caller then reads them whole at the end.
+    pub async fn dump_page(
+        &self,
+        base: &str,
+        cursor: DumpCursor,
+    ) -> Result<Option<DumpPage>, AdminError> {
+        const WHAT: &str = "reading the books by pages";
+        let url = format!(
+            "{base}{}?after_seq={}&after_change={}",
+            routes::ADMIN_DUMP,
+            cursor.after_seq,
+            cursor.after_change
         );
         let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
         match self.send(WHAT, &url, request).await {
