@@ -70,6 +70,10 @@ pub struct Summary {
     pub invariants: Vec<Invariant>,
     pub anomalies: BTreeMap<ViolationClass, u64>,
     pub convergence_ms: Option<u64>,
+    /// How the run was reconciled as it went (absent: whole at the end, because the system's
+    /// books or saga log do not read by pages, or the folder was reconciled again whole).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reconciled_live: Option<crate::reconcile::LiveReconciliation>,
     /// Each fault occurrence with its requested, applied and healed times.
     pub faults: Vec<FaultRecord>,
     /// The part of a sharded run this folder holds (absent for a whole run): its verdict is
@@ -194,6 +198,7 @@ pub(crate) mod example {
             }],
             anomalies: BTreeMap::new(),
             convergence_ms: Some(10),
+            reconciled_live: None,
             faults: Vec::new(),
             shard: None,
             shards: None,

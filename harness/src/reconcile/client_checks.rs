@@ -119,7 +119,7 @@ pub fn client_contract(cx: &Context<'_>) -> (Invariant, Vec<Violation>) {
     let (shed_only, shed_found) = shed_promises(cx);
     found.extend(shed_found);
     let detail = format!(
-        "{checked} answers with a transfer id checked; {shed_only} requests answered only 503 (shed) checked for no effect"
+        "{checked} answers with a transfer id checked; {shed_only} requests only ever shed (overloaded) checked for no effect"
     );
     (judged(InvariantName::ClientContract, &found, detail), found)
 }

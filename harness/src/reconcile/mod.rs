@@ -256,27 +256,20 @@ fn saga_index<'a>(
 fn context(evidence: &Evidence, log_kept: bool) -> Context<'_> {
     let sagas = evidence.convergence.sagas.as_ref();
     let books = evidence.books.as_ref();
-    let entries = books.map_or(0, |b| b.external_after.entries.len());
     // The keys are numbered on a second thread while the transfer ids are numbered here: at
-    // a million transfers each is a few million lookups.
-    let (effects, requests, ids) = std::thread::scope(|scope| {
-        let keys = scope.spawn(|| KeySlots::of(&evidence.history, sagas));
-        let mut ids = Numbering::with_capacity(entries.max(evidence.history.len()));
-        let effects = books
-            .map(|b| effects::effects_of(b, &mut ids))
-            .unwrap_or_default();
-        let keys = keys
-            .join()
-            .unwrap_or_else(|_| KeySlots::of(&evidence.history, sagas));
-        let requests = Requests::with_keys(
-            &evidence.history,
-            sagas,
-            &evidence.resolutions,
-            &mut ids,
-            keys,
-        );
-        (effects, requests, ids)
-    });
+    // a million transfers each is a few million lookups. A part of a run (a second's worth)
+    // is numbered on this thread alone.
+    let (effects, requests, ids) = if evidence.history.len() < PARALLEL_FROM {
+        index(evidence, || KeySlots::of(&evidence.history, sagas))
+    } else {
+        std::thread::scope(|scope| {
+            let keys = scope.spawn(|| KeySlots::of(&evidence.history, sagas));
+            index(evidence, || {
+                keys.join()
+                    .unwrap_or_else(|_| KeySlots::of(&evidence.history, sagas))
+            })
+        })
+    };
     let saga_of = saga_index(sagas, &requests.saga_slots, ids.len());
     Context {
         evidence,
@@ -289,6 +282,31 @@ fn context(evidence: &Evidence, log_kept: bool) -> Context<'_> {
         log_kept,
     }
 }
+
+/// The transfer ids numbered (those with an entry first) with their effects, and the
+/// requests indexed once `keys` gives their keys numbered.
+fn index(
+    evidence: &Evidence,
+    keys: impl FnOnce() -> KeySlots,
+) -> (effects::EffectsById<'_>, Requests<'_>, Numbering<&str>) {
+    let books = evidence.books.as_ref();
+    let entries = books.map_or(0, |b| b.external_after.entries.len());
+    let mut ids = Numbering::with_capacity(entries.max(evidence.history.len()));
+    let effects = books
+        .map(|b| effects::effects_of(b, &mut ids))
+        .unwrap_or_default();
+    let requests = Requests::with_keys(
+        &evidence.history,
+        evidence.convergence.sagas.as_ref(),
+        &evidence.resolutions,
+        &mut ids,
+        keys(),
+    );
+    (effects, requests, ids)
+}
+
+/// From how many operations the indexing takes a second thread.
+const PARALLEL_FROM: usize = 100_000;
 
 /// A check of the books or the answers.
 type Check = for<'c> fn(&Context<'c>) -> (Invariant, Vec<Violation>);
@@ -308,15 +326,28 @@ const PER_TRANSFER_CHECKS: [Check; 6] = [
 /// (`reconcile::live` closes such parts as the run goes), by the checks that judge each
 /// transfer on its own, with what became of its indeterminate answers. The run-wide checks
 /// (conservation, overdraft, convergence, the samples, the second read) are the caller's.
-pub fn judge_part(evidence: &Evidence, log_kept: bool) -> (Vec<Violation>, Indeterminate) {
+pub fn judge_part(evidence: &Evidence, log_kept: bool) -> JudgedPart {
     let cx = context(evidence, log_kept);
-    let mut violations = Vec::new();
+    let mut judged = JudgedPart::default();
     for check in PER_TRANSFER_CHECKS {
-        violations.extend(check(&cx).1);
+        let (invariant, found) = check(&cx);
+        judged.invariants.push(invariant);
+        judged.violations.extend(found);
     }
-    let (_, found, indeterminate) = client_checks::indeterminate_outcomes(&cx);
-    violations.extend(found);
-    (violations, indeterminate)
+    let (invariant, found, indeterminate) = client_checks::indeterminate_outcomes(&cx);
+    judged.invariants.push(invariant);
+    judged.violations.extend(found);
+    judged.indeterminate = indeterminate;
+    judged
+}
+
+/// A part of a run judged by the per-transfer checks.
+#[derive(Debug, Default)]
+pub struct JudgedPart {
+    /// Each check's verdict on the part (their details count what the part held).
+    pub invariants: Vec<Invariant>,
+    pub violations: Vec<Violation>,
+    pub indeterminate: Indeterminate,
 }
 
 /// Checks every invariant the evidence can decide.

@@ -637,7 +637,7 @@ fn a_request_shed_and_answered_otherwise_is_judged_by_the_other_answer() {
         .find(|i| i.name == InvariantName::ClientContract)
         .expect("client_contract");
     assert!(
-        contract.detail.contains("1 requests answered only 503"),
+        contract.detail.contains("1 requests only ever shed"),
         "{contract:?}"
     );
 }

@@ -184,7 +184,7 @@ fn charts_of(out: &mut String, record: &RunRecord<'_>) {
     let s = record.summary;
     let end_s = s.warmup_s + s.duration_s;
     let windows: Vec<FaultWindow> = timeline::fault_windows(s);
-    let seconds = timeline::per_second(record.history, end_s);
+    let seconds = record.series.seconds();
     let slo = s.slo.p99_ms as f64;
     out.push_str("<h2>Over time</h2>\n");
     let _ = writeln!(
@@ -203,7 +203,7 @@ fn charts_of(out: &mut String, record: &RunRecord<'_>) {
     ));
     out.push_str(&figure(
         "spectrum",
-        charts::spectrum(&timeline::spectrum(record.history), slo),
+        charts::spectrum(&record.series.spectrum(), slo),
     ));
     if record
         .samples

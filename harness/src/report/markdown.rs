@@ -35,7 +35,24 @@ pub fn render(summary: &Summary, violations: &[Violation]) -> String {
             |ms| format!("{ms} ms after the load ended")
         )
     );
+    let _ = writeln!(out, "\nReconciled: {}.", reconciled(summary));
     out
+}
+
+/// How the run was reconciled: as it went, or whole at the end, and why.
+pub fn reconciled(s: &Summary) -> String {
+    match &s.reconciled_live {
+        None => "whole, at the end of the run or from its folder".to_owned(),
+        Some(live) => match &live.whole_because {
+            None => format!(
+                "as the run went: {} of {} requests judged during the load, the rest at the end",
+                live.requests_closed_during_run, live.requests
+            ),
+            Some(why) => format!(
+                "followed as the run went, but the verdict is the whole run folder's: {why}"
+            ),
+        },
+    }
 }
 
 /// The verdict, where the run came from, and why it did not pass.

@@ -12,7 +12,7 @@ pub mod timeline;
 pub mod trend_chart;
 pub mod usage_charts;
 
-use crate::history::{self, HistoryRecord};
+use crate::history;
 use crate::phases::PhaseFigures;
 use crate::reconcile::evidence::{read_json, EvidenceError, SAMPLES_FILE};
 use crate::reconcile::{Reconciliation, Sample, Violation, RECONCILIATION_FILE};
@@ -30,7 +30,8 @@ pub type ReportError = EvidenceError;
 pub struct RunRecord<'a> {
     pub summary: &'a Summary,
     pub violations: &'a [Violation],
-    pub history: &'a [HistoryRecord],
+    /// The history tallied per second and over the measured window.
+    pub series: &'a timeline::Series,
     pub samples: &'a [Sample],
     /// Each process's memory and CPU over the run (none in folders written before).
     pub usage: &'a [UsageSample],
@@ -137,7 +138,12 @@ fn write_text(path: PathBuf, text: String) -> Result<(), ReportError> {
 /// Writes `report.md` and `report.html` into the run folder `dir`, reading the history and
 /// the samples it holds.
 pub fn write(dir: &Path, summary: &Summary, violations: &[Violation]) -> Result<(), ReportError> {
-    let history = history::read_in(dir).map_err(|source| EvidenceError::Io {
+    let mut series = timeline::Series::new(summary.warmup_s + summary.duration_s);
+    history::each_in(dir, |record| {
+        series.add(&record);
+        Ok(())
+    })
+    .map_err(|source| EvidenceError::Io {
         path: history::file_in(dir),
         source,
     })?;
@@ -146,7 +152,7 @@ pub fn write(dir: &Path, summary: &Summary, violations: &[Violation]) -> Result<
     let record = RunRecord {
         summary,
         violations,
-        history: &history,
+        series: &series,
         samples: &samples,
         usage: &usage,
     };

@@ -25,60 +25,98 @@ pub struct FaultWindow {
     pub to_s: f64,
 }
 
-fn ms(h: &Histogram<u64>, quantile: f64) -> Option<f64> {
+fn ms<T: hdrhistogram::Counter>(h: &Histogram<T>, quantile: f64) -> Option<f64> {
     (!h.is_empty()).then(|| h.value_at_quantile(quantile) as f64 / 1000.0)
 }
 
-/// Latency and outcomes for every second of the load, `total_s` long.
-pub fn per_second(history: &[HistoryRecord], total_s: f64) -> Vec<Second> {
-    let seconds = total_s.ceil().max(1.0) as usize;
-    let mut latency: Vec<Histogram<u64>> = (0..seconds).map(|_| new_histogram()).collect();
-    let mut outcomes = vec![[0u64; Outcome::ALL.len()]; seconds];
-    for r in history {
-        let second = ((r.scheduled_us / 1_000_000) as usize).min(seconds - 1);
-        if let Some(i) = Outcome::ALL.iter().position(|o| *o == r.outcome) {
-            outcomes[second][i] += 1;
-        }
-        if let Some(us) = r.latency_us {
-            latency[second].saturating_record(us.max(1));
-        }
-    }
-    latency
-        .iter()
-        .zip(outcomes)
-        .enumerate()
-        .map(|(at_s, (h, outcomes))| Second {
-            at_s: at_s as u64,
-            p50_ms: ms(h, 0.5),
-            p99_ms: ms(h, 0.99),
-            max_ms: ms(h, 1.0),
-            outcomes,
-        })
-        .collect()
+/// One second's latencies, to two significant digits (13 kB, where the run's own histograms
+/// take 180 kB: an hour of seconds would otherwise hold 650 MB at once).
+fn second_histogram() -> Histogram<u32> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 2).expect("constant bounds are valid")
 }
 
-/// The measured window's latency distribution as (percentile, ms) points, dense in the
-/// tail, for a percentile spectrum.
-pub fn spectrum(history: &[HistoryRecord]) -> Vec<(f64, f64)> {
-    let mut h = new_histogram();
-    for r in history.iter().filter(|r| r.measured) {
-        if let Some(us) = r.latency_us {
-            h.saturating_record(us.max(1));
+/// The history tallied for the charts one operation at a time (it is read as a stream).
+pub struct Series {
+    /// Per second of scheduled send time.
+    latency: Vec<Histogram<u32>>,
+    outcomes: Vec<[u64; Outcome::ALL.len()]>,
+    /// The measured window's latencies.
+    measured: Histogram<u64>,
+}
+
+impl Series {
+    /// For a load `total_s` long.
+    pub fn new(total_s: f64) -> Series {
+        let seconds = total_s.ceil().max(1.0) as usize;
+        Series {
+            latency: (0..seconds).map(|_| second_histogram()).collect(),
+            outcomes: vec![[0u64; Outcome::ALL.len()]; seconds],
+            measured: new_histogram(),
         }
     }
-    if h.is_empty() {
-        return Vec::new();
+
+    pub fn add(&mut self, r: &HistoryRecord) {
+        let second = ((r.scheduled_us / 1_000_000) as usize).min(self.latency.len() - 1);
+        if let Some(i) = Outcome::ALL.iter().position(|o| *o == r.outcome) {
+            self.outcomes[second][i] += 1;
+        }
+        if let Some(us) = r.latency_us {
+            self.latency[second].saturating_record(us.max(1));
+            if r.measured {
+                self.measured.saturating_record(us.max(1));
+            }
+        }
     }
-    h.iter_quantiles(5)
-        .map(|v| {
-            (
-                v.quantile_iterated_to(),
-                v.value_iterated_to() as f64 / 1000.0,
-            )
-        })
-        .take_while(|(q, _)| *q < 1.0)
-        .chain(std::iter::once((1.0, h.max() as f64 / 1000.0)))
-        .collect()
+
+    /// Latency and outcomes for every second of the load.
+    pub fn seconds(&self) -> Vec<Second> {
+        self.latency
+            .iter()
+            .zip(&self.outcomes)
+            .enumerate()
+            .map(|(at_s, (h, outcomes))| Second {
+                at_s: at_s as u64,
+                p50_ms: ms(h, 0.5),
+                p99_ms: ms(h, 0.99),
+                max_ms: ms(h, 1.0),
+                outcomes: *outcomes,
+            })
+            .collect()
+    }
+
+    /// The measured window's latency distribution as (percentile, ms) points, dense in the
+    /// tail, for a percentile spectrum.
+    pub fn spectrum(&self) -> Vec<(f64, f64)> {
+        let h = &self.measured;
+        if h.is_empty() {
+            return Vec::new();
+        }
+        h.iter_quantiles(5)
+            .map(|v| {
+                (
+                    v.quantile_iterated_to(),
+                    v.value_iterated_to() as f64 / 1000.0,
+                )
+            })
+            .take_while(|(q, _)| *q < 1.0)
+            .chain(std::iter::once((1.0, h.max() as f64 / 1000.0)))
+            .collect()
+    }
+}
+
+/// Latency and outcomes for every second of the load, `total_s` long.
+#[cfg(test)]
+fn per_second(history: &[HistoryRecord], total_s: f64) -> Vec<Second> {
+    let mut series = Series::new(total_s);
+    history.iter().for_each(|r| series.add(r));
+    series.seconds()
+}
+
+#[cfg(test)]
+fn spectrum(history: &[HistoryRecord]) -> Vec<(f64, f64)> {
+    let mut series = Series::new(1.0);
+    history.iter().for_each(|r| series.add(r));
+    series.spectrum()
 }
 
 /// The windows in which each fault was active, as read back; a fault never healed lasts to

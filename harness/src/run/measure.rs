@@ -6,8 +6,9 @@
 use super::error::RunError;
 use super::folder::write_json;
 use super::options::RunOptions;
-use super::settle::{self, Settle};
-use super::{converge, follow, resolve, sampler, summarize};
+use super::settle::Settle;
+use super::whole::{whole_at_end, Judged};
+use super::{follow, sampler, summarize};
 use crate::client::TransferClient;
 use crate::cpu::{self, CpuReading};
 use crate::faults::{FaultControl, FaultRecord, Timeline};
@@ -15,13 +16,12 @@ use crate::history::{self, HistoryWriter};
 use crate::loadgen::{self, LoadReport};
 use crate::profile::plan::RunPlan;
 use crate::progress::Progress;
-use crate::reconcile::{self, Books, Evidence, Reconciliation, Sample, RECONCILIATION_FILE};
+use crate::reconcile::{self, Sample, RECONCILIATION_FILE};
 use crate::schedule::Schedule;
 use crate::stats::{self, LiveStats};
 use crate::summary::Summary;
 use crate::system::admin::AdminClient;
 use crate::system::hops::ConnectionCounter;
-use crate::system::lookup::TransferLookup;
 use crate::system::target_file::{SeedMode, TargetFile};
 use crate::system::target_settings::SettingsOnTarget;
 use crate::system::Endpoints;
@@ -275,91 +275,6 @@ async fn seed_load_and_check(
     Ok((summary, violations))
 }
 
-/// What the run's verdict rests on, however it was reached.
-struct Judged {
-    reconciliation: Reconciliation,
-    convergence_ms: Option<u64>,
-    system_design: Option<String>,
-    phases: phases::Phases,
-}
-
-/// Everything read at the end: the history, convergence from the saga log (or the transfers),
-/// the books whole, the indeterminate answers resolved, the books read again; the evidence
-/// saved and reconciled (a shard's is reconciled by `harness merge`).
-async fn whole_at_end(
-    cx: &Context<'_>,
-    admin: &AdminClient,
-    window: Duration,
-    before: Option<(service::contract::Dump, service::contract::Dump)>,
-    samples: Vec<Sample>,
-    faults: &[FaultRecord],
-) -> Result<Judged, RunError> {
-    let Context {
-        options,
-        plan,
-        endpoints,
-        out,
-        settle,
-        ..
-    } = *cx;
-    let history = history::read_in(out).map_err(RunError::History)?;
-    let lookup = TransferLookup::new(admin, endpoints);
-    let convergence = converge::converge(admin, &lookup, window, &history).await;
-    let after = admin.books(endpoints).await?;
-    admin.save_metrics(endpoints, out).await;
-    let books = match (before, after) {
-        (Some((external_before, ledger_before)), Some((external_after, ledger_after))) => {
-            Some(Books {
-                external_before,
-                ledger_before,
-                external_after,
-                ledger_after,
-                read_again: None,
-            })
-        }
-        _ => None,
-    };
-    let resolutions = resolve::resolve(&lookup, &history, convergence.sagas.as_ref()).await;
-    // Read again once nothing may move money: what moved after the read above is judged.
-    let books = match books {
-        Some(mut books) => {
-            let interrupted = options.interrupt.requested();
-            let again = settle::read_again(settle, admin, endpoints, &books, interrupted).await;
-            books.read_again = Some(again);
-            Some(books)
-        }
-        None => None,
-    };
-    let evidence = Evidence {
-        books,
-        history,
-        convergence,
-        resolutions,
-        samples,
-    };
-    evidence.save(out)?;
-    // A shard's books hold every shard's transfers, its history only its own: the run is
-    // reconciled once, by `harness merge`, from every shard's evidence.
-    let reconciliation = if plan.shard.is_whole() {
-        let reconciliation = reconcile::reconcile(&evidence);
-        write_json(&out.join(RECONCILIATION_FILE), &reconciliation)?;
-        reconciliation
-    } else {
-        Reconciliation::not_reconciled()
-    };
-    let phases = phases::phases(&evidence.history, faults, plan.total().as_secs_f64());
-    Ok(Judged {
-        reconciliation,
-        convergence_ms: evidence.convergence.convergence_ms,
-        system_design: evidence
-            .convergence
-            .sagas
-            .as_ref()
-            .map(|dump| dump.design.clone()),
-        phases,
-    })
-}
-
 /// Has the kernel write out every pending write on the machine (sync(2)) before the load
 /// starts. The kernel writes dirty pages back about 30 s after they were written: a previous
 /// run's results or a build's output would otherwise go to disk in the middle of this run's
@@ -371,9 +286,6 @@ async fn flush_pending_writes() {
     }
 }
 
-/// The load, the fault timeline and the sampler, side by side from one start: a fault that
-/// does not apply stops the load at once; otherwise all run to their end (the timeline heals
-/// everything when the load's time is up). The history is closed when this returns.
 /// When the load starts: the agreed start (`--start-at`), or in a tenth of a second.
 fn load_start(options: &RunOptions) -> Result<tokio::time::Instant, RunError> {
     match options.start_at {
@@ -403,6 +315,10 @@ type Following = (
     )>,
 );
 
+/// The load, the fault timeline and the sampler, side by side from one start, and the
+/// follower beside them: a fault that does not apply stops the load at once; otherwise all
+/// run to their end (the timeline heals everything when the load's time is up). The history
+/// is closed when this returns.
 #[allow(clippy::too_many_arguments)]
 async fn load_under_faults(
     plan: &RunPlan,

@@ -389,6 +389,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<Summary, RunError> {
         invariants,
         anomalies: reconciliation.anomalies,
         convergence_ms: evidence.convergence.convergence_ms,
+        reconciled_live: None,
         faults,
         shard: None,
         shards: Some(owner.shard.count),

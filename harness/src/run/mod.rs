@@ -24,6 +24,7 @@ mod resolve;
 mod sampler;
 mod settle;
 pub mod summarize;
+mod whole;
 
 pub use error::RunError;
 pub use options::{FaultsOverride, RunOptions};

@@ -102,6 +102,7 @@ pub fn rejudge(summary: Summary, reconciliation: Reconciliation) -> Summary {
         money: reconciliation.money,
         invariants,
         anomalies: reconciliation.anomalies,
+        reconciled_live: reconciliation.live,
         ..summary
     }
 }
@@ -183,6 +184,7 @@ pub fn summarize(m: Measured<'_>) -> Summary {
         money: m.reconciliation.money,
         invariants,
         anomalies: m.reconciliation.anomalies,
+        reconciled_live: m.reconciliation.live,
         convergence_ms: m.convergence_ms,
         faults: m.faults,
         shard: (!m.plan.shard.is_whole()).then_some(m.plan.shard),

@@ -11,10 +11,13 @@ use std::path::Path;
 use std::process::Command;
 
 /// The files a run folder holds that the commands read.
-pub const FILES: [&str; 8] = [
+pub const FILES: [&str; 11] = [
     "summary.json",
     "books.json.zst",
     "convergence.json.zst",
+    "external-entries.jsonl.zst",
+    "ledger-entries.jsonl.zst",
+    "sagas.jsonl.zst",
     "resolutions.json",
     "samples.json",
     "reconciliation.json",

@@ -4,7 +4,8 @@
 //! survives and a reversal queue held in memory does not; and `disk-full`, which `saga`
 //! survives and a store that answers before its commit does not; `reversal-backlog`, whose
 //! refused credits a queue reverses after the final read; `shedding`, whose 503s must have
-//! written nothing.
+//! written nothing. Every run reconciled as it went is reconciled again whole from its folder
+//! (`harness reconcile`), and both verdicts must name the same violations.
 
 use crate::support::{exclusive, HARNESS};
 use harness::mutants::telltale;
@@ -47,7 +48,95 @@ fn library_run_into(
     let summary = std::fs::read_to_string(dir.join("out/summary.json"))
         .map(|t| serde_json::from_str(&t).expect("summary.json is JSON"))
         .unwrap_or_else(|e| panic!("no summary.json ({e}); {printed}"));
+    live_is_whole(&dir.join("out"), &format!("{name} {}", design.as_str()));
     (output.status.code(), summary, printed)
+}
+
+fn reconciliation_in(dir: &std::path::Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("reconciliation.json")).expect("reconciliation");
+    serde_json::from_str(&text).expect("reconciliation.json is JSON")
+}
+
+/// What a verdict says of each violation (class, transfer, key, effects), of the money and
+/// of the indeterminate answers.
+fn verdict_of(r: &Value) -> Value {
+    let violations: Vec<Value> = r["violations"]
+        .as_array()
+        .expect("violations")
+        .iter()
+        .map(|v| {
+            serde_json::json!([
+                v["class"],
+                v["transfer_id"],
+                v["key"],
+                v["related"],
+                v["external_net_debit_cents"],
+                v["ledger_net_credit_cents"]
+            ])
+        })
+        .collect();
+    serde_json::json!({
+        "violations": violations,
+        "anomalies": r["anomalies"],
+        "money": r["money"],
+        "indeterminate": r["indeterminate"],
+    })
+}
+
+/// The run reconciled as it went finds what `harness reconcile` finds from its folder, the
+/// whole run at once: the same violations, class by class and transfer by transfer.
+fn live_is_whole(out: &std::path::Path, run: &str) {
+    let live = reconciliation_in(out);
+    let Some(how) = live.get("live") else {
+        return;
+    };
+    let status = Command::new(HARNESS)
+        .arg("reconcile")
+        .arg(out)
+        .output()
+        .expect("harness reconcile");
+    assert!(
+        status.status.code().is_some_and(|c| c < 2),
+        "{run}: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let whole = reconciliation_in(out);
+    // The run's own verdict stays in the folder for the test's further checks.
+    let text = serde_json::to_string(&live).expect("JSON");
+    std::fs::write(out.join("reconciliation.json"), text).expect("reconciliation written back");
+    assert_eq!(whole.get("live"), None, "{run}: reconciled whole");
+    let (live, whole) = (verdict_of(&live), verdict_of(&whole));
+    assert_eq!(
+        live["anomalies"], whole["anomalies"],
+        "{run}: the live verdict ({how}) finds other classes than the whole run's"
+    );
+    if live != whole {
+        let listed = |v: &Value| -> Vec<String> {
+            let all = v["violations"].as_array().cloned().unwrap_or_default();
+            all.iter().map(Value::to_string).collect()
+        };
+        let (l, w) = (listed(&live), listed(&whole));
+        let only_live: Vec<&String> = l.iter().filter(|v| !w.contains(v)).take(5).collect();
+        let only_whole: Vec<&String> = w.iter().filter(|v| !l.contains(v)).take(5).collect();
+        panic!(
+            "{run}: the live verdict ({how}) differs from the whole run's: only live {only_live:?}, only whole {only_whole:?}, money {} vs {}, indeterminate {} vs {}",
+            live["money"], whole["money"], live["indeterminate"], whole["indeterminate"]
+        );
+    }
+}
+
+/// `design` is caught by `bug-bait`, and its live verdict stood on its own (no fact came
+/// late), having judged most requests while the load ran.
+fn caught_live(design: Design) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    caught_in("bug-bait", design, dir.path());
+    let how = &reconciliation_in(&dir.path().join("out"))["live"];
+    assert_eq!(how["whole_because"], Value::Null, "{how}");
+    let (during, all) = (
+        how["requests_closed_during_run"].as_u64().unwrap_or(0),
+        how["requests"].as_u64().unwrap_or(0),
+    );
+    assert!(during * 2 > all, "{how}");
 }
 
 fn caught(design: Design) {
@@ -55,7 +144,13 @@ fn caught(design: Design) {
 }
 
 fn caught_by(profile: &str, design: Design) {
-    let (code, summary, printed) = library_run(profile, design);
+    let dir = tempfile::tempdir().expect("tempdir");
+    caught_in(profile, design, dir.path());
+}
+
+/// `caught_by`, the run folder left in `dir` as `out/`.
+fn caught_in(profile: &str, design: Design, dir: &std::path::Path) {
+    let (code, summary, printed) = library_run_into(profile, design, dir);
     assert_eq!(code, Some(1), "{}: {printed}", design.as_str());
     assert_eq!(summary["verdict"], "fail");
     let anomalies = summary["anomalies"].as_object().expect("anomalies");
@@ -84,17 +179,17 @@ fn the_naive_design_is_caught() {
 
 #[test]
 fn a_reversal_queue_in_memory_is_caught() {
-    caught(Design::VolatileQueue);
+    caught_live(Design::VolatileQueue);
 }
 
 #[test]
 fn a_missing_tombstone_is_caught() {
-    caught(Design::NoTombstone);
+    caught_live(Design::NoTombstone);
 }
 
 #[test]
 fn an_ignored_idempotency_key_is_caught() {
-    caught(Design::NoIdempotency);
+    caught_live(Design::NoIdempotency);
 }
 
 #[test]

@@ -6,23 +6,33 @@
 //! (`reconcile::judge_part`), and leaves memory. What is still open when the run ends is
 //! judged with the run-wide checks (`reconcile::finish_part`).
 //!
-//! - `closed`: the requests and transfer ids already judged, so a fact arriving for one of
+//! - `closed`: the requests and transfer ids judged lately, so a fact arriving for one of
 //!   them is known late. A late fact makes the live verdict unsure: the caller reconciles the
-//!   whole run folder instead.
+//!   whole run folder instead. A fact for a transfer judged longer ago than that comes as a
+//!   request no answer names (an entry alone, a saga alone): such requests are listed
+//!   (`Unanswered`), and the caller looks them up in the folder's history and saga log at the
+//!   end. A correct run has none.
 //! - `overdraft`: `no_overdraft`, replayed page by page.
 
 mod closed;
+mod details;
 pub mod overdraft;
+mod part;
+mod unanswered;
 
-use super::evidence::{Books, Evidence, Resolution, Sample};
+use part::{net_effects, part_evidence, Open};
+pub use part::{Part, Unanswered};
+pub use unanswered::named_in;
+
+use super::evidence::{Resolution, Sample};
 use super::read_again::ReadAgain;
 use super::{Convergence, Indeterminate, Reconciliation, Violation};
 use crate::history::HistoryRecord;
-use closed::{hash_of, Closed};
+use closed::{hash_of, Lately};
 use overdraft::Overdraft;
 use rustc_hash::FxHashMap;
 use service::contract::{
-    AccountBalance, Dump, Entry, EntryKind, Saga, SagaDump, TransferRecord, TransferStatus,
+    AccountBalance, Dump, Entry, Saga, SagaDump, TransferRecord, TransferStatus,
 };
 
 /// A request: a user and an idempotency key.
@@ -38,68 +48,6 @@ pub enum Side {
     Ledger,
 }
 
-/// Every fact of one request (or of one transfer id no request is known for yet).
-#[derive(Debug, Default)]
-struct Open {
-    history: Vec<HistoryRecord>,
-    sagas: Vec<Saga>,
-    external: Vec<Entry>,
-    ledger: Vec<Entry>,
-    tombstones: Vec<TransferRecord>,
-    /// When the last fact arrived, in ms from the load's start.
-    last_ms: u64,
-    /// The client may try the request again (its last answer makes the user retry).
-    retrying: bool,
-}
-
-impl Open {
-    fn absorb(&mut self, other: Open) {
-        self.history.extend(other.history);
-        self.sagas.extend(other.sagas);
-        self.external.extend(other.external);
-        self.ledger.extend(other.ledger);
-        self.tombstones.extend(other.tombstones);
-        self.last_ms = self.last_ms.max(other.last_ms);
-        self.retrying |= other.retrying;
-    }
-
-    fn sagas_final(&self) -> bool {
-        self.sagas.iter().all(|s| s.state.is_final())
-    }
-}
-
-/// Requests closed together, to be judged as one part of the run.
-#[derive(Debug)]
-pub struct Part {
-    pub history: Vec<HistoryRecord>,
-    pub sagas: SagaDump,
-    external: Vec<Entry>,
-    ledger: Vec<Entry>,
-    tombstones: Vec<TransferRecord>,
-    requests: u64,
-}
-
-impl Part {
-    fn add(&mut self, open: Open) {
-        self.history.extend(open.history);
-        self.sagas.sagas.extend(open.sagas);
-        self.external.extend(open.external);
-        self.ledger.extend(open.ledger);
-        self.tombstones.extend(open.tombstones);
-        self.requests += 1;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.requests == 0
-    }
-
-    /// The entries of both sides, in commit order per side.
-    fn sort(&mut self) {
-        self.external.sort_unstable_by_key(|e| e.seq);
-        self.ledger.sort_unstable_by_key(|e| e.seq);
-    }
-}
-
 /// How much of the run was reconciled as it went.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct LiveCounts {
@@ -109,6 +57,17 @@ pub struct LiveCounts {
     pub violations: u64,
     /// Facts that arrived for a request or transfer already judged.
     pub late_facts: u64,
+}
+
+/// How long a request must hear nothing before it is judged, in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quiet {
+    /// A request the client is done with: long enough for the books to show what its last
+    /// answer did.
+    pub done_ms: u64,
+    /// A request the client may still try again, or with no answer yet (its sagas only): long
+    /// enough for another attempt to be answered.
+    pub open_ms: u64,
 }
 
 /// What the run-wide checks read at the end, beside the part still open.
@@ -124,17 +83,6 @@ pub struct Ending {
     pub read_again: Option<ReadAgain>,
 }
 
-/// How long a request must hear nothing before it is judged, in ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Quiet {
-    /// A request the client is done with: long enough for the books to show what its last
-    /// answer did.
-    pub done_ms: u64,
-    /// A request the client may still try again, or with no answer yet (its sagas only): long
-    /// enough for another attempt to be answered.
-    pub open_ms: u64,
-}
-
 /// The live reconciler.
 pub struct Live {
     quiet: Quiet,
@@ -144,7 +92,12 @@ pub struct Live {
     request_of: FxHashMap<String, RequestKey>,
     /// Transfer ids with facts but no request known yet.
     loose: FxHashMap<String, Open>,
-    closed: Closed,
+    /// The transfer ids closed lately.
+    closed: Lately,
+    /// Requests judged with no answer of the client's, to be looked up at the end.
+    unanswered: Unanswered,
+    /// The requests closed lately.
+    closed_requests: Lately,
     /// The first late facts, described.
     late: Vec<String>,
     found: Vec<Violation>,
@@ -152,11 +105,18 @@ pub struct Live {
     overdraft: Overdraft,
     /// Each overdraft violation's transfer not judged yet: its effects are filled in then.
     overdrafts_waiting: FxHashMap<String, Vec<usize>>,
+    /// The per-transfer checks' details so far, their counts summed over the parts.
+    details: std::collections::BTreeMap<super::InvariantName, String>,
+    /// Sagas judged so far.
+    sagas_judged: u64,
     /// Whether any saga was seen: a coordinator that keeps a log holds every answered
     /// transfer in it.
     log_kept: bool,
     pub counts: LiveCounts,
 }
+
+/// How long a transfer id judged is kept at least, in ms.
+const KEEP_CLOSED_MS: u64 = 60_000;
 
 /// How many late facts are described.
 const LATE_DESCRIBED: usize = 5;
@@ -171,12 +131,17 @@ impl Live {
             open: FxHashMap::default(),
             request_of: FxHashMap::default(),
             loose: FxHashMap::default(),
-            closed: Closed::default(),
+            closed: Lately::new(quiet.open_ms.saturating_mul(2).max(KEEP_CLOSED_MS)),
+            unanswered: Unanswered::default(),
+            // Twice the longest a request may stay quiet and still hear from the client.
+            closed_requests: Lately::new(quiet.open_ms.saturating_mul(2)),
             late: Vec::new(),
             found: Vec::new(),
             indeterminate: Indeterminate::default(),
             overdraft: Overdraft::from(external_before),
             overdrafts_waiting: FxHashMap::default(),
+            details: std::collections::BTreeMap::new(),
+            sagas_judged: 0,
             log_kept: false,
             counts: LiveCounts::default(),
         }
@@ -192,6 +157,17 @@ impl Live {
     /// The first late facts, described.
     pub fn late(&self) -> &[String] {
         &self.late
+    }
+
+    /// The requests judged with no answer of the client's, so far.
+    pub fn unanswered(&self) -> &Unanswered {
+        &self.unanswered
+    }
+
+    /// Notes a late fact found outside (a request judged with no answer, that the run's
+    /// history or saga log names after all).
+    pub fn found_late(&mut self, what: String) {
+        self.late_fact(what);
     }
 
     /// Ties transfer `id` to `request`, moving any facts it had alone into the request.
@@ -211,7 +187,7 @@ impl Live {
     fn request(&mut self, request: &RequestKey, now_ms: u64) -> Option<&mut Open> {
         if !self.open.contains_key(request) {
             let hash = hash_of(REQUEST, &[&request.0, &request.1]);
-            if self.closed.contains(hash) {
+            if self.closed_requests.contains(hash) {
                 return None;
             }
         }
@@ -354,6 +330,8 @@ impl Live {
     /// The requests (and lone transfer ids) quiet for the quiet period with every saga
     /// final, taken out to be judged.
     pub fn closable(&mut self, now_ms: u64) -> Part {
+        self.closed.at(now_ms);
+        self.closed_requests.at(now_ms);
         let Quiet { done_ms, open_ms } = self.quiet;
         let quiet = |open: &Open| {
             let wait = match open.retrying || open.history.is_empty() {
@@ -375,6 +353,7 @@ impl Live {
             .map(|(id, _)| id.clone())
             .collect();
         let mut part = self.part();
+        part.closed_ms = now_ms;
         for request in requests {
             if let Some(open) = self.open.remove(&request) {
                 part.add(open);
@@ -390,8 +369,9 @@ impl Live {
     }
 
     /// Every request still open, taken out to be judged at the end.
-    pub fn remaining(&mut self) -> Part {
+    pub fn remaining(&mut self, now_ms: u64) -> Part {
         let mut part = self.part();
+        part.closed_ms = now_ms;
         for (_, open) in self.open.drain() {
             part.add(open);
         }
@@ -413,6 +393,8 @@ impl Live {
             ledger: Vec::new(),
             tombstones: Vec::new(),
             requests: 0,
+            closed_ms: 0,
+            unanswered: Unanswered::default(),
         }
     }
 
@@ -432,7 +414,7 @@ impl Live {
         named.dedup();
         for id in &named {
             self.request_of.remove(*id);
-            self.closed.insert(hash_of(TRANSFER, &[id]));
+            self.closed.insert(hash_of(TRANSFER, &[id]), part.closed_ms);
             if let Some(waiting) = self.overdrafts_waiting.remove(*id) {
                 let (external_net, ledger_net) = net_effects(part, id);
                 for i in waiting {
@@ -453,19 +435,29 @@ impl Live {
                     .map(|s| (s.user_id.as_str(), s.idempotency_key.as_str())),
             );
         for (user, key) in requests {
-            self.closed.insert(hash_of(REQUEST, &[user, key]));
+            let hash = hash_of(REQUEST, &[user, key]);
+            self.closed_requests.insert(hash, part.closed_ms);
         }
         self.counts.requests_closed += part.requests;
+        self.unanswered.extend(&part.unanswered);
     }
 
     /// Judges a part closed during the run, with what became of its indeterminate answers.
     pub fn judge(&mut self, part: Part, resolutions: Vec<Resolution>) {
         self.close(&part);
+        self.sagas_judged += part.sagas.sagas.len() as u64;
         let evidence = part_evidence(part, resolutions, None);
-        let (found, indeterminate) = super::judge_part(&evidence, self.log_kept);
-        self.counts.violations += found.len() as u64;
-        self.found.extend(found);
-        add(&mut self.indeterminate, &indeterminate);
+        let judged = super::judge_part(&evidence, self.log_kept);
+        self.counts.violations += judged.violations.len() as u64;
+        self.found.extend(judged.violations);
+        add(&mut self.indeterminate, &judged.indeterminate);
+        for invariant in judged.invariants {
+            let detail = match self.details.remove(&invariant.name) {
+                Some(so_far) => details::summed(&so_far, &invariant.detail),
+                None => invariant.detail,
+            };
+            self.details.insert(invariant.name, detail);
+        }
     }
 
     /// The verdict of the run: the parts judged during it, and the part still open judged
@@ -477,6 +469,7 @@ impl Live {
         ending: Ending,
     ) -> Reconciliation {
         let last_requests = part.requests;
+        let last_sagas = part.sagas.sagas.len() as u64;
         self.close(&part);
         let evidence = part_evidence(part, resolutions, Some(ending));
         let last = super::reconcile_with(&evidence, self.log_kept);
@@ -490,16 +483,26 @@ impl Live {
         let mut indeterminate = self.indeterminate;
         add(&mut indeterminate, &last.indeterminate);
         let mut invariants = last.invariants;
+        let overdrafts = violations
+            .iter()
+            .filter(|v| v.class == super::ViolationClass::Overdraft)
+            .count();
+        let sagas = self.sagas_judged + last_sagas;
         for invariant in &mut invariants {
-            if invariant.name == super::InvariantName::NoOverdraft {
-                invariant.detail = format!(
-                    "{} negative balances in replay (replayed as the run went)",
-                    violations
-                        .iter()
-                        .filter(|v| v.class == super::ViolationClass::Overdraft)
-                        .count()
-                );
-            }
+            // Each detail as the whole run's: the counts of the parts judged during the run
+            // added to the last part's.
+            invariant.detail = match invariant.name {
+                super::InvariantName::NoOverdraft => {
+                    format!("{overdrafts} negative balances in replay")
+                }
+                super::InvariantName::Convergence if invariant.detail.contains(" sagas final ") => {
+                    details::first_count_set(&invariant.detail, sagas)
+                }
+                name => match self.details.get(&name) {
+                    Some(so_far) => details::summed(so_far, &invariant.detail),
+                    None => std::mem::take(&mut invariant.detail),
+                },
+            };
         }
         let (invariants, violations, anomalies) = super::counted(invariants, violations);
         let live = super::LiveReconciliation {
@@ -525,86 +528,6 @@ fn add(sum: &mut Indeterminate, more: &Indeterminate) {
     sum.resolved_completed += more.resolved_completed;
     sum.resolved_failed += more.resolved_failed;
     sum.never_known += more.never_known;
-}
-
-/// The net debit at the external side and net credit in the ledger of transfer `id` in
-/// `part`, as `effects` sums them.
-fn net_effects(part: &Part, id: &str) -> (i128, i128) {
-    let signed = |e: &Entry, plus: EntryKind| {
-        let amount = i128::from(e.amount_cents.get());
-        if e.kind == plus {
-            amount
-        } else {
-            -amount
-        }
-    };
-    let external = part.external.iter().filter(|e| e.transfer_id == id);
-    let ledger = part.ledger.iter().filter(|e| e.transfer_id == id);
-    (
-        external.map(|e| signed(e, EntryKind::Debit)).sum(),
-        ledger.map(|e| signed(e, EntryKind::Credit)).sum(),
-    )
-}
-
-/// A part as evidence: its entries as the books appended during the run (after empty books,
-/// or after the run's books before, at the end).
-fn part_evidence(part: Part, resolutions: Vec<Resolution>, ending: Option<Ending>) -> Evidence {
-    let empty = || Dump {
-        accounts: Vec::new(),
-        entries: Vec::new(),
-        transfers: Vec::new(),
-    };
-    let Some(ending) = ending else {
-        return Evidence {
-            books: Some(Books {
-                external_before: empty(),
-                ledger_before: empty(),
-                external_after: Dump {
-                    accounts: Vec::new(),
-                    entries: part.external,
-                    transfers: part.tombstones,
-                },
-                ledger_after: Dump {
-                    accounts: Vec::new(),
-                    entries: part.ledger,
-                    transfers: Vec::new(),
-                },
-                read_again: None,
-            }),
-            history: part.history,
-            convergence: Convergence {
-                sagas: Some(part.sagas),
-                converged: true,
-                convergence_ms: None,
-                polled: None,
-            },
-            resolutions,
-            samples: Vec::new(),
-        };
-    };
-    let mut convergence = ending.convergence;
-    convergence.sagas = Some(part.sagas);
-    Evidence {
-        books: Some(Books {
-            external_before: ending.external_before,
-            ledger_before: ending.ledger_before,
-            external_after: Dump {
-                accounts: ending.external_accounts,
-                entries: part.external,
-                transfers: part.tombstones,
-            },
-            ledger_after: Dump {
-                accounts: ending.ledger_accounts,
-                entries: part.ledger,
-                transfers: Vec::new(),
-            },
-            read_again: ending.read_again,
-        }),
-        history: part.history,
-        convergence,
-        resolutions,
-        samples: ending.samples,
-    }
 }
 
 #[cfg(test)]

@@ -70,7 +70,7 @@ fn live_verdict(evidence: &Evidence, per_step: usize) -> (Reconciliation, LiveCo
             break;
         }
     }
-    let part = live.remaining();
+    let part = live.remaining(now_ms);
     let resolutions = resolutions_of(&part);
     let counts = live.counts;
     let ending = Ending {
@@ -112,7 +112,7 @@ fn verdict(r: &Reconciliation) -> impl PartialEq + std::fmt::Debug {
     let invariants: Vec<_> = r
         .invariants
         .iter()
-        .map(|i| (i.name, i.holds, i.violations))
+        .map(|i| (i.name, i.holds, i.violations, i.detail.clone()))
         .collect();
     (
         violations,
@@ -223,4 +223,32 @@ fn a_fact_for_a_transfer_already_judged_is_counted_late() {
     );
     assert_eq!(live.counts.late_facts, 1);
     assert!(live.late()[0].contains("t-0"), "{:?}", live.late());
+}
+
+#[test]
+fn a_fact_for_a_transfer_judged_long_ago_comes_as_a_request_no_answer_names() {
+    let mut w = World::new();
+    w.completed(0, "t-0", 0, 500);
+    let evidence = w.evidence();
+    let books = evidence.books.as_ref().expect("books");
+    let mut live = Live::new(QUIET, &books.external_before);
+    for record in evidence.history.clone() {
+        live.record(record, false, 0);
+    }
+    live.sagas("saga", sagas_of(&evidence).to_vec(), 0);
+    live.entries(Side::External, books.external_after.entries.clone(), 0);
+    live.entries(Side::Ledger, books.ledger_after.entries.clone(), 0);
+    let part = live.closable(QUIET_MS);
+    assert!(part.unanswered().is_empty());
+    live.judge(part, Vec::new());
+    // Long after it was forgotten, the credit again: an entry alone, listed for the folder.
+    let much_later = QUIET_MS + 10 * KEEP_CLOSED_MS;
+    for now_ms in [much_later / 2, much_later] {
+        let part = live.closable(now_ms);
+        live.judge(part, Vec::new());
+    }
+    live.entries(Side::Ledger, books.ledger_after.entries.clone(), much_later);
+    assert_eq!(live.counts.late_facts, 0);
+    let part = live.closable(much_later + QUIET_MS);
+    assert_eq!(part.unanswered().ids, ["t-0"]);
 }

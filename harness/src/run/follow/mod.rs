@@ -7,22 +7,19 @@
 //! books again once they are at rest, by pages too. Memory holds the requests still open,
 //! not the run.
 
+mod end;
+
 use super::error::RunError;
 use super::resolve;
-use super::settle::{self, Settle};
 use crate::history::HistoryRecord;
 use crate::reconcile::evidence::FactFiles;
-use crate::reconcile::live::{Ending, Live, Quiet, Side};
-use crate::reconcile::read_again::{BalanceChange, BooksChange, ReadAgain};
-use crate::reconcile::{self, Books, Convergence, Evidence, Reconciliation, Resolution, Sample};
+use crate::reconcile::live::{Live, Quiet, Side};
+use crate::reconcile::{self, Convergence, Reconciliation, Resolution};
 use crate::stats::LiveStats;
 use crate::system::admin::AdminClient;
 use crate::system::lookup::TransferLookup;
 use crate::system::Endpoints;
-use service::contract::{
-    AccountBalance, Dump, DumpCursor, Entry, SagaDump, TransferRecord, TransferStatus,
-};
-use service::money::AmountCents;
+use service::contract::{Dump, DumpCursor, Entry, TransferRecord, TransferStatus};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,10 +30,6 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 /// How often they are read while waiting for the sagas to be final.
 const CONVERGE_POLL: Duration = Duration::from_millis(50);
-
-/// How many times the final read is tried before the pages are found not to explain the
-/// balances.
-const FINAL_READ_TRIES: usize = 5;
 
 /// The two institutions, in the order they are read: the ledger first, so that every credit
 /// read has its debit applied already.
@@ -161,15 +154,7 @@ impl Follower {
     }
 
     fn live(&mut self) -> &mut Live {
-        self.live.get_or_insert_with(|| {
-            Live::new(
-                Quiet {
-                    done_ms: 0,
-                    open_ms: 0,
-                },
-                &empty_dump(),
-            )
-        })
+        self.live.get_or_insert_with(idle)
     }
 
     fn now_ms(&self) -> u64 {
@@ -291,21 +276,12 @@ impl Follower {
             tracing::warn!(%err, "the followed sagas could not be written");
         }
         self.resolutions.extend(resolutions.iter().cloned());
-        let Some(mut live) = self.live.take() else {
-            return;
-        };
-        let judged = tokio::task::spawn_blocking(move || {
-            live.judge(part, resolutions);
-            live
-        })
-        .await;
-        match judged {
-            Ok(live) => {
-                self.stats.set_violations(live.counts.violations);
-                self.live = Some(live);
-            }
-            Err(err) => tracing::error!(%err, "judging a part of the run failed"),
-        }
+        // Judged here, on the thread that follows the run (the load runs on the runtime's
+        // workers): a second's part takes a few milliseconds.
+        let live = self.live();
+        live.judge(part, resolutions);
+        let violations = live.counts.violations;
+        self.stats.set_violations(violations);
     }
 
     /// Follows the sagas until every one is final or `window` has passed.
@@ -334,211 +310,6 @@ impl Follower {
             tokio::time::sleep(CONVERGE_POLL).await;
         }
     }
-
-    /// The final read (the books the verdict rests on), the books read again once at rest,
-    /// the evidence saved and the verdict: the live one, or the whole folder's when a fact
-    /// came late or the pages do not explain the balances.
-    pub(super) async fn finish(
-        mut self,
-        before: (Dump, Dump),
-        mut convergence: Convergence,
-        samples: Vec<Sample>,
-        settle: &Settle,
-        interrupted: bool,
-        out: &Path,
-    ) -> Result<Followed, RunError> {
-        let whole_because = self.final_read().await;
-        let mut whole_because: Vec<String> = whole_because.into_iter().collect();
-        let part = self.live().remaining();
-        let resolutions = resolve::resolve(&self.lookup, &part.history, Some(&part.sagas)).await;
-        let written = self.files.as_mut().map(|f| f.sagas(&part.sagas.sagas));
-        written.transpose().map_err(|source| RunError::Output {
-            path: out.to_path_buf(),
-            source,
-        })?;
-        self.resolutions.extend(resolutions.iter().cloned());
-        let (when, again) = settle::settled(settle, interrupted, || self.read_again()).await;
-        let read_again = match again {
-            Ok((external, ledger)) => ReadAgain {
-                when,
-                error: None,
-                external,
-                ledger,
-            },
-            Err(why) => ReadAgain::failed(when, why),
-        };
-        let finished = self.files.take().map(FactFiles::finish);
-        finished.transpose().map_err(|source| RunError::Output {
-            path: out.to_path_buf(),
-            source,
-        })?;
-        let accounts = [
-            accounts_of(&self.balances[0]),
-            accounts_of(&self.balances[1]),
-        ];
-        let design = (!self.design.is_empty()).then(|| self.design.clone());
-        let convergence_ms = convergence.convergence_ms;
-        convergence.sagas = Some(SagaDump {
-            design: self.design.clone(),
-            sagas: Vec::new(),
-        });
-        let saved = Evidence {
-            books: Some(Books {
-                external_before: before.0.clone(),
-                ledger_before: before.1.clone(),
-                external_after: dump_of(accounts[0].clone(), std::mem::take(&mut self.tombstones)),
-                ledger_after: dump_of(accounts[1].clone(), Vec::new()),
-                read_again: Some(read_again.clone()),
-            }),
-            history: Vec::new(),
-            convergence: convergence.clone(),
-            resolutions: std::mem::take(&mut self.resolutions),
-            samples: samples.clone(),
-        };
-        saved.save(out)?;
-        drop(saved);
-        let live = self.live.take().unwrap_or_else(|| {
-            Live::new(
-                Quiet {
-                    done_ms: 0,
-                    open_ms: 0,
-                },
-                &empty_dump(),
-            )
-        });
-        if live.counts.late_facts > 0 {
-            whole_because.push(format!(
-                "{} facts arrived for requests already judged",
-                live.counts.late_facts
-            ));
-        }
-        let [external_accounts, ledger_accounts] = accounts;
-        let ending = Ending {
-            external_before: before.0,
-            ledger_before: before.1,
-            external_accounts,
-            ledger_accounts,
-            convergence,
-            samples,
-            read_again: Some(read_again),
-        };
-        let mut reconciliation =
-            tokio::task::spawn_blocking(move || live.finish(part, resolutions, ending)).await?;
-        if !whole_because.is_empty() {
-            let mut report = reconciliation.live.take().unwrap_or_default();
-            report.whole_because = Some(whole_because.join("; "));
-            drop(reconciliation);
-            let out = out.to_path_buf();
-            reconciliation = tokio::task::spawn_blocking(move || {
-                Evidence::load(&out).map(|evidence| reconcile::reconcile(&evidence))
-            })
-            .await??;
-            reconciliation.live = Some(report);
-        }
-        Ok(Followed {
-            reconciliation,
-            convergence_ms,
-            design,
-        })
-    }
-
-    /// The final read: the pages read until both sides' totals are what the entries read
-    /// explain (money still moving makes the two reads differ for a while). Why the final
-    /// books cannot be trusted, if they cannot.
-    async fn final_read(&mut self) -> Option<String> {
-        let mut why = None;
-        for _ in 0..FINAL_READ_TRIES {
-            if !self.step().await {
-                why = Some("the final read by pages failed".to_owned());
-            } else {
-                let unexplained = self.unexplained_totals().await;
-                if unexplained.is_empty() {
-                    return None;
-                }
-                why = Some(unexplained.join("; "));
-            }
-            tokio::time::sleep(CONVERGE_POLL).await;
-        }
-        why
-    }
-
-    /// Each side's total as `/admin/totals` gives it, against the balances the entries read
-    /// leave: a balance that moved with no entry, or an entry the pages never showed.
-    async fn unexplained_totals(&mut self) -> Vec<String> {
-        let mut unexplained = Vec::new();
-        for side in SIDES {
-            let i = index(side);
-            let tracked: u64 = self.balances[i].values().sum();
-            match self.admin.totals(&self.bases[i]).await {
-                Ok(totals)
-                    if totals.total_cents == tracked
-                        && totals.accounts == self.balances[i].len() as u64 => {}
-                Ok(totals) => unexplained.push(format!(
-                    "{side:?} totals {} over {} accounts, the entries read explain {tracked} over {}",
-                    totals.total_cents,
-                    totals.accounts,
-                    self.balances[i].len()
-                )),
-                Err(err) => unexplained.push(format!("{side:?} totals not readable: {err}")),
-            }
-        }
-        unexplained
-    }
-
-    /// The books read again by pages: what each side appended after the final read, and the
-    /// balances that moved (a balance that moved with no entry shows as the total's change).
-    async fn read_again(&mut self) -> Result<(BooksChange, BooksChange), String> {
-        let mut changes = [BooksChange::default(), BooksChange::default()];
-        for side in SIDES {
-            let i = index(side);
-            let mut cursor = self.cursors[i];
-            let mut again = self.balances[i].clone();
-            loop {
-                let page = self
-                    .admin
-                    .dump_page(&self.bases[i], cursor)
-                    .await
-                    .map_err(|e| e.to_string())?
-                    .ok_or("the books no longer read by pages")?;
-                cursor = page.next;
-                track(&mut again, &page.entries);
-                changes[i].entries_added.extend(page.entries);
-                if !page.more {
-                    break;
-                }
-            }
-            let names = again.keys().chain(self.balances[i].keys());
-            let mut names: Vec<&String> = names.collect();
-            names.sort_unstable();
-            names.dedup();
-            for name in names {
-                let (last, now) = (self.balances[i].get(name), again.get(name));
-                if last != now {
-                    changes[i].balances_changed.push(BalanceChange {
-                        account_id: name.clone(),
-                        final_cents: last.copied(),
-                        again_cents: now.copied(),
-                    });
-                }
-            }
-            let totals = self
-                .admin
-                .totals(&self.bases[i])
-                .await
-                .map_err(|e| e.to_string())?;
-            let explained: u64 = again.values().sum();
-            if totals.total_cents != explained {
-                let tracked: u64 = self.balances[i].values().sum();
-                changes[i].balances_changed.push(BalanceChange {
-                    account_id: "(every account: the total)".to_owned(),
-                    final_cents: Some(tracked),
-                    again_cents: Some(totals.total_cents),
-                });
-            }
-        }
-        let [external, ledger] = changes;
-        Ok((external, ledger))
-    }
 }
 
 /// Each account's balance after `entries`.
@@ -553,26 +324,21 @@ fn track(balances: &mut BTreeMap<String, u64>, entries: &[Entry]) {
     }
 }
 
-fn accounts_of(balances: &BTreeMap<String, u64>) -> Vec<AccountBalance> {
-    balances
-        .iter()
-        .map(|(account_id, &cents)| AccountBalance {
-            account_id: account_id.clone(),
-            balance_cents: AmountCents::new(cents),
-        })
-        .collect()
-}
-
-fn dump_of(accounts: Vec<AccountBalance>, transfers: Vec<TransferRecord>) -> Dump {
-    Dump {
-        accounts,
-        entries: Vec::new(),
-        transfers,
-    }
+/// A reconciler with nothing to judge (the follower's own is only ever taken at the end).
+fn idle() -> Live {
+    let quiet = Quiet {
+        done_ms: 0,
+        open_ms: 0,
+    };
+    Live::new(quiet, &empty_dump())
 }
 
 fn empty_dump() -> Dump {
-    dump_of(Vec::new(), Vec::new())
+    Dump {
+        accounts: Vec::new(),
+        entries: Vec::new(),
+        transfers: Vec::new(),
+    }
 }
 
 /// How long the books may take to show what a request's last answer did.
