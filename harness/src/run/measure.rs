@@ -7,7 +7,7 @@ use super::error::RunError;
 use super::folder::write_json;
 use super::options::RunOptions;
 use super::settle::Settle;
-use super::whole::{whole_at_end, Judged};
+use super::whole::{whole_at_end, AtEnd, Judged};
 use super::{follow, sampler, summarize};
 use crate::client::TransferClient;
 use crate::cpu::{self, CpuReading};
@@ -231,7 +231,18 @@ async fn seed_load_and_check(
                 phases: tally.phases(),
             }
         }
-        (_, before) => whole_at_end(cx, admin, window, before, samples, &faults).await?,
+        (_, before) => {
+            let at = AtEnd {
+                options,
+                plan,
+                endpoints,
+                out,
+                settle,
+                admin,
+                window,
+            };
+            whole_at_end(at, before, samples, &faults).await?
+        }
     };
     let _ = stop_usage.send(());
     let usage = usage.await?;

@@ -5,14 +5,18 @@
 
 use super::error::RunError;
 use super::folder::write_json;
-use super::measure::Context;
+use super::options::RunOptions;
+use super::settle::Settle;
 use super::{converge, resolve, settle};
 use crate::faults::FaultRecord;
 use crate::history;
 use crate::phases;
+use crate::profile::plan::RunPlan;
 use crate::reconcile::{self, Books, Evidence, Reconciliation, Sample, RECONCILIATION_FILE};
 use crate::system::admin::AdminClient;
 use crate::system::lookup::TransferLookup;
+use crate::system::Endpoints;
+use std::path::Path;
 use std::time::Duration;
 
 /// What the run's verdict rests on, however it was reached.
@@ -23,25 +27,36 @@ pub(super) struct Judged {
     pub(super) phases: phases::Phases,
 }
 
+/// What the read at the end needs of the run.
+pub(super) struct AtEnd<'a> {
+    pub(super) options: &'a RunOptions,
+    pub(super) plan: &'a RunPlan,
+    pub(super) endpoints: &'a Endpoints,
+    pub(super) out: &'a Path,
+    pub(super) settle: &'a Settle,
+    pub(super) admin: &'a AdminClient,
+    /// How long the sagas may take to be final.
+    pub(super) window: Duration,
+}
+
 /// Everything read at the end: the history, convergence from the saga log (or the transfers),
 /// the books whole, the indeterminate answers resolved, the books read again; the evidence
 /// saved and reconciled (a shard's is reconciled by `harness merge`).
 pub(super) async fn whole_at_end(
-    cx: &Context<'_>,
-    admin: &AdminClient,
-    window: Duration,
+    at: AtEnd<'_>,
     before: Option<(service::contract::Dump, service::contract::Dump)>,
     samples: Vec<Sample>,
     faults: &[FaultRecord],
 ) -> Result<Judged, RunError> {
-    let Context {
+    let AtEnd {
         options,
         plan,
         endpoints,
         out,
         settle,
-        ..
-    } = *cx;
+        admin,
+        window,
+    } = at;
     let history = history::read_in(out).map_err(RunError::History)?;
     let lookup = TransferLookup::new(admin, endpoints);
     let convergence = converge::converge(admin, &lookup, window, &history).await;

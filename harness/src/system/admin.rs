@@ -306,32 +306,11 @@ impl AdminClient {
         coordinator: &str,
         after_change: i64,
     ) -> Result<Option<SagaPage>, AdminError> {
-        const WHAT: &str = "reading the saga log by pages";
         let url = format!(
             "{coordinator}{}?after_change={after_change}",
             routes::ADMIN_SAGAS
         );
-        let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
-        match self.send(WHAT, &url, request).await {
-            Ok(response) => {
-                let body = response
-                    .bytes()
-                    .await
-                    .map_err(|source| AdminError::Transport {
-                        what: WHAT,
-                        url,
-                        source,
-                    })?;
-                Ok(serde_json::from_slice(&body).ok())
-            }
-            Err(AdminError::Refused { status, .. })
-                if status == reqwest::StatusCode::NOT_FOUND
-                    || status == reqwest::StatusCode::BAD_REQUEST =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(err),
-        }
+        self.page("reading the saga log by pages", url).await
     }
 
     /// A page of an institution's books: the entries and transfer records written after
@@ -343,24 +322,29 @@ impl AdminClient {
         base: &str,
         cursor: DumpCursor,
     ) -> Result<Option<DumpPage>, AdminError> {
-        const WHAT: &str = "reading the books by pages";
         let url = format!(
             "{base}{}?after_seq={}&after_change={}",
             routes::ADMIN_DUMP,
             cursor.after_seq,
             cursor.after_change
         );
+        self.page("reading the books by pages", url).await
+    }
+
+    /// `GET url` read as a page `T`; None when the service has no such route (404), refuses
+    /// the query (400) or answers something that is not a page.
+    async fn page<T: DeserializeOwned>(
+        &self,
+        what: &'static str,
+        url: String,
+    ) -> Result<Option<T>, AdminError> {
         let request = self.http.get(&url).timeout(ADMIN_TIMEOUT);
-        match self.send(WHAT, &url, request).await {
+        match self.send(what, &url, request).await {
             Ok(response) => {
                 let body = response
                     .bytes()
                     .await
-                    .map_err(|source| AdminError::Transport {
-                        what: WHAT,
-                        url,
-                        source,
-                    })?;
+                    .map_err(|source| AdminError::Transport { what, url, source })?;
                 Ok(serde_json::from_slice(&body).ok())
             }
             Err(AdminError::Refused { status, .. })

@@ -198,8 +198,8 @@ fn fed_fact_by_fact_the_live_verdict_is_the_whole_runs() {
     }
 }
 
-#[test]
-fn a_fact_for_a_transfer_already_judged_is_counted_late() {
+/// One transfer done right, fed and judged at `QUIET_MS`; its credit, to feed again.
+fn one_judged() -> (Live, Vec<Entry>) {
     let mut w = World::new();
     w.completed(0, "t-0", 0, 500);
     let evidence = w.evidence();
@@ -212,42 +212,31 @@ fn a_fact_for_a_transfer_already_judged_is_counted_late() {
     live.entries(Side::External, books.external_after.entries.clone(), 0);
     live.entries(Side::Ledger, books.ledger_after.entries.clone(), 0);
     let part = live.closable(QUIET_MS);
-    assert!(!part.is_empty());
+    assert!(!part.is_empty() && part.unanswered().is_empty());
     live.judge(part, Vec::new());
     assert_eq!(live.counts.late_facts, 0);
+    (live, books.ledger_after.entries.clone())
+}
+
+#[test]
+fn a_fact_for_a_transfer_already_judged_is_counted_late() {
+    let (mut live, credit) = one_judged();
     // The credit again, after the transfer was judged.
-    live.entries(
-        Side::Ledger,
-        books.ledger_after.entries.clone(),
-        QUIET_MS + 1,
-    );
+    live.entries(Side::Ledger, credit, QUIET_MS + 1);
     assert_eq!(live.counts.late_facts, 1);
     assert!(live.late()[0].contains("t-0"), "{:?}", live.late());
 }
 
 #[test]
 fn a_fact_for_a_transfer_judged_long_ago_comes_as_a_request_no_answer_names() {
-    let mut w = World::new();
-    w.completed(0, "t-0", 0, 500);
-    let evidence = w.evidence();
-    let books = evidence.books.as_ref().expect("books");
-    let mut live = Live::new(QUIET, &books.external_before);
-    for record in evidence.history.clone() {
-        live.record(record, false, 0);
-    }
-    live.sagas("saga", sagas_of(&evidence).to_vec(), 0);
-    live.entries(Side::External, books.external_after.entries.clone(), 0);
-    live.entries(Side::Ledger, books.ledger_after.entries.clone(), 0);
-    let part = live.closable(QUIET_MS);
-    assert!(part.unanswered().is_empty());
-    live.judge(part, Vec::new());
+    let (mut live, credit) = one_judged();
     // Long after it was forgotten, the credit again: an entry alone, listed for the folder.
     let much_later = QUIET_MS + 10 * KEEP_CLOSED_MS;
     for now_ms in [much_later / 2, much_later] {
         let part = live.closable(now_ms);
         live.judge(part, Vec::new());
     }
-    live.entries(Side::Ledger, books.ledger_after.entries.clone(), much_later);
+    live.entries(Side::Ledger, credit, much_later);
     assert_eq!(live.counts.late_facts, 0);
     let part = live.closable(much_later + QUIET_MS);
     assert_eq!(part.unanswered().ids, ["t-0"]);
