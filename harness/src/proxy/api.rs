@@ -5,7 +5,7 @@
 //! One deliberate difference: a proxy created without `listen` binds 127.0.0.1 on a free
 //! port, not every interface, so that the harness never opens a port beyond loopback.
 
-use super::toxic::{Toxic, ToxicError};
+use super::toxic::{json_type, Toxic, ToxicError};
 use super::{Proxy, ProxyConfig, ProxyError, Registry};
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, Request, State};
@@ -83,6 +83,7 @@ fn toxic_error(err: ToxicError) -> Response {
             StatusCode::BAD_REQUEST,
             "stream was invalid, can be either upstream or downstream",
         ),
+        ToxicError::Exists => error(StatusCode::CONFLICT, "toxic already exists"),
     }
 }
 
@@ -93,30 +94,52 @@ fn string_field(
     match object.get(field) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(Fail(
-            StatusCode::BAD_REQUEST,
-            format!("bad request body: json: cannot unmarshal into Go struct field Proxy.{field} of type string"),
-        )),
+        Some(other) => Err(wrong_type(other, field, "string")),
+    }
+}
+
+/// Go's words, with the API's status, for a proxy body that is not a JSON object.
+fn not_a_proxy(body: &Value) -> Fail {
+    Fail(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "bad request body: json: cannot unmarshal {} into Go value of type toxiproxy.Proxy",
+            json_type(body)
+        ),
+    )
+}
+
+/// Go's words, with the API's status, for a field of the wrong JSON type in a proxy body.
+fn wrong_type(value: &Value, field: &str, go_type: &str) -> Fail {
+    Fail(
+        StatusCode::BAD_REQUEST,
+        format!(
+            "bad request body: json: cannot unmarshal {} into Go struct field Proxy.{field} of type {go_type}",
+            json_type(value)
+        ),
+    )
+}
+
+/// `enabled` in a proxy body: `None` when absent or null (Go keeps its default).
+fn enabled_field(object: &serde_json::Map<String, Value>) -> Result<Option<bool>, Fail> {
+    match object.get("enabled") {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(wrong_type(other, "enabled", "bool")),
     }
 }
 
 /// A proxy from a create or populate body; `Err(field)` names a missing required field.
 fn proxy_config(body: &Value) -> Result<Result<ProxyConfig, &'static str>, Fail> {
     let Some(object) = body.as_object() else {
-        return Err(Fail(
-            StatusCode::BAD_REQUEST,
-            "bad request body: json: cannot unmarshal into Go value of type proxy".into(),
-        ));
+        return Err(not_a_proxy(body));
     };
     let name = string_field(object, "name")?.unwrap_or_default();
     let upstream = string_field(object, "upstream")?.unwrap_or_default();
     let listen = string_field(object, "listen")?
         .filter(|l| !l.is_empty())
         .unwrap_or_else(|| "127.0.0.1:0".to_owned());
-    let enabled = object
-        .get("enabled")
-        .and_then(Value::as_bool)
-        .unwrap_or(true);
+    let enabled = enabled_field(object)?.unwrap_or(true);
     if name.is_empty() {
         return Ok(Err("name"));
     }
@@ -241,10 +264,7 @@ async fn update_proxy(
         Err(r) => return r.into_response(),
     };
     let Some(object) = value.as_object() else {
-        return error(
-            StatusCode::BAD_REQUEST,
-            "bad request body: json: cannot unmarshal into proxy",
-        );
+        return not_a_proxy(&value).into_response();
     };
     let listen = match string_field(object, "listen") {
         Ok(v) => v.filter(|s| !s.is_empty()),
@@ -254,7 +274,10 @@ async fn update_proxy(
         Ok(v) => v.filter(|s| !s.is_empty()),
         Err(r) => return r.into_response(),
     };
-    let enabled = object.get("enabled").and_then(Value::as_bool);
+    let enabled = match enabled_field(object) {
+        Ok(v) => v,
+        Err(r) => return r.into_response(),
+    };
     match registry.update(&name, listen, upstream, enabled).await {
         Ok(proxy) => ok_json(StatusCode::OK, proxy_json(&proxy)),
         Err(e) => proxy_error(e),
@@ -290,14 +313,11 @@ async fn create_toxic(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    let toxic = match Toxic::from_create(&value) {
+    let mut toxics = (*proxy.toxics()).clone();
+    let toxic = match Toxic::from_create(&value, |name| toxics.iter().any(|t| t.name == name)) {
         Ok(t) => t,
         Err(e) => return toxic_error(e),
     };
-    let mut toxics = (*proxy.toxics()).clone();
-    if toxics.iter().any(|t| t.name == toxic.name) {
-        return error(StatusCode::CONFLICT, "toxic already exists");
-    }
     let shown = toxic.to_json();
     toxics.push(toxic);
     proxy.set_toxics(toxics);
@@ -333,13 +353,8 @@ async fn update_toxic(
         Ok(v) => v,
         Err(r) => return r.into_response(),
     };
-    if let Some(attributes) = value.get("attributes") {
-        if let Err(e) = target.merge_attributes(attributes) {
-            return toxic_error(e);
-        }
-    }
-    if let Some(toxicity) = value.get("toxicity").and_then(Value::as_f64) {
-        target.toxicity = toxicity;
+    if let Err(e) = target.update(&value) {
+        return toxic_error(e);
     }
     let shown = target.to_json();
     proxy.set_toxics(toxics);

@@ -3,10 +3,12 @@
 //!
 //! - `toxic`: toxics, their JSON and defaults.
 //! - `link`: one proxied connection through the toxics of each direction.
+//! - `listen`: binding a listen address, failing in Toxiproxy's words.
 //! - `api`: the REST API (`/proxies`, `/populate`, `/reset`, `/version`, toxics).
 
 pub mod api;
 mod link;
+mod listen;
 pub mod toxic;
 
 use std::collections::BTreeMap;
@@ -136,9 +138,7 @@ impl Proxy {
             (config.listen.clone(), config.upstream.clone())
         };
         // Toxiproxy's words for a listen address it cannot bind (its API answers 500).
-        let listener = tokio::net::TcpListener::bind(&listen)
-            .await
-            .map_err(|e| std::io::Error::new(e.kind(), format!("listen tcp {listen}: {e}")))?;
+        let listener = listen::bind(&listen).await?;
         let bound = listener.local_addr()?;
         // As Toxiproxy does: the proxy keeps the address it got, so port 0 is resolved once
         // and a disabled proxy comes back on the same port.

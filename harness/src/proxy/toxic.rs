@@ -105,43 +105,86 @@ pub enum ToxicError {
     BadBody(String),
     InvalidType,
     InvalidStream,
+    /// A toxic of that name is on the proxy already.
+    Exists,
+}
+
+/// Go's words for a JSON value of the wrong type in field `field` of `go_type`.
+fn wrong_type(value: &Value, field: &str, go_type: &str) -> ToxicError {
+    ToxicError::BadBody(format!(
+        "json: cannot unmarshal {} into Go struct field {field} of type {go_type}",
+        json_type(value)
+    ))
+}
+
+/// The string in `field` of `object`: `None` when absent or null (Go leaves its default).
+fn text_field<'a>(
+    object: &'a Map<String, Value>,
+    field: &str,
+) -> Result<Option<&'a str>, ToxicError> {
+    match object.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(wrong_type(
+            other,
+            &format!("ToxicWrapper.{field}"),
+            "string",
+        )),
+    }
+}
+
+/// The toxicity in `object`: `None` when absent or null.
+fn toxicity_field(object: &Map<String, Value>) -> Result<Option<f64>, ToxicError> {
+    match object.get("toxicity") {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_f64()
+            .map(Some)
+            .ok_or_else(|| wrong_type(v, "ToxicWrapper.toxicity", "float32")),
+    }
 }
 
 impl Toxic {
-    /// Builds a toxic from a `POST /proxies/{p}/toxics` body, filling Toxiproxy's defaults.
-    pub fn from_create(body: &Value) -> Result<Toxic, ToxicError> {
-        let object = body
-            .as_object()
-            .ok_or_else(|| ToxicError::BadBody("json: cannot unmarshal into toxic".into()))?;
-        let kind_name = match object.get("type") {
-            None | Some(Value::Null) => String::new(),
-            Some(Value::String(s)) => s.clone(),
-            Some(_) => {
-                return Err(ToxicError::BadBody(
-                    "json: cannot unmarshal into Go struct field Toxic.type of type string".into(),
+    /// Builds a toxic from a `POST /proxies/{p}/toxics` body as Toxiproxy 2.8.0 does
+    /// (`AddToxicJson`), checked in its order: the body's shape, the stream, the type, the
+    /// name (`taken` says whether the proxy has it), then the attributes. Absent or null
+    /// fields take Toxiproxy's defaults: stream `downstream`, toxicity 1, every attribute 0,
+    /// and the name `<type>_<stream>` when absent or empty.
+    pub fn from_create(body: &Value, taken: impl Fn(&str) -> bool) -> Result<Toxic, ToxicError> {
+        let object = body.as_object().ok_or_else(|| {
+            ToxicError::BadBody(format!(
+                "json: cannot unmarshal {} into Go value of type toxics.ToxicWrapper",
+                json_type(body)
+            ))
+        })?;
+        let kind_name = text_field(object, "type")?.unwrap_or_default().to_owned();
+        let given_name = text_field(object, "name")?.unwrap_or_default();
+        let stream_text = text_field(object, "stream")?.unwrap_or("downstream");
+        let toxicity = toxicity_field(object)?.unwrap_or(1.0);
+        match object.get("attributes") {
+            None | Some(Value::Null | Value::Object(_)) => {}
+            Some(other) => {
+                return Err(wrong_type(
+                    other,
+                    "ToxicWrapper.attributes",
+                    "toxics.NoopToxic",
                 ))
             }
+        }
+        let stream = match stream_text.to_ascii_lowercase().as_str() {
+            "upstream" => Stream::Upstream,
+            "downstream" => Stream::Downstream,
+            _ => return Err(ToxicError::InvalidStream),
+        };
+        let name = if given_name.is_empty() {
+            format!("{kind_name}_{stream_text}")
+        } else {
+            given_name.to_owned()
         };
         let names = attribute_names(&kind_name).ok_or(ToxicError::InvalidType)?;
-        let stream = match object.get("stream") {
-            None | Some(Value::Null) => Stream::Downstream,
-            Some(Value::String(s)) if s == "upstream" => Stream::Upstream,
-            Some(Value::String(s)) if s == "downstream" || s.is_empty() => Stream::Downstream,
-            Some(_) => return Err(ToxicError::InvalidStream),
-        };
-        let toxicity = match object.get("toxicity") {
-            None | Some(Value::Null) => 1.0,
-            Some(v) => v.as_f64().ok_or_else(|| {
-                ToxicError::BadBody(
-                    "json: cannot unmarshal into Go struct field Toxic.toxicity of type float32"
-                        .into(),
-                )
-            })?,
-        };
-        let name = match object.get("name") {
-            Some(Value::String(s)) if !s.is_empty() => s.clone(),
-            _ => format!("{kind_name}_{}", stream.as_str()),
-        };
+        if taken(&name) {
+            return Err(ToxicError::Exists);
+        }
         let mut attributes = Map::new();
         for attr in names {
             attributes.insert((*attr).to_owned(), Value::from(0));
@@ -159,24 +202,56 @@ impl Toxic {
         Ok(toxic)
     }
 
-    /// Merges `attributes` onto the current ones (`PATCH`); unknown names are ignored.
-    pub fn merge_attributes(&mut self, given: &Value) -> Result<(), ToxicError> {
-        let Some(given) = given.as_object() else {
-            return Err(ToxicError::BadBody(
-                "json: cannot unmarshal attributes".into(),
-            ));
+    /// Applies a `POST`/`PATCH /proxies/{p}/toxics/{t}` body as Toxiproxy's
+    /// `UpdateToxicJson` does: attributes merged onto the current ones, toxicity replaced;
+    /// what is absent or null stays. Nothing changes when the body is refused.
+    pub fn update(&mut self, body: &Value) -> Result<(), ToxicError> {
+        let object = body.as_object().ok_or_else(|| {
+            ToxicError::BadBody(format!(
+                "json: cannot unmarshal {} into Go value of type struct {{ Attributes interface {{}}; Toxicity float32 }}",
+                json_type(body)
+            ))
+        })?;
+        let toxicity = toxicity_field(object)?;
+        let mut changed = self.clone();
+        if let Some(given) = object.get("attributes") {
+            changed.merge_attributes(given)?;
+        }
+        if let Some(toxicity) = toxicity {
+            changed.toxicity = toxicity;
+        }
+        *self = changed;
+        Ok(())
+    }
+
+    /// Merges `attributes` onto the current ones. As Go's decoder does: null leaves them,
+    /// names match without regard to case, unknown names are ignored, a null value leaves
+    /// its attribute, and a value that is not an integer is refused.
+    fn merge_attributes(&mut self, given: &Value) -> Result<(), ToxicError> {
+        let given = match given {
+            Value::Null => return Ok(()),
+            Value::Object(given) => given,
+            other => return Err(wrong_type(other, "attributes", "toxic attributes")),
         };
         for (key, value) in given {
-            if !self.attributes.contains_key(key) {
+            let Some(name) = self
+                .attributes
+                .keys()
+                .find(|name| name.eq_ignore_ascii_case(key))
+                .cloned()
+            else {
                 continue;
-            }
-            let Some(int) = value.as_i64().or_else(|| value.as_f64().map(|f| f as i64)) else {
-                return Err(ToxicError::BadBody(format!(
-                    "json: cannot unmarshal {} into Go struct field .{key} of type int64",
-                    json_type(value)
-                )));
             };
-            self.attributes.insert(key.clone(), Value::from(int));
+            let int = match value {
+                Value::Null => continue,
+                Value::Number(n) => n.as_i64().ok_or_else(|| {
+                    ToxicError::BadBody(format!(
+                        "json: cannot unmarshal number {n} into Go struct field .{name} of type int64"
+                    ))
+                })?,
+                other => return Err(wrong_type(other, &format!(".{name}"), "int64")),
+            };
+            self.attributes.insert(name, Value::from(int));
         }
         Ok(())
     }
@@ -237,7 +312,7 @@ impl Toxic {
     }
 }
 
-fn json_type(value: &Value) -> &'static str {
+pub(super) fn json_type(value: &Value) -> &'static str {
     match value {
         Value::String(_) => "string",
         Value::Bool(_) => "bool",
@@ -253,10 +328,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn create(body: Value) -> Result<Toxic, ToxicError> {
+        Toxic::from_create(&body, |name| name == "taken")
+    }
+
     #[test]
     fn defaults_are_filled_like_toxiproxy() {
-        let t = Toxic::from_create(&json!({"type": "latency", "attributes": {"latency": 100}}))
-            .expect("valid");
+        let t = create(json!({"type": "latency", "attributes": {"latency": 100}})).expect("valid");
         assert_eq!(t.name, "latency_downstream");
         assert_eq!(t.toxicity, 1.0);
         assert_eq!(
@@ -264,16 +342,91 @@ mod tests {
             json!({"latency": 100, "jitter": 0})
         );
         assert_eq!(
-            Toxic::from_create(&json!({"type": "nope"})),
+            create(json!({"type": "nope"})),
             Err(ToxicError::InvalidType)
         );
         assert_eq!(
-            Toxic::from_create(&json!({"type": "latency", "stream": "sideways"})),
+            create(json!({"type": "latency", "stream": "sideways"})),
             Err(ToxicError::InvalidStream)
         );
         assert!(matches!(
-            Toxic::from_create(&json!({"type": "latency", "attributes": {"latency": "x"}})),
+            create(json!({"type": "latency", "attributes": {"latency": "x"}})),
             Err(ToxicError::BadBody(_))
         ));
+    }
+
+    /// What the official clients send: Go's `AddToxic("", "latency", "downstream", 1, nil)`
+    /// sends an empty name and null attributes; others leave fields out or null.
+    #[test]
+    fn null_and_absent_fields_take_the_defaults_and_an_empty_name_is_type_and_stream() {
+        let go = create(json!({"name": "", "type": "latency", "stream": "upstream", "toxicity": 1, "attributes": null}))
+            .expect("Go client's body");
+        assert_eq!(
+            go.to_json(),
+            json!({"name": "latency_upstream", "type": "latency", "stream": "upstream", "toxicity": 1.0, "attributes": {"latency": 0, "jitter": 0}})
+        );
+        let bare =
+            create(json!({"type": "bandwidth", "name": null, "stream": null, "toxicity": null}))
+                .expect("nulls");
+        assert_eq!(
+            (bare.name.as_str(), bare.stream, bare.toxicity),
+            ("bandwidth_downstream", Stream::Downstream, 1.0)
+        );
+        let some = create(json!({"type": "latency", "attributes": {"Latency": 7, "jitter": null}}))
+            .expect("a name in another case, a null value");
+        assert_eq!(
+            some.to_json()["attributes"],
+            json!({"latency": 7, "jitter": 0})
+        );
+        // Toxiproxy's order: the stream before the type, the name before the attributes.
+        assert_eq!(
+            create(json!({"type": "melt", "stream": ""})),
+            Err(ToxicError::InvalidStream)
+        );
+        assert_eq!(
+            create(json!({"name": "taken", "type": "latency", "attributes": {"latency": "x"}})),
+            Err(ToxicError::Exists)
+        );
+        assert_eq!(
+            create(json!({"type": "latency", "attributes": {"latency": 1.5}})),
+            Err(ToxicError::BadBody(
+                "json: cannot unmarshal number 1.5 into Go struct field .latency of type int64"
+                    .into()
+            ))
+        );
+        assert_eq!(
+            create(json!({"type": 3})),
+            Err(ToxicError::BadBody(
+                "json: cannot unmarshal number into Go struct field ToxicWrapper.type of type string"
+                    .into()
+            ))
+        );
+    }
+
+    #[test]
+    fn an_update_changes_what_it_names_and_nothing_when_refused() {
+        let mut t = create(json!({"type": "latency", "toxicity": 0.5, "attributes": {"latency": 100, "jitter": 5}}))
+            .expect("valid");
+        t.update(&json!({"attributes": {"latency": 200}}))
+            .expect("partial attributes");
+        assert_eq!(
+            (t.to_json()["attributes"].clone(), t.toxicity),
+            (json!({"latency": 200, "jitter": 5}), 0.5)
+        );
+        t.update(&json!({"attributes": null, "toxicity": 1}))
+            .expect("toxicity alone");
+        assert_eq!(
+            t.to_json()["attributes"],
+            json!({"latency": 200, "jitter": 5})
+        );
+        assert_eq!(t.toxicity, 1.0);
+        let before = t.clone();
+        assert!(t
+            .update(&json!({"attributes": {"latency": 1}, "toxicity": "all"}))
+            .is_err());
+        assert!(t
+            .update(&json!({"attributes": {"latency": 1, "jitter": "x"}}))
+            .is_err());
+        assert_eq!(t, before, "a refused update changes nothing");
     }
 }

@@ -5,6 +5,7 @@ mod ab;
 mod baseline;
 mod browser;
 mod capacity;
+mod clients;
 mod compare;
 mod damaged;
 mod deploy;
