@@ -411,12 +411,16 @@ pub struct ProxyBenchArgs {
     /// Seconds of each wrk run.
     #[arg(long, default_value_t = 4)]
     pub duration: u32,
-    /// Rounds of the hop and HAProxy measured back to back; the ratio is the median round's.
+    /// Rounds of the hop, the relay and HAProxy measured back to back; each ratio is the
+    /// median round's.
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub rounds: u32,
-    /// Exit 1 when the median hop/HAProxy ratio is below this (0.9: the proxy's target).
+    /// Exit 1 when the median hop/HAProxy ratio is below this (1.0: the proxy's target).
     #[arg(long)]
     pub min_ratio: Option<f64>,
+    /// Exit 1 when the median hop/relay ratio is below this (0.95: the proxy's target).
+    #[arg(long)]
+    pub min_relay_ratio: Option<f64>,
     /// wrk connections.
     #[arg(long, default_value_t = 64)]
     pub connections: u32,

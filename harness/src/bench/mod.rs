@@ -2,7 +2,7 @@
 //! same run on the same machine.
 //!
 //! - `generator`: `harness bench-generator`, the load generator alone against `oha`.
-//! - `proxy`: `harness bench-proxy`, `wrk` through one proxy hop, through HAProxy, and direct.
+//! - `proxy`: `harness bench-proxy`, `wrk` through one proxy hop, a plain relay, HAProxy, and direct.
 
 mod generator;
 mod proxy;

@@ -1,10 +1,11 @@
 //! `harness bench-proxy`: requests/s with `wrk -t1 -c64` through one hop of the embedded
-//! proxy with no toxic, through HAProxy in TCP mode (a C proxy built for speed: the
-//! reference for what any userspace TCP proxy reaches on this machine), and direct, to a
-//! trivial loopback endpoint, all measured in one run. The hop and HAProxy are measured in
-//! rounds, back to back in alternating order, and compared round by round: a shared
-//! machine's load changes over seconds, and a ratio of two legs ten seconds apart measures
-//! that change as much as the proxies. wrk, nginx and HAProxy come from Debian's packages
+//! proxy with no toxic, through a plain relay (`tokio::io::copy_bidirectional` on the same
+//! runtime: what a hop with no toxic should cost), through HAProxy in TCP mode (a C proxy
+//! built for speed: the reference for what any userspace TCP proxy reaches on this
+//! machine), and direct, to a trivial loopback endpoint, all measured in one run. The hop,
+//! the relay and HAProxy are measured in rounds, back to back in an order that turns each
+//! round, and compared round by round: a shared machine's load changes over seconds, and a
+//! ratio of two legs ten seconds apart measures that change as much as the proxies. wrk, nginx and HAProxy come from Debian's packages
 //! and are installed with apt-get when missing.
 
 use super::{ensure_installed, spawn_stub, tempdir};
@@ -98,6 +99,31 @@ fn start_haproxy(dir: &std::path::Path, upstream: &str) -> anyhow::Result<Helper
     start_helper("haproxy", command, addr, &conf)
 }
 
+/// A plain relay on a free loopback port: each connection copied both ways by
+/// `tokio::io::copy_bidirectional`, on this runtime, as the hop is. Stops when the handle
+/// is aborted.
+async fn start_relay(upstream: String) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?.to_string();
+    let task = tokio::spawn(async move {
+        loop {
+            let Ok((mut client, _)) = listener.accept().await else {
+                continue;
+            };
+            let upstream = upstream.clone();
+            tokio::spawn(async move {
+                let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
+                    return;
+                };
+                let _ = client.set_nodelay(true);
+                let _ = server.set_nodelay(true);
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    Ok((addr, task))
+}
+
 fn available(command: &str, version_flag: &str) -> bool {
     Command::new(command).arg(version_flag).output().is_ok()
 }
@@ -157,100 +183,125 @@ pub async fn run_proxy(args: ProxyBenchArgs) -> anyhow::Result<i32> {
         .await
         .map_err(|e| anyhow::anyhow!("creating the proxy: {e:?}"))?;
     println!(
-        "bench-proxy: wrk -t1 -c{} -d{}s against {:?} at {endpoint}: {} rounds through one proxy hop and through HAProxy, then direct",
+        "bench-proxy: wrk -t1 -c{} -d{}s against {:?} at {endpoint}: {} rounds through one proxy hop, a plain relay and HAProxy, then direct",
         args.connections, args.duration, args.endpoint, args.rounds
     );
-    let hop_url = format!("http://{}/", proxy.config().listen);
+    let (relay_addr, relay) = start_relay(endpoint.clone()).await?;
     let haproxy = match args.no_haproxy {
         true => None,
         false => Some(start_haproxy(&dir, &endpoint)?),
     };
+    let mut legs = vec![
+        (Leg::Hop, format!("http://{}/", proxy.config().listen)),
+        (Leg::Relay, format!("http://{relay_addr}/")),
+    ];
+    if let Some(h) = &haproxy {
+        legs.push((Leg::HaProxy, format!("http://{}/", h.addr)));
+    }
     let mut rounds: Vec<Round> = Vec::new();
-    for n in 0..args.rounds {
-        let round = match &haproxy {
-            None => Round {
-                hop: measure(hop_url.clone(), &args).await?,
-                haproxy: None,
-            },
-            Some(h) => {
-                let h_url = format!("http://{}/", h.addr);
-                // Alternate which leg goes first, so neither always follows the other.
-                if n % 2 == 0 {
-                    let hop = measure(hop_url.clone(), &args).await?;
-                    let rate = measure(h_url, &args).await?;
-                    Round {
-                        hop,
-                        haproxy: Some(rate),
-                    }
-                } else {
-                    let rate = measure(h_url, &args).await?;
-                    let hop = measure(hop_url.clone(), &args).await?;
-                    Round {
-                        hop,
-                        haproxy: Some(rate),
-                    }
-                }
+    for n in 0..args.rounds as usize {
+        let mut round = Round::default();
+        // Each round starts with the next leg, so that none always follows another.
+        for i in 0..legs.len() {
+            let (leg, url) = &legs[(n + i) % legs.len()];
+            let rate = measure(url.clone(), &args).await?;
+            match leg {
+                Leg::Hop => round.hop = rate,
+                Leg::Relay => round.relay = rate,
+                Leg::HaProxy => round.haproxy = Some(rate),
             }
-        };
+        }
         println!("round {}: {}", n + 1, round.line());
         rounds.push(round);
     }
     drop(haproxy);
+    relay.abort();
     let direct = measure(format!("http://{endpoint}/"), &args).await?;
     let hop = median(rounds.iter().map(|r| r.hop));
     println!(
-        "through the hop:  {hop:.0} requests/s (median of {} rounds)",
+        "through the hop:      {hop:.0} requests/s (median of {} rounds)",
         rounds.len()
     );
-    let ratios: Vec<f64> = rounds.iter().filter_map(Round::ratio).collect();
-    let mut code = 0;
-    if !ratios.is_empty() {
+    println!(
+        "through a relay:      {:.0} requests/s (median)",
+        median(rounds.iter().map(|r| r.relay))
+    );
+    if !args.no_haproxy {
         let haproxy = median(rounds.iter().filter_map(|r| r.haproxy));
-        println!("through HAProxy:  {haproxy:.0} requests/s (median)");
-        println!("direct:           {direct:.0} requests/s");
-        println!("ratio hop/direct: {:.2}", hop / direct.max(f64::EPSILON));
-        let ratio = median(ratios.iter().copied());
-        let (low, high) = ratios
-            .iter()
-            .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
-        println!(
-            "ratio hop/HAProxy: {ratio:.2} (median of the rounds' ratios; {low:.2}–{high:.2})"
-        );
-        if let Some(min) = args.min_ratio {
-            let holds = ratio >= min;
-            println!(
-                "target hop/HAProxy ≥ {min}: {}",
-                if holds { "holds" } else { "MISSED" }
-            );
-            code = i32::from(!holds);
-        }
-    } else {
-        println!("direct:           {direct:.0} requests/s");
-        println!("ratio hop/direct: {:.2}", hop / direct.max(f64::EPSILON));
+        println!("through HAProxy:      {haproxy:.0} requests/s (median)");
+    }
+    println!("direct:               {direct:.0} requests/s");
+    println!(
+        "ratio hop/direct:     {:.2}",
+        hop / direct.max(f64::EPSILON)
+    );
+    let mut code = 0;
+    let to_relay: Vec<f64> = rounds.iter().map(Round::to_relay).collect();
+    code |= judged("hop/relay", &to_relay, args.min_relay_ratio);
+    let to_haproxy: Vec<f64> = rounds.iter().filter_map(Round::to_haproxy).collect();
+    if !to_haproxy.is_empty() {
+        code |= judged("hop/HAProxy", &to_haproxy, args.min_ratio);
     }
     registry.stop_all();
     let _ = std::fs::remove_dir_all(&dir);
     Ok(code)
 }
 
-/// One round: the hop and, unless skipped, HAProxy, measured back to back.
+/// Prints the median of the rounds' `ratios` with their range, and whether it reaches
+/// `min`; 1 when it misses.
+fn judged(name: &str, ratios: &[f64], min: Option<f64>) -> i32 {
+    let ratio = median(ratios.iter().copied());
+    let (low, high) = ratios
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(l, h), r| (l.min(*r), h.max(*r)));
+    println!("ratio {name}: {ratio:.2} (median of the rounds' ratios; {low:.2}–{high:.2})");
+    let Some(min) = min else {
+        return 0;
+    };
+    let holds = ratio >= min;
+    println!(
+        "target {name} ≥ {min}: {}",
+        if holds { "holds" } else { "MISSED" }
+    );
+    i32::from(!holds)
+}
+
+/// The legs measured in each round.
+#[derive(Clone, Copy)]
+enum Leg {
+    Hop,
+    Relay,
+    HaProxy,
+}
+
+/// One round: the hop, the relay and, unless skipped, HAProxy, measured back to back.
+#[derive(Default)]
 struct Round {
     hop: f64,
+    relay: f64,
     haproxy: Option<f64>,
 }
 
 impl Round {
-    fn ratio(&self) -> Option<f64> {
+    fn to_relay(&self) -> f64 {
+        self.hop / self.relay.max(f64::EPSILON)
+    }
+
+    fn to_haproxy(&self) -> Option<f64> {
         self.haproxy.map(|h| self.hop / h.max(f64::EPSILON))
     }
 
     fn line(&self) -> String {
-        match (self.haproxy, self.ratio()) {
-            (Some(h), Some(r)) => {
-                format!("hop {:.0}/s, HAProxy {h:.0}/s, ratio {r:.2}", self.hop)
-            }
-            _ => format!("hop {:.0}/s", self.hop),
+        let mut line = format!(
+            "hop {:.0}/s, relay {:.0}/s (hop/relay {:.2})",
+            self.hop,
+            self.relay,
+            self.to_relay()
+        );
+        if let (Some(h), Some(r)) = (self.haproxy, self.to_haproxy()) {
+            line.push_str(&format!(", HAProxy {h:.0}/s (hop/HAProxy {r:.2})"));
         }
+        line
     }
 }
 
@@ -275,22 +326,25 @@ mod tests {
         assert_eq!(median([4.0, 1.0, 2.0, 3.0].into_iter()), 2.5);
         assert_eq!(median(std::iter::empty()), 0.0);
         // The machine slows between rounds: each round's ratio still compares like with like.
+        let round = |hop, relay, haproxy| Round {
+            hop,
+            relay,
+            haproxy: Some(haproxy),
+        };
         let rounds = [
-            Round {
-                hop: 60.0,
-                haproxy: Some(50.0),
-            },
-            Round {
-                hop: 30.0,
-                haproxy: Some(25.0),
-            },
-            Round {
-                hop: 45.0,
-                haproxy: Some(50.0),
-            },
+            round(60.0, 50.0, 50.0),
+            round(30.0, 30.0, 25.0),
+            round(45.0, 50.0, 50.0),
         ];
-        let ratios: Vec<f64> = rounds.iter().filter_map(Round::ratio).collect();
+        let ratios: Vec<f64> = rounds.iter().filter_map(Round::to_haproxy).collect();
         assert_eq!(median(ratios.into_iter()), 1.2);
-        assert_eq!(rounds[0].line(), "hop 60/s, HAProxy 50/s, ratio 1.20");
+        let ratios: Vec<f64> = rounds.iter().map(Round::to_relay).collect();
+        assert_eq!(median(ratios.into_iter()), 1.0);
+        assert_eq!(
+            rounds[0].line(),
+            "hop 60/s, relay 50/s (hop/relay 1.20), HAProxy 50/s (hop/HAProxy 1.20)"
+        );
+        assert_eq!(judged("hop/relay", &[0.9, 1.0, 0.96], Some(0.95)), 0);
+        assert_eq!(judged("hop/relay", &[0.9, 0.94, 0.96], Some(0.95)), 1);
     }
 }
