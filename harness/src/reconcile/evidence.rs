@@ -106,12 +106,16 @@ pub use crate::history::HISTORY_FILE;
 pub const EXTERNAL_ENTRIES_FILE: &str = "external-entries.jsonl.zst";
 pub const LEDGER_ENTRIES_FILE: &str = "ledger-entries.jsonl.zst";
 pub const SAGAS_FILE: &str = "sagas.jsonl.zst";
+/// The indeterminate answers' resolutions of a run reconciled as it went, written as each
+/// part was judged (`resolutions.json` then holds none).
+pub const RESOLUTIONS_LINES_FILE: &str = "resolutions.jsonl.zst";
 
 /// The files of the facts followed during a run, being written.
 pub struct FactFiles {
     external: compressed::LinesWriter,
     ledger: compressed::LinesWriter,
     sagas: compressed::LinesWriter,
+    resolutions: compressed::LinesWriter,
 }
 
 impl FactFiles {
@@ -125,6 +129,7 @@ impl FactFiles {
             external: create(EXTERNAL_ENTRIES_FILE)?,
             ledger: create(LEDGER_ENTRIES_FILE)?,
             sagas: create(SAGAS_FILE)?,
+            resolutions: create(RESOLUTIONS_LINES_FILE)?,
         })
     }
 
@@ -143,17 +148,26 @@ impl FactFiles {
         sagas.iter().try_for_each(|s| self.sagas.write(s))
     }
 
+    /// What the lookups after the answers found, as each part is judged.
+    pub fn resolutions(&mut self, resolutions: &[Resolution]) -> std::io::Result<()> {
+        resolutions
+            .iter()
+            .try_for_each(|r| self.resolutions.write(r))
+    }
+
     /// Ends the frames, so that what was written so far reads back.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.external.flush()?;
         self.ledger.flush()?;
-        self.sagas.flush()
+        self.sagas.flush()?;
+        self.resolutions.flush()
     }
 
     pub fn finish(self) -> std::io::Result<()> {
         self.external.finish()?;
         self.ledger.finish()?;
-        self.sagas.finish()
+        self.sagas.finish()?;
+        self.resolutions.finish()
     }
 }
 
@@ -310,7 +324,10 @@ impl Evidence {
             books: books.map(Books::restored),
             history,
             convergence,
-            resolutions: read_json(dir, RESOLUTIONS_FILE)?,
+            resolutions: match lines_in(dir, RESOLUTIONS_LINES_FILE)? {
+                Some(followed) => followed,
+                None => read_json(dir, RESOLUTIONS_FILE)?,
+            },
             samples: read_json(dir, SAMPLES_FILE)?,
         })
     }

@@ -147,6 +147,12 @@ pub fn write(dir: &Path, summary: &Summary, violations: &[Violation]) -> Result<
         path: history::file_in(dir),
         source,
     })?;
+    if series.late() > 0 {
+        tracing::warn!(
+            late = series.late(),
+            "latencies recorded long after later-scheduled ones are left out of the per-second chart"
+        );
+    }
     let samples: Vec<Sample> = read_json(dir, SAMPLES_FILE).unwrap_or_default();
     let usage: Vec<UsageSample> = read_json(dir, USAGE_FILE).unwrap_or_default();
     let record = RunRecord {

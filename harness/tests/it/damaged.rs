@@ -11,13 +11,14 @@ use std::path::Path;
 use std::process::Command;
 
 /// The files a run folder holds that the commands read.
-pub const FILES: [&str; 11] = [
+pub const FILES: [&str; 12] = [
     "summary.json",
     "books.json.zst",
     "convergence.json.zst",
     "external-entries.jsonl.zst",
     "ledger-entries.jsonl.zst",
     "sagas.jsonl.zst",
+    "resolutions.jsonl.zst",
     "resolutions.json",
     "samples.json",
     "reconciliation.json",

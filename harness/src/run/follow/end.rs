@@ -38,12 +38,14 @@ impl Follower {
         let now_ms = self.now_ms();
         let part = self.live().remaining(now_ms);
         let resolutions = resolve::resolve(&self.lookup, &part.history, Some(&part.sagas)).await;
-        let written = self.files.as_mut().map(|f| f.sagas(&part.sagas.sagas));
+        let written = self.files.as_mut().map(|f| {
+            f.sagas(&part.sagas.sagas)?;
+            f.resolutions(&resolutions)
+        });
         written.transpose().map_err(|source| RunError::Output {
             path: out.to_path_buf(),
             source,
         })?;
-        self.resolutions.extend(resolutions.iter().cloned());
         let (when, again) = settle::settled(settle, interrupted, || self.read_again()).await;
         let read_again = match again {
             Ok((external, ledger)) => ReadAgain {
@@ -79,7 +81,8 @@ impl Follower {
             }),
             history: Vec::new(),
             convergence: convergence.clone(),
-            resolutions: std::mem::take(&mut self.resolutions),
+            // In `resolutions.jsonl.zst`, written as each part was judged.
+            resolutions: Vec::new(),
             samples: samples.clone(),
         };
         saved.save(out)?;

@@ -14,7 +14,7 @@ use super::resolve;
 use crate::history::HistoryRecord;
 use crate::reconcile::evidence::FactFiles;
 use crate::reconcile::live::{Live, Quiet, Side};
-use crate::reconcile::{self, Convergence, Reconciliation, Resolution};
+use crate::reconcile::{self, Convergence, Reconciliation};
 use crate::stats::LiveStats;
 use crate::system::admin::AdminClient;
 use crate::system::lookup::TransferLookup;
@@ -60,7 +60,6 @@ pub(super) struct Follower {
     /// Each account's balance as of the last entry read, per side.
     balances: [BTreeMap<String, u64>; 2],
     tombstones: Vec<TransferRecord>,
-    resolutions: Vec<Resolution>,
     start: tokio::time::Instant,
     stats: Arc<LiveStats>,
 }
@@ -146,7 +145,6 @@ impl Follower {
             files: Some(files),
             balances: [balances_of(external_before), balances_of(ledger_before)],
             tombstones: Vec::new(),
-            resolutions: Vec::new(),
             start: s.start,
             stats: s.stats,
         };
@@ -275,7 +273,9 @@ impl Follower {
         if let Some(Err(err)) = self.files.as_mut().map(|f| f.sagas(&part.sagas.sagas)) {
             tracing::warn!(%err, "the followed sagas could not be written");
         }
-        self.resolutions.extend(resolutions.iter().cloned());
+        if let Some(Err(err)) = self.files.as_mut().map(|f| f.resolutions(&resolutions)) {
+            tracing::warn!(%err, "the resolutions could not be written");
+        }
         // Judged here, on the thread that follows the run (the load runs on the runtime's
         // workers): a second's part takes a few milliseconds.
         let live = self.live();
