@@ -18,6 +18,11 @@ fn bait(design: Design) -> (Option<i32>, Value, String) {
     library_run("bug-bait", design)
 }
 
+/// The crash loop's and the full disks' runs end this many seconds into their load, before
+/// the profiles' own end: the kills and the disk faults that show each bug all lie inside
+/// (the last disk fault heals at 20 s), and the suite is shorter.
+const SHORTER: [(&str, &str); 2] = [("crash-loop", "20"), ("disk-full", "21")];
+
 /// Runs the library's profile `name` with `design`; returns the exit code and summary.
 fn library_run(name: &str, design: Design) -> (Option<i32>, Value, String) {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -30,16 +35,21 @@ fn library_run_into(
     design: Design,
     dir: &std::path::Path,
 ) -> (Option<i32>, Value, String) {
-    let _serial = exclusive();
     let profile = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join(format!("../chaos-profiles/{name}.yaml"));
-    let output = Command::new(HARNESS)
-        .arg("--profile")
-        .arg(&profile)
-        .args(["--design", design.as_str(), "--quiet", "--out"])
-        .arg(dir.join("out"))
-        .output()
-        .expect("run harness");
+    // Only the run needs the machine to itself; the checks of its folder share it.
+    let output = {
+        let _serial = exclusive();
+        let shorter = SHORTER.iter().find(|(profile, _)| *profile == name);
+        Command::new(HARNESS)
+            .arg("--profile")
+            .arg(&profile)
+            .args(shorter.iter().flat_map(|(_, s)| ["--duration", s]))
+            .args(["--design", design.as_str(), "--quiet", "--out"])
+            .arg(dir.join("out"))
+            .output()
+            .expect("run harness")
+    };
     let printed = format!(
         "stderr: {}\nstdout: {}",
         String::from_utf8_lossy(&output.stderr),
@@ -317,7 +327,7 @@ fn saga_survives_the_crash_loop() {
     assert_eq!(code, Some(0), "{printed}");
     assert_eq!(summary["anomalies"], serde_json::json!({}), "{printed}");
     let faults = summary["faults"].as_array().expect("faults");
-    assert!(faults.len() >= 30, "{} kills", faults.len());
+    assert!(faults.len() >= 24, "{} kills", faults.len());
     for fault in faults {
         assert_eq!(fault["kind"], "kill", "{fault}");
         assert!(

@@ -188,7 +188,7 @@ fn judged(s: &Value) -> (Value, Value, Vec<(String, Value)>, Value, Value) {
 
 #[test]
 fn three_shards_merged_are_judged_as_one_process_run_of_the_same_profile() {
-    let _serial = exclusive();
+    let serial = exclusive();
     let dir = tempfile::tempdir().expect("tempdir");
     let d = dir.path();
     let system = start_system(d, "", "");
@@ -224,6 +224,9 @@ fn three_shards_merged_are_judged_as_one_process_run_of_the_same_profile() {
 
     // The same run in one process, on a system the harness starts.
     let single = run(FAULTED, &[]);
+    // The runs are over: what follows reads their folders and shares the machine.
+    drop(serial);
+    drop(system);
     assert_eq!(single.code(), Some(0), "{}", single.printed());
     let one = single.summary();
     assert_eq!(judged(&m), judged(&one), "merged {m}\nsingle {one}");
