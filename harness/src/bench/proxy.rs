@@ -1,6 +1,6 @@
 //! `harness bench-proxy`: requests/s with `wrk -t1 -c64` through one hop of the embedded
-//! proxy with no toxic, through a plain relay (`tokio::io::copy_bidirectional` on the same
-//! runtime: what a hop with no toxic should cost), through HAProxy in TCP mode (a C proxy
+//! proxy with no toxic, through a plain relay (`tokio::io::copy_bidirectional` on the
+//! proxy's link threads: what a hop with no toxic should cost), through HAProxy in TCP mode (a C proxy
 //! built for speed: the reference for what any userspace TCP proxy reaches on this
 //! machine), and direct, to a trivial loopback endpoint, all measured in one run. The hop,
 //! the relay and HAProxy are measured in rounds, back to back in an order that turns each
@@ -80,18 +80,19 @@ fn start_nginx(dir: &std::path::Path) -> anyhow::Result<Helper> {
     start_helper("nginx", command, addr, &dir.join("nginx-error.log"))
 }
 
-/// HAProxy in TCP mode with two threads (the embedded proxy's runtime has two workers on
-/// this machine), forwarding to `upstream`, in the foreground (`-db`).
+/// HAProxy in TCP mode with as many threads as the embedded proxy has link threads (one per
+/// core), forwarding to `upstream`, in the foreground (`-db`).
 fn start_haproxy(dir: &std::path::Path, upstream: &str) -> anyhow::Result<Helper> {
     let addr = free_loopback_addr()?;
     let conf = dir.join("haproxy.cfg");
     std::fs::write(
         &conf,
         format!(
-            "global\n    nbthread 2\n    maxconn 4096\n\
+            "global\n    nbthread {threads}\n    maxconn 4096\n\
              defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 60s\n    timeout server 60s\n\
              frontend hop\n    bind {addr}\n    default_backend endpoint\n\
-             backend endpoint\n    server s1 {upstream}\n"
+             backend endpoint\n    server s1 {upstream}\n",
+            threads = crate::proxy::threads::thread_count()
         ),
     )?;
     let mut command = Command::new("haproxy");
@@ -100,18 +101,24 @@ fn start_haproxy(dir: &std::path::Path, upstream: &str) -> anyhow::Result<Helper
 }
 
 /// A plain relay on a free loopback port: each connection copied both ways by
-/// `tokio::io::copy_bidirectional`, on this runtime, as the hop is. Stops when the handle
-/// is aborted.
+/// `tokio::io::copy_bidirectional`, on the proxy's link threads, as the hop's are. Stops
+/// accepting when the handle is aborted.
 async fn start_relay(upstream: String) -> anyhow::Result<(String, tokio::task::JoinHandle<()>)> {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?.to_string();
     let task = tokio::spawn(async move {
         loop {
-            let Ok((mut client, _)) = listener.accept().await else {
+            let Ok((client, _)) = listener.accept().await else {
                 continue;
             };
             let upstream = upstream.clone();
-            tokio::spawn(async move {
+            let Ok(client) = client.into_std() else {
+                continue;
+            };
+            crate::proxy::threads::spawn_link(async move {
+                let Ok(mut client) = tokio::net::TcpStream::from_std(client) else {
+                    return;
+                };
                 let Ok(mut server) = tokio::net::TcpStream::connect(&upstream).await else {
                     return;
                 };

@@ -7,11 +7,15 @@
 
 use super::toxic::{Kind, Stream, Toxic};
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::collections::{HashMap, VecDeque};
+use std::future::poll_fn;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
+use std::task::{Poll, Waker};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
@@ -22,8 +26,74 @@ use tokio::time::Instant;
 /// How the connection ends when a toxic ends it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kill {
-    Close,
-    Reset,
+    Close = 1,
+    Reset = 2,
+}
+
+/// What wakes a link besides its sockets: its proxy's toxics changing (the proxy calls
+/// `wake`), or one of its two directions ending the connection. Waiting on it costs one
+/// atomic registration of the task's waker, polled after every read; waiting on the
+/// proxy's toxics watch took a lock that every connection of the proxy shares.
+#[derive(Default)]
+pub(super) struct LinkSignal {
+    waker: AtomicWaker,
+    /// 0 while the connection lives, else a `Kill` (the last one sent wins).
+    kill: AtomicU8,
+}
+
+/// Why a wait on a `LinkSignal` ended.
+enum Interrupt {
+    ToxicsChanged,
+    Killed,
+    /// The proxy is gone.
+    Closed,
+}
+
+impl LinkSignal {
+    /// Tells the link its toxics changed.
+    pub(super) fn wake(&self) {
+        self.waker.wake();
+    }
+
+    fn kill(&self, kill: Kill) {
+        self.kill.store(kill as u8, Ordering::Release);
+        self.waker.wake();
+    }
+
+    fn killed(&self) -> Option<Kill> {
+        match self.kill.load(Ordering::Acquire) {
+            1 => Some(Kill::Close),
+            2 => Some(Kill::Reset),
+            _ => None,
+        }
+    }
+
+    /// Waits until the connection is killed or `toxics` has changed since it was last read.
+    /// The waker is registered before the checks, so a change between them still wakes.
+    /// `registered` holds the waker this caller registered last: the same task's waker is
+    /// not registered again. A wake takes the waker out, and every wake ends the caller's
+    /// wait, so a caller starts each wait after one with None.
+    async fn interrupted(
+        &self,
+        toxics: &watch::Receiver<Arc<Vec<Toxic>>>,
+        registered: &mut Option<Waker>,
+    ) -> Interrupt {
+        poll_fn(|cx| {
+            if !registered.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                self.waker.register(cx.waker());
+                *registered = Some(cx.waker().clone());
+            }
+            if self.killed().is_some() {
+                return Poll::Ready(Interrupt::Killed);
+            }
+            match toxics.has_changed() {
+                Ok(true) => Poll::Ready(Interrupt::ToxicsChanged),
+                Ok(false) => Poll::Pending,
+                Err(_) => Poll::Ready(Interrupt::Closed),
+            }
+        })
+        .await
+    }
 }
 
 /// Chunks read ahead of the writer, at most.
@@ -67,11 +137,15 @@ struct Direction<'a> {
 
 /// Serves one accepted client until both directions end.
 pub async fn serve(
-    client: TcpStream,
+    client: std::net::TcpStream,
     upstream: String,
     toxics: watch::Receiver<Arc<Vec<Toxic>>>,
     seed: u64,
+    signal: Arc<LinkSignal>,
 ) {
+    let Ok(client) = TcpStream::from_std(client) else {
+        return;
+    };
     let server =
         match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&upstream)).await {
             Ok(Ok(server)) => server,
@@ -81,7 +155,6 @@ pub async fn serve(
     let _ = server.set_nodelay(true);
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
-    let (kill_tx, kill_rx) = watch::channel(None::<Kill>);
     let up = Direction {
         stream: Stream::Upstream,
         src: &mut client_read,
@@ -106,11 +179,8 @@ pub async fn serve(
         rng: SmallRng::seed_from_u64(seed.wrapping_add(2)),
         written: 0,
     };
-    tokio::join!(
-        up.run(&kill_tx, kill_rx.clone()),
-        down.run(&kill_tx, kill_rx.clone())
-    );
-    if *kill_rx.borrow() == Some(Kill::Reset) {
+    tokio::join!(up.run(&signal), down.run(&signal));
+    if signal.killed() == Some(Kill::Reset) {
         if let Ok(client) = client_read.reunite(client_write) {
             // SO_LINGER 0: closing sends RST instead of FIN.
             let _ = client.set_zero_linger();
@@ -162,7 +232,7 @@ impl Effects {
 impl Direction<'_> {
     /// The toxics of this direction that apply to this connection, in the order added.
     fn active(&mut self) -> Vec<Kind> {
-        let all = self.toxics.borrow().clone();
+        let all = self.toxics.borrow_and_update().clone();
         all.iter()
             .filter(|t| t.stream == self.stream)
             .filter(|t| self.toxicity.applies(t))
@@ -170,11 +240,7 @@ impl Direction<'_> {
             .collect()
     }
 
-    async fn run(
-        mut self,
-        kill_tx: &watch::Sender<Option<Kill>>,
-        mut kill_rx: watch::Receiver<Option<Kill>>,
-    ) {
+    async fn run(mut self, signal: &LinkSignal) {
         let mut queue: VecDeque<(Bytes, Instant)> = VecDeque::new();
         let mut buf = vec![0u8; READ_BUFFER_BYTES];
         let mut eof = false;
@@ -198,10 +264,7 @@ impl Direction<'_> {
             // No toxic on this direction and nothing queued: copy straight through, still
             // watching for a toxic to arrive or the connection to be killed.
             if active.is_empty() && queue.is_empty() && !eof {
-                if !self
-                    .pass_through(&mut buf, &mut eof, kill_tx, &mut kill_rx)
-                    .await
-                {
+                if !self.pass_through(&mut buf, &mut eof, signal).await {
                     return;
                 }
                 continue;
@@ -215,7 +278,7 @@ impl Direction<'_> {
                     match self.write(chunk, &active, &mut bandwidth_debt).await {
                         Ok(true) => continue,
                         Ok(false) | Err(_) => {
-                            let _ = kill_tx.send(Some(Kill::Close));
+                            signal.kill(Kill::Close);
                             return;
                         }
                     }
@@ -228,6 +291,7 @@ impl Direction<'_> {
                 let _ = self.dst.shutdown().await;
                 return;
             }
+            let mut unregistered = None;
             tokio::select! {
                 read = self.src.read(&mut buf), if !eof && queue.len() < READ_AHEAD_CHUNKS => {
                     match read {
@@ -240,43 +304,35 @@ impl Direction<'_> {
                     match self.write(chunk, &active, &mut bandwidth_debt).await {
                         Ok(true) => {}
                         Ok(false) => {
-                            let _ = kill_tx.send(Some(Kill::Close));
+                            signal.kill(Kill::Close);
                             return;
                         }
                         Err(_) => {
-                            let _ = kill_tx.send(Some(Kill::Close));
+                            signal.kill(Kill::Close);
                             return;
                         }
                     }
                 }
                 () = sleep_until_opt(timeout_at), if timeout_at.is_some() => {
-                    let _ = kill_tx.send(Some(Kill::Close));
+                    signal.kill(Kill::Close);
                     return;
                 }
                 () = sleep_until_opt(reset_at), if reset_at.is_some() => {
-                    let _ = kill_tx.send(Some(Kill::Reset));
+                    signal.kill(Kill::Reset);
                     return;
                 }
-                changed = self.toxics.changed() => {
-                    if changed.is_err() {
-                        return;
-                    }
-                }
-                _ = kill_rx.changed() => return,
+                interrupt = signal.interrupted(&self.toxics, &mut unregistered) => match interrupt {
+                    Interrupt::ToxicsChanged => {}
+                    Interrupt::Killed | Interrupt::Closed => return,
+                },
             }
         }
     }
 
     /// Copies straight through until a toxic arrives (true), the source ends (true, with
-    /// `eof` set) or the connection is killed or breaks (false). The two watches are
-    /// registered once for the whole copy, not once per read.
-    async fn pass_through(
-        &mut self,
-        buf: &mut [u8],
-        eof: &mut bool,
-        kill_tx: &watch::Sender<Option<Kill>>,
-        kill_rx: &mut watch::Receiver<Option<Kill>>,
-    ) -> bool {
+    /// `eof` set) or the connection is killed or breaks (false). The socket is polled first:
+    /// the signal is looked at only when there is nothing to read.
+    async fn pass_through(&mut self, buf: &mut [u8], eof: &mut bool, signal: &LinkSignal) -> bool {
         let Direction {
             src,
             dst,
@@ -284,12 +340,10 @@ impl Direction<'_> {
             written,
             ..
         } = self;
-        let toxics_changed = toxics.changed();
-        tokio::pin!(toxics_changed);
-        let killed = kill_rx.changed();
-        tokio::pin!(killed);
+        let mut registered = None;
         loop {
             tokio::select! {
+                biased;
                 read = src.read(buf) => match read {
                     Ok(0) | Err(_) => {
                         *eof = true;
@@ -297,14 +351,15 @@ impl Direction<'_> {
                     }
                     Ok(n) => {
                         if dst.write_all(&buf[..n]).await.is_err() {
-                            let _ = kill_tx.send(Some(Kill::Close));
+                            signal.kill(Kill::Close);
                             return false;
                         }
                         *written += n as i64;
                     }
                 },
-                changed = &mut toxics_changed => return changed.is_ok(),
-                _ = &mut killed => return false,
+                interrupt = signal.interrupted(toxics, &mut registered) => {
+                    return matches!(interrupt, Interrupt::ToxicsChanged);
+                }
             }
         }
     }

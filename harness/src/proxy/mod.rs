@@ -4,11 +4,13 @@
 //! - `toxic`: toxics, their JSON and defaults.
 //! - `link`: one proxied connection through the toxics of each direction.
 //! - `listen`: binding a listen address, failing in Toxiproxy's words.
+//! - `threads`: the threads that carry the connections, one current-thread runtime each.
 //! - `api`: the REST API (`/proxies`, `/populate`, `/reset`, `/version`, toxics).
 
 pub mod api;
 mod link;
 mod listen;
+pub(crate) mod threads;
 pub mod toxic;
 
 use std::collections::BTreeMap;
@@ -39,11 +41,17 @@ pub struct ProxyConfig {
     pub enabled: bool,
 }
 
+/// One open connection: aborted (closed) when its proxy stops, woken when its toxics change.
+struct Link {
+    task: AbortHandle,
+    signal: Arc<link::LinkSignal>,
+}
+
 struct Running {
     bound: SocketAddr,
     accept: JoinHandle<()>,
-    /// Connections of this proxy: aborted (closed) when it stops.
-    connections: Arc<Mutex<Vec<AbortHandle>>>,
+    /// Connections of this proxy.
+    connections: Arc<Mutex<Vec<Link>>>,
 }
 
 impl Running {
@@ -54,7 +62,7 @@ impl Running {
         {
             let connections = lock(&self.connections);
             for c in connections.iter() {
-                c.abort();
+                c.task.abort();
             }
         }
         let _ = self.accept.await;
@@ -64,7 +72,7 @@ impl Running {
     fn abort(self) {
         self.accept.abort();
         for c in lock(&self.connections).iter() {
-            c.abort();
+            c.task.abort();
         }
     }
 }
@@ -126,6 +134,11 @@ impl Proxy {
 
     pub fn set_toxics(&self, toxics: Vec<Toxic>) {
         self.toxics.send_replace(Arc::new(toxics));
+        if let Some(running) = lock(&self.running).as_ref() {
+            for c in lock(&running.connections).iter() {
+                c.signal.wake();
+            }
+        }
     }
 
     /// Binds the listen address and starts accepting. An error is the OS's bind error.
@@ -143,7 +156,7 @@ impl Proxy {
         // As Toxiproxy does: the proxy keeps the address it got, so port 0 is resolved once
         // and a disabled proxy comes back on the same port.
         lock(&self.config).listen = bound.to_string();
-        let connections: Arc<Mutex<Vec<AbortHandle>>> = Arc::default();
+        let connections: Arc<Mutex<Vec<Link>>> = Arc::default();
         let tracked = connections.clone();
         let toxics = self.toxics.subscribe();
         let accepted = self.accepted.clone();
@@ -157,7 +170,7 @@ impl Proxy {
                     continue;
                 };
                 let mut list = lock(&tracked);
-                list.retain(|h| !h.is_finished());
+                list.retain(|c| !c.task.is_finished());
                 if list.len() >= link_limit {
                     turned_away.fetch_add(1, Ordering::Relaxed);
                     drop(client);
@@ -165,13 +178,19 @@ impl Proxy {
                 }
                 let n = accepted.fetch_add(1, Ordering::Relaxed);
                 let link_seed = seed ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-                let task = tokio::spawn(link::serve(
+                // Off this runtime: the link thread registers the socket with its own driver.
+                let Ok(client) = client.into_std() else {
+                    continue;
+                };
+                let signal = Arc::new(link::LinkSignal::default());
+                let task = threads::spawn_link(link::serve(
                     client,
                     upstream.clone(),
                     toxics.clone(),
                     link_seed,
+                    signal.clone(),
                 ));
-                list.push(task.abort_handle());
+                list.push(Link { task, signal });
             }
         });
         *lock(&self.running) = Some(Running {

@@ -427,6 +427,28 @@ async fn a_toxic_changes_an_open_connection_without_dropping_it() {
     assert!(started.elapsed() >= Duration::from_millis(140));
 }
 
+/// A connection waiting on both sockets still sees a toxic arrive: `timeout` closes an idle
+/// connection after its time, as Toxiproxy's does, with no byte sent after it was added.
+#[tokio::test]
+async fn a_toxic_added_to_an_idle_connection_acts_without_waiting_for_data() {
+    let api = Api::start().await;
+    let listen = api.proxy("idle", &echo().await).await;
+    let mut stream = TcpStream::connect(&listen).await.expect("connect");
+    let mut buf = [0u8; 4];
+    stream.write_all(b"one!").await.expect("write");
+    stream.read_exact(&mut buf).await.expect("read");
+    api.toxic(
+        "idle",
+        json!({"type": "timeout", "stream": "upstream", "attributes": {"timeout": 300}}),
+    )
+    .await;
+    let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buf))
+        .await
+        .expect("the idle connection is closed by the toxic added to it")
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without data");
+}
+
 #[tokio::test]
 async fn timeout_zero_is_a_black_hole_and_timeout_n_closes_after_n_ms() {
     let api = Api::start().await;
