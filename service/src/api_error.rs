@@ -44,7 +44,14 @@ impl IntoResponse for ApiError {
                 message: self.message,
             },
         };
+        let retry_after = self.code.retry_after_seconds();
         let mut response = (status, Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+        }
         if status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body is not read: the connection cannot carry another request,
             // and a client must not put one on it.

@@ -78,6 +78,15 @@ crate::named_enum! {
 }
 
 impl ErrorCode {
+    /// The `Retry-After` (whole seconds) an answer with this code carries: an `overloaded`
+    /// refusal tells a well-behaved client when to come back, instead of at once.
+    pub const fn retry_after_seconds(self) -> Option<u32> {
+        match self {
+            ErrorCode::Overloaded => Some(1),
+            _ => None,
+        }
+    }
+
     /// The HTTP status an answer with this code carries.
     pub const fn http_status(self) -> u16 {
         use ErrorCode::*;

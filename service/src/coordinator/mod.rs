@@ -36,7 +36,7 @@ use crate::server::{require_admin, AdminGuard};
 use crate::store::Store;
 use admission::Admission;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -217,12 +217,12 @@ impl From<BeginError> for ApiError {
 
 async fn post_transfer(
     State(coord): State<Arc<Coordinator>>,
-    headers: HeaderMap,
-    JsonBody(body): JsonBody<TransferRequest>,
+    request: axum::extract::Request,
 ) -> Result<Response, ApiError> {
     let deadline = Instant::now() + coord.config.deadline;
-    let intent = parse_intent(&headers, body)?;
-    // Shed before anything is written: a shed request changed nothing and is safe to retry.
+    // Shed at the door: before the body is read or parsed, and before anything is written.
+    // A shed request changed nothing and is safe to retry; its connection stays open (a
+    // body that came with the headers is skipped by the HTTP server, not parsed).
     let permit = coord.admission.admit();
     let refusal = match &permit {
         None => Some("too many transfers in flight; retry later"),
@@ -234,6 +234,12 @@ async fn post_transfer(
         coord.counters.inc("transfer", "shed");
         return Err(ApiError::new(ErrorCode::Overloaded, why));
     }
+    // The headers are taken out, not copied; the body limit travels in the extensions.
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    let request = axum::extract::Request::from_parts(parts, body);
+    let JsonBody(body) = JsonBody::<TransferRequest>::from_request(request, &()).await?;
+    let intent = parse_intent(&headers, body)?;
     let work = async {
         match &coord.naive {
             Some(naive) => naive_transfer(&coord, naive, intent, deadline).await,
