@@ -365,7 +365,7 @@ pub fn html(c: &Capacity) -> String {
     }
     out.push_str(&figure(
         "latency",
-        charts::latency_vs_goodput(&points, knee, c.slo_p99_ms as f64),
+        charts::latency_vs_offered(&points, knee, c.slo_p99_ms as f64),
     ));
     out.push_str(&figure(
         "goodput",

@@ -127,14 +127,15 @@ pub(super) type Chart<'a, 'b, X, Y> = ChartContext<
 pub(super) type LabelFormat<X> =
     dyn Fn(&<<X as AsRangedCoord>::CoordDescType as Ranged>::ValueType) -> String;
 
-/// A chart on `root` over `x` and `y`, its mesh drawn (with `x_labels` formatting the x
-/// axis's labels, when given).
+/// A chart on `root` over `x` and `y`, its mesh drawn (with `x_labels` and `y_labels`
+/// formatting each axis's labels, when given).
 pub(super) fn frame<'a, 'b, X, Y>(
     root: &'a DrawingArea<SVGBackend<'b>, Shift>,
     f: &Frame<'_>,
     x: X,
     y: Y,
     x_labels: Option<&LabelFormat<X>>,
+    y_labels: Option<&LabelFormat<Y>>,
 ) -> Result<Chart<'a, 'b, X, Y>, ChartError>
 where
     X: AsRangedCoord,
@@ -156,6 +157,9 @@ where
         .label_style(("sans-serif", 14));
     if let Some(format) = x_labels {
         mesh.x_label_formatter(format);
+    }
+    if let Some(format) = y_labels {
+        mesh.y_label_formatter(format);
     }
     drawn(mesh.draw())?;
     Ok(chart)
@@ -243,6 +247,7 @@ pub fn latency_per_second(
             0f64..end_s.max(1.0),
             (low..top).log_scale(),
             None,
+            None,
         )?;
         shade(&mut chart, faults, low, top)?;
         let series = |pick: fn(&Second) -> Option<f64>| -> Vec<(f64, f64)> {
@@ -280,7 +285,7 @@ pub fn outcomes_per_second(
         y_labels_px: 56,
     };
     svg(|root| {
-        let mut chart = frame(root, &frame_of, 0f64..end_s.max(1.0), 0u64..top, None)?;
+        let mut chart = frame(root, &frame_of, 0f64..end_s.max(1.0), 0u64..top, None, None)?;
         shade(&mut chart, faults, 0, top)?;
         for (i, outcome) in Outcome::ALL.iter().enumerate() {
             if seconds.iter().all(|s| s.outcomes[i] == 0) {
@@ -337,6 +342,7 @@ pub fn spectrum(points: &[(f64, f64)], slo_p99_ms: f64) -> Result<String, ChartE
             (1f64..last_x).log_scale(),
             (low..top).log_scale(),
             Some(&percentile),
+            None,
         )?;
         let curve = points.iter().map(|(q, v)| (x_of(*q), v.max(low))).collect();
         line(&mut chart, curve, "latency", P99)?;
@@ -372,7 +378,7 @@ pub fn money_in_flight(
         y_labels_px: 90,
     };
     svg(|root| {
-        let mut chart = frame(root, &frame_of, 0f64..end_s.max(1.0), 0u64..top, None)?;
+        let mut chart = frame(root, &frame_of, 0f64..end_s.max(1.0), 0u64..top, None, None)?;
         shade(&mut chart, faults, 0, top)?;
         let points = samples
             .iter()
@@ -392,27 +398,60 @@ pub struct RatePoint {
     pub meets: bool,
 }
 
-/// p50 and p99 against goodput, one point per step (in the order of offered load), with
-/// the SLO's p99 bound and the knee marked.
-pub fn latency_vs_goodput(
+/// A count on an axis, in whole units with thousands grouped: `2,000`, not `2000.0`.
+pub fn grouped(value: f64) -> String {
+    let digits = format!("{:.0}", value.abs());
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    if value.round() < 0.0 {
+        out.insert(0, '-');
+    }
+    out
+}
+
+/// The points in order of offered load, whatever order the search ran them in.
+fn by_offered_load(points: &[RatePoint]) -> Vec<&RatePoint> {
+    let mut sorted: Vec<&RatePoint> = points.iter().collect();
+    sorted.sort_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s));
+    sorted
+}
+
+/// p50 and p99 against offered load, one point per rate, with the SLO's p99 bound and the
+/// knee marked. Offered load, not goodput, is the x axis: past the knee goodput falls as
+/// offered load rises, and a curve over goodput doubled back on itself.
+pub fn latency_vs_offered(
     points: &[RatePoint],
     knee: Option<&RatePoint>,
     slo_p99_ms: f64,
 ) -> Result<String, ChartError> {
-    let right = points.iter().map(|p| p.goodput_per_s).fold(1.0, f64::max) * 1.15;
+    let points = by_offered_load(points);
+    let right = points.iter().map(|p| p.offered_per_s).fold(1.0, f64::max) * 1.1;
     let (low, top) = log_range(
         points.iter().filter_map(|p| p.p50_ms),
         points.iter().filter_map(|p| p.p99_ms),
         slo_p99_ms,
     );
     let frame_of = Frame {
-        caption: "Latency against throughput (ms, log scale)",
-        x_desc: "completed transfers / s (goodput)",
+        caption: "Latency against offered load (ms, log scale)",
+        x_desc: "offered requests / s",
         y_desc: "ms",
         y_labels_px: 56,
     };
+    let counts = |v: &f64| grouped(*v);
     svg(|root| {
-        let mut chart = frame(root, &frame_of, 0f64..right, (low..top).log_scale(), None)?;
+        let mut chart = frame(
+            root,
+            &frame_of,
+            0f64..right,
+            (low..top).log_scale(),
+            Some(&counts),
+            None,
+        )?;
         for (name, colour, pick) in [
             (
                 "p99",
@@ -423,21 +462,21 @@ pub fn latency_vs_goodput(
         ] {
             let curve: Vec<(f64, f64)> = points
                 .iter()
-                .filter_map(|p| pick(p).map(|v| (p.goodput_per_s, v.max(low))))
+                .filter_map(|p| pick(p).map(|v| (p.offered_per_s, v.max(low))))
                 .collect();
             drawn(chart.draw_series(curve.iter().map(|xy| Circle::new(*xy, 3, colour.filled()))))?;
             line(&mut chart, curve, name, colour)?;
         }
         slo_line(&mut chart, 0.0, right, slo_p99_ms)?;
         if let Some(at) =
-            knee.and_then(|k| k.p99_ms.map(|p99| (k, (k.goodput_per_s, p99.max(low)))))
+            knee.and_then(|k| k.p99_ms.map(|p99| (k, (k.offered_per_s, p99.max(low)))))
         {
             let (k, xy) = at;
             drawn(
                 chart.draw_series([
                     Circle::new(xy, 7, SLO.stroke_width(2)).into_dyn(),
                     Text::new(
-                        format!("knee {:.0}/s", k.offered_per_s),
+                        format!("knee {}/s", grouped(k.offered_per_s)),
                         xy,
                         ("sans-serif", 14).into_font(),
                     )
@@ -454,15 +493,24 @@ pub fn goodput_vs_offered(
     points: &[RatePoint],
     knee: Option<&RatePoint>,
 ) -> Result<String, ChartError> {
+    let points = by_offered_load(points);
     let right = points.iter().map(|p| p.offered_per_s).fold(1.0, f64::max) * 1.1;
     let frame_of = Frame {
         caption: "Goodput against offered load",
         x_desc: "offered requests / s",
         y_desc: "completed / s",
-        y_labels_px: 56,
+        y_labels_px: 64,
     };
+    let counts = |v: &f64| grouped(*v);
     svg(|root| {
-        let mut chart = frame(root, &frame_of, 0f64..right, 0f64..right, None)?;
+        let mut chart = frame(
+            root,
+            &frame_of,
+            0f64..right,
+            0f64..right,
+            Some(&counts),
+            Some(&counts),
+        )?;
         drawn(chart.draw_series(DashedLineSeries::new(
             [(0.0, 0.0), (right, right)],
             6,
@@ -492,9 +540,80 @@ pub fn goodput_vs_offered(
                 4,
                 SLO.stroke_width(1),
             )))?
-            .label(format!("knee {:.0}/s", k.offered_per_s))
+            .label(format!("knee {}/s", grouped(k.offered_per_s)))
             .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], SLO));
         }
         legend(&mut chart)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_are_grouped_by_thousands() {
+        assert_eq!(grouped(0.0), "0");
+        assert_eq!(grouped(999.4), "999");
+        assert_eq!(grouped(2000.0), "2,000");
+        assert_eq!(grouped(16_000.0), "16,000");
+        assert_eq!(grouped(1_234_567.4), "1,234,567");
+        assert_eq!(grouped(-2500.0), "-2,500");
+    }
+
+    /// The x coordinates of every polyline in `svg`, one list per line.
+    fn polylines(svg: &str) -> Vec<Vec<f64>> {
+        svg.split("<polyline")
+            .skip(1)
+            .filter_map(|element| {
+                let points = element.split("points=\"").nth(1)?.split('"').next()?;
+                Some(
+                    points
+                        .split_whitespace()
+                        .filter_map(|xy| xy.split(',').next()?.parse().ok())
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn capacity_curves_follow_offered_load_with_counts_grouped() {
+        let point = |offered_per_s, goodput_per_s, p99| RatePoint {
+            offered_per_s,
+            goodput_per_s,
+            p50_ms: Some(p99 / 4.0),
+            p99_ms: Some(p99),
+            meets: p99 < 200.0,
+        };
+        // In the order a search runs: up, past the knee, back between.
+        let points = [
+            point(4000.0, 4000.0, 20.0),
+            point(16000.0, 3000.0, 900.0),
+            point(8000.0, 7900.0, 30.0),
+            point(12000.0, 6000.0, 400.0),
+            point(2000.0, 2000.0, 10.0),
+        ];
+        let knee = Some(&points[2]);
+        for svg in [
+            latency_vs_offered(&points, knee, 200.0).expect("latency chart"),
+            goodput_vs_offered(&points, knee).expect("goodput chart"),
+        ] {
+            let lines = polylines(&svg);
+            assert!(lines.iter().any(|xs| xs.len() >= points.len()), "{svg}");
+            for xs in lines {
+                assert!(
+                    xs.windows(2).all(|w| w[0] <= w[1]),
+                    "a curve turns back: {xs:?}"
+                );
+            }
+            let labels: Vec<&str> = svg.lines().map(str::trim).collect();
+            assert!(labels.contains(&"4,000"), "{svg}");
+            assert!(
+                !labels.contains(&"4000") && !svg.contains("4000.0"),
+                "{svg}"
+            );
+            assert!(svg.contains("knee 8,000/s"), "{svg}");
+        }
+    }
 }

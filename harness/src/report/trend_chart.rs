@@ -34,7 +34,14 @@ pub fn history(caption: &str, values: &[f64], markers: &[Marker]) -> Result<Stri
         y_labels_px: 64,
     };
     svg(|root| {
-        let mut chart = frame(root, &frame_of, -0.5f64..last + 0.5, bottom..top, None)?;
+        let mut chart = frame(
+            root,
+            &frame_of,
+            -0.5f64..last + 0.5,
+            bottom..top,
+            None,
+            None,
+        )?;
         let points = values
             .iter()
             .enumerate()

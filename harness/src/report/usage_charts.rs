@@ -58,7 +58,7 @@ fn per_process(
         * 1.15;
     let end_s = samples.iter().map(|s| s.at_s).fold(end_s, f64::max);
     svg(|root| {
-        let mut chart = frame(root, frame_of, 0f64..end_s.max(1.0), 0f64..top, None)?;
+        let mut chart = frame(root, frame_of, 0f64..end_s.max(1.0), 0f64..top, None, None)?;
         shade(&mut chart, faults, 0.0, top)?;
         for (name, colour, points) in lines {
             line(&mut chart, points, &name, colour)?;
