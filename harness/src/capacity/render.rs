@@ -100,13 +100,16 @@ pub fn conclusion(c: &Capacity) -> String {
             "Little's law at the knee: {l:.1} transfers in the system on average (goodput × mean latency)"
         );
     }
-    if let Some(f) = c.goodput_at_twice_knee {
+    for p in &c.past_knee {
         let _ = writeln!(
             out,
-            "past the knee: at {}/s goodput is {:.0} % of the knee's: the system {}",
-            knee.saturating_mul(2),
-            f * 100.0,
-            overload_word(f)
+            "past the knee, {}× ({}/s): goodput {:.0}/s, {:.0} % of the knee's (p99 {} ms): the system {}",
+            p.factor,
+            p.rate_per_s,
+            p.goodput_rps,
+            p.of_knee * 100.0,
+            ms(p.p99_ms),
+            overload_word(p.of_knee)
         );
     }
     out
@@ -410,6 +413,8 @@ mod tests {
             "resolution": 0.1, "max_rate_per_s": 1000, "knee_rate_per_s": 200,
             "first_miss_rate_per_s": 400, "knee_stable": false, "headroom": 2.0,
             "goodput_at_twice_knee": 0.5,
+            "past_knee": [{"factor": 2.0, "rate_per_s": 400, "goodput_rps": 110.0,
+                           "of_knee": 0.5, "p99_ms": 800.0}],
             "steps": [
                 step(100, "search", true, 100.0, 10.0),
                 step(200, "search", true, 200.0, 20.0),
@@ -437,7 +442,10 @@ mod tests {
         let text = conclusion(&capacity());
         assert!(text.contains("knee: 200/s"), "{text}");
         assert!(text.contains("NOT stable"), "{text}");
-        assert!(text.contains("at 400/s goodput is 50 %"), "{text}");
+        assert!(
+            text.contains("past the knee, 2× (400/s): goodput 110/s, 50 % of the knee's (p99 800.0 ms): the system degrades"),
+            "{text}"
+        );
         assert!(text.contains("degrades"), "{text}");
         let table = markdown(&capacity());
         assert!(
