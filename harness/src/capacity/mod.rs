@@ -8,6 +8,8 @@
 //! collapses. Writes `capacity.json`, `capacity.md` and
 //! `capacity.html` (`render`).
 
+pub mod cost;
+pub mod overload;
 pub mod render;
 pub mod search;
 
@@ -19,6 +21,7 @@ use crate::stats::min_samples_for;
 use crate::summary::Summary;
 use crate::verdict::Verdict;
 use crate::{profile, provenance};
+use overload::{past_knee, past_knee_rate, PastKnee, PAST_KNEE_FACTORS};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -36,29 +39,6 @@ service::named_enum! {
         /// Past the knee, to see what goodput does under overload.
         PastKnee = "past_knee",
     }
-}
-
-/// The multiples of the knee the overload steps run at, once a first miss bounds the knee.
-/// They are not capped by `--max`, which bounds the search.
-pub const PAST_KNEE_FACTORS: [f64; 3] = [1.5, 2.0, 4.0];
-
-/// The rate `factor` times the knee.
-fn past_knee_rate(knee: u32, factor: f64) -> u32 {
-    (f64::from(knee) * factor).round() as u32
-}
-
-/// Goodput at one multiple of the knee, beside the knee's (the ideal under overload: a
-/// system that sheds what it cannot finish keeps finishing what it finished at the knee).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
-pub struct PastKnee {
-    pub factor: f64,
-    pub rate_per_s: u32,
-    /// Mean goodput of the steps at this rate, completed transfers/s.
-    pub goodput_rps: f64,
-    /// That goodput over the knee's.
-    pub of_knee: f64,
-    /// p99 of the answered transfers, ms (mean over the steps at this rate).
-    pub p99_ms: Option<f64>,
 }
 
 /// What one step measured.
@@ -94,6 +74,12 @@ pub struct Step {
     /// `cpu`): what a transfer costs at this rate.
     #[serde(default)]
     pub cpu_ms_per_operation: BTreeMap<String, f64>,
+    /// The requests those figures divide by, and the seconds they were measured over
+    /// (absent in steps recorded before they were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operations: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_window_s: Option<f64>,
     /// How the host's CPU was spent over the step's load (`summary.json`'s `cpu.host`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub host_cpu: Option<HostCpu>,
@@ -141,6 +127,9 @@ pub struct Capacity {
     /// Goodput at each of `PAST_KNEE_FACTORS` that ran.
     #[serde(default)]
     pub past_knee: Vec<PastKnee>,
+    /// What a served and a shed request cost each process, fitted over the steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_costs: Option<cost::CpuCosts>,
     pub steps: Vec<Step>,
 }
 
@@ -233,6 +222,8 @@ fn step_of(s: &Summary, rate: u32, purpose: Purpose, dir: &Path) -> Step {
         generator_limited: generator_limited(s),
         concurrency: l.mean.map(|m| s.throughput_rps * m / 1000.0),
         cpu_ms_per_operation: s.cpu.ms_per_operation.clone(),
+        operations: Some(s.cpu.operations),
+        cpu_window_s: Some(s.cpu.window_s),
         host_cpu: s.cpu.host,
         duration_s,
         dir: dir.display().to_string(),
@@ -338,41 +329,6 @@ async fn measure(
     Ok((search, steps))
 }
 
-/// The mean of `pick` over the steps at `rate`; None when no step ran there or one has no
-/// value.
-fn mean_at(steps: &[Step], rate: u32, pick: fn(&Step) -> Option<f64>) -> Option<f64> {
-    let at: Vec<Option<f64>> = steps
-        .iter()
-        .filter(|s| s.rate_per_s == rate)
-        .map(pick)
-        .collect();
-    let values: Option<Vec<f64>> = at.into_iter().collect();
-    values
-        .filter(|v| !v.is_empty())
-        .map(|v| v.iter().sum::<f64>() / v.len() as f64)
-}
-
-/// Goodput at each multiple of the knee that ran, beside the knee's.
-fn past_knee(steps: &[Step], knee: u32) -> Vec<PastKnee> {
-    let Some(at_knee) = mean_at(steps, knee, |s| Some(s.goodput_rps)).filter(|g| *g > 0.0) else {
-        return Vec::new();
-    };
-    PAST_KNEE_FACTORS
-        .iter()
-        .filter_map(|&factor| {
-            let rate = past_knee_rate(knee, factor);
-            let goodput_rps = mean_at(steps, rate, |s| Some(s.goodput_rps))?;
-            Some(PastKnee {
-                factor,
-                rate_per_s: rate,
-                goodput_rps,
-                of_knee: goodput_rps / at_knee,
-                p99_ms: mean_at(steps, rate, |s| s.p99_ms),
-            })
-        })
-        .collect()
-}
-
 /// `harness capacity`. Exit 0 with a knee, 1 when even the first step missed, 2 when a step
 /// could not run.
 pub async fn run(args: CapacityArgs) -> Result<i32, CapacityError> {
@@ -431,7 +387,10 @@ pub async fn run(args: CapacityArgs) -> Result<i32, CapacityError> {
             && first_miss
                 .is_none_or(|m| steps.iter().filter(|s| s.rate_per_s == m).all(|s| !s.meets))
     });
-    let past_knee = knee.map_or_else(Vec::new, |k| past_knee(&steps, k));
+    let cores = std::thread::available_parallelism()
+        .map_or(1, |n| u32::try_from(n.get()).unwrap_or(u32::MAX));
+    let cpu_costs = cost::fit(&steps, cores);
+    let past_knee = knee.map_or_else(Vec::new, |k| past_knee(&steps, k, cpu_costs.as_ref()));
     let goodput_at_twice_knee = past_knee
         .iter()
         .find(|p| p.factor == 2.0)
@@ -458,6 +417,7 @@ pub async fn run(args: CapacityArgs) -> Result<i32, CapacityError> {
         headroom: knee.filter(|_| peak > 0.0).map(|k| f64::from(k) / peak),
         goodput_at_twice_knee,
         past_knee,
+        cpu_costs,
         steps,
     };
     write(&out, &capacity)?;
@@ -485,42 +445,6 @@ fn write(out: &Path, capacity: &Capacity) -> Result<(), CapacityError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn step(rate: u32, goodput: f64, p99: Option<f64>) -> Step {
-        serde_json::from_value(serde_json::json!({
-            "rate_per_s": rate, "purpose": "past_knee", "meets": false, "verdict": "fail",
-            "reasons": [], "goodput_rps": goodput, "p50_ms": 5.0, "p99_ms": p99,
-            "p999_ms": null, "mean_ms": 6.0, "error_rate": 0.0, "refused_rate": 0.0,
-            "scheduled": 1000, "shed": 0, "pending": 0, "errors": 0, "overflow": 0,
-            "send_lag_ms_p99": 1.0, "generator_limited": false, "concurrency": 1.0,
-            "duration_s": 10, "dir": "d"
-        }))
-        .expect("a step")
-    }
-
-    #[test]
-    fn goodput_past_the_knee_is_set_beside_the_knees_at_each_multiple_that_ran() {
-        let steps = [
-            step(333, 300.0, Some(20.0)),
-            step(333, 310.0, Some(30.0)),
-            step(500, 240.0, Some(150.0)),
-            step(666, 155.0, Some(180.0)),
-            step(666, 151.0, None),
-        ];
-        // 1.5× rounds to 500; 2× ran twice (one without latencies); 4× did not run.
-        let past = past_knee(&steps, 333);
-        let factors: Vec<f64> = past.iter().map(|p| p.factor).collect();
-        assert_eq!(factors, [1.5, 2.0]);
-        assert_eq!(past[0].rate_per_s, 500);
-        assert!((past[0].of_knee - 240.0 / 305.0).abs() < 1e-9);
-        assert_eq!(past[0].p99_ms, Some(150.0));
-        assert_eq!(past[1].goodput_rps, 153.0);
-        assert_eq!(
-            past[1].p99_ms, None,
-            "a step without latencies has no mean p99"
-        );
-        assert!(past_knee(&steps, 999).is_empty(), "no step at the knee");
-    }
 
     /// The committed smoke baseline (a passing run) with `shed` of its completed answers
     /// turned into shed ones, judged under `shed_budget` and an error budget of 0.

@@ -3,7 +3,7 @@
 
 use super::{Capacity, Purpose, Step};
 use crate::cpu::HostCpu;
-use crate::report::charts::{self, RatePoint};
+use crate::report::capacity_charts::{self as charts, RatePoint};
 use crate::report::html::{escape, figure, STYLE};
 use crate::topology::ServiceRole;
 use std::fmt::Write;
@@ -100,10 +100,39 @@ pub fn conclusion(c: &Capacity) -> String {
             "Little's law at the knee: {l:.1} transfers in the system on average (goodput × mean latency)"
         );
     }
-    for p in &c.past_knee {
+    if let Some(costs) = &c.cpu_costs {
+        let total = costs.total();
+        let each: Vec<String> = costs
+            .by_process
+            .iter()
+            .map(|(p, c)| {
+                format!(
+                    "{p} {:.3} / {:.3} (idle {:.0} ms/s)",
+                    c.served_ms, c.shed_ms, c.idle_ms_per_s
+                )
+            })
+            .collect();
         let _ = writeln!(
             out,
-            "past the knee, {}× ({}/s): goodput {:.0}/s, {:.0} % of the knee's (p99 {} ms): the system {}",
+            "CPU ms per served request / per shed one (fitted over {} steps, {} shedding): {}; all {:.3} / {:.3}, a refusal {:.0} % of a served request",
+            costs.steps,
+            costs.shedding_steps,
+            each.join(", "),
+            total.served_ms,
+            total.shed_ms,
+            100.0 * total.shed_ms / total.served_ms.max(f64::EPSILON)
+        );
+    }
+    for p in &c.past_knee {
+        let limit = p.cpu_limit_rps.map_or(String::new(), |l| {
+            format!(
+                "; what a refusal costs lets {} cores serve {l:.0}/s",
+                c.cpu_costs.as_ref().map_or(0, |c| c.cores)
+            )
+        });
+        let _ = writeln!(
+            out,
+            "past the knee, {}× ({}/s): goodput {:.0}/s, {:.0} % of the knee's (p99 {} ms){limit}: the system {}",
             p.factor,
             p.rate_per_s,
             p.goodput_rps,
@@ -414,7 +443,11 @@ mod tests {
             "first_miss_rate_per_s": 400, "knee_stable": false, "headroom": 2.0,
             "goodput_at_twice_knee": 0.5,
             "past_knee": [{"factor": 2.0, "rate_per_s": 400, "goodput_rps": 110.0,
-                           "of_knee": 0.5, "p99_ms": 800.0}],
+                           "of_knee": 0.5, "p99_ms": 800.0, "cpu_limit_rps": 150.0}],
+            "cpu_costs": {"by_process": {
+                              "coordinator": {"idle_ms_per_s": 20.0, "served_ms": 0.3, "shed_ms": 0.03},
+                              "harness": {"idle_ms_per_s": 10.0, "served_ms": 0.1, "shed_ms": 0.05}},
+                          "steps": 5, "shedding_steps": 2, "cores": 2},
             "steps": [
                 step(100, "search", true, 100.0, 10.0),
                 step(200, "search", true, 200.0, 20.0),
@@ -443,7 +476,11 @@ mod tests {
         assert!(text.contains("knee: 200/s"), "{text}");
         assert!(text.contains("NOT stable"), "{text}");
         assert!(
-            text.contains("past the knee, 2× (400/s): goodput 110/s, 50 % of the knee's (p99 800.0 ms): the system degrades"),
+            text.contains("coordinator 0.300 / 0.030 (idle 20 ms/s), harness 0.100 / 0.050 (idle 10 ms/s); all 0.400 / 0.080, a refusal 20 % of a served request"),
+            "{text}"
+        );
+        assert!(
+            text.contains("past the knee, 2× (400/s): goodput 110/s, 50 % of the knee's (p99 800.0 ms); what a refusal costs lets 2 cores serve 150/s: the system degrades"),
             "{text}"
         );
         assert!(text.contains("degrades"), "{text}");

@@ -4,6 +4,7 @@
 //! prints when it ends. Both are made from the folder's own files, so `harness report DIR` rebuilds
 //! them from a finished run.
 
+pub mod capacity_charts;
 pub mod charts;
 pub mod html;
 pub mod markdown;
