@@ -31,11 +31,16 @@ pub fn grouped(value: f64) -> String {
     out
 }
 
-/// The points in order of offered load, whatever order the search ran them in.
-fn by_offered_load(points: &[RatePoint]) -> Vec<&RatePoint> {
+/// What both charts' x axis holds.
+const OFFERED: &str = "offered requests / s";
+
+/// The points in order of offered load, whatever order the search ran them in, and the
+/// right end of the offered-load axis (a tenth past the highest rate).
+fn along_offered_load(points: &[RatePoint]) -> (Vec<&RatePoint>, f64) {
     let mut sorted: Vec<&RatePoint> = points.iter().collect();
     sorted.sort_by(|a, b| a.offered_per_s.total_cmp(&b.offered_per_s));
-    sorted
+    let right = sorted.last().map_or(0.0, |p| p.offered_per_s).max(1.0) * 1.1;
+    (sorted, right)
 }
 
 /// p50 and p99 against offered load, one point per rate, with the SLO's p99 bound and the
@@ -46,8 +51,7 @@ pub fn latency_vs_offered(
     knee: Option<&RatePoint>,
     slo_p99_ms: f64,
 ) -> Result<String, ChartError> {
-    let points = by_offered_load(points);
-    let right = points.iter().map(|p| p.offered_per_s).fold(1.0, f64::max) * 1.1;
+    let (points, right) = along_offered_load(points);
     let (low, top) = log_range(
         points.iter().filter_map(|p| p.p50_ms),
         points.iter().filter_map(|p| p.p99_ms),
@@ -55,7 +59,7 @@ pub fn latency_vs_offered(
     );
     let frame_of = Frame {
         caption: "Latency against offered load (ms, log scale)",
-        x_desc: "offered requests / s",
+        x_desc: OFFERED,
         y_desc: "ms",
         y_labels_px: 56,
     };
@@ -110,11 +114,10 @@ pub fn goodput_vs_offered(
     points: &[RatePoint],
     knee: Option<&RatePoint>,
 ) -> Result<String, ChartError> {
-    let points = by_offered_load(points);
-    let right = points.iter().map(|p| p.offered_per_s).fold(1.0, f64::max) * 1.1;
+    let (points, right) = along_offered_load(points);
     let frame_of = Frame {
         caption: "Goodput against offered load",
-        x_desc: "offered requests / s",
+        x_desc: OFFERED,
         y_desc: "completed / s",
         y_labels_px: 64,
     };
