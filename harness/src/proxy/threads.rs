@@ -3,7 +3,7 @@
 //! on one thread, as an event-loop proxy's do (HAProxy binds a connection to a thread).
 //! On the process's shared multi-thread runtime, a woken connection is often handed to
 //! another worker, and each hand-off is a futex wake and a context switch (`bench-proxy`:
-//! 0.87× HAProxy there, 1.05× here). Listeners and the API stay on the shared runtime.
+//! 0.87× HAProxy there, 0.99–1.05× here over seven runs). Listeners and the API stay on the shared runtime.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};

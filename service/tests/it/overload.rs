@@ -10,16 +10,17 @@ use tokio::sync::Notify;
 
 #[tokio::test]
 async fn past_the_limit_a_transfer_is_shed_with_nothing_written() {
-    // Four places, and debits that take three seconds: every place stays taken while the
+    // Four places, and debits that take five seconds: every place stays taken while the
     // burst arrives, however slow the machine is at sending it.
     let system = System::start(Options {
         users: 12,
         coordinator_args: args(&["--max-in-flight", "4", "--deadline-ms", "8000"]),
-        external_args: args(&["--service-time-ms", "3000"]),
+        external_args: args(&["--service-time-ms", "5000"]),
         ..Options::default()
     })
     .await;
-    // The first 503 back means every place is taken, for the three seconds of the debits.
+    // The first 503 back means every place is taken, for the five seconds of the debits,
+    // which leaves the checks on the door room on a busy machine.
     let full = Notify::new();
     let burst = (0..12).map(|user| {
         let (system, full) = (&system, &full);
@@ -122,7 +123,7 @@ async fn a_shed_answer_keeps_its_connection_and_reads_no_body(system: &System) {
 }
 
 /// One HTTP/1.1 answer with a `Content-Length` body, read off `connection` (within 2 s:
-/// the places are held for 3).
+/// the places are held for 5).
 async fn read_answer(connection: &mut TcpStream) -> String {
     let read = async {
         let mut answer = Vec::new();
